@@ -1,0 +1,121 @@
+/*
+ * Shared internals of the Lua bindings (src/lua/*.c). Only the bindings and
+ * the CLI include this; the core never sees lua.h.
+ */
+#ifndef RD_LUA_LRD_H
+#define RD_LUA_LRD_H
+
+#include "redrive.h"
+
+#include <cJSON.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+/* Metatable names, each defined once. */
+#define RD_MT_TASK "redrive.Task"
+#define RD_MT_RUNTIME "redrive.Runtime"
+#define RD_MT_RESPONSE "redrive.Response"
+#define RD_MT_NULL "redrive.null"
+#define RD_MT_JSON_ARRAY "redrive.json.array"
+#define RD_MT_JSON_OBJECT "redrive.json.object"
+#define RD_MT_STORE "redrive.Store"
+#define RD_MT_BLUEPRINT "redrive.Blueprint"
+
+/* ---- errors --------------------------------------------------------------
+ * Expected failures return `nil, message, code` to Lua. */
+
+/* [-0, +3, m] push nil, err->msg, rd_err_name(err->code); returns 3. */
+int rd__lua_pusherr(lua_State *L, const rd_err *err);
+/* [-0, +3, m] same with a code and printf-style message; returns 3. */
+int rd__lua_fail(lua_State *L, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- runtime -------------------------------------------------------------
+ * One per lua_State (registry), owning the single uv loop and the HTTP
+ * multi handle. */
+typedef struct rd_rt rd_rt;
+typedef struct rd_task rd_task;
+typedef struct rd_wait rd_wait;
+
+struct rd_rt {
+  uv_loop_t loop;
+  lua_State *L;          /* main state */
+  rd_http_t *http;       /* created on first use */
+  uv_idle_t idle;        /* runs the ready queue */
+  rd_task *ready_head, *ready_tail;
+  int running;           /* depth of uv_run calls we made */
+  int dry_run;
+  int closing;
+  int interrupted;       /* SIGINT seen: waits fail with "canceled" */
+  long ntasks;           /* live tasks */
+};
+
+/* [-0, +0, -] the runtime of L (created by luaopen_redrive). */
+rd_rt *rd__rt(lua_State *L);
+/* The HTTP multi handle of rt, created on first use; NULL + err on failure. */
+rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err);
+
+/* ---- waiting -------------------------------------------------------------
+ * A C function that waits embeds an rd_wait as the FIRST member of its own
+ * record, starts its operation, then `return rd__await(L, w, k);`.
+ * The operation's callback fills the record and calls rd__wait_done(w).
+ * `k` runs in the waiting coroutine (or on the main thread) with
+ * ctx == (lua_KContext)w; it converts the result to Lua values, releases the
+ * record, and may raise. If w->status is RD_ECANCELED, the task was
+ * cancelled: release and raise (rd__wait_canceled). */
+struct rd_wait {
+  rd_rt *rt;
+  rd_task *task;         /* NULL when the main thread blocks on the loop */
+  int done;
+  int status;            /* 0, or RD_E* set by the op or by cancellation */
+  /* Stop the operation (its callback must then not run, or be ignored) and
+   * arrange for the record to be freed by `release`. Called on cancel. */
+  void (*cancel)(rd_wait *w);
+};
+
+/* Call from a waiting binding after arguments are checked. Raises if called
+ * from a coroutine that is not a task, or on the main thread while the loop is
+ * already running. */
+int rd__wait_check(lua_State *L);
+/* Park the caller until rd__wait_done(w): yields inside a task, runs the
+ * loop on the main thread. Then continues with k(L, LUA_YIELD, w). */
+int rd__await(lua_State *L, rd_wait *w, lua_KFunction k);
+/* Mark w finished and schedule its task; safe from any loop callback. */
+void rd__wait_done(rd_wait *w);
+/* [-0, +0, v] raise the standard "canceled" error. */
+int rd__wait_canceled(lua_State *L);
+
+/* ---- tasks --------------------------------------------------------------- */
+/* The task running L, or NULL on the main thread. */
+rd_task *rd__task_current(lua_State *L);
+/* Cancel every task's pending wait (SIGINT). */
+void rd__rt_interrupt(rd_rt *rt);
+/* Run the loop until no task or handle is left. Raises on nested use. */
+int rd__rt_run(lua_State *L);
+/* Print (to stderr) errors of failed tasks nobody waited for. */
+void rd__rt_report(rd_rt *rt);
+
+/* ---- JSON bridge (ljson.c) ----------------------------------------------- */
+#define RD_JSON_MAX_DEPTH 512
+/* [-0, +1, m] push `item` as Lua (arrays/objects marked), 0 or RD_E*. On
+ * error nothing is pushed. */
+int rd__json_push(lua_State *L, const cJSON *item, rd_err *err);
+/* [-0, +0, m] convert the Lua value at idx; NULL + err on unsupported value,
+ * cycle, invalid UTF-8 or too deep. Caller owns the result. */
+cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err);
+/* Parse s with a positioned error message ("line 3, column 7"). */
+cJSON *rd__json_parse(const char *s, size_t len, rd_err *err);
+/* [-0, +0, -] is the value at idx the JSON null sentinel? */
+int rd__json_isnull(lua_State *L, int idx);
+/* [-0, +1, -] push the JSON null sentinel. */
+void rd__json_pushnull(lua_State *L);
+
+/* ---- submodules: each adds its functions to the table on top ------------- */
+void rd__open_task(lua_State *L);
+void rd__open_json(lua_State *L);
+void rd__open_http(lua_State *L);
+void rd__open_store(lua_State *L);
+void rd__open_blueprint(lua_State *L);
+
+#endif
