@@ -1,5 +1,5 @@
 /*
- * Shared internals of the Lua bindings (src/lua/*.c). Only the bindings and
+ * Shared internals of the Lua bindings (the files in src/lua). Only the bindings and
  * the CLI include this; the core never sees lua.h.
  */
 #ifndef RD_LUA_LRD_H
@@ -14,6 +14,7 @@
 
 /* Metatable names, each defined once. */
 #define RD_MT_TASK "redrive.Task"
+#define RD_MT_COND "redrive.Cond"
 #define RD_MT_RUNTIME "redrive.Runtime"
 #define RD_MT_RESPONSE "redrive.Response"
 #define RD_MT_NULL "redrive.null"
@@ -45,7 +46,11 @@ struct rd_rt {
   uv_idle_t idle;        /* runs the ready queue */
   rd_task *ready_head, *ready_tail;
   int running;           /* depth of uv_run calls we made */
+  rd_wait *main_wait;    /* what the main thread is blocked on, if anything */
+  rd_task *all_tasks;    /* every live (unfinished) task */
   int dry_run;
+  int verbose;           /* log HTTP calls (redacted) */
+  int signal;            /* the signal that interrupted us, if any */
   int closing;
   int interrupted;       /* SIGINT seen: waits fail with "canceled" */
   long ntasks;           /* live tasks */
@@ -69,9 +74,12 @@ struct rd_wait {
   rd_task *task;         /* NULL when the main thread blocks on the loop */
   int done;
   int status;            /* 0, or RD_E* set by the op or by cancellation */
-  /* Stop the operation (its callback must then not run, or be ignored) and
-   * arrange for the record to be freed by `release`. Called on cancel. */
+  /* Stop the operation; its completion must then not be reported. May be
+   * NULL when stopping needs nothing (e.g. nothing is in flight). */
   void (*cancel)(rd_wait *w);
+  /* Free the record (asynchronously when it owns uv handles). Called by the
+   * continuation, or by the runtime at teardown after cancel. */
+  void (*release)(rd_wait *w);
 };
 
 /* Call from a waiting binding after arguments are checked. Raises if called

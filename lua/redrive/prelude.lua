@@ -1,0 +1,87 @@
+-- The pure-Lua half of the `redrive` module: combinators on top of the C
+-- tasks, and the entry points implemented in Lua (sources). Receives the
+-- module table built by luaopen_redrive and completes it.
+return function(rd)
+  local spawn, traceback = rd.spawn, debug.traceback
+
+  -- rd.all{fn1, fn2, ...} -> {r1, r2, ...} | nil, err
+  -- Runs every function as its own task and waits for all of them; ri is the
+  -- first result of fn i. If any fails, returns nil and the first error once
+  -- all have finished.
+  function rd.all(fns)
+    if type(fns) ~= "table" then error("bad argument #1 to 'all' (table expected, got " .. type(fns) .. ")", 2) end
+    local tasks = {}
+    for i, fn in ipairs(fns) do
+      if type(fn) ~= "function" then error("bad argument #1 to 'all' (element " .. i .. " is not a function)", 2) end
+      tasks[i] = spawn(function() return xpcall(fn, traceback) end)
+    end
+    local results, first_err = {}, nil
+    for i, t in ipairs(tasks) do
+      local ok, res_or_err = t:wait()
+      if ok then results[i] = res_or_err
+      elseif first_err == nil then first_err = res_or_err end
+    end
+    if first_err ~= nil then return nil, first_err end
+    return results
+  end
+
+  -- rd.each(list_or_iterator, fn, {concurrency = N}) -> {ok, failed, errors}
+  -- Calls fn(item, i) for every item with at most N calls in flight. A
+  -- failing call is recorded in errors ({index, item, error}) and the others
+  -- go on.
+  function rd.each(src, fn, opts)
+    if type(fn) ~= "function" then error("bad argument #2 to 'each' (function expected, got " .. type(fn) .. ")", 2) end
+    local n = opts and opts.concurrency or 16
+    if type(n) ~= "number" or n < 1 then error("bad argument #3 to 'each' (concurrency must be >= 1)", 2) end
+    local next_item
+    if type(src) == "table" then
+      local i = 0
+      next_item = function() i = i + 1; if src[i] ~= nil then return i, src[i] end end
+    elseif type(src) == "function" then
+      local i, done = 0, false
+      next_item = function()
+        if done then return nil end
+        local v = src()
+        if v == nil then done = true; return nil end
+        i = i + 1
+        return i, v
+      end
+    else
+      error("bad argument #1 to 'each' (table or iterator expected, got " .. type(src) .. ")", 2)
+    end
+    -- Iterators (e.g. paginated listings that fetch a page) are not
+    -- reentrant: one worker at a time pulls the next item.
+    local pull, busy, cv = next_item, false, rd.cond()
+    next_item = function()
+      while busy do cv:wait() end
+      busy = true
+      local ok, i, v = pcall(pull)
+      busy = false
+      cv:signal()
+      if not ok then error(i, 0) end
+      return i, v
+    end
+    local summary = { ok = 0, failed = 0, errors = {} }
+    local function worker()
+      while true do
+        local i, item = next_item()
+        if i == nil then return end
+        local ok, err = xpcall(fn, traceback, item, i)
+        if ok then summary.ok = summary.ok + 1
+        else
+          summary.failed = summary.failed + 1
+          summary.errors[#summary.errors + 1] = { index = i, item = item, error = err }
+        end
+      end
+    end
+    local workers = {}
+    for w = 1, n do workers[w] = spawn(worker) end
+    for _, t in ipairs(workers) do
+      local ok, err = t:wait()
+      if ok == nil and err then error(err, 0) end -- the iterator itself failed
+    end
+    return summary
+  end
+
+  if package.preload["redrive.sources"] then require("redrive.sources")(rd) end
+end

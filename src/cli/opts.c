@@ -1,0 +1,48 @@
+/* Global options of the redrive command. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int need(int i, int argc, char **argv) {
+  if (i + 1 >= argc) {
+    fprintf(stderr, "redrive: option '%s' needs an argument\n", argv[i]);
+    return 0;
+  }
+  return 1;
+}
+
+int rd__cli_parse(rd_cli_opts *o, int argc, char **argv) {
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "-") == 0) break;
+    if (strcmp(a, "--") == 0) return i + 1;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) o->help = 1;
+    else if (!strcmp(a, "-v") || !strcmp(a, "--version")) o->version = 1;
+    else if (!strcmp(a, "--dry-run")) o->dry_run = 1;
+    else if (!strcmp(a, "--json")) o->json = 1;
+    else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
+    else if (!strcmp(a, "--verbose")) o->verbose = 1;
+    else if (!strcmp(a, "--force")) o->force = 1;
+    else if (!strcmp(a, "-e")) {
+      if (!need(i, argc, argv)) return -1;
+      o->code = argv[++i];
+    } else if (!strcmp(a, "-l")) {
+      if (!need(i, argc, argv)) return -1;
+      if (o->nrequire == 16) return fprintf(stderr, "redrive: too many -l\n"), -1;
+      o->require[o->nrequire++] = argv[++i];
+    } else if (!strcmp(a, "--db")) {
+      if (!need(i, argc, argv)) return -1;
+      o->db = argv[++i];
+    } else if (!strcmp(a, "--profile")) {
+      if (!need(i, argc, argv)) return -1;
+      o->profile = argv[++i];
+    } else {
+      fprintf(stderr, "redrive: unknown option '%s' (see redrive --help)\n", a);
+      return -1;
+    }
+  }
+  return i;
+}

@@ -1,0 +1,392 @@
+/*
+ * JSON bridge on cJSON: rd.json.decode / encode / null / array / object, and
+ * the conversions the other bindings share (rd__json_push, rd__json_from_lua).
+ *
+ * Decoded arrays and objects carry a marker metatable so `[]` and `{}`
+ * round-trip; integer-valued numbers become Lua integers (exact to 2^53).
+ * Depth is bounded both ways so hostile input cannot exhaust the C stack.
+ */
+#include "lua/lrd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RD_NULL_KEY "redrive.json.null.value"
+
+/* ---- UTF-8 ---------------------------------------------------------------- */
+
+/* Offset of the first invalid UTF-8 sequence in s, or -1 when valid. */
+static long utf8_invalid_at(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    unsigned min;
+    if ((c & 0xE0) == 0xC0) len = 2, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) len = 3, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) len = 4, min = 0x10000;
+    else return (long)i;
+    if (i + len > n) return (long)i;
+    unsigned cp = c & (0xFF >> (len + 1));
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return (long)i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
+    i += len;
+  }
+  return -1;
+}
+
+/* ---- decode ----------------------------------------------------------------- */
+
+static void where(const char *s, size_t off, int *line, int *col) {
+  *line = 1;
+  *col = 1;
+  for (size_t i = 0; i < off; i++) {
+    if (s[i] == '\n') (*line)++, *col = 1;
+    else (*col)++;
+  }
+}
+
+cJSON *rd__json_parse(const char *s, size_t len, rd_err *err) {
+  long bad = utf8_invalid_at((const unsigned char *)s, len);
+  if (bad >= 0) {
+    int line, col;
+    where(s, (size_t)bad, &line, &col);
+    rd_err_set(err, RD_EINVALID, "json: invalid UTF-8 at line %d, column %d (byte %ld)", line,
+               col, bad + 1);
+    return NULL;
+  }
+  if (memchr(s, '\0', len)) {
+    size_t off = (size_t)((const char *)memchr(s, '\0', len) - s);
+    rd_err_set(err, RD_EINVALID, "json: NUL byte at byte %zu", off + 1);
+    return NULL;
+  }
+  const char *end = NULL;
+  /* len + 1 includes the terminating NUL so trailing garbage is rejected */
+  cJSON *j = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
+  if (!j) {
+    size_t off = end && end >= s ? (size_t)(end - s) : 0;
+    if (off > len) off = len;
+    int line, col;
+    where(s, off, &line, &col);
+    const char *what = off >= len ? "unexpected end of input" : "syntax error";
+    rd_err_set(err, RD_EINVALID, "json: %s at line %d, column %d (byte %zu)", what, line, col,
+               off + 1);
+  }
+  return j;
+}
+
+static void push_number(lua_State *L, double d) {
+  if (d == floor(d) && fabs(d) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
+  else lua_pushnumber(L, d);
+}
+
+static int push_value(lua_State *L, const cJSON *j, int depth, rd_err *err) {
+  if (depth > RD_JSON_MAX_DEPTH)
+    return rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d", RD_JSON_MAX_DEPTH);
+  if (!lua_checkstack(L, 3)) return rd_err_set(err, RD_ENOMEM, "json: Lua stack exhausted");
+  switch (j->type & 0xFF) {
+  case cJSON_NULL: rd__json_pushnull(L); return 0;
+  case cJSON_False: lua_pushboolean(L, 0); return 0;
+  case cJSON_True: lua_pushboolean(L, 1); return 0;
+  case cJSON_Number: push_number(L, j->valuedouble); return 0;
+  case cJSON_String:
+  case cJSON_Raw: lua_pushstring(L, j->valuestring ? j->valuestring : ""); return 0;
+  case cJSON_Array: {
+    lua_createtable(L, cJSON_GetArraySize(j), 0);
+    lua_Integer i = 1;
+    for (const cJSON *c = j->child; c; c = c->next) {
+      int r = push_value(L, c, depth + 1, err);
+      if (r) return lua_pop(L, 1), r;
+      lua_rawseti(L, -2, i++);
+    }
+    luaL_setmetatable(L, RD_MT_JSON_ARRAY);
+    return 0;
+  }
+  case cJSON_Object: {
+    lua_createtable(L, 0, 4);
+    for (const cJSON *c = j->child; c; c = c->next) {
+      lua_pushstring(L, c->string ? c->string : "");
+      int r = push_value(L, c, depth + 1, err);
+      if (r) return lua_pop(L, 2), r;
+      lua_rawset(L, -3);
+    }
+    luaL_setmetatable(L, RD_MT_JSON_OBJECT);
+    return 0;
+  }
+  default: return rd_err_set(err, RD_EINVALID, "json: unknown value type");
+  }
+}
+
+int rd__json_push(lua_State *L, const cJSON *item, rd_err *err) {
+  return push_value(L, item, 0, err);
+}
+
+/* rd.json.decode(s) -> value | nil, err, "invalid" */
+static int l_json_decode(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  rd_err err = {0};
+  cJSON *j = rd__json_parse(s, len, &err);
+  if (!j) return rd__lua_pusherr(L, &err);
+  int r = rd__json_push(L, j, &err);
+  cJSON_Delete(j);
+  if (r) return rd__lua_pusherr(L, &err);
+  return 1;
+}
+
+/* ---- encode ----------------------------------------------------------------- */
+
+int rd__json_isnull(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_NULL_KEY);
+  int eq = lua_rawequal(L, idx < 0 ? idx - 1 : idx, -1);
+  lua_pop(L, 1);
+  return eq;
+}
+
+void rd__json_pushnull(lua_State *L) { lua_getfield(L, LUA_REGISTRYINDEX, RD_NULL_KEY); }
+
+/* The table's JSON kind: 1 array, 2 object, 0 unmarked. */
+static int marked_kind(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 0;
+  int kind = 0;
+  luaL_getmetatable(L, RD_MT_JSON_ARRAY);
+  if (lua_rawequal(L, -1, -2)) kind = 1;
+  lua_pop(L, 1);
+  if (!kind) {
+    luaL_getmetatable(L, RD_MT_JSON_OBJECT);
+    if (lua_rawequal(L, -1, -2)) kind = 2;
+    lua_pop(L, 1);
+  }
+  if (!kind) { /* any metatable with __jsontype = "array" | "object" */
+    if (lua_getfield(L, -1, "__jsontype") == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      kind = strcmp(k, "array") == 0 ? 1 : strcmp(k, "object") == 0 ? 2 : 0;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return kind;
+}
+
+/* Unmarked table: an array when its keys are exactly 1..n (n > 0). */
+static int looks_like_array(lua_State *L, int idx, lua_Integer *n) {
+  lua_Integer count = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1)) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k < 1) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    if (k > max) max = k;
+    count++;
+  }
+  *n = max;
+  return count > 0 && count == max;
+}
+
+static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err);
+
+static cJSON *from_array(lua_State *L, int idx, lua_Integer n, int depth, rd_err *err) {
+  cJSON *a = cJSON_CreateArray();
+  if (!a) return rd_err_set(err, RD_ENOMEM, "json: out of memory"), NULL;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, err);
+    lua_pop(L, 1);
+    if (!c) {
+      if (err && !strstr(err->msg, " at ")) {
+        size_t l = strlen(err->msg);
+        snprintf(err->msg + l, sizeof err->msg - l, " at [%lld]", (long long)i);
+      }
+      cJSON_Delete(a);
+      return NULL;
+    }
+    cJSON_AddItemToArray(a, c);
+  }
+  return a;
+}
+
+static cJSON *from_object(lua_State *L, int idx, int depth, rd_err *err) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return rd_err_set(err, RD_ENOMEM, "json: out of memory"), NULL;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    char numkey[32];
+    const char *key;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      key = lua_tostring(L, -2);
+    } else if (lua_isinteger(L, -2)) {
+      snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -2));
+      key = numkey;
+    } else {
+      lua_pop(L, 2);
+      cJSON_Delete(o);
+      rd_err_set(err, RD_EINVALID, "json: cannot encode a table key of type %s",
+                 luaL_typename(L, -1));
+      return NULL;
+    }
+    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, err);
+    if (!c) {
+      if (err && !strstr(err->msg, " at ")) {
+        size_t l = strlen(err->msg);
+        snprintf(err->msg + l, sizeof err->msg - l, " at .%s", key);
+      }
+      lua_pop(L, 2);
+      cJSON_Delete(o);
+      return NULL;
+    }
+    cJSON_AddItemToObject(o, key, c);
+    lua_pop(L, 1);
+  }
+  return o;
+}
+
+static cJSON *from_table(lua_State *L, int idx, int depth, rd_err *err) {
+  if (depth > RD_JSON_MAX_DEPTH) {
+    rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d (or a cycle)", RD_JSON_MAX_DEPTH);
+    return NULL;
+  }
+  if (!lua_checkstack(L, 6)) return rd_err_set(err, RD_ENOMEM, "json: stack exhausted"), NULL;
+  int kind = marked_kind(L, idx);
+  lua_Integer n = 0;
+  if (kind == 1) n = (lua_Integer)lua_rawlen(L, idx);
+  else if (kind == 0 && looks_like_array(L, idx, &n)) kind = 1;
+  return kind == 1 ? from_array(L, idx, n, depth, err) : from_object(L, idx, depth, err);
+}
+
+static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return cJSON_CreateNull();
+  case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
+  case LUA_TNUMBER: {
+    double d = lua_tonumber(L, idx);
+    if (isnan(d) || isinf(d)) {
+      rd_err_set(err, RD_EINVALID, "json: cannot encode %s", isnan(d) ? "NaN" : "infinity");
+      return NULL;
+    }
+    return cJSON_CreateNumber(d);
+  }
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    long bad = utf8_invalid_at((const unsigned char *)s, len);
+    if (bad >= 0 || memchr(s, '\0', len)) {
+      rd_err_set(err, RD_EINVALID, "json: cannot encode a string with invalid UTF-8 (byte %ld)",
+                 bad >= 0 ? bad + 1 : (long)((const char *)memchr(s, 0, len) - s) + 1);
+      return NULL;
+    }
+    return cJSON_CreateString(s);
+  }
+  case LUA_TTABLE: return from_table(L, idx, depth, err);
+  case LUA_TUSERDATA:
+    if (rd__json_isnull(L, idx)) return cJSON_CreateNull();
+    if (luaL_getmetafield(L, idx, "__tojson") != LUA_TNIL) {
+      /* objects such as blueprints know their JSON form */
+      lua_pushvalue(L, idx);
+      lua_call(L, 1, 1);
+      cJSON *j = from_lua(L, lua_gettop(L), depth + 1, err);
+      lua_pop(L, 1);
+      return j;
+    }
+    /* fall through */
+  default:
+    rd_err_set(err, RD_EINVALID, "json: cannot encode a %s", luaL_typename(L, idx));
+    return NULL;
+  }
+}
+
+cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err) {
+  return from_lua(L, lua_absindex(L, idx), 0, err);
+}
+
+/* rd.json.encode(v [, {pretty = true}]) -> string | nil, err, "invalid" */
+static int l_json_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  int pretty = 0;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "pretty");
+    pretty = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  rd_err err = {0};
+  cJSON *j = rd__json_from_lua(L, 1, &err);
+  if (!j) return rd__lua_pusherr(L, &err);
+  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  if (!s) return luaL_error(L, "json: out of memory");
+  lua_pushstring(L, s);
+  cJSON_free(s);
+  return 1;
+}
+
+static int mark(lua_State *L, const char *mt) {
+  if (lua_isnoneornil(L, 1)) lua_newtable(L);
+  else luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, mt);
+  return 1;
+}
+
+/* rd.json.array([t]) / rd.json.object([t]) -> t, marked */
+static int l_json_array(lua_State *L) { return mark(L, RD_MT_JSON_ARRAY); }
+static int l_json_object(lua_State *L) { return mark(L, RD_MT_JSON_OBJECT); }
+
+/* rd.json.kind(v) -> "array" | "object" | nil */
+static int l_json_kind(lua_State *L) {
+  if (!lua_istable(L, 1)) return 0;
+  int k = marked_kind(L, 1);
+  if (k == 0) return 0;
+  lua_pushstring(L, k == 1 ? "array" : "object");
+  return 1;
+}
+
+static int l_null_tostring(lua_State *L) {
+  lua_pushliteral(L, "null");
+  return 1;
+}
+
+static const luaL_Reg json_funcs[] = {
+  {"decode", l_json_decode}, {"encode", l_json_encode}, {"array", l_json_array},
+  {"object", l_json_object}, {"kind", l_json_kind}, {NULL, NULL},
+};
+
+void rd__open_json(lua_State *L) {
+  luaL_newmetatable(L, RD_MT_JSON_ARRAY);
+  lua_pushliteral(L, "array");
+  lua_setfield(L, -2, "__jsontype");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, RD_MT_JSON_OBJECT);
+  lua_pushliteral(L, "object");
+  lua_setfield(L, -2, "__jsontype");
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_NULL_KEY);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 0, 0);
+    luaL_newmetatable(L, RD_MT_NULL);
+    lua_pushcfunction(L, l_null_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, RD_NULL_KEY);
+  }
+  luaL_newlib(L, json_funcs);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "null");
+  lua_setfield(L, -2, "json");
+}

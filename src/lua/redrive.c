@@ -1,0 +1,188 @@
+/*
+ * luaopen_redrive: the runtime (one uv loop per Lua state), the shared error
+ * helpers of the bindings, and the assembly of the `redrive` module from the
+ * C submodules and the compiled-in pure-Lua parts (package.preload).
+ */
+#include "lua/lrd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RD_RT_KEY "redrive.runtime"
+
+struct rd__luafile {
+  const char *name, *chunk, *src;
+  size_t len;
+};
+extern const struct rd__luafile rd__luafiles[];
+
+void rd__rt_cancel_all(rd_rt *rt);
+
+/* ---- errors ------------------------------------------------------------- */
+
+int rd__lua_pusherr(lua_State *L, const rd_err *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err && err->msg[0] ? err->msg : rd_strerror(err ? err->code : RD_EIO));
+  lua_pushstring(L, rd_err_name(err ? err->code : RD_EIO));
+  return 3;
+}
+
+int rd__lua_fail(lua_State *L, int code, const char *fmt, ...) {
+  rd_err e = {.code = code};
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+  va_end(ap);
+  return rd__lua_pusherr(L, &e);
+}
+
+/* ---- runtime ------------------------------------------------------------- */
+
+rd_rt *rd__rt(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_RT_KEY);
+  rd_rt *rt = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!rt) luaL_error(L, "redrive: runtime not initialised (require \"redrive\" first)");
+  return rt;
+}
+
+rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err) {
+  if (!rt->http && rd_http_new(&rt->http, &rt->loop, NULL, err) != 0) return NULL;
+  return rt->http;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Runtime teardown (lua_close or the state's collection): cancel what is
+ * parked, close every handle, and require the loop to close cleanly. */
+static int l_rt_gc(lua_State *L) {
+  rd_rt *rt = luaL_checkudata(L, 1, RD_MT_RUNTIME);
+  if (rt->closing) return 0;
+  rt->closing = 1;
+  rd__rt_cancel_all(rt);
+  if (rt->http) rd_http_close(rt->http);
+  rt->http = NULL;
+  uv_run(&rt->loop, UV_RUN_NOWAIT);
+  uv_walk(&rt->loop, close_walk, NULL);
+  while (uv_loop_close(&rt->loop) == UV_EBUSY) uv_run(&rt->loop, UV_RUN_ONCE);
+  return 0;
+}
+
+static rd_rt *rt_new(lua_State *L) {
+  rd_rt *rt = lua_newuserdatauv(L, sizeof *rt, 0);
+  memset(rt, 0, sizeof *rt);
+  rt->closing = 1; /* until the loop exists, __gc has nothing to do */
+  luaL_newmetatable(L, RD_MT_RUNTIME);
+  lua_pushcfunction(L, l_rt_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int r = uv_loop_init(&rt->loop);
+  if (r != 0) luaL_error(L, "redrive: cannot create the event loop: %s", uv_strerror(r));
+  uv_idle_init(&rt->loop, &rt->idle);
+  rt->idle.data = rt;
+  rt->closing = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  rt->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  rt->dry_run = getenv("REDRIVE_DRY_RUN") && strcmp(getenv("REDRIVE_DRY_RUN"), "1") == 0;
+  lua_setfield(L, LUA_REGISTRYINDEX, RD_RT_KEY);
+  return rt;
+}
+
+/* rd.dry_run([on]) -> previous setting */
+static int l_rd_dry_run(lua_State *L) {
+  rd_rt *rt = rd__rt(L);
+  int prev = rt->dry_run;
+  if (!lua_isnoneornil(L, 1)) rt->dry_run = lua_toboolean(L, 1);
+  lua_pushboolean(L, prev);
+  return 1;
+}
+
+/* rd.is_dry_run() -> boolean */
+static int l_rd_is_dry_run(lua_State *L) {
+  lua_pushboolean(L, rd__rt(L)->dry_run);
+  return 1;
+}
+
+/* ---- compiled-in Lua ------------------------------------------------------ */
+
+static int l_preload_loader(lua_State *L) {
+  const struct rd__luafile *f = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, f->src, f->len, f->chunk) != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void install_preloads(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (const struct rd__luafile *f = rd__luafiles; f->name; f++) {
+    lua_pushlightuserdata(L, (void *)f);
+    lua_pushcclosure(L, l_preload_loader, 1);
+    lua_setfield(L, -2, f->name);
+  }
+  lua_pop(L, 1);
+}
+
+/* core.luafiles() -> { name... }: lets the engine discover its modules. */
+static int l_core_luafiles(lua_State *L) {
+  lua_newtable(L);
+  int i = 1;
+  for (const struct rd__luafile *f = rd__luafiles; f->name; f++) {
+    lua_pushstring(L, f->name);
+    lua_rawseti(L, -2, i++);
+  }
+  return 1;
+}
+
+static const luaL_Reg rd_funcs[] = {
+  {"dry_run", l_rd_dry_run}, {"is_dry_run", l_rd_is_dry_run}, {NULL, NULL},
+};
+
+/* The C internals table, `require "redrive.core"`, for the Lua parts. */
+static void open_core(lua_State *L) {
+  lua_newtable(L);
+  lua_pushcfunction(L, l_core_luafiles);
+  lua_setfield(L, -2, "luafiles");
+#ifdef RD_HAVE_STORE
+  rd__open_store(L);
+#endif
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "redrive.core");
+  lua_pop(L, 1);
+}
+
+int luaopen_redrive(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_RT_KEY);
+  int have_rt = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!have_rt) rt_new(L);
+  install_preloads(L);
+  open_core(L);                  /* [core] */
+  lua_newtable(L);               /* [core, rd] */
+  lua_pushliteral(L, RD_VERSION);
+  lua_setfield(L, -2, "version");
+  luaL_setfuncs(L, rd_funcs, 0);
+  rd__open_task(L);
+  rd__open_json(L);
+  rd__open_http(L);
+#ifdef RD_HAVE_BLUEPRINT
+  rd__open_blueprint(L);
+#endif
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "rd");     /* core.rd = rd, for the Lua parts */
+  /* pure-Lua parts add rd.all, rd.each, rd.connect, ... */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "redrive.prelude");
+  lua_call(L, 1, 1);
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0);
+  lua_remove(L, -2);
+  return 1;
+}

@@ -1,0 +1,109 @@
+-- Lua test harness: test(name, fn) runs fn as a task on the loop and records
+-- pass/fail; done() prints "N passed, N failed[, N skipped]" and exits.
+local rd = require "redrive"
+local H = { passed = 0, failed = 0, skipped = 0 }
+local expected_calls = {}
+
+local function show(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "table" then
+    local ok, s = pcall(rd.json.encode, v)
+    if ok then return s end
+  end
+  return tostring(v)
+end
+
+local function deep_eq(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+H.deep_eq = deep_eq
+
+function H.eq(a, b, what)
+  if not deep_eq(a, b) then
+    error(string.format("%sexpected %s, got %s", what and (what .. ": ") or "", show(b), show(a)), 2)
+  end
+end
+
+function H.ok(v, what, ...)
+  if not v then error((what or "expected a true value") .. " " .. show(select(1, ...)), 2) end
+  return v
+end
+
+function H.match(s, pat, what)
+  if type(s) ~= "string" or not s:find(pat) then
+    error(string.format("%sexpected %s to match %q", what and (what .. ": ") or "", show(s), pat), 2)
+  end
+end
+
+-- check_err(code, pattern, f, ...): f(...) must return nil, msg, code.
+function H.check_err(code, pat, f, ...)
+  local r = table.pack(f(...))
+  if r[1] ~= nil or r[3] ~= code then
+    error(string.format("expected nil, msg, %q; got %s, %s, %s", code, show(r[1]), show(r[2]), show(r[3])), 2)
+  end
+  if pat and not tostring(r[2]):find(pat) then
+    error(string.format("error message %q does not match %q", r[2], pat), 2)
+  end
+  return r[2]
+end
+
+-- raises(pattern, f, ...): f must raise an error matching pattern.
+function H.raises(pat, f, ...)
+  local ok, err = pcall(f, ...)
+  if ok then error("expected an error matching " .. pat, 2) end
+  if not tostring(err):find(pat) then error(string.format("error %q does not match %q", tostring(err), pat), 2) end
+  return err
+end
+
+-- expect(fn): returns a wrapper that must be called before the test ends.
+function H.expect(fn, times)
+  local e = { want = times or 1, got = 0, where = debug.traceback("", 2) }
+  expected_calls[#expected_calls + 1] = e
+  return function(...) e.got = e.got + 1; if fn then return fn(...) end end
+end
+
+function H.test(name, fn)
+  expected_calls = {}
+  local t = rd.spawn(function() return xpcall(fn, debug.traceback) end)
+  local ok, err = t:wait() -- xpcall's status and error, or nil, err
+  if ok then
+    for _, e in ipairs(expected_calls) do
+      if e.got ~= e.want then
+        ok, err = false, string.format("callback expected %d call(s), got %d%s", e.want, e.got, e.where)
+      end
+    end
+  end
+  if ok then
+    H.passed = H.passed + 1
+    print("ok   " .. name)
+  else
+    H.failed = H.failed + 1
+    print("FAIL " .. name .. "\n    " .. tostring(err):gsub("\n", "\n    "))
+  end
+end
+
+function H.skip(name, why)
+  H.skipped = H.skipped + 1
+  print("skip " .. name .. " (" .. why .. ")")
+end
+
+function H.done()
+  print(string.format("%d passed, %d failed, %d skipped", H.passed, H.failed, H.skipped))
+  os.exit(H.failed == 0 and 0 or 1)
+end
+
+H.server = os.getenv("RD_TEST_SERVER")
+H.root = os.getenv("RD_ROOT") or "."
+H.shared = os.getenv("RD_SHARED") or "../shared"
+function H.tmpname(suffix)
+  local dir = os.getenv("REDRIVE_DB"):match("^(.*)/") or "/tmp"
+  H._n = (H._n or 0) + 1
+  return string.format("%s/t%d-%d%s", dir, math.random(1 << 30), H._n, suffix or "")
+end
+
+test, eq, ok, match, check_err, raises, expect, skip = H.test, H.eq, H.ok, H.match, H.check_err, H.raises, H.expect, H.skip
+return H
