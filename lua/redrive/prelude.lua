@@ -83,5 +83,5 @@ return function(rd)
     return summary
   end
 
-  if package.preload["redrive.sources"] then require("redrive.sources")(rd) end
+  require("redrive.sources")(rd)
 end
