@@ -1,0 +1,101 @@
+-- JSON bridge: rd.json.decode / encode / null / array / object
+local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
+local rd = require "redrive"
+local json = rd.json
+
+test("json-1.1 scalars and integers", function()
+  eq(json.decode("42"), 42)
+  eq(math.type(json.decode("42")), "integer")
+  eq(math.type(json.decode("9007199254740992")), "integer")
+  eq(json.decode("9007199254740992"), 9007199254740992)
+  eq(math.type(json.decode("2.5")), "float")
+  eq(json.decode("-0.5e1"), -5)
+  eq(json.decode("true"), true)
+  eq(json.decode('"x"'), "x")
+  ok(json.decode("null") == json.null, "null sentinel")
+  eq(tostring(json.null), "null")
+end)
+
+test("json-1.2 [] and {} round-trip; decode marks kinds", function()
+  eq(json.encode(json.decode("[]")), "[]")
+  eq(json.encode(json.decode("{}")), "{}")
+  eq(json.kind(json.decode("[]")), "array")
+  eq(json.kind(json.decode("{}")), "object")
+  eq(json.encode(json.array {}), "[]")
+  eq(json.encode(json.object {}), "{}")
+  eq(json.encode({}), "{}")
+  eq(json.encode({ 1, 2, 3 }), "[1,2,3]")
+  eq(json.decode('{"a":{"b":[1,{"c":[]}]}}').a.b[2].c, json.array {})
+  eq(json.encode(json.decode('{"a":{"b":[1,{"c":[]}]}}')), '{"a":{"b":[1,{"c":[]}]}}')
+end)
+
+test("json-1.3 nulls keep array positions", function()
+  local a = json.decode("[1,null,3]")
+  eq(#a, 3); ok(a[2] == json.null)
+  eq(json.encode(a), "[1,null,3]")
+end)
+
+test("json-1.4 unicode escapes and UTF-8", function()
+  eq(json.decode('"\\u00e9\\u4e2d"'), "é中")
+  eq(json.decode('"\\ud83d\\ude00"'), "😀")
+  eq(json.decode(json.encode("tab\tquote\"nl\n")), "tab\tquote\"nl\n")
+  eq(json.encode("é"), '"é"')
+end)
+
+test("json-1.5 invalid UTF-8 is refused with a position", function()
+  check_err("invalid", "invalid UTF%-8 at line 1, column 3", json.decode, '"a\xff"')
+  check_err("invalid", "invalid UTF%-8", json.encode, "bad \xc3\x28")
+end)
+
+test("json-1.6 syntax errors say where", function()
+  local msg = check_err("invalid", "line 2, column", json.decode, '{\n "a": tru }')
+  match(msg, "^json: syntax error")
+  check_err("invalid", "unexpected end of input", json.decode, '{"a": [1,')
+  check_err("invalid", "syntax error", json.decode, '{"a": 1} trailing')
+  check_err("invalid", nil, json.decode, "")
+end)
+
+test("json-1.7 depth is bounded both ways", function()
+  local deep = string.rep("[", 100000) .. string.rep("]", 100000)
+  check_err("invalid", nil, json.decode, deep)
+  local t = {}
+  local cur = t
+  for _ = 1, 2000 do cur.x = {}; cur = cur.x end
+  check_err("invalid", "nesting deeper", json.encode, t)
+  local cyc = {}; cyc.self = cyc
+  check_err("invalid", "cycle", json.encode, cyc)
+end)
+
+test("json-1.8 values that cannot be encoded", function()
+  check_err("invalid", "NaN", json.encode, 0/0)
+  check_err("invalid", "infinity", json.encode, math.huge)
+  check_err("invalid", "function", json.encode, { f = print })
+  check_err("invalid", "key of type", json.encode, { [true] = 1 })
+  eq(json.decode(json.encode({ [1] = "a", [2] = "b" })), { "a", "b" })
+end)
+
+test("json-1.9 pretty printing parses back to the same value", function()
+  local v = { name = "x", flow = { { id = 1, module = "m" } }, n = 1.5 }
+  local s = json.encode(v, { pretty = true })
+  match(s, "\n")
+  eq(json.decode(s), v)
+end)
+
+test("json-1.10 misuse raises", function()
+  raises("string expected", json.decode, nil)
+  raises("table expected", json.array, 5)
+end)
+
+test("json-1.11 hostile inputs never crash", function()
+  math.randomseed(7)
+  local pieces = { "{", "}", "[", "]", '"', ":", ",", "1", "-", "e", ".", "tru", "null", "\\u", "\\", " ", "\xff", "\0" }
+  for _ = 1, 3000 do
+    local t = {}
+    for j = 1, math.random(1, 30) do t[j] = pieces[math.random(#pieces)] end
+    local s = table.concat(t)
+    local v, err, code = json.decode(s)
+    if v == nil then eq(code, "invalid"); ok(type(err) == "string", "message") end
+  end
+end)
+
+H.done()
