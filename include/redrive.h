@@ -61,7 +61,7 @@ const char *rd_err_name(int code);
 /* Generic message for a code. */
 const char *rd_strerror(int code);
 /* Fill `err` (if not NULL) with code and a printf-style message; returns
- * `code` so callers can write `return rd_err_set(err, RD_EINVAL, ...)`. */
+ * `code` so callers can write `return rd_err_set(err, RD_EINVALID, ...)`. */
 int rd_err_set(rd_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Reset `err` to "no error". */
@@ -130,6 +130,354 @@ void rd_http_res_free(rd_http_res_t *res);
 const char *rd_http_res_header(const rd_http_res_t *res, const char *name);
 /* Copy `url` into `out` without userinfo and query, for messages. */
 void rd_http_redact_url(const char *url, char *out, size_t n);
+
+/* ---- store: the durable SQLite store of the local engine --------------- *
+ *
+ * One SQLite file (WAL, synchronous=FULL, mode 0600) holding scenarios,
+ * executions, incomplete executions (DLQ items) and their retry logs. Once a
+ * writing call returns 0, its change survives a crash or kill -9. Several
+ * processes may use one file; leases keep them from retrying an item twice.
+ *
+ * Units: timestamps are seconds since the Unix epoch (fractions allowed),
+ * durations milliseconds. A double field set to RD_STORE_NONE (NaN) is SQL
+ * NULL (absent); a NULL string is absent too.
+ *
+ * Records handed to callbacks are borrowed: valid until the callback returns.
+ * A callback returns 0 to go on, anything else to stop: the call then returns
+ * RD_ECANCELED (and a writing call rolls back). A callback must not call the
+ * store it is called from. Records returned through `**out` are one malloc'd
+ * block each: free them with free().
+ */
+typedef struct rd_store rd_store_t;
+
+#define RD_STORE_NONE (__builtin_nan(""))
+#define RD_STORE_ID_LEN 32             /* ids: 32 lowercase hex chars */
+#define RD_STORE_DEFAULT_LIMIT 100     /* page size when `limit` is 0 */
+#define RD_STORE_MAX_LIMIT 10000
+
+/* Open (creating it and its parent directories if needed) the store at
+ * `path` and bring its schema up to date. RD_ECORRUPT when the file is not
+ * SQLite, is a database of something else, or has a newer schema; RD_EIO
+ * when it cannot be created or opened; RD_EBUSY when another process holds
+ * the lock for more than ~5 s. The message names the path. */
+int rd_store_open(rd_store_t **out, const char *path, rd_err *err);
+/* Close the store (NULL is fine). Pending leases stay until they expire. */
+void rd_store_close(rd_store_t *st);
+/* The path given to rd_store_open; borrowed, valid until close. */
+const char *rd_store_path(const rd_store_t *st);
+/* The schema version this build writes (PRAGMA user_version). */
+int rd_store_schema_version(void);
+/* Write the default store path into buf: $REDRIVE_DB, else
+ * $XDG_DATA_HOME/redrive/redrive.db, else ~/.local/share/redrive/redrive.db.
+ * RD_EINVALID if it does not fit, RD_ENOT_FOUND if no home is known. */
+int rd_store_default_path(char *buf, size_t n);
+
+/* -- scenarios (integer ids) -- */
+typedef struct rd_scenario {
+  int64_t id;
+  const char *name;
+  const char *blueprint;  /* JSON text */
+  int dlq;                /* store incomplete executions */
+  double created, updated;
+} rd_scenario_t;
+
+enum { RD_SCENARIO_NAME = 1 << 0, RD_SCENARIO_BLUEPRINT = 1 << 1, RD_SCENARIO_DLQ = 1 << 2 };
+
+typedef int (*rd_scenario_cb)(const rd_scenario_t *rec, void *ud);
+
+/* Insert a scenario (id, created, updated are set by the store). */
+int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *id, rd_err *err);
+/* RD_ENOT_FOUND if there is no such scenario. */
+int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err *err);
+int rd_store_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *err);
+/* Update the fields named in `mask` (RD_SCENARIO_*); RD_ENOT_FOUND. */
+int rd_store_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *fields,
+                             unsigned mask, rd_err *err);
+
+/* -- executions (32-hex ids) -- */
+typedef struct rd_exec {
+  const char *id;              /* NULL on insert: the store makes one */
+  int64_t scenario_id;         /* 0 = none */
+  const char *status;          /* success|warning|error|running|canceled */
+  const char *mode;
+  double started_at, stopped_at, duration;
+  int64_t operations, transfer, attempts;
+  const char *error;           /* JSON text */
+  const char *run_data;        /* JSON text; never set in list results */
+  const char *retry_of, *retry_success_id, *parent_id, *dlq_id;
+} rd_exec_t;
+
+/* Field bits for rd_store_exec_update. */
+enum {
+  RD_EXEC_STATUS = 1 << 0, RD_EXEC_MODE = 1 << 1, RD_EXEC_STARTED_AT = 1 << 2,
+  RD_EXEC_STOPPED_AT = 1 << 3, RD_EXEC_DURATION = 1 << 4, RD_EXEC_OPERATIONS = 1 << 5,
+  RD_EXEC_TRANSFER = 1 << 6, RD_EXEC_ATTEMPTS = 1 << 7, RD_EXEC_ERROR = 1 << 8,
+  RD_EXEC_RUN_DATA = 1 << 9, RD_EXEC_RETRY_OF = 1 << 10, RD_EXEC_RETRY_SUCCESS_ID = 1 << 11,
+  RD_EXEC_PARENT_ID = 1 << 12, RD_EXEC_DLQ_ID = 1 << 13, RD_EXEC_SCENARIO_ID = 1 << 14,
+};
+
+typedef struct rd_exec_filter {
+  int64_t scenario_id;     /* 0 = any */
+  const char *status;      /* NULL = any */
+  const char *mode;        /* NULL = any */
+  double since, until;     /* on started_at: since <= t < until; RD_STORE_NONE = open */
+  const char *after;       /* keyset pagination: ids > after; NULL = from the start */
+  int limit;               /* 0 = RD_STORE_DEFAULT_LIMIT, capped at RD_STORE_MAX_LIMIT */
+} rd_exec_filter_t;
+
+typedef int (*rd_exec_cb)(const rd_exec_t *rec, void *ud);
+
+/* Execution with run_data; RD_ENOT_FOUND. */
+int rd_store_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *err);
+/* One page in id (creation) order, without run_data. */
+int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb, void *ud,
+                       rd_err *err);
+/* Update the fields named in `mask` (RD_EXEC_*); RD_ENOT_FOUND, RD_EINVALID. */
+int rd_store_exec_update(rd_store_t *st, const char *id, const rd_exec_t *fields, unsigned mask,
+                         rd_err *err);
+/* Delete an execution; RD_ENOT_FOUND. Its DLQ item, if any, stays. */
+int rd_store_exec_delete(rd_store_t *st, const char *id, rd_err *err);
+
+/* -- incomplete executions (DLQ items) and their logs -- */
+typedef struct rd_dlq_item {
+  const char *id;              /* NULL on insert: the store makes one */
+  int64_t scenario_id;
+  const char *scenario_name;
+  const char *reason;
+  double created;              /* RD_STORE_NONE on insert: now */
+  int64_t size;
+  int resolved, retry;
+  int64_t attempts;
+  const char *execution_id;    /* set by rd_store_record */
+  int64_t failer;              /* module id, 0 = none */
+  const char *blueprint;       /* JSON text; NULL in list results */
+  const char *state;           /* JSON text: what resuming needs; NULL in lists */
+  const char *lease_owner;     /* NULL when not leased */
+  double lease_expiry;         /* RD_STORE_NONE when not leased */
+} rd_dlq_item_t;
+
+typedef struct rd_dlq_log {
+  const char *id;
+  const char *dlq_id;
+  int status;                  /* 1 success, 2 warning, 3 error */
+  double duration;
+  int64_t operations, transfer;
+  double timestamp;            /* RD_STORE_NONE on insert: now */
+  const char *execution_id;
+  int forced;
+} rd_dlq_log_t;
+
+typedef struct rd_dlq_filter {
+  int64_t scenario_id;         /* 0 = any */
+  int resolved;                /* -1 = any, 0 = pending, 1 = resolved */
+  double since, until;         /* on created; RD_STORE_NONE = open */
+  const char *after;
+  int limit;
+} rd_dlq_filter_t;
+
+typedef struct rd_log_filter {
+  int status;                  /* 0 = any */
+  double from, to;             /* on timestamp: from <= t < to; RD_STORE_NONE = open */
+  const char *after;
+  int limit;
+} rd_log_filter_t;
+
+/* Which items a claim or delete is about: `ids` (n_ids of them) or, with
+ * `all`, every item (of `scenario_id` when not 0); minus `except`. */
+typedef struct rd_dlq_sel {
+  const char *const *ids;
+  size_t n_ids;
+  int all;
+  const char *const *except;
+  size_t n_except;
+  int64_t scenario_id;
+} rd_dlq_sel_t;
+
+typedef int (*rd_dlq_cb)(const rd_dlq_item_t *item, void *ud);
+typedef int (*rd_dlq_log_cb)(const rd_dlq_log_t *log, void *ud);
+/* An item a delete could not remove, with why ("being retried", "not found"). */
+typedef int (*rd_dlq_error_cb)(const char *id, const char *message, void *ud);
+
+/* One transaction: insert (or, when exec->id exists, replace) the execution
+ * and, when `dlq` is not NULL, its DLQ item, linked both ways (the item's
+ * execution_id, the execution's dlq_id). Writes the ids into exec_id and
+ * dlq_id (each RD_STORE_ID_LEN + 1 bytes; dlq_id may be NULL without dlq). */
+int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *dlq,
+                    char *exec_id, char *dlq_id, rd_err *err);
+
+/* Item with blueprint and state; RD_ENOT_FOUND. */
+int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err *err);
+/* One page in id order, without blueprint and state. */
+int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
+                      rd_err *err);
+/* Count items (scenario_id, resolved of f; the rest is ignored). */
+int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err);
+/* Replace the blueprint (when not NULL) and the failer (when > 0).
+ * RD_ENOT_FOUND; RD_ECONFLICT while someone holds a lease on the item. */
+int rd_store_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, int64_t failer,
+                       rd_err *err);
+/* One transaction: delete the selected items with their logs. Items leased
+ * right now are kept and reported to on_error ("being retried"), as are
+ * requested ids that do not exist; the rest is deleted and counted in
+ * *deleted. `all` deletes everything selected: the caller must have had it
+ * confirmed. on_error runs inside the transaction. */
+int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
+                        rd_dlq_error_cb on_error, void *ud, rd_err *err);
+/* One page of an item's retry logs in id order; RD_ENOT_FOUND without the item. */
+int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
+                      rd_dlq_log_cb cb, void *ud, rd_err *err);
+
+/* Lease up to `limit` pending (unresolved) selected items with ids > after
+ * for `owner` until now + ttl seconds, in one transaction; an item leased by
+ * someone else is skipped unless the lease has expired; one leased by
+ * `owner` already is leased again. Then hands each claimed item (with
+ * blueprint and state) to cb in id order. Two processes never get the same
+ * item while its lease runs. */
+typedef struct rd_claim_opts {
+  rd_dlq_sel_t sel;
+  const char *after;
+  int limit;
+  const char *owner;
+  double ttl;                  /* seconds, > 0 */
+} rd_claim_opts_t;
+int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
+                   rd_err *err);
+/* Extend every lease `owner` holds to now + ttl; *n (may be NULL) = how many. */
+int rd_store_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_err *err);
+/* Release owner's lease on `id`, or on all its items when id is NULL. */
+int rd_store_release(rd_store_t *st, const char *owner, const char *id, int64_t *n,
+                     rd_err *err);
+/* One transaction after a retry of item `dlq_id` by `owner`: insert the
+ * retry's execution (retry_of defaults to the item's execution, dlq_id to the
+ * item) and its log (execution_id = the new execution). On success the item
+ * is resolved and the original execution gets retry_success_id; either way
+ * attempts + 1 and the lease is released. RD_ECONFLICT when `owner` does not
+ * hold the lease (never claimed, released, or taken over by another process
+ * after it expired) or the item is resolved already; RD_ENOT_FOUND. */
+int rd_store_retry_done(rd_store_t *st, const char *dlq_id, const char *owner,
+                        const rd_exec_t *exec, int success, const rd_dlq_log_t *log,
+                        char *exec_id, rd_err *err);
+
+/* -- health: computed in SQL over executions of scenario_id (0 = all) with
+ * started_at >= since (RD_STORE_NONE = all time). succeeded = success +
+ * warning, failed = error, finished = all but running; success_rate =
+ * succeeded / (succeeded + failed) or NONE; avg and p95 (nearest rank) over
+ * finished executions with a duration, NONE when there are none; top reasons
+ * of failed executions (the DLQ item's reason, else error.message). -- */
+#define RD_HEALTH_TOP_MAX 20
+typedef struct rd_health {
+  int64_t total, finished, succeeded, failed, running;
+  double success_rate, avg_duration, p95_duration;
+  size_t n_top;
+  struct { char *reason; int64_t count; } top[RD_HEALTH_TOP_MAX];
+} rd_health_t;
+/* Fill *out (then free its strings with rd_store_health_free); top is the
+ * number of reasons wanted (0 = 5, capped at RD_HEALTH_TOP_MAX). */
+int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
+                    rd_err *err);
+void rd_store_health_free(rd_health_t *h);
+
+/* ---- blueprint / JSON patch ------------------------------------------- *
+ * JSON documents are cJSON trees (include <cJSON.h> to use them). The caller
+ * owns every tree it passes in; "borrowed" results live as long as the
+ * document is not changed. Every function here refuses documents nested
+ * deeper than RD_JSON_MAX_DEPTH containers, so hostile input cannot exhaust
+ * the stack. */
+
+struct cJSON;
+#ifndef RD_JSON_MAX_DEPTH
+#define RD_JSON_MAX_DEPTH 512
+#endif
+
+/* RFC 6901 JSON Pointer. A syntax error ("a", "/~2") is RD_EINVALID; a
+ * pointer that names nothing is RD_ENOT_FOUND. `-` names the slot after
+ * the last array element: set appends there, get finds nothing. */
+
+/* Borrow the value at `ptr` into *out. */
+int rd_json_pointer_get(const struct cJSON *doc, const char *ptr, const struct cJSON **out,
+                        rd_err *err);
+/* Put `value` at `ptr`: replace an existing member or element, add a new
+ * object member, or append at index == length or `-`. The parent must
+ * exist. "" replaces the whole document (*doc changes). On success the
+ * document owns `value`; on failure the caller still does. */
+int rd_json_pointer_set(struct cJSON **doc, const char *ptr, struct cJSON *value, rd_err *err);
+/* Remove the value at `ptr` (not the root). */
+int rd_json_pointer_remove(struct cJSON *doc, const char *ptr, rd_err *err);
+/* Escape one reference token (~ -> ~0, / -> ~1) into out (size n), like
+ * snprintf: returns the length the escaped token needs. */
+size_t rd_json_pointer_escape(char *out, size_t n, const char *token);
+
+/* Deep equality: object member order does not matter, numbers compare by
+ * value. Returns 1 or 0. */
+int rd_json_equal(const struct cJSON *a, const struct cJSON *b);
+/* Containers nested in `doc` ({"a":[1]} is 2, a scalar 0), counting no
+ * further than max + 1. */
+int rd_json_depth(const struct cJSON *doc, int max);
+
+/* RFC 6902 JSON Patch: apply the array of operations `ops` (add, remove,
+ * replace, move, copy, test) to *doc, all or nothing: the ops run on a copy
+ * that replaces *doc only when every op succeeded. Any failure is RD_EINVALID
+ * with a message naming the op (index from 0 in `ops`), its op and path:
+ * "op 2 (replace /flow/3/mapper/url): path not found"; RD_ENOMEM. */
+int rd_json_patch_apply(struct cJSON **doc, const struct cJSON *ops, rd_err *err);
+/* RFC 7386 JSON Merge Patch, all or nothing. A non-object patch replaces
+ * the document. Fails only on RD_ENOMEM or a too deep result (RD_EINVALID). */
+int rd_json_merge_patch(struct cJSON **doc, const struct cJSON *patch, rd_err *err);
+/* A JSON Patch (new array, caller owns it) that turns `from` into `to`:
+ * applying it to a copy of `from` gives a document rd_json_equal to `to`. */
+int rd_json_diff(const struct cJSON *from, const struct cJSON *to, struct cJSON **ops,
+                 rd_err *err);
+
+/* Blueprints (Make format): {name, flow: [module...], metadata}, a module
+ * {id, module: "app:Type", mapper: {...}, onerror: [handler...]}; a
+ * "builtin:BasicRouter" module holds routes: [{flow: [...], filter?}]. */
+
+/* Module types with their mapper field types, filled by the runtime. */
+typedef struct rd_blueprint_registry rd_blueprint_registry_t;
+
+int rd_blueprint_registry_new(rd_blueprint_registry_t **out, rd_err *err);
+void rd_blueprint_registry_free(rd_blueprint_registry_t *reg);
+/* Register (or replace) module type `type`. spec: {"fields": {name: type},
+ * "required": [name...], "strict": bool}, every member optional; a type is
+ * "string"|"number"|"integer"|"boolean"|"array"|"object"|"any". strict
+ * reports mapper fields not in `fields`. spec is copied. RD_EINVALID on a bad
+ * spec. */
+int rd_blueprint_registry_add(rd_blueprint_registry_t *reg, const char *type,
+                              const struct cJSON *spec, rd_err *err);
+/* The spec registered for `type` (borrowed), NULL if none. */
+const struct cJSON *rd_blueprint_registry_get(const rd_blueprint_registry_t *reg,
+                                              const char *type);
+
+/* One thing wrong with a blueprint. Strings are owned by the array. */
+typedef struct rd_blueprint_problem {
+  int has_module;   /* the problem is inside module `module` */
+  int64_t module;   /* its id */
+  char *field;      /* "mapper.url", "onerror[0].module", "metadata.scenario.maxErrors" */
+  char *pointer;    /* JSON pointer of the offending value (or where it is missing) */
+  char *message;    /* "expected string, got number" */
+} rd_blueprint_problem_t;
+
+/* Check the structure of `bp` and, when `reg` is not NULL, each module's
+ * type and mapper against it. Lists every problem found (*n may be 0) into
+ * *out (free with rd_blueprint_problems_free). Fails only with RD_ENOMEM. */
+int rd_blueprint_validate(const struct cJSON *bp, const rd_blueprint_registry_t *reg,
+                          rd_blueprint_problem_t **out, size_t *n, rd_err *err);
+void rd_blueprint_problems_free(rd_blueprint_problem_t *p, size_t n);
+
+/* Called for each module of the flow, depth first in flow order, routes of
+ * a router after the router itself (onerror handlers are not visited).
+ * `pointer` is borrowed for the call. Return nonzero to stop the walk. */
+typedef int (*rd_blueprint_module_cb)(const struct cJSON *module, const char *pointer, void *ud);
+/* Walk the modules; returns the callback's nonzero value if it stopped the
+ * walk, else 0; RD_ENOMEM or RD_EINVALID (too deep). */
+int rd_blueprint_each_module(const struct cJSON *bp, rd_blueprint_module_cb cb, void *ud,
+                             rd_err *err);
+/* JSON pointer (malloc'd, caller frees) of the flow module with id `id`;
+ * RD_ENOT_FOUND if there is none. */
+int rd_blueprint_find_module(const struct cJSON *bp, int64_t id, char **pointer, rd_err *err);
+/* Shell-style match of `s` against `pat` ('*' any run, '?' one char,
+ * '\\' quotes the next). Returns 1 or 0. */
+int rd_glob_match(const char *pat, const char *s);
 
 #ifdef __cplusplus
 }
