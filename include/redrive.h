@@ -107,6 +107,7 @@ typedef struct rd_http_res {
   char *url;                  /* effective URL after redirects */
   double total_time;          /* seconds */
   size_t bytes_sent, bytes_recv;
+  int reused;                 /* 1 when a kept-alive connection was reused */
 } rd_http_res_t;
 
 /* Called once when a request ends. On success `status` is 0 and the callee

@@ -192,6 +192,9 @@ static rd_http_res_t *take_response(rd_http_op_t *op) {
   curl_easy_getinfo(e, CURLINFO_HEADER_SIZE, &hdr);
   curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsz);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
+  long connects = 0;
+  curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+  res->reused = connects == 0;
   res->url = strdup(url ? url : "");
   res->total_time = (double)total_us / 1e6;
   res->bytes_sent = (size_t)(up + reqsz);

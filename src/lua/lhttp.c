@@ -54,6 +54,8 @@ static void push_response(lua_State *L, const rd_http_res_t *res) {
   lua_setfield(L, -2, "time");
   lua_pushinteger(L, (lua_Integer)(res->bytes_sent + res->bytes_recv));
   lua_setfield(L, -2, "transfer");
+  lua_pushboolean(L, res->reused);
+  lua_setfield(L, -2, "reused");
   lua_createtable(L, 0, (int)res->nheaders);
   for (size_t i = 0; i < res->nheaders; i++) {
     const rd_http_header_t *hd = &res->headers[i];
