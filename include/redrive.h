@@ -390,9 +390,12 @@ struct cJSON;
 #define RD_JSON_MAX_DEPTH 512
 #endif
 
-/* RFC 6901 JSON Pointer. A syntax error ("a", "/~2") is RD_EINVALID; a
- * pointer that names nothing is RD_ENOT_FOUND. `-` names the slot after
- * the last array element: set appends there, get finds nothing. */
+/* RFC 6901 JSON Pointer, as a string ("/a~1b/0") or a URI fragment
+ * ("#/a~1b/0", percent-decoded). A syntax error ("a", "/~2") is
+ * RD_EINVALID; a pointer that names nothing is RD_ENOT_FOUND (so is a
+ * token that is not an array index, "01", "1e0", on an array). `-` names
+ * the slot after the last array element: set appends there, get finds
+ * nothing. Messages name the pointer: "pointer '/a/b': path not found". */
 
 /* Borrow the value at `ptr` into *out. */
 int rd_json_pointer_get(const struct cJSON *doc, const char *ptr, const struct cJSON **out,
