@@ -111,7 +111,11 @@ static int fail_op(rd_err *err, size_t i, const cJSON *op, const rd_err *inner) 
   int code = inner->code == RD_ENOMEM ? RD_ENOMEM : RD_EINVALID;
   const char *name = cJSON_IsObject(op) ? str_member(op, "op") : NULL;
   const char *path = cJSON_IsObject(op) ? str_member(op, "path") : NULL;
+  const char *from = cJSON_IsObject(op) ? str_member(op, "from") : NULL;
   if (!name || !path) return rd_err_set(err, code, "op %zu: %s", i, inner->msg);
+  if (from && (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0))
+    return rd_err_set(err, code, "op %zu (%s %.150s from %.150s): %s", i, name, path, from,
+                      inner->msg);
   return rd_err_set(err, code, "op %zu (%.32s %.200s): %s", i, name, path, inner->msg);
 }
 
