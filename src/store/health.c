@@ -84,10 +84,10 @@ int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, 
   }
   if (!r && h.failed > 0) {
     r = prep(st,
-             "SELECT coalesce(d.reason, json_extract(e.error, '$.message'), 'unknown') AS reason,"
+             "SELECT coalesce(d.reason, json_extract(e.error, '$.message'), 'unknown') AS why,"
              " count(*) AS n FROM execution e LEFT JOIN dlq_item d ON d.id = e.dlq_id"
              " WHERE e.status = 'error'",
-             use_scn, use_since, " GROUP BY reason ORDER BY n DESC, reason LIMIT :top", &s, err);
+             use_scn, use_since, " GROUP BY why ORDER BY n DESC, why LIMIT :top", &s, err);
     if (!r) {
       rd__bind_int(s, ":scenario", scenario_id);
       rd__bind_double(s, ":since", since);

@@ -1,0 +1,910 @@
+/* Store tests: open/migrate, foreign files, records, pagination, leases
+ * across connections and processes, delete rules, logs, health, and a
+ * kill -9 test of durability and exactly-once resolution. */
+#include "test.h"
+
+#include "core/ids.h"
+#include "redrive.h"
+
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NONE RD_STORE_NONE
+
+static char *tmp_path(const char *name) {
+  static char buf[4][512];
+  static int i;
+  char *p = buf[i++ % 4];
+  snprintf(p, sizeof buf[0], "%s/%s", rd_test_tmpdir(), name);
+  return p;
+}
+
+static rd_store_t *open_store(const char *path) {
+  rd_store_t *st = NULL;
+  rd_err err = {0};
+  int r = rd_store_open(&st, path, &err);
+  if (r) RD__FAIL("rd_store_open(%s): %d %s", path, r, err.msg);
+  return st;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {}
+}
+
+/* Run one SQL statement with sqlite3 directly; returns the first column of
+ * the first row as an integer (or 0). */
+static long long raw_sql(const char *path, const char *sql) {
+  sqlite3 *db;
+  ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK) RD__FAIL("%s: %s", sql, sqlite3_errmsg(db));
+  long long v = 0;
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+  else if (rc != SQLITE_DONE) RD__FAIL("%s: %s", sql, sqlite3_errmsg(db));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return v;
+}
+
+static rd_exec_t exec_rec(int64_t scenario, const char *status, double duration) {
+  return (rd_exec_t){.scenario_id = scenario, .status = status, .mode = "manual",
+                     .started_at = 1700000000.5, .stopped_at = NONE, .duration = duration};
+}
+
+static rd_dlq_item_t dlq_rec(int64_t scenario, const char *reason) {
+  return (rd_dlq_item_t){.scenario_id = scenario, .scenario_name = "s", .reason = reason,
+                         .created = NONE, .size = 10, .failer = 2,
+                         .blueprint = "{\"flow\":[]}", .state = "{\"bundle\":{\"n\":1}}",
+                         .lease_expiry = NONE};
+}
+
+/* Record an execution with a DLQ item; returns the item id in out. */
+static void add_item(rd_store_t *st, int64_t scenario, char out[33]) {
+  rd_exec_t e = exec_rec(scenario, "error", 5);
+  e.error = "{\"message\":\"boom\"}";
+  rd_dlq_item_t d = dlq_rec(scenario, "DataError: boom");
+  char eid[33];
+  rd_err err = {0};
+  int r = rd_store_record(st, &e, &d, eid, out, &err);
+  if (r) RD__FAIL("record: %s", err.msg);
+}
+
+/* Collect ids from callbacks. */
+typedef struct {
+  char ids[400][33];
+  int n;
+  int with_blueprint;
+} idlist;
+
+static int collect_item(const rd_dlq_item_t *d, void *ud) {
+  idlist *l = ud;
+  if (l->n < 400) strcpy(l->ids[l->n++], d->id);
+  if (d->blueprint) l->with_blueprint++;
+  return 0;
+}
+
+static int collect_exec(const rd_exec_t *e, void *ud) {
+  idlist *l = ud;
+  if (l->n < 400) strcpy(l->ids[l->n++], e->id);
+  ASSERT(e->run_data == NULL);
+  return 0;
+}
+
+static int collect_error(const char *id, const char *msg, void *ud) {
+  idlist *l = ud;
+  snprintf(l->ids[l->n++], 33, "%s", id);
+  ASSERT(strcmp(msg, "being retried") == 0 || strcmp(msg, "not found") == 0);
+  return 0;
+}
+
+/* ---- ids ---------------------------------------------------------------- */
+
+RD_TEST(store_ids) {
+  char a[33], b[33];
+  ASSERT_OK(rd__id_new(a));
+  ASSERT(rd__id_valid(a));
+  for (int i = 0; i < 10000; i++) {
+    ASSERT_OK(rd__id_new(b));
+    if (strcmp(a, b) >= 0) RD__FAIL("ids not increasing: %s then %s", a, b);
+    memcpy(a, b, sizeof a);
+  }
+  /* the first 12 hex digits are the time in ms */
+  uint64_t before = rd__now_ms();
+  ASSERT_OK(rd__id_new(a));
+  char head[13];
+  memcpy(head, a, 12);
+  head[12] = '\0';
+  uint64_t ms = strtoull(head, NULL, 16);
+  ASSERT(ms >= before && ms < before + 1000);
+  /* a clock going back does not break the order */
+  ASSERT_OK(rd__id_new_at(b, 1000));
+  ASSERT(strcmp(a, b) < 0);
+  ASSERT(!rd__id_valid("0123"));
+  ASSERT(!rd__id_valid("0123456789ABCDEF0123456789abcdef"));
+  ASSERT(rd__id_valid("0123456789abcdef0123456789abcdef"));
+}
+
+/* ---- open, migrate, foreign files --------------------------------------- */
+
+RD_TEST(store_open_migrate_reopen) {
+  const char *path = tmp_path("a/b/c/store.db");
+  rd_store_t *st = open_store(path);
+  ASSERT_STR_EQ(rd_store_path(st), path);
+  struct stat sb;
+  ASSERT_OK(stat(path, &sb));
+  ASSERT_INT_EQ(sb.st_mode & 0777, 0600);
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s", tmp_path("a/b/c"));
+  ASSERT_OK(stat(dir, &sb));
+  ASSERT(S_ISDIR(sb.st_mode));
+  int64_t id;
+  rd_err err = {0};
+  ASSERT_OK(rd_store_scenario_create(st, &(rd_scenario_t){.name = "n", .blueprint = "{}"}, &id,
+                                     &err));
+  /* WAL side files take the mode of the database */
+  char wal[600];
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  ASSERT_OK(stat(wal, &sb));
+  ASSERT_INT_EQ(sb.st_mode & 0777, 0600);
+  rd_store_close(st);
+  ASSERT_INT_EQ(raw_sql(path, "PRAGMA user_version"), rd_store_schema_version());
+  ASSERT_INT_EQ(raw_sql(path, "PRAGMA application_id"), 0x52447276);
+  st = open_store(path);
+  rd_scenario_t *sc = NULL;
+  ASSERT_OK(rd_store_scenario_get(st, id, &sc, &err));
+  ASSERT_STR_EQ(sc->name, "n");
+  free(sc);
+  rd_store_close(st);
+  rd_store_close(NULL);
+  /* An empty SQLite database (no tables) becomes a store. */
+  const char *empty = tmp_path("empty.db");
+  raw_sql(empty, "PRAGMA user_version");
+  rd_store_close(open_store(empty));
+}
+
+RD_TEST(store_open_errors) {
+  rd_store_t *st = NULL;
+  rd_err err = {0};
+  /* not SQLite */
+  const char *txt = tmp_path("notes.db");
+  FILE *f = fopen(txt, "w");
+  ASSERT(f);
+  for (int i = 0; i < 200; i++) fputs("this is not a database, just some text\n", f);
+  fclose(f);
+  ASSERT_INT_EQ(rd_store_open(&st, txt, &err), RD_ECORRUPT);
+  ASSERT(st == NULL);
+  ASSERT_CONTAINS(err.msg, txt);
+  ASSERT_CONTAINS(err.msg, "not a redrive store");
+  /* a database of something else */
+  const char *foreign = tmp_path("foreign.db");
+  raw_sql(foreign, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)");
+  memset(&err, 0, sizeof err);
+  ASSERT_INT_EQ(rd_store_open(&st, foreign, &err), RD_ECORRUPT);
+  ASSERT_CONTAINS(err.msg, foreign);
+  ASSERT_CONTAINS(err.msg, "something else");
+  ASSERT_INT_EQ(raw_sql(foreign, "SELECT count(*) FROM sqlite_schema"), 1); /* untouched */
+  /* another application's versioned database */
+  const char *other = tmp_path("other.db");
+  raw_sql(other, "PRAGMA user_version = 3");
+  raw_sql(other, "CREATE TABLE t (x)");
+  ASSERT_INT_EQ(rd_store_open(&st, other, &err), RD_ECORRUPT);
+  ASSERT_CONTAINS(err.msg, "application id");
+  /* a newer schema */
+  const char *newer = tmp_path("newer.db");
+  rd_store_close(open_store(newer));
+  raw_sql(newer, "PRAGMA user_version = 999");
+  ASSERT_INT_EQ(rd_store_open(&st, newer, &err), RD_ECORRUPT);
+  ASSERT_CONTAINS(err.msg, "schema version 999");
+  ASSERT_CONTAINS(err.msg, newer);
+  /* a directory, an unreachable place */
+  ASSERT_INT_EQ(rd_store_open(&st, rd_test_tmpdir(), &err), RD_EIO);
+  ASSERT_INT_EQ(rd_store_open(&st, "/proc/nope/x.db", &err), RD_EIO);
+  ASSERT_CONTAINS(err.msg, "/proc/nope");
+  ASSERT_INT_EQ(rd_store_open(&st, "", &err), RD_EINVALID);
+  /* err may be NULL */
+  ASSERT_INT_EQ(rd_store_open(&st, txt, NULL), RD_ECORRUPT);
+}
+
+RD_TEST(store_default_path) {
+  char buf[512];
+  setenv("REDRIVE_DB", "/x/y.db", 1);
+  ASSERT_OK(rd_store_default_path(buf, sizeof buf));
+  ASSERT_STR_EQ(buf, "/x/y.db");
+  unsetenv("REDRIVE_DB");
+  setenv("XDG_DATA_HOME", "/data", 1);
+  ASSERT_OK(rd_store_default_path(buf, sizeof buf));
+  ASSERT_STR_EQ(buf, "/data/redrive/redrive.db");
+  unsetenv("XDG_DATA_HOME");
+  setenv("HOME", "/home/u", 1);
+  ASSERT_OK(rd_store_default_path(buf, sizeof buf));
+  ASSERT_STR_EQ(buf, "/home/u/.local/share/redrive/redrive.db");
+  ASSERT_INT_EQ(rd_store_default_path(buf, 8), RD_EINVALID);
+}
+
+/* ---- scenarios and executions ------------------------------------------- */
+
+static int count_scn(const rd_scenario_t *sc, void *ud) {
+  (void)sc;
+  ++*(int *)ud;
+  return 0;
+}
+
+RD_TEST(store_scenarios) {
+  rd_store_t *st = open_store(tmp_path("s.db"));
+  rd_err err = {0};
+  int64_t a, b;
+  ASSERT_OK(rd_store_scenario_create(
+      st, &(rd_scenario_t){.name = "A", .blueprint = "{\"flow\":[]}", .dlq = 1}, &a, &err));
+  ASSERT_OK(rd_store_scenario_create(st, &(rd_scenario_t){.name = "B", .blueprint = "[]"}, &b,
+                                     &err));
+  ASSERT(b > a);
+  ASSERT_INT_EQ(rd_store_scenario_create(st, &(rd_scenario_t){.name = "C", .blueprint = "{"},
+                                         &b, &err), RD_EINVALID);
+  ASSERT_CONTAINS(err.msg, "blueprint_json");
+  ASSERT_OK(rd_store_scenario_update(st, a, &(rd_scenario_t){.name = "A2"}, RD_SCENARIO_NAME,
+                                     &err));
+  rd_scenario_t *sc;
+  ASSERT_OK(rd_store_scenario_get(st, a, &sc, &err));
+  ASSERT_STR_EQ(sc->name, "A2");
+  ASSERT_STR_EQ(sc->blueprint, "{\"flow\":[]}");
+  ASSERT_INT_EQ(sc->dlq, 1);
+  ASSERT(sc->created > 1.6e9 && sc->updated >= sc->created);
+  free(sc);
+  ASSERT_INT_EQ(rd_store_scenario_get(st, 999, &sc, &err), RD_ENOT_FOUND);
+  ASSERT_CONTAINS(err.msg, "no scenario 999");
+  ASSERT_INT_EQ(rd_store_scenario_update(st, 999, &(rd_scenario_t){.dlq = 1}, RD_SCENARIO_DLQ,
+                                         &err), RD_ENOT_FOUND);
+  int n = 0;
+  ASSERT_OK(rd_store_scenario_list(st, count_scn, &n, &err));
+  ASSERT_INT_EQ(n, 2);
+  rd_store_close(st);
+}
+
+RD_TEST(store_record_atomic) {
+  const char *path = tmp_path("r.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  char eid[33], did[33];
+  /* without dlq */
+  rd_exec_t e = exec_rec(1, "success", 12);
+  e.run_data = "{\"1\":{\"output\":{\"a\":1}}}";
+  ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
+  ASSERT(rd__id_valid(eid));
+  rd_exec_t *got;
+  ASSERT_OK(rd_store_exec_get(st, eid, &got, &err));
+  ASSERT_STR_EQ(got->status, "success");
+  ASSERT_STR_EQ(got->run_data, e.run_data);
+  ASSERT(isnan(got->stopped_at));
+  ASSERT(got->duration == 12 && got->started_at == 1700000000.5);
+  ASSERT(got->dlq_id == NULL && got->error == NULL);
+  free(got);
+  /* with dlq: linked both ways */
+  e = exec_rec(1, "error", 3);
+  e.error = "{\"message\":\"bad\"}";
+  rd_dlq_item_t d = dlq_rec(1, "DataError: bad");
+  ASSERT_OK(rd_store_record(st, &e, &d, eid, did, &err));
+  ASSERT_OK(rd_store_exec_get(st, eid, &got, &err));
+  ASSERT_STR_EQ(got->dlq_id, did);
+  free(got);
+  rd_dlq_item_t *item;
+  ASSERT_OK(rd_store_dlq_get(st, did, &item, &err));
+  ASSERT_STR_EQ(item->execution_id, eid);
+  ASSERT_STR_EQ(item->reason, "DataError: bad");
+  ASSERT_STR_EQ(item->state, "{\"bundle\":{\"n\":1}}");
+  ASSERT_STR_EQ(item->blueprint, "{\"flow\":[]}");
+  ASSERT(item->lease_owner == NULL && isnan(item->lease_expiry));
+  ASSERT_INT_EQ(item->failer, 2);
+  ASSERT_INT_EQ(item->resolved, 0);
+  free(item);
+  /* the item fails (bad JSON state): nothing at all is written */
+  long long before = raw_sql(path, "SELECT count(*) FROM execution");
+  d.state = "{not json";
+  memset(&err, 0, sizeof err);
+  ASSERT_INT_EQ(rd_store_record(st, &e, &d, eid, did, &err), RD_EINVALID);
+  ASSERT_CONTAINS(err.msg, "state_json");
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution"), before);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item"), 1);
+  /* invalid status, invalid given id */
+  e.status = "done";
+  ASSERT_INT_EQ(rd_store_record(st, &e, NULL, eid, NULL, &err), RD_EINVALID);
+  ASSERT_CONTAINS(err.msg, "'done'");
+  e.status = "success";
+  e.id = "xyz";
+  ASSERT_INT_EQ(rd_store_record(st, &e, NULL, eid, NULL, &err), RD_EINVALID);
+  /* a given id: insert, then record again replaces (running -> finished) */
+  e.id = "0000000000000000000000000000abcd";
+  e.status = "running";
+  ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
+  ASSERT_STR_EQ(eid, e.id);
+  e.status = "error";
+  d.state = "{}";
+  ASSERT_OK(rd_store_record(st, &e, &d, eid, did, &err));
+  ASSERT_OK(rd_store_exec_get(st, e.id, &got, &err));
+  ASSERT_STR_EQ(got->status, "error");
+  ASSERT_STR_EQ(got->dlq_id, did);
+  free(got);
+  rd_store_close(st);
+}
+
+RD_TEST(store_exec_list_update_delete) {
+  rd_store_t *st = open_store(tmp_path("e.db"));
+  rd_err err = {0};
+  char ids[250][33];
+  for (int i = 0; i < 250; i++) {
+    rd_exec_t e = exec_rec(i % 2 ? 1 : 2, i % 5 == 0 ? "error" : "success", i);
+    e.started_at = 1000 + i;
+    ASSERT_OK(rd_store_record(st, &e, NULL, ids[i], NULL, &err));
+  }
+  /* keyset pages of 100: every id once, in creation order */
+  static idlist l;
+  const char *after = NULL;
+  char last[33];
+  int total = 0, pages = 0;
+  for (;;) {
+    l.n = 0;
+    rd_exec_filter_t f = {.since = NONE, .until = NONE, .after = after, .limit = 100};
+    ASSERT_OK(rd_store_exec_list(st, &f, collect_exec, &l, &err));
+    for (int i = 0; i < l.n; i++) ASSERT_STR_EQ(l.ids[i], ids[total + i]);
+    total += l.n;
+    pages++;
+    if (l.n < 100) break;
+    strcpy(last, l.ids[l.n - 1]);
+    after = last;
+  }
+  ASSERT_INT_EQ(total, 250);
+  ASSERT_INT_EQ(pages, 3);
+  /* filters */
+  l.n = 0;
+  rd_exec_filter_t f = {.scenario_id = 2, .status = "error", .since = 1100, .until = 1200,
+                        .limit = 1000};
+  ASSERT_OK(rd_store_exec_list(st, &f, collect_exec, &l, &err));
+  ASSERT_INT_EQ(l.n, 10); /* i in [100,200), even, multiple of 5 */
+  f = (rd_exec_filter_t){.since = NONE, .until = NONE, .limit = -1};
+  ASSERT_INT_EQ(rd_store_exec_list(st, &f, collect_exec, &l, &err), RD_EINVALID);
+  /* update by mask */
+  rd_exec_t u = {.status = "warning", .stopped_at = 2000, .error = "{\"message\":\"w\"}"};
+  ASSERT_OK(rd_store_exec_update(st, ids[3], &u,
+                                 RD_EXEC_STATUS | RD_EXEC_STOPPED_AT | RD_EXEC_ERROR, &err));
+  rd_exec_t *got;
+  ASSERT_OK(rd_store_exec_get(st, ids[3], &got, &err));
+  ASSERT_STR_EQ(got->status, "warning");
+  ASSERT(got->stopped_at == 2000 && got->duration == 3);
+  ASSERT_STR_EQ(got->mode, "manual");
+  free(got);
+  u.status = "nope";
+  ASSERT_INT_EQ(rd_store_exec_update(st, ids[3], &u, RD_EXEC_STATUS, &err), RD_EINVALID);
+  ASSERT_INT_EQ(rd_store_exec_update(st, "0000", &u, RD_EXEC_MODE, &err), RD_ENOT_FOUND);
+  ASSERT_OK(rd_store_exec_delete(st, ids[3], &err));
+  ASSERT_INT_EQ(rd_store_exec_delete(st, ids[3], &err), RD_ENOT_FOUND);
+  ASSERT_INT_EQ(rd_store_exec_get(st, ids[3], &got, &err), RD_ENOT_FOUND);
+  rd_store_close(st);
+}
+
+/* ---- DLQ: list, count, claim, retry_done, patch, delete, logs ------------ */
+
+RD_TEST(store_dlq_list_count) {
+  rd_store_t *st = open_store(tmp_path("d.db"));
+  rd_err err = {0};
+  char ids[120][33];
+  for (int i = 0; i < 120; i++) add_item(st, i < 100 ? 1 : 2, ids[i]);
+  int64_t n;
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = -1}, &n, &err));
+  ASSERT_INT_EQ(n, 120);
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.scenario_id = 2, .resolved = 0}, &n,
+                               &err));
+  ASSERT_INT_EQ(n, 20);
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = 1}, &n, &err));
+  ASSERT_INT_EQ(n, 0);
+  static idlist l;
+  rd_dlq_filter_t f = {.scenario_id = 1, .resolved = 0, .since = NONE, .until = NONE,
+                       .after = ids[49], .limit = 30};
+  ASSERT_OK(rd_store_dlq_list(st, &f, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 30);
+  ASSERT_STR_EQ(l.ids[0], ids[50]);
+  ASSERT_STR_EQ(l.ids[29], ids[79]);
+  ASSERT_INT_EQ(l.with_blueprint, 0);
+  rd_store_close(st);
+}
+
+RD_TEST(store_claim_two_connections) {
+  const char *path = tmp_path("c.db");
+  rd_store_t *a = open_store(path), *b = open_store(path);
+  rd_err err = {0};
+  char ids[50][33];
+  for (int i = 0; i < 50; i++) add_item(a, 1, ids[i]);
+  static idlist la, lb;
+  rd_claim_opts_t o = {.sel = {.all = 1}, .limit = 30, .owner = "A", .ttl = 60};
+  ASSERT_OK(rd_store_claim(a, &o, collect_item, &la, &err));
+  ASSERT_INT_EQ(la.n, 30);
+  ASSERT_INT_EQ(la.with_blueprint, 30);
+  o = (rd_claim_opts_t){.sel = {.all = 1}, .limit = 100, .owner = "B", .ttl = 0.3};
+  ASSERT_OK(rd_store_claim(b, &o, collect_item, &lb, &err));
+  ASSERT_INT_EQ(lb.n, 20);
+  for (int i = 0; i < la.n; i++)
+    for (int j = 0; j < lb.n; j++) ASSERT(strcmp(la.ids[i], lb.ids[j]) != 0);
+  /* nothing left for anybody else */
+  static idlist lc;
+  o.owner = "C";
+  ASSERT_OK(rd_store_claim(a, &o, collect_item, &lc, &err));
+  ASSERT_INT_EQ(lc.n, 0);
+  /* by ids: leased ones are skipped, except is honoured */
+  const char *want[] = {ids[0], ids[49], ids[48]};
+  const char *except[] = {ids[48]};
+  o = (rd_claim_opts_t){.sel = {.ids = want, .n_ids = 3, .except = except, .n_except = 1},
+                        .owner = "C", .ttl = 10};
+  lc.n = 0;
+  ASSERT_OK(rd_store_claim(a, &o, collect_item, &lc, &err));
+  ASSERT_INT_EQ(lc.n, 0);
+  /* B's leases expire: they are free again */
+  sleep_ms(400);
+  lc.n = 0;
+  ASSERT_OK(rd_store_claim(a, &o, collect_item, &lc, &err));
+  ASSERT_INT_EQ(lc.n, 1);
+  ASSERT_STR_EQ(lc.ids[0], ids[49]);
+  /* renew and release */
+  int64_t n;
+  ASSERT_OK(rd_store_renew(a, "A", 120, &n, &err));
+  ASSERT_INT_EQ(n, 30);
+  ASSERT_OK(rd_store_release(b, "A", ids[0], &n, &err));
+  ASSERT_INT_EQ(n, 1);
+  ASSERT_OK(rd_store_release(b, "A", NULL, &n, &err));
+  ASSERT_INT_EQ(n, 29);
+  /* bad options */
+  o = (rd_claim_opts_t){.sel = {.all = 1}, .owner = "", .ttl = 1};
+  ASSERT_INT_EQ(rd_store_claim(a, &o, collect_item, &lc, &err), RD_EINVALID);
+  o = (rd_claim_opts_t){.owner = "x", .ttl = 1};
+  ASSERT_INT_EQ(rd_store_claim(a, &o, collect_item, &lc, &err), RD_EINVALID);
+  rd_store_close(a);
+  rd_store_close(b);
+}
+
+static int count_logs(const rd_dlq_log_t *l, void *ud) {
+  idlist *x = ud;
+  strcpy(x->ids[x->n++], l->id);
+  return 0;
+}
+
+RD_TEST(store_retry_done) {
+  const char *path = tmp_path("rd.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  char id[33], id2[33], eid[33];
+  add_item(st, 1, id);
+  add_item(st, 1, id2);
+  rd_dlq_item_t *item;
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  char orig[33];
+  strcpy(orig, item->execution_id);
+  free(item);
+  rd_exec_t e = exec_rec(1, "error", 4);
+  rd_dlq_log_t log = {.status = 3, .duration = 4, .operations = 2, .timestamp = NONE};
+  /* not claimed: conflict, nothing written */
+  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_CONTAINS(err.msg, "not held by 'me'");
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), 0);
+  static idlist l;
+  const char *one[] = {id};
+  rd_claim_opts_t o = {.sel = {.ids = one, .n_ids = 1}, .owner = "me", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 1);
+  /* failure: attempts + 1, lease released, log written, execution recorded */
+  ASSERT_OK(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err));
+  rd_exec_t *re;
+  ASSERT_OK(rd_store_exec_get(st, eid, &re, &err));
+  ASSERT_STR_EQ(re->retry_of, orig);
+  ASSERT_STR_EQ(re->dlq_id, id);
+  free(re);
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  ASSERT_INT_EQ(item->attempts, 1);
+  ASSERT_INT_EQ(item->resolved, 0);
+  ASSERT(item->lease_owner == NULL);
+  free(item);
+  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
+  /* another owner took it over: the first one's result is refused */
+  l.n = 0;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  o.owner = "other";
+  ASSERT_OK(rd_store_release(st, "me", id, NULL, &err));
+  l.n = 0;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 1);
+  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 1, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_CONTAINS(err.msg, "but by other");
+  /* success: resolved, original execution points at the retry */
+  e.status = "success";
+  log.status = 1;
+  ASSERT_OK(rd_store_retry_done(st, id, "other", &e, 1, &log, eid, &err));
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  ASSERT_INT_EQ(item->resolved, 1);
+  ASSERT_INT_EQ(item->attempts, 2);
+  ASSERT(item->lease_owner == NULL);
+  free(item);
+  ASSERT_OK(rd_store_exec_get(st, orig, &re, &err));
+  ASSERT_STR_EQ(re->retry_success_id, eid);
+  free(re);
+  /* resolved: cannot be claimed or completed again */
+  l.n = 0;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 0);
+  ASSERT_INT_EQ(rd_store_retry_done(st, id, "other", &e, 1, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_CONTAINS(err.msg, "resolved already");
+  ASSERT_INT_EQ(rd_store_retry_done(st, "ffff", "other", &e, 1, &log, eid, &err),
+                RD_ENOT_FOUND);
+  /* a bad execution rolls the whole thing back */
+  const char *two[] = {id2};
+  o.sel = (rd_dlq_sel_t){.ids = two, .n_ids = 1};
+  l.n = 0;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  e.run_data = "{broken";
+  long long logs = raw_sql(path, "SELECT count(*) FROM dlq_log");
+  ASSERT_INT_EQ(rd_store_retry_done(st, id2, "other", &e, 1, &log, eid, &err), RD_EINVALID);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), logs);
+  ASSERT_OK(rd_store_dlq_get(st, id2, &item, &err));
+  ASSERT_STR_EQ(item->lease_owner, "other");
+  ASSERT_INT_EQ(item->attempts, 0);
+  free(item);
+  /* logs, with filters */
+  static idlist ll;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.from = NONE, .to = NONE}, count_logs,
+                              &ll, &err));
+  ASSERT_INT_EQ(ll.n, 2);
+  ll.n = 0;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.status = 1, .from = NONE, .to = NONE},
+                              count_logs, &ll, &err));
+  ASSERT_INT_EQ(ll.n, 1);
+  rd_store_close(st);
+}
+
+RD_TEST(store_dlq_logs_filters) {
+  rd_store_t *st = open_store(tmp_path("l.db"));
+  rd_err err = {0};
+  char id[33], eid[33];
+  add_item(st, 1, id);
+  rd_claim_opts_t o = {.sel = {.all = 1}, .owner = "w", .ttl = 60};
+  static idlist l;
+  for (int i = 0; i < 6; i++) {
+    l.n = 0;
+    ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+    ASSERT_INT_EQ(l.n, 1);
+    rd_exec_t e = exec_rec(1, i == 5 ? "success" : i % 2 ? "warning" : "error", i);
+    rd_dlq_log_t log = {.status = i == 5 ? 1 : i % 2 ? 2 : 3, .duration = 10 * i,
+                        .timestamp = 1000 + 100 * i, .forced = i == 5};
+    ASSERT_OK(rd_store_retry_done(st, id, "w", &e, i == 5, &log, eid, &err));
+  }
+  static idlist ll;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.status = 3, .from = NONE, .to = NONE},
+                              count_logs, &ll, &err));
+  ASSERT_INT_EQ(ll.n, 3);
+  ll.n = 0;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.from = 1100, .to = 1400}, count_logs,
+                              &ll, &err));
+  ASSERT_INT_EQ(ll.n, 3); /* 1100, 1200, 1300 */
+  ll.n = 0;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.from = NONE, .to = NONE, .limit = 4},
+                              count_logs, &ll, &err));
+  ASSERT_INT_EQ(ll.n, 4);
+  char after[33];
+  strcpy(after, ll.ids[3]);
+  ll.n = 0;
+  ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.from = NONE, .to = NONE,
+                                                         .after = after}, count_logs, &ll, &err));
+  ASSERT_INT_EQ(ll.n, 2);
+  ASSERT_INT_EQ(rd_store_dlq_logs(st, "abc", &(rd_log_filter_t){.from = NONE, .to = NONE},
+                                  count_logs, &ll, &err), RD_ENOT_FOUND);
+  ASSERT_INT_EQ(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.status = 7}, count_logs, &ll,
+                                  &err), RD_EINVALID);
+  rd_store_close(st);
+}
+
+RD_TEST(store_patch_conflict) {
+  rd_store_t *st = open_store(tmp_path("p.db"));
+  rd_err err = {0};
+  char id[33];
+  add_item(st, 1, id);
+  ASSERT_OK(rd_store_dlq_patch(st, id, "{\"flow\":[1]}", 0, &err));
+  ASSERT_OK(rd_store_dlq_patch(st, id, NULL, 7, &err));
+  rd_dlq_item_t *item;
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  ASSERT_STR_EQ(item->blueprint, "{\"flow\":[1]}");
+  ASSERT_INT_EQ(item->failer, 7);
+  free(item);
+  ASSERT_INT_EQ(rd_store_dlq_patch(st, id, "{oops", 0, &err), RD_EINVALID);
+  static idlist l;
+  rd_claim_opts_t o = {.sel = {.all = 1}, .owner = "w", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(rd_store_dlq_patch(st, id, "{}", 0, &err), RD_ECONFLICT);
+  ASSERT_CONTAINS(err.msg, "being retried");
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  ASSERT_STR_EQ(item->blueprint, "{\"flow\":[1]}");
+  free(item);
+  ASSERT_INT_EQ(rd_store_dlq_patch(st, "nope", "{}", 0, &err), RD_ENOT_FOUND);
+  rd_store_close(st);
+}
+
+RD_TEST(store_delete_rules) {
+  const char *path = tmp_path("del.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  char ids[10][33], other[3][33], eid[33];
+  for (int i = 0; i < 10; i++) add_item(st, 1, ids[i]);
+  for (int i = 0; i < 3; i++) add_item(st, 2, other[i]);
+  /* a log on ids[0], to see it go with its item */
+  static idlist l;
+  const char *first[] = {ids[0]};
+  rd_claim_opts_t o = {.sel = {.ids = first, .n_ids = 1}, .owner = "w", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  rd_exec_t e = exec_rec(1, "error", 1);
+  ASSERT_OK(rd_store_retry_done(st, ids[0], "w", &e, 0,
+                                &(rd_dlq_log_t){.status = 3, .timestamp = NONE}, eid, &err));
+  /* lease ids[1] */
+  const char *second[] = {ids[1]};
+  o.sel.ids = second;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  /* by ids: one leased, one unknown, two deleted */
+  static idlist errs;
+  const char *del[] = {ids[0], ids[1], "00000000000000000000000000000000", ids[2]};
+  int64_t n = -1;
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.ids = del, .n_ids = 4}, &n, collect_error,
+                                &errs, &err));
+  ASSERT_INT_EQ(n, 2);
+  ASSERT_INT_EQ(errs.n, 2);
+  ASSERT_STR_EQ(errs.ids[0], ids[1]);
+  ASSERT_STR_EQ(errs.ids[1], "00000000000000000000000000000000");
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), 0); /* cascaded */
+  /* all of scenario 1 except ids[5]: ids[1] (leased) reported and kept */
+  errs.n = 0;
+  const char *except[] = {ids[5]};
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.all = 1, .scenario_id = 1,
+                                                     .except = except, .n_except = 1},
+                                &n, collect_error, &errs, &err));
+  ASSERT_INT_EQ(n, 6); /* ids 3,4,6,7,8,9 */
+  ASSERT_INT_EQ(errs.n, 1);
+  ASSERT_STR_EQ(errs.ids[0], ids[1]);
+  int64_t left;
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = -1}, &left, &err));
+  ASSERT_INT_EQ(left, 5); /* ids[1], ids[5], other[0..2] */
+  /* neither ids nor all */
+  ASSERT_INT_EQ(rd_store_dlq_delete(st, &(rd_dlq_sel_t){0}, &n, NULL, NULL, &err), RD_EINVALID);
+  /* after release, all (no scenario) takes everything */
+  ASSERT_OK(rd_store_release(st, "w", NULL, NULL, &err));
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.all = 1}, &n, NULL, NULL, &err));
+  ASSERT_INT_EQ(n, 5);
+  rd_store_close(st);
+}
+
+/* ---- health --------------------------------------------------------------- */
+
+RD_TEST(store_health) {
+  rd_store_t *st = open_store(tmp_path("h.db"));
+  rd_err err = {0};
+  char eid[33], did[33];
+  for (int i = 1; i <= 70; i++) {
+    rd_exec_t e = exec_rec(1, i % 10 == 0 ? "warning" : "success", i);
+    e.started_at = 5000 + i;
+    ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
+  }
+  for (int i = 1; i <= 30; i++) {
+    rd_exec_t e = exec_rec(1, "error", 100 + i);
+    e.started_at = 6000 + i;
+    if (i <= 20) {
+      e.error = "{\"message\":\"ignored: the item's reason wins\"}";
+      rd_dlq_item_t d = dlq_rec(1, "DataError: missing field");
+      ASSERT_OK(rd_store_record(st, &e, &d, eid, did, &err));
+    } else {
+      e.error = "{\"message\":\"Timeout\",\"module\":3}";
+      ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    rd_exec_t e = exec_rec(1, "running", NONE);
+    e.started_at = 7000;
+    ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
+  }
+  /* another scenario must not count */
+  rd_exec_t x = exec_rec(2, "error", 99999);
+  x.error = "{\"message\":\"elsewhere\"}";
+  ASSERT_OK(rd_store_record(st, &x, NULL, eid, NULL, &err));
+
+  rd_health_t h;
+  ASSERT_OK(rd_store_health(st, 1, NONE, 0, &h, &err));
+  ASSERT_INT_EQ(h.total, 102);
+  ASSERT_INT_EQ(h.finished, 100);
+  ASSERT_INT_EQ(h.succeeded, 70);
+  ASSERT_INT_EQ(h.failed, 30);
+  ASSERT_INT_EQ(h.running, 2);
+  ASSERT(fabs(h.success_rate - 0.7) < 1e-12);
+  /* (1 + ... + 70) + (101 + ... + 130) = 2485 + 3465 over 100 */
+  ASSERT(fabs(h.avg_duration - 59.5) < 1e-9);
+  /* nearest rank: the 95th of 1..70, 101..130 is 125 */
+  ASSERT(h.p95_duration == 125);
+  ASSERT_INT_EQ(h.n_top, 2);
+  ASSERT_STR_EQ(h.top[0].reason, "DataError: missing field");
+  ASSERT_INT_EQ(h.top[0].count, 20);
+  ASSERT_STR_EQ(h.top[1].reason, "Timeout");
+  ASSERT_INT_EQ(h.top[1].count, 10);
+  rd_store_health_free(&h);
+  /* since: only the failures and the running ones */
+  ASSERT_OK(rd_store_health(st, 1, 6000, 1, &h, &err));
+  ASSERT_INT_EQ(h.total, 32);
+  ASSERT_INT_EQ(h.succeeded, 0);
+  ASSERT(h.success_rate == 0);
+  ASSERT(h.p95_duration == 129); /* ceil(28.5) = 29th of 101..130 */
+  ASSERT_INT_EQ(h.n_top, 1);
+  rd_store_health_free(&h);
+  /* all scenarios */
+  ASSERT_OK(rd_store_health(st, 0, NONE, 5, &h, &err));
+  ASSERT_INT_EQ(h.total, 103);
+  ASSERT_INT_EQ(h.n_top, 3);
+  rd_store_health_free(&h);
+  /* nothing there */
+  ASSERT_OK(rd_store_health(st, 42, NONE, 5, &h, &err));
+  ASSERT_INT_EQ(h.total, 0);
+  ASSERT(isnan(h.success_rate) && isnan(h.avg_duration) && isnan(h.p95_duration));
+  ASSERT_INT_EQ(h.n_top, 0);
+  rd_store_close(st);
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+/* Child: claim in small batches and complete each retry (every 4th attempt
+ * fails), writing each claimed id to fd and each recorded retry execution
+ * id to done_fd (after the call returned), until nothing is left. work_ms
+ * stands for the time the retries take. */
+static void worker(const char *path, const char *owner, double ttl, int fd, int done_fd,
+                   int work_ms) {
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  static idlist l;
+  unsigned seed = (unsigned)getpid();
+  for (;;) {
+    l.n = 0;
+    rd_claim_opts_t o = {.sel = {.all = 1}, .limit = 1 + (int)(rand_r(&seed) % 4),
+                         .owner = owner, .ttl = ttl};
+    if (rd_store_claim(st, &o, collect_item, &l, &err)) RD__FAIL("claim: %s", err.msg);
+    if (l.n == 0) break;
+    if (work_ms) sleep_ms(work_ms); /* the retries' HTTP calls, leases held */
+    for (int i = 0; i < l.n; i++) {
+      if (fd >= 0 && write(fd, l.ids[i], 33) != 33) RD__FAIL("write");
+      int ok = rand_r(&seed) % 4 != 0;
+      rd_exec_t e = exec_rec(1, ok ? "success" : "error", 1);
+      rd_dlq_log_t log = {.status = ok ? 1 : 3, .duration = 1, .timestamp = NONE};
+      char eid[33];
+      int r = rd_store_retry_done(st, l.ids[i], owner, &e, ok, &log, eid, &err);
+      if (r) RD__FAIL("retry_done: %s", err.msg);
+      if (done_fd >= 0 && write(done_fd, eid, 33) != 33) RD__FAIL("write");
+    }
+  }
+  rd_store_close(st);
+}
+
+RD_TEST(store_claim_two_processes) {
+  const char *path = tmp_path("pp.db");
+  rd_store_t *st = open_store(path);
+  char id[33];
+  for (int i = 0; i < 150; i++) add_item(st, 1, id);
+  rd_store_close(st);
+  int fds[2][2];
+  pid_t pids[2];
+  for (int k = 0; k < 2; k++) {
+    ASSERT_OK(pipe(fds[k]));
+    pids[k] = fork();
+    if (pids[k] == 0) {
+      close(fds[k][0]);
+      worker(path, k ? "P1" : "P0", 60, fds[k][1], -1, 2);
+      _exit(0);
+    }
+    close(fds[k][1]);
+  }
+  /* Every claim of an item must come from one process only. (A failed
+   * retry releases the lease, so the same process or the other may claim the
+   * item again later: count claims per item and check each one's owner set
+   * against the logs instead.) */
+  static char seen[2][2000][33];
+  int nseen[2] = {0, 0};
+  for (int k = 0; k < 2; k++) {
+    while (nseen[k] < 2000 && read(fds[k][0], seen[k][nseen[k]], 33) == 33) nseen[k]++;
+    close(fds[k][0]);
+  }
+  for (int k = 0; k < 2; k++) {
+    int status;
+    ASSERT(waitpid(pids[k], &status, 0) == pids[k]);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  /* claims == logs (each claim completed exactly once), one success each */
+  ASSERT_INT_EQ(nseen[0] + nseen[1], raw_sql(path, "SELECT count(*) FROM dlq_log"));
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item WHERE resolved = 1"), 150);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM (SELECT dlq_id FROM dlq_log WHERE status = 1"
+                              " GROUP BY dlq_id HAVING count(*) <> 1)"), 0);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log WHERE status = 1"), 150);
+  ASSERT(nseen[0] > 0 && nseen[1] > 0);
+}
+
+/* Check the invariants after a crash: every item is resolved exactly once
+ * (one success log, its execution recorded, the original execution pointing
+ * at it) or pending (no success log); attempts == logs; no torn rows. */
+static void check_consistent(const char *path) {
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM pragma_integrity_check"
+                              " WHERE integrity_check <> 'ok'"), 0);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+  /* resolved <=> exactly one success log */
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item d WHERE resolved <>"
+                              " (SELECT count(*) FROM dlq_log l WHERE l.dlq_id = d.id"
+                              "  AND l.status = 1)"), 0);
+  /* attempts == number of logs */
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item d WHERE attempts <>"
+                              " (SELECT count(*) FROM dlq_log l WHERE l.dlq_id = d.id)"), 0);
+  /* every log has its execution, and every retry execution its log */
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log l WHERE NOT EXISTS"
+                              " (SELECT 1 FROM execution e WHERE e.id = l.execution_id)"), 0);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution e WHERE retry_of IS NOT NULL"
+                              " AND NOT EXISTS (SELECT 1 FROM dlq_log l"
+                              " WHERE l.execution_id = e.id)"), 0);
+  /* resolved items: original execution points at the successful retry */
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item d JOIN execution o"
+                              " ON o.id = d.execution_id WHERE d.resolved = 1 AND"
+                              " o.retry_success_id IS NOT (SELECT execution_id FROM dlq_log l"
+                              " WHERE l.dlq_id = d.id AND l.status = 1)"), 0);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item WHERE resolved = 1"
+                              " AND lease_owner IS NOT NULL"), 0);
+}
+
+RD_TEST(store_kill9) {
+  const char *path = tmp_path("k.db");
+  rd_store_t *st = open_store(path);
+  char id[33];
+  enum { N = 300 };
+  for (int i = 0; i < N; i++) add_item(st, 1, id);
+  rd_store_close(st);
+  srand((unsigned)time(NULL) ^ (unsigned)getpid());
+  int killed = 0;
+  static char done[N * 4][33];
+  for (int round = 0; round < 5; round++) {
+    int fds[2];
+    ASSERT_OK(pipe(fds));
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      char owner[32];
+      snprintf(owner, sizeof owner, "crash-%d", round);
+      worker(path, owner, 0.3, -1, fds[1], 0);
+      _exit(0);
+    }
+    close(fds[1]);
+    /* Let it complete a random number of retries, then kill it in the
+     * middle of whatever it is doing (claiming, writing, committing). */
+    int want = 1 + rand() % 40, n = 0;
+    while (n < want && read(fds[0], done[n], 33) == 33) n++;
+    if (rand() % 2) sleep_ms(rand() % 3);
+    kill(pid, SIGKILL);
+    int status;
+    ASSERT(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status)) killed++;
+    while (n < N * 4 && read(fds[0], done[n], 33) == 33) n++;
+    close(fds[0]);
+    /* every retry whose call returned is there */
+    rd_store_t *chk = open_store(path);
+    for (int i = 0; i < n; i++) {
+      rd_exec_t *e;
+      rd_err err = {0};
+      if (rd_store_exec_get(chk, done[i], &e, &err)) RD__FAIL("lost %s: %s", done[i], err.msg);
+      free(e);
+    }
+    rd_store_close(chk);
+    check_consistent(path);
+    /* a killed worker's leases expire; the next round takes over */
+    sleep_ms(350);
+  }
+  /* finish the rest in-process */
+  worker(path, "finisher", 60, -1, -1, 0);
+  check_consistent(path);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item WHERE resolved = 1"), N);
+  ASSERT(killed >= 4);
+}
