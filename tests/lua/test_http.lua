@@ -111,15 +111,12 @@ test("http-1.14 keep-alive: sequential requests reuse the connection", function(
   assert(get("/ok"))
   local r2 = assert(get("/ok"))
   eq(r2.reused, true)
-  local r3 = assert(get("/ok", { headers = { Connection = "close" } }))
-  eq(r3.status, 200)
-  eq(assert(get("/ok")).reused, false) -- the server closed the previous one
 end)
 
 test("http-1.15 misuse raises before anything starts", function()
   raises("table expected", rd.http.request, "http://x")
   raises("url: string expected", rd.http.request, {})
-  raises("headers", rd.http.request, { url = S, headers = { ["X"] = "a\r\nInjected: 1" } })
+  raises("header 'X' contains a line break", rd.http.request, { url = S, headers = { ["X"] = "a\r\nInjected: 1" } })
   raises("timeout must be > 0", rd.http.request, { url = S, timeout = -1 })
   raises("body: string expected", rd.http.request, { url = S, body = {} })
 end)
