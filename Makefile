@@ -89,6 +89,12 @@ bench: all $(B)/testserver
 	@./scripts/deps --bench
 	@B=$(B) ./bench/run
 
+reliability: all $(B)/testserver
+	@B=$(B) ./tests/reliability/run
+
+fuzz:
+	@./fuzz/run
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
@@ -102,6 +108,6 @@ install: all
 clean:
 	rm -rf build redrive redrive.so
 
-.PHONY: all test asan valgrind demo bench install clean redrive redrive.so
+.PHONY: all test asan valgrind demo bench reliability fuzz install clean redrive redrive.so
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
