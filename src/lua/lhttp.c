@@ -9,11 +9,13 @@
  */
 #include "lua/lrd.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
   rd_wait base;
+  char what[300];        /* "GET url" redacted, for --verbose logs */
   rd_http_op_t *op;
   int status;
   rd_http_res_t *res;
@@ -78,6 +80,11 @@ static int http_done(lua_State *L, int status, lua_KContext ctx) {
   if (w->base.status == RD_ECANCELED) {
     w->base.release(&w->base);
     return rd__wait_canceled(L);
+  }
+  if (w->base.rt->verbose) {
+    if (w->status) fprintf(stderr, "redrive: http %s -> %s\n", w->what, rd_err_name(w->status));
+    else fprintf(stderr, "redrive: http %s -> %ld (%.0f ms)\n", w->what, w->res->status,
+                 w->res->total_time * 1000.0);
   }
   if (w->status != 0) {
     rd_err e = w->err;
@@ -295,6 +302,11 @@ static int l_http_request(lua_State *L) {
   }
   req.headers = lines;
   rd_rt *rt = rd__rt(L);
+  if (rt->verbose) {
+    char url[256];
+    rd_http_redact_url(req.url, url, sizeof url);
+    snprintf(w->what, sizeof w->what, "%s %s", req.method, url);
+  }
   w->base.rt = rt;
   w->base.cancel = http_cancel;
   w->base.release = http_release;

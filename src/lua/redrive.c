@@ -140,7 +140,18 @@ static int l_core_luafiles(lua_State *L) {
   return 1;
 }
 
+/* rd.verbose([on]) -> previous setting; when on, HTTP calls are logged to
+ * stderr as "METHOD url -> status" with the URL's userinfo and query removed. */
+static int l_rd_verbose(lua_State *L) {
+  rd_rt *rt = rd__rt(L);
+  int prev = rt->verbose;
+  if (!lua_isnoneornil(L, 1)) rt->verbose = lua_toboolean(L, 1);
+  lua_pushboolean(L, prev);
+  return 1;
+}
+
 static const luaL_Reg rd_funcs[] = {
+  {"verbose", l_rd_verbose},
   {"dry_run", l_rd_dry_run}, {"is_dry_run", l_rd_is_dry_run}, {NULL, NULL},
 };
 
