@@ -1,0 +1,866 @@
+/*
+ * The store binding: `core.store_open(path)` and the methods of
+ * redrive.Store (see docs/internals.md, "Store binding"). Thin: check the
+ * arguments (misuse raises), call src/store, turn records into plain tables
+ * (absent fields omitted, JSON columns left as strings). Store calls are
+ * synchronous and never yield: SQLite on a local disk.
+ *
+ * Records reach Lua through callbacks that run while a statement is open, so
+ * each record is pushed inside lua_pcall: a memory error then ends the
+ * listing cleanly (the store resets its statement, rolls back if writing)
+ * and is raised afterwards.
+ */
+#include "lua/lrd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct lstore {
+  rd_store_t *st;  /* NULL once closed */
+  int busy;        /* inside a call that runs callbacks: no re-entry */
+} lstore;
+
+/* ---- the userdata --------------------------------------------------------- */
+
+static lstore *to_lstore(lua_State *L) { return luaL_checkudata(L, 1, RD_MT_STORE); }
+
+static rd_store_t *check_store(lua_State *L) {
+  lstore *u = to_lstore(L);
+  if (!u->st) luaL_error(L, "attempt to use a closed store");
+  if (u->busy) luaL_error(L, "store used from inside one of its own listings");
+  return u->st;
+}
+
+/* [-0, +1, m] push a new closed store; returns it. Closed first, so that a
+ * memory error before the store is attached leaves nothing for __gc. */
+static lstore *new_lstore(lua_State *L) {
+  lstore *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->st = NULL;
+  u->busy = 0;
+  luaL_setmetatable(L, RD_MT_STORE);
+  return u;
+}
+
+static int l_store_open(lua_State *L) {
+  const char *path = luaL_optstring(L, 1, NULL);
+  char def[4096];
+  if (!path) {
+    int r = rd_store_default_path(def, sizeof def);
+    if (r) return rd__lua_fail(L, r, "store: no default path (set REDRIVE_DB or HOME)");
+    path = def;
+  }
+  lstore *u = new_lstore(L);
+  rd_err err = {0};
+  rd_store_t *st;
+  if (rd_store_open(&st, path, &err)) return rd__lua_pusherr(L, &err);
+  u->st = st;
+  return 1;
+}
+
+static int l_store_default_path(lua_State *L) {
+  char buf[4096];
+  int r = rd_store_default_path(buf, sizeof buf);
+  if (r) return rd__lua_fail(L, r, "store: no default path (set REDRIVE_DB or HOME)");
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* __gc, __close and close: idempotent. */
+static int l_store_close(lua_State *L) {
+  lstore *u = to_lstore(L);
+  if (u->busy) return 0; /* a finalizer during one of our listings: not now */
+  rd_store_close(u->st);
+  u->st = NULL;
+  return 0;
+}
+
+static int l_store_tostring(lua_State *L) {
+  lstore *u = to_lstore(L);
+  if (u->st) lua_pushfstring(L, "redrive.Store (%s)", rd_store_path(u->st));
+  else lua_pushliteral(L, "redrive.Store (closed)");
+  return 1;
+}
+
+static int l_store_path(lua_State *L) {
+  lua_pushstring(L, rd_store_path(check_store(L)));
+  return 1;
+}
+
+/* ---- reading arguments -----------------------------------------------------
+ * Field readers leave the value on the stack so that the strings they return
+ * stay anchored until the function returns. A missing field is nil; a
+ * field set to rd.json.null is present but empty (clears it in updates). */
+
+typedef struct fields {
+  lua_State *L;
+  int arg;             /* argument number, for messages */
+  int t;               /* absolute index of the table, 0 = no table */
+  const char *prefix;  /* "exec." in messages */
+} fields;
+
+static fields args_table(lua_State *L, int arg, int optional, const char *prefix) {
+  if (optional && lua_isnoneornil(L, arg)) return (fields){L, arg, 0, prefix};
+  luaL_checktype(L, arg, LUA_TTABLE);
+  return (fields){L, arg, lua_absindex(L, arg), prefix};
+}
+
+/* Push field k; returns its type (LUA_TNIL when absent), -1 for json null. */
+static int get(const fields *f, const char *k) {
+  luaL_checkstack(f->L, 4, "too many fields");
+  if (!f->t) {
+    lua_pushnil(f->L);
+    return LUA_TNIL;
+  }
+  int t = lua_getfield(f->L, f->t, k);
+  if (t == LUA_TUSERDATA && rd__json_isnull(f->L, -1)) return -1;
+  return t;
+}
+
+static int bad(const fields *f, const char *k, const char *want) {
+  const char *msg = lua_pushfstring(f->L, "field '%s%s': %s expected, got %s", f->prefix, k,
+                                    want, luaL_typename(f->L, -1));
+  return luaL_argerror(f->L, f->arg, msg);
+}
+
+/* String field: NULL when absent or null; *present (if given) says whether it
+ * was there at all. */
+static const char *f_str(const fields *f, const char *k, int *present) {
+  int t = get(f, k);
+  if (present) *present = t != LUA_TNIL;
+  if (t == LUA_TNIL || t == -1) return NULL;
+  if (t != LUA_TSTRING) bad(f, k, "string");
+  return lua_tostring(f->L, -1);
+}
+
+static const char *f_reqstr(const fields *f, const char *k) {
+  const char *s = f_str(f, k, NULL);
+  if (!s) bad(f, k, "string");
+  return s;
+}
+
+static double f_num(const fields *f, const char *k, int *present) {
+  int t = get(f, k);
+  if (present) *present = t != LUA_TNIL;
+  if (t == LUA_TNIL || t == -1) return RD_STORE_NONE;
+  if (t != LUA_TNUMBER) bad(f, k, "number");
+  return lua_tonumber(f->L, -1);
+}
+
+static int64_t f_int(const fields *f, const char *k, int64_t def, int *present) {
+  int t = get(f, k);
+  if (present) *present = t != LUA_TNIL;
+  if (t == LUA_TNIL) return def;
+  if (t == -1) return 0;
+  int ok;
+  lua_Integer v = lua_tointegerx(f->L, -1, &ok);
+  if (t != LUA_TNUMBER || !ok) bad(f, k, "integer");
+  return v;
+}
+
+static int f_bool(const fields *f, const char *k, int def, int *present) {
+  int t = get(f, k);
+  if (present) *present = t != LUA_TNIL;
+  if (t == LUA_TNIL) return def;
+  if (t == -1) return 0;
+  if (t != LUA_TBOOLEAN) bad(f, k, "boolean");
+  return lua_toboolean(f->L, -1);
+}
+
+static int f_limit(const fields *f) {
+  int64_t n = f_int(f, "limit", 0, NULL);
+  if (n < 0 || n > RD_STORE_MAX_LIMIT) {
+    lua_pushfstring(f->L, "field 'limit' out of range (0..%d)", RD_STORE_MAX_LIMIT);
+    luaL_argerror(f->L, f->arg, lua_tostring(f->L, -1));
+  }
+  return (int)n;
+}
+
+/* Sub-table field as its own `fields` (t = 0 when absent). */
+static fields f_table(const fields *f, const char *k, const char *prefix) {
+  int t = get(f, k);
+  if (t == LUA_TNIL) return (fields){f->L, f->arg, 0, prefix};
+  if (t != LUA_TTABLE) bad(f, k, "table");
+  return (fields){f->L, f->arg, lua_absindex(f->L, -1), prefix};
+}
+
+/* Array of strings field -> C array in a userdata on the stack. */
+static const char *const *f_strings(const fields *f, const char *k, size_t *n) {
+  int t = get(f, k);
+  *n = 0;
+  if (t == LUA_TNIL) return NULL;
+  if (t != LUA_TTABLE) bad(f, k, "table of ids");
+  int at = lua_absindex(f->L, -1);
+  size_t len = (size_t)luaL_len(f->L, at);
+  const char **v = lua_newuserdatauv(f->L, (len ? len : 1) * sizeof *v, 0);
+  for (size_t i = 0; i < len; i++) {
+    if (lua_rawgeti(f->L, at, (lua_Integer)i + 1) != LUA_TSTRING) {
+      lua_pushfstring(f->L, "field '%s%s[%d]': string expected, got %s", f->prefix, k,
+                      (int)i + 1, luaL_typename(f->L, -1));
+      luaL_argerror(f->L, f->arg, lua_tostring(f->L, -1));
+    }
+    v[i] = lua_tostring(f->L, -1); /* anchored by the array */
+    lua_pop(f->L, 1);
+  }
+  *n = len;
+  return v;
+}
+
+static const char *check_id(lua_State *L, int arg) { return luaL_checkstring(L, arg); }
+
+/* An execution record; *mask gets the RD_EXEC_* bits of present fields. */
+static void read_exec(const fields *f, rd_exec_t *e, unsigned *mask) {
+  int p;
+  unsigned m = 0;
+  *e = (rd_exec_t){0};
+  e->id = f_str(f, "id", NULL);
+#define S(field, bit) e->field = f_str(f, #field, &p); if (p) m |= bit;
+#define D(field, bit) e->field = f_num(f, #field, &p); if (p) m |= bit;
+#define I(field, bit) e->field = f_int(f, #field, 0, &p); if (p) m |= bit;
+  I(scenario_id, RD_EXEC_SCENARIO_ID)
+  S(status, RD_EXEC_STATUS)
+  S(mode, RD_EXEC_MODE)
+  D(started_at, RD_EXEC_STARTED_AT)
+  D(stopped_at, RD_EXEC_STOPPED_AT)
+  D(duration, RD_EXEC_DURATION)
+  I(operations, RD_EXEC_OPERATIONS)
+  I(transfer, RD_EXEC_TRANSFER)
+  I(attempts, RD_EXEC_ATTEMPTS)
+  S(error, RD_EXEC_ERROR)
+  S(run_data, RD_EXEC_RUN_DATA)
+  S(retry_of, RD_EXEC_RETRY_OF)
+  S(retry_success_id, RD_EXEC_RETRY_SUCCESS_ID)
+  S(parent_id, RD_EXEC_PARENT_ID)
+  S(dlq_id, RD_EXEC_DLQ_ID)
+#undef S
+#undef D
+#undef I
+  if (mask) *mask = m;
+}
+
+static void read_item(const fields *f, rd_dlq_item_t *d) {
+  *d = (rd_dlq_item_t){
+    .id = f_str(f, "id", NULL),
+    .scenario_id = f_int(f, "scenario_id", 0, NULL),
+    .scenario_name = f_str(f, "scenario_name", NULL),
+    .reason = f_str(f, "reason", NULL),
+    .created = f_num(f, "created", NULL),
+    .size = f_int(f, "size", 0, NULL),
+    .resolved = f_bool(f, "resolved", 0, NULL),
+    .retry = f_bool(f, "retry", 0, NULL),
+    .attempts = f_int(f, "attempts", 0, NULL),
+    .failer = f_int(f, "failer", 0, NULL),
+    .blueprint = f_str(f, "blueprint", NULL),
+    .state = f_str(f, "state", NULL),
+    .lease_expiry = RD_STORE_NONE,
+  };
+}
+
+static void read_sel(const fields *f, rd_dlq_sel_t *sel) {
+  *sel = (rd_dlq_sel_t){0};
+  sel->ids = f_strings(f, "ids", &sel->n_ids);
+  sel->all = f_bool(f, "all", 0, NULL);
+  sel->except = f_strings(f, "except", &sel->n_except);
+  sel->scenario_id = f_int(f, "scenario", 0, NULL);
+  if (!sel->ids && !sel->all) luaL_argerror(f->L, f->arg, "'ids' or 'all = true' expected");
+  if (sel->ids && sel->all) luaL_argerror(f->L, f->arg, "'ids' and 'all' exclude each other");
+}
+
+/* ---- pushing records ------------------------------------------------------ */
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, int64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+/* Whole numbers come back as integers, so 1700000000 stays 1700000000. */
+static void push_num(lua_State *L, double v) {
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+  if (isnan(v)) return;
+  push_num(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void push_scenario(lua_State *L, const void *p) {
+  const rd_scenario_t *s = p;
+  lua_createtable(L, 0, 6);
+  set_int(L, "id", s->id);
+  set_str(L, "name", s->name);
+  set_str(L, "blueprint", s->blueprint);
+  set_bool(L, "dlq", s->dlq);
+  set_num(L, "created", s->created);
+  set_num(L, "updated", s->updated);
+}
+
+static void push_exec(lua_State *L, const void *p) {
+  const rd_exec_t *e = p;
+  lua_createtable(L, 0, 16);
+  set_str(L, "id", e->id);
+  if (e->scenario_id) set_int(L, "scenario_id", e->scenario_id);
+  set_str(L, "status", e->status);
+  set_str(L, "mode", e->mode);
+  set_num(L, "started_at", e->started_at);
+  set_num(L, "stopped_at", e->stopped_at);
+  set_num(L, "duration", e->duration);
+  set_int(L, "operations", e->operations);
+  set_int(L, "transfer", e->transfer);
+  set_int(L, "attempts", e->attempts);
+  set_str(L, "error", e->error);
+  set_str(L, "run_data", e->run_data);
+  set_str(L, "retry_of", e->retry_of);
+  set_str(L, "retry_success_id", e->retry_success_id);
+  set_str(L, "parent_id", e->parent_id);
+  set_str(L, "dlq_id", e->dlq_id);
+}
+
+static void push_item(lua_State *L, const void *p) {
+  const rd_dlq_item_t *d = p;
+  lua_createtable(L, 0, 16);
+  set_str(L, "id", d->id);
+  if (d->scenario_id) set_int(L, "scenario_id", d->scenario_id);
+  set_str(L, "scenario_name", d->scenario_name);
+  set_str(L, "reason", d->reason);
+  set_num(L, "created", d->created);
+  set_int(L, "size", d->size);
+  set_bool(L, "resolved", d->resolved);
+  set_bool(L, "retry", d->retry);
+  set_int(L, "attempts", d->attempts);
+  set_str(L, "execution_id", d->execution_id);
+  if (d->failer) set_int(L, "failer", d->failer);
+  set_str(L, "blueprint", d->blueprint);
+  set_str(L, "state", d->state);
+  set_str(L, "lease_owner", d->lease_owner);
+  set_num(L, "lease_expiry", d->lease_expiry);
+}
+
+static void push_log(lua_State *L, const void *p) {
+  const rd_dlq_log_t *l = p;
+  lua_createtable(L, 0, 9);
+  set_str(L, "id", l->id);
+  set_str(L, "dlq_id", l->dlq_id);
+  set_int(L, "status", l->status);
+  set_num(L, "duration", l->duration);
+  set_int(L, "operations", l->operations);
+  set_int(L, "transfer", l->transfer);
+  set_num(L, "timestamp", l->timestamp);
+  set_str(L, "execution_id", l->execution_id);
+  set_bool(L, "forced", l->forced);
+}
+
+/* Collects records into the table on top of the stack, each push protected. */
+typedef struct collector {
+  lua_State *L;
+  lstore *u;
+  int t;                                 /* absolute index of the result table */
+  lua_Integer n;
+  void (*push)(lua_State *L, const void *rec);
+  const void *rec;
+  const char *id, *msg;                  /* delete errors */
+  int failed;                            /* a push raised: error object on top */
+} collector;
+
+static int collect_p(lua_State *L) {
+  collector *c = lua_touserdata(L, 1);
+  if (c->push) {
+    c->push(L, c->rec);
+  } else {
+    lua_createtable(L, 0, 2);
+    set_str(L, "id", c->id);
+    set_str(L, "message", c->msg);
+  }
+  lua_rawseti(L, 2, ++c->n);
+  return 0;
+}
+
+static int collect(collector *c) {
+  lua_pushcfunction(c->L, collect_p);  /* light C function: no allocation */
+  lua_pushlightuserdata(c->L, c);
+  lua_pushvalue(c->L, c->t);
+  if (lua_pcall(c->L, 2, 0, 0) != LUA_OK) {
+    c->failed = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static int cb_scenario(const rd_scenario_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
+  return collect(c);
+}
+static int cb_exec(const rd_exec_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
+  return collect(c);
+}
+static int cb_item(const rd_dlq_item_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
+  return collect(c);
+}
+static int cb_log(const rd_dlq_log_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
+  return collect(c);
+}
+static int cb_error(const char *id, const char *msg, void *ud) {
+  collector *c = ud;
+  c->id = id;
+  c->msg = msg;
+  return collect(c);
+}
+
+/* [-0, +1, m] push the result table and start collecting into it. */
+static void collector_start(lua_State *L, collector *c, void (*push)(lua_State *, const void *)) {
+  luaL_checkstack(L, 8, "store");
+  lua_newtable(L);
+  *c = (collector){.L = L, .u = to_lstore(L), .t = lua_gettop(L), .push = push};
+  c->u->busy = 1;
+}
+
+/* After the store call: raise a push's error, or return the table or an
+ * expected failure. */
+static int collector_end(lua_State *L, collector *c, int r, const rd_err *err) {
+  c->u->busy = 0;
+  if (c->failed) return lua_error(L);
+  if (r) return rd__lua_pusherr(L, err);
+  lua_settop(L, c->t);
+  return 1;
+}
+
+/* Push an owned record (then free it), or the error. */
+static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, const void *),
+                      const rd_err *err) {
+  if (r) return rd__lua_pusherr(L, err);
+  /* The record is freed whatever happens: push under protection. */
+  collector c = {.L = L, .push = push, .rec = rec};
+  luaL_checkstack(L, 8, "store");
+  lua_newtable(L);
+  c.t = lua_gettop(L);
+  int failed = collect(&c);
+  free(rec);
+  if (failed) return lua_error(L);
+  lua_rawgeti(L, c.t, 1);
+  return 1;
+}
+
+/* ---- scenarios ------------------------------------------------------------ */
+
+static int l_scenario_create(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd_scenario_t sc = {
+    .name = f_reqstr(&f, "name"),
+    .blueprint = f_reqstr(&f, "blueprint"),
+    .dlq = f_bool(&f, "dlq", 0, NULL),
+  };
+  int64_t id;
+  rd_err err = {0};
+  if (rd_store_scenario_create(st, &sc, &id, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
+static int l_scenario_get(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  rd_scenario_t *sc = NULL;
+  rd_err err = {0};
+  int r = rd_store_scenario_get(st, id, &sc, &err);
+  return push_owned(L, r, sc, push_scenario, &err);
+}
+
+static int l_scenario_list(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  collector c;
+  collector_start(L, &c, push_scenario);
+  rd_err err = {0};
+  int r = rd_store_scenario_list(st, cb_scenario, &c, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+static int l_scenario_update(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  fields f = args_table(L, 3, 0, "");
+  int p;
+  unsigned mask = 0;
+  rd_scenario_t sc = {0};
+  sc.name = f_str(&f, "name", &p);
+  if (p) mask |= RD_SCENARIO_NAME;
+  sc.blueprint = f_str(&f, "blueprint", &p);
+  if (p) mask |= RD_SCENARIO_BLUEPRINT;
+  sc.dlq = f_bool(&f, "dlq", 0, &p);
+  if (p) mask |= RD_SCENARIO_DLQ;
+  rd_err err = {0};
+  if (rd_store_scenario_update(st, id, &sc, mask, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- executions ----------------------------------------------------------- */
+
+static int l_exec_get(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  rd_exec_t *e = NULL;
+  rd_err err = {0};
+  int r = rd_store_exec_get(st, id, &e, &err);
+  return push_owned(L, r, e, push_exec, &err);
+}
+
+static int l_exec_list(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  rd_exec_filter_t flt = {
+    .scenario_id = f_int(&f, "scenario", 0, NULL),
+    .status = f_str(&f, "status", NULL),
+    .mode = f_str(&f, "mode", NULL),
+    .since = f_num(&f, "since", NULL),
+    .until = f_num(&f, "until", NULL),
+    .after = f_str(&f, "after", NULL),
+    .limit = f_limit(&f),
+  };
+  collector c;
+  collector_start(L, &c, push_exec);
+  rd_err err = {0};
+  int r = rd_store_exec_list(st, &flt, cb_exec, &c, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+static int l_exec_update(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  fields f = args_table(L, 3, 0, "");
+  rd_exec_t e;
+  unsigned mask;
+  read_exec(&f, &e, &mask);
+  rd_err err = {0};
+  if (rd_store_exec_update(st, id, &e, mask, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_exec_delete(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  rd_err err = {0};
+  if (rd_store_exec_delete(st, id, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_record(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  fields fe = f_table(&f, "exec", "exec.");
+  if (!fe.t) luaL_argerror(L, 2, "field 'exec': table expected, got nil");
+  fields fd = f_table(&f, "dlq", "dlq.");
+  rd_exec_t e;
+  rd_dlq_item_t d;
+  read_exec(&fe, &e, NULL);
+  if (fd.t) read_item(&fd, &d);
+  char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
+  rd_err err = {0};
+  if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushstring(L, eid);
+  if (!fd.t) return 1;
+  lua_pushstring(L, did);
+  return 2;
+}
+
+/* ---- DLQ ------------------------------------------------------------------- */
+
+static int l_dlq_get(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  rd_dlq_item_t *d = NULL;
+  rd_err err = {0};
+  int r = rd_store_dlq_get(st, id, &d, &err);
+  return push_owned(L, r, d, push_item, &err);
+}
+
+static void read_dlq_filter(const fields *f, rd_dlq_filter_t *flt, int full) {
+  int p;
+  int resolved = f_bool(f, "resolved", 0, &p);
+  *flt = (rd_dlq_filter_t){
+    .scenario_id = f_int(f, "scenario", 0, NULL),
+    .resolved = p ? resolved : -1,
+    .since = full ? f_num(f, "since", NULL) : RD_STORE_NONE,
+    .until = full ? f_num(f, "until", NULL) : RD_STORE_NONE,
+    .after = full ? f_str(f, "after", NULL) : NULL,
+    .limit = full ? f_limit(f) : 0,
+  };
+}
+
+static int l_dlq_list(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  rd_dlq_filter_t flt;
+  read_dlq_filter(&f, &flt, 1);
+  collector c;
+  collector_start(L, &c, push_item);
+  rd_err err = {0};
+  int r = rd_store_dlq_list(st, &flt, cb_item, &c, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+static int l_dlq_count(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  rd_dlq_filter_t flt;
+  read_dlq_filter(&f, &flt, 0);
+  int64_t n;
+  rd_err err = {0};
+  if (rd_store_dlq_count(st, &flt, &n, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+static int l_dlq_patch(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  fields f = args_table(L, 3, 0, "");
+  const char *bp = f_str(&f, "blueprint", NULL);
+  int64_t failer = f_int(&f, "failer", 0, NULL);
+  if (failer < 0) luaL_argerror(L, 3, "field 'failer': module id must be positive");
+  rd_err err = {0};
+  if (rd_store_dlq_patch(st, id, bp, failer, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_dlq_delete(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd_dlq_sel_t sel;
+  read_sel(&f, &sel);
+  collector c;
+  collector_start(L, &c, NULL); /* errors */
+  int64_t n = 0;
+  rd_err err = {0};
+  int r = rd_store_dlq_delete(st, &sel, &n, cb_error, &c, &err);
+  c.u->busy = 0;
+  if (c.failed) return lua_error(L);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_setfield(L, -2, "deleted");
+  lua_pushvalue(L, c.t);
+  lua_setfield(L, -2, "errors");
+  return 1;
+}
+
+static int l_dlq_logs(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  fields f = args_table(L, 3, 1, "");
+  int64_t status = f_int(&f, "status", 0, NULL);
+  if (status < 0 || status > 3) luaL_argerror(L, 3, "field 'status': 1, 2 or 3 expected");
+  rd_log_filter_t flt = {
+    .status = (int)status,
+    .from = f_num(&f, "from", NULL),
+    .to = f_num(&f, "to", NULL),
+    .after = f_str(&f, "after", NULL),
+    .limit = f_limit(&f),
+  };
+  collector c;
+  collector_start(L, &c, push_log);
+  rd_err err = {0};
+  int r = rd_store_dlq_logs(st, id, &flt, cb_log, &c, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+/* ---- leases and retries ----------------------------------------------------- */
+
+static double check_ttl(lua_State *L, const fields *f, int arg) {
+  double ttl = f ? f_num(f, "ttl", NULL) : luaL_checknumber(L, arg);
+  if (!(ttl > 0)) luaL_argerror(L, arg, "ttl: positive number of seconds expected");
+  return ttl;
+}
+
+static int l_claim(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd_claim_opts_t o = {0};
+  read_sel(&f, &o.sel);
+  o.after = f_str(&f, "after", NULL);
+  o.limit = f_limit(&f);
+  o.owner = f_reqstr(&f, "owner");
+  o.ttl = check_ttl(L, &f, 2);
+  collector c;
+  collector_start(L, &c, push_item);
+  rd_err err = {0};
+  int r = rd_store_claim(st, &o, cb_item, &c, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+static int l_renew(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *owner = luaL_checkstring(L, 2);
+  double ttl = check_ttl(L, NULL, 3);
+  int64_t n;
+  rd_err err = {0};
+  if (rd_store_renew(st, owner, ttl, &n, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+static int l_release(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *owner = luaL_checkstring(L, 2);
+  const char *id = luaL_optstring(L, 3, NULL);
+  int64_t n;
+  rd_err err = {0};
+  if (rd_store_release(st, owner, id, &n, &err)) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+static int l_retry_done(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  const char *dlq_id = f_reqstr(&f, "dlq_id");
+  const char *owner = f_reqstr(&f, "owner");
+  int success = f_bool(&f, "success", 0, NULL);
+  fields fe = f_table(&f, "exec", "exec.");
+  fields fl = f_table(&f, "log", "log.");
+  if (!fe.t) luaL_argerror(L, 2, "field 'exec': table expected, got nil");
+  if (!fl.t) luaL_argerror(L, 2, "field 'log': table expected, got nil");
+  rd_exec_t e;
+  read_exec(&fe, &e, NULL);
+  int64_t status = f_int(&fl, "status", 0, NULL);
+  if (status < 1 || status > 3) luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
+  rd_dlq_log_t log = {
+    .status = (int)status,
+    .duration = f_num(&fl, "duration", NULL),
+    .operations = f_int(&fl, "operations", 0, NULL),
+    .transfer = f_int(&fl, "transfer", 0, NULL),
+    .timestamp = f_num(&fl, "timestamp", NULL),
+    .forced = f_bool(&fl, "forced", 0, NULL),
+  };
+  char eid[RD_STORE_ID_LEN + 1];
+  rd_err err = {0};
+  if (rd_store_retry_done(st, dlq_id, owner, &e, success, &log, eid, &err))
+    return rd__lua_pusherr(L, &err);
+  lua_pushstring(L, eid);
+  return 1;
+}
+
+/* ---- health ----------------------------------------------------------------- */
+
+static int health_p(lua_State *L) {
+  const rd_health_t *h = lua_touserdata(L, 1);
+  lua_createtable(L, 0, 9);
+  set_int(L, "total", h->total);
+  set_int(L, "finished", h->finished);
+  set_int(L, "succeeded", h->succeeded);
+  set_int(L, "failed", h->failed);
+  set_int(L, "running", h->running);
+  set_num(L, "success_rate", h->success_rate);
+  set_num(L, "avg_duration", h->avg_duration);
+  set_num(L, "p95_duration", h->p95_duration);
+  lua_createtable(L, (int)h->n_top, 0);
+  for (size_t i = 0; i < h->n_top; i++) {
+    /* both {reason, count} and {reason = , count = } */
+    lua_createtable(L, 2, 2);
+    lua_pushstring(L, h->top[i].reason);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, 1);
+    lua_setfield(L, -2, "reason");
+    lua_pushinteger(L, (lua_Integer)h->top[i].count);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, 2);
+    lua_setfield(L, -2, "count");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "top_reasons");
+  return 1;
+}
+
+static int l_health(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  int64_t scenario = f_int(&f, "scenario", 0, NULL);
+  double since = f_num(&f, "since", NULL);
+  int64_t top = f_int(&f, "limit", 5, NULL);
+  if (top < 1 || top > RD_HEALTH_TOP_MAX) luaL_argerror(L, 2, "field 'limit' out of range (1..20)");
+  luaL_checkstack(L, 4, "store");
+  rd_health_t h;
+  rd_err err = {0};
+  if (rd_store_health(st, scenario, since, (int)top, &h, &err)) return rd__lua_pusherr(L, &err);
+  /* h owns strings: build the table under protection, then free them. */
+  lua_pushcfunction(L, health_p);
+  lua_pushlightuserdata(L, &h);
+  int rc = lua_pcall(L, 1, 1, 0);
+  rd_store_health_free(&h);
+  if (rc != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+/* ---- registration ------------------------------------------------------------ */
+
+static const luaL_Reg store_methods[] = {
+  {"close", l_store_close},
+  {"path", l_store_path},
+  {"scenario_create", l_scenario_create},
+  {"scenario_get", l_scenario_get},
+  {"scenario_list", l_scenario_list},
+  {"scenario_update", l_scenario_update},
+  {"exec_get", l_exec_get},
+  {"exec_list", l_exec_list},
+  {"exec_update", l_exec_update},
+  {"exec_delete", l_exec_delete},
+  {"record", l_record},
+  {"dlq_get", l_dlq_get},
+  {"dlq_list", l_dlq_list},
+  {"dlq_count", l_dlq_count},
+  {"dlq_patch", l_dlq_patch},
+  {"dlq_delete", l_dlq_delete},
+  {"dlq_logs", l_dlq_logs},
+  {"claim", l_claim},
+  {"renew", l_renew},
+  {"release", l_release},
+  {"retry_done", l_retry_done},
+  {"health", l_health},
+  {NULL, NULL},
+};
+
+static const luaL_Reg store_meta[] = {
+  {"__gc", l_store_close},
+  {"__close", l_store_close},
+  {"__tostring", l_store_tostring},
+  {"__index", NULL},
+  {NULL, NULL},
+};
+
+static const luaL_Reg store_funcs[] = {
+  {"store_open", l_store_open},
+  {"store_default_path", l_store_default_path},
+  {NULL, NULL},
+};
+
+void rd__open_store(lua_State *L) {
+  if (luaL_newmetatable(L, RD_MT_STORE)) {
+    luaL_setfuncs(L, store_meta, 0);
+    luaL_newlib(L, store_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, store_funcs, 0);
+}
