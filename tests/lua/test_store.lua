@@ -1,0 +1,282 @@
+-- The store binding: core.store_open and redrive.Store (docs/internals.md)
+local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
+local rd = require "redrive"
+local core = require "redrive.core"
+
+local function new_store()
+  local path = H.tmpname(".db")
+  return assert(core.store_open(path)), path
+end
+
+local function item(scenario, reason)
+  return { scenario_id = scenario, scenario_name = "S" .. scenario, reason = reason or "DataError: x",
+           size = 3, failer = 2, blueprint = '{"flow":[]}', state = '{"bundle":{"n":1}}' }
+end
+
+local function failed_exec(scenario, duration)
+  return { scenario_id = scenario, status = "error", mode = "manual", started_at = 1700000000,
+           duration = duration or 5, error = '{"message":"boom"}' }
+end
+
+test("store-1.1 open, path, tostring, close is idempotent, closed store raises", function()
+  local path = H.tmpname("/a/b/s.db")
+  local st = assert(core.store_open(path))
+  eq(st:path(), path)
+  eq(tostring(st), "redrive.Store (" .. path .. ")")
+  st:close()
+  st:close()
+  eq(tostring(st), "redrive.Store (closed)")
+  raises("attempt to use a closed store", st.scenario_list, st)
+  raises("attempt to use a closed store", st.path, st)
+  -- reopen: the data is there
+  local st2 <close> = assert(core.store_open(path))
+  eq(#st2:scenario_list(), 0)
+end)
+
+test("store-1.2 <close> closes", function()
+  local path = H.tmpname(".db")
+  local keep
+  do
+    local st <close> = assert(core.store_open(path))
+    keep = st
+  end
+  eq(tostring(keep), "redrive.Store (closed)")
+end)
+
+test("store-1.3 corrupt and foreign files: nil, msg, 'corrupt'", function()
+  local path = H.tmpname(".db")
+  local f = assert(io.open(path, "w"))
+  f:write(string.rep("not a database\n", 100))
+  f:close()
+  local msg = check_err("corrupt", "is not a redrive store", core.store_open, path)
+  ok(msg:find(path, 1, true), "message names the path", msg)
+  check_err("io", "cannot", core.store_open, "/proc/nope/x.db")
+end)
+
+test("store-1.4 default path follows REDRIVE_DB", function()
+  eq(core.store_default_path(), os.getenv("REDRIVE_DB"))
+end)
+
+test("store-2.1 scenarios", function()
+  local st <close> = new_store()
+  local id = st:scenario_create { name = "A", blueprint = '{"flow":[]}', dlq = true }
+  eq(math.type(id), "integer")
+  local sc = assert(st:scenario_get(id))
+  eq(sc.name, "A")
+  eq(sc.blueprint, '{"flow":[]}')
+  eq(sc.dlq, true)
+  ok(sc.created > 1.6e9)
+  eq(st:scenario_update(id, { name = "B", dlq = false }), true)
+  sc = st:scenario_get(id)
+  eq(sc.name, "B")
+  eq(sc.dlq, false)
+  check_err("not_found", "^store: no scenario 99$", st.scenario_get, st, 99)
+  check_err("not_found", nil, st.scenario_update, st, 99, { name = "x" })
+  check_err("invalid", "blueprint_json", st.scenario_create, st, { name = "C", blueprint = "{" })
+  eq(#st:scenario_list(), 1)
+end)
+
+test("store-2.2 misuse raises with the field named", function()
+  local st <close> = new_store()
+  raises("bad argument #1 to 'scenario_create' %(table expected, got no value%)",
+    function() return st:scenario_create() end)
+  raises("bad argument #1 to 'scenario_create' %(field 'name': string expected, got nil%)",
+    function() return st:scenario_create { blueprint = "{}" } end)
+  raises("field 'exec.status': string expected, got number", st.record, st,
+    { exec = { status = 1 } })
+  raises("field 'exec': table expected, got nil", st.record, st, {})
+  raises("field 'limit' out of range", st.exec_list, st, { limit = -1 })
+  raises("'ids' or 'all = true' expected", st.claim, st, { owner = "w", ttl = 1 })
+  raises("field 'ids%[2%]': string expected, got number", st.dlq_delete, st, { ids = { "a", 2 } })
+  raises("ttl", st.claim, st, { all = true, owner = "w" })
+  raises("bad argument #1 to 'exec_get' %(string expected, got no value%)",
+    function() return st:exec_get() end)
+end)
+
+test("store-3.1 record, exec_get, exec_update (null clears), exec_delete", function()
+  local st <close> = new_store()
+  local id = assert(st:record { exec = { scenario_id = 1, status = "running", mode = "manual",
+                                         started_at = 1700000000.25, run_data = '{"1":{}}' } })
+  eq(#id, 32)
+  local e = assert(st:exec_get(id))
+  eq(e.status, "running")
+  eq(e.started_at, 1700000000.25)
+  eq(e.run_data, '{"1":{}}')
+  eq(e.stopped_at, nil)
+  eq(e.operations, 0)
+  eq(st:exec_update(id, { status = "success", stopped_at = 1700000001, duration = 750,
+                           run_data = rd.json.null }), true)
+  e = st:exec_get(id)
+  eq(e.status, "success")
+  eq(e.stopped_at, 1700000001)
+  eq(math.type(e.stopped_at), "integer")
+  eq(e.duration, 750)
+  eq(e.run_data, nil)
+  check_err("invalid", "invalid execution status 'done'", st.exec_update, st, id, { status = "done" })
+  eq(st:exec_delete(id), true)
+  check_err("not_found", "no execution", st.exec_get, st, id)
+  check_err("not_found", nil, st.exec_delete, st, id)
+end)
+
+test("store-3.2 record with dlq is one transaction", function()
+  local st <close> = new_store()
+  local eid, did = st:record { exec = failed_exec(1), dlq = item(1) }
+  local e = st:exec_get(eid)
+  eq(e.dlq_id, did)
+  local d = assert(st:dlq_get(did))
+  eq(d.execution_id, eid)
+  eq(d.resolved, false)
+  eq(d.retry, false)
+  eq(d.state, '{"bundle":{"n":1}}')
+  eq(d.failer, 2)
+  eq(d.lease_owner, nil)
+  -- a bad item: neither row is written
+  local bad = item(1)
+  bad.blueprint = "{nope"
+  check_err("invalid", "blueprint_json", st.record, st, { exec = failed_exec(1), dlq = bad })
+  eq(#st:exec_list(), 1)
+  eq(st:dlq_count(), 1)
+end)
+
+test("store-3.3 exec_list: filters and keyset pages", function()
+  local st <close> = new_store()
+  local all = {}
+  for i = 1, 25 do
+    local e = { scenario_id = i % 2 + 1, status = i % 3 == 0 and "error" or "success",
+                mode = "manual", started_at = 1000 + i }
+    all[i] = st:record { exec = e }
+  end
+  local seen, after = {}, nil
+  repeat
+    local page = st:exec_list { after = after, limit = 10 }
+    for _, e in ipairs(page) do
+      seen[#seen + 1] = e.id
+      eq(e.run_data, nil)
+    end
+    after = page[#page] and page[#page].id
+  until #page < 10
+  eq(seen, all)
+  eq(#st:exec_list { scenario = 1, status = "error" }, 4) -- i = 3, 9, 15, 21 are odd
+  eq(#st:exec_list { since = 1010, ["until"] = 1020 }, 10)
+end)
+
+test("store-4.1 claim: two stores on one file never share an item; expiry frees", function()
+  local a, path = new_store()
+  local b <close> = assert(core.store_open(path))
+  for i = 1, 12 do a:record { exec = failed_exec(1), dlq = item(1) } end
+  local ca = a:claim { all = true, limit = 5, owner = "A", ttl = 60 }
+  local cb = b:claim { all = true, owner = "B", ttl = 0.2 }
+  eq(#ca, 5)
+  eq(#cb, 7)
+  ok(ca[1].blueprint and ca[1].state, "claimed items carry blueprint and state")
+  eq(ca[1].lease_owner, "A")
+  local ids = {}
+  for _, d in ipairs(ca) do ids[d.id] = true end
+  for _, d in ipairs(cb) do ok(not ids[d.id], "claimed twice", d.id) end
+  eq(#a:claim { all = true, owner = "C", ttl = 60 }, 0)
+  rd.sleep(0.3)
+  eq(#a:claim { all = true, owner = "C", ttl = 60 }, 7)
+  eq(a:renew("A", 120), 5)
+  eq(a:release("C", cb[1].id), 1)
+  eq(a:release("C"), 6)
+  a:close()
+end)
+
+test("store-4.2 retry_done: conflict, failure, success", function()
+  local st <close> = new_store()
+  local orig, did = st:record { exec = failed_exec(1), dlq = item(1) }
+  local retry = { status = "error", mode = "retry", started_at = 1700000100, duration = 9 }
+  local log = { status = 3, duration = 9, operations = 2, timestamp = 1700000100 }
+  check_err("conflict", "not held by 'w'", st.retry_done, st,
+    { dlq_id = did, owner = "w", exec = retry, success = false, log = log })
+  eq(#st:claim { ids = { did }, owner = "w", ttl = 60 }, 1)
+  local r1 = assert(st:retry_done { dlq_id = did, owner = "w", exec = retry, success = false, log = log })
+  eq(st:exec_get(r1).retry_of, orig)
+  local d = st:dlq_get(did)
+  eq(d.attempts, 1)
+  eq(d.resolved, false)
+  eq(d.lease_owner, nil)
+  eq(#st:claim { ids = { did }, owner = "w", ttl = 60 }, 1)
+  retry.status = "success"
+  local r2 = assert(st:retry_done { dlq_id = did, owner = "w", exec = retry, success = true,
+                                    log = { status = 1, duration = 3, forced = true } })
+  d = st:dlq_get(did)
+  eq(d.resolved, true)
+  eq(d.attempts, 2)
+  eq(st:exec_get(orig).retry_success_id, r2)
+  check_err("conflict", "resolved already", st.retry_done, st,
+    { dlq_id = did, owner = "w", exec = retry, success = true, log = log })
+  -- logs with filters
+  local logs = st:dlq_logs(did)
+  eq(#logs, 2)
+  eq(logs[1].status, 3)
+  eq(logs[1].execution_id, r1)
+  eq(logs[2].forced, true)
+  eq(#st:dlq_logs(did, { status = 1 }), 1)
+  eq(#st:dlq_logs(did, { from = 1700000000, to = 1700000200 }), 1)
+  check_err("not_found", nil, st.dlq_logs, st, "nope")
+end)
+
+test("store-4.3 dlq_patch refuses a leased item", function()
+  local st <close> = new_store()
+  local _, did = st:record { exec = failed_exec(1), dlq = item(1) }
+  eq(st:dlq_patch(did, { blueprint = '{"flow":[{"id":1}]}', failer = 1 }), true)
+  eq(st:dlq_get(did).failer, 1)
+  st:claim { ids = { did }, owner = "w", ttl = 60 }
+  check_err("conflict", "is being retried %(by w%)", st.dlq_patch, st, did, { failer = 3 })
+  check_err("not_found", nil, st.dlq_patch, st, "nope", { failer = 3 })
+end)
+
+test("store-4.4 dlq_delete: ids, all, except; leased items reported", function()
+  local st <close> = new_store()
+  local ids = {}
+  for i = 1, 6 do
+    local _, did = st:record { exec = failed_exec(1), dlq = item(1) }
+    ids[i] = did
+  end
+  st:claim { ids = { ids[1] }, owner = "w", ttl = 60 }
+  local res = st:dlq_delete { ids = { ids[1], ids[2], "missing" } }
+  eq(res.deleted, 1)
+  eq(res.errors, { { id = ids[1], message = "being retried" }, { id = "missing", message = "not found" } })
+  res = st:dlq_delete { all = true, except = { ids[3] } }
+  eq(res.deleted, 3)
+  eq(res.errors, { { id = ids[1], message = "being retried" } })
+  eq(st:dlq_count(), 2)
+  eq(st:dlq_count { resolved = false, scenario = 1 }, 2)
+  eq(#st:dlq_list { resolved = true }, 0)
+  local page = st:dlq_list { limit = 1 }
+  eq(#page, 1)
+  eq(page[1].blueprint, nil)
+  eq(#st:dlq_list { after = page[1].id }, 1)
+end)
+
+test("store-5.1 health figures", function()
+  local st <close> = new_store()
+  for i = 1, 70 do
+    st:record { exec = { scenario_id = 1, status = "success", started_at = 1000 + i, duration = i } }
+  end
+  for i = 1, 30 do
+    local e = failed_exec(1, 100 + i)
+    if i <= 20 then st:record { exec = e, dlq = item(1, "DataError: missing") }
+    else e.error = '{"message":"Timeout"}'; st:record { exec = e } end
+  end
+  local h = st:health { scenario = 1 }
+  eq(h.total, 100)
+  eq(h.finished, 100)
+  eq(h.succeeded, 70)
+  eq(h.failed, 30)
+  eq(h.running, 0)
+  eq(h.success_rate, 0.7)
+  eq(h.avg_duration, 59.5)
+  eq(h.p95_duration, 125)
+  eq(h.top_reasons[1].reason, "DataError: missing")
+  eq(h.top_reasons[1].count, 20)
+  eq(h.top_reasons[2][1], "Timeout")
+  eq(h.top_reasons[2][2], 10)
+  local empty = st:health { scenario = 9 }
+  eq(empty.total, 0)
+  eq(empty.success_rate, nil)
+  eq(#empty.top_reasons, 0)
+end)
+
+H.done()
