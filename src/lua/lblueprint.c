@@ -523,6 +523,14 @@ static int l_view_pairs(lua_State *L) {
   return 3;
 }
 
+/* __tojson: rd.json.encode(m) encodes the value the view shows. */
+static int l_view_tojson(lua_State *L) {
+  const cJSON *node = view_node(L, 1, NULL);
+  if (!node) return 0;
+  push_json(L, node);
+  return 1;
+}
+
 static int l_view_tostring(lua_State *L) {
   const cJSON *node = view_node(L, 1, NULL);
   if (!node) lua_pushliteral(L, "redrive.Blueprint.module (removed)");
@@ -609,13 +617,14 @@ static const luaL_Reg bp_methods[] = {
 };
 
 static const luaL_Reg bp_meta[] = {
-  {"__eq", l_bp_eq}, {"__tostring", l_bp_tostring}, {"__gc", l_bp_gc}, {"__close", l_bp_gc},
-  {NULL, NULL},
+  {"__eq", l_bp_eq},     {"__tostring", l_bp_tostring}, {"__gc", l_bp_gc},
+  {"__close", l_bp_gc}, {"__tojson", l_bp_totable},   {NULL, NULL},
 };
 
 static const luaL_Reg view_meta[] = {
   {"__index", l_view_index}, {"__newindex", l_view_newindex}, {"__len", l_view_len},
-  {"__pairs", l_view_pairs}, {"__tostring", l_view_tostring}, {NULL, NULL},
+  {"__pairs", l_view_pairs}, {"__tostring", l_view_tostring}, {"__tojson", l_view_tojson},
+  {NULL, NULL},
 };
 
 static const luaL_Reg blueprint_funcs[] = {
