@@ -22,7 +22,8 @@ int rd__json_int(const cJSON *v, int64_t *out) {
 }
 
 int rd__blueprint_module_id(const cJSON *module, int64_t *out) {
-  return cJSON_IsObject(module) && rd__json_int(cJSON_GetObjectItemCaseSensitive(module, "id"), out);
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(module, "id");
+  return cJSON_IsObject(module) && rd__json_int(id, out);
 }
 
 int rd_glob_match(const char *p, const char *s) {
@@ -95,7 +96,8 @@ static int check_spec(const char *type, const cJSON *spec, rd_err *err) {
   const cJSON *fields = cJSON_GetObjectItemCaseSensitive(spec, "fields");
   const cJSON *required = cJSON_GetObjectItemCaseSensitive(spec, "required");
   const cJSON *strict = cJSON_GetObjectItemCaseSensitive(spec, "strict");
-  if (!cJSON_IsObject(spec)) return rd_err_set(err, RD_EINVALID, "%s: spec must be an object", type);
+  if (!cJSON_IsObject(spec))
+    return rd_err_set(err, RD_EINVALID, "%s: spec must be an object", type);
   if (fields && !cJSON_IsObject(fields) && !(cJSON_IsArray(fields) && !fields->child))
     return rd_err_set(err, RD_EINVALID, "%s: fields must be an object", type);
   for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next)

@@ -61,7 +61,8 @@ static int do_test(cJSON *doc, const rd__jptr *p, const cJSON *value, rd_err *er
   cJSON *item;
   int r = rd__jptr_walk(doc, p, p->n, &item, err);
   if (r) return r;
-  if (!rd_json_equal(item, value)) return rd_err_set(err, RD_EINVALID, "test failed: value differs");
+  if (!rd_json_equal(item, value))
+    return rd_err_set(err, RD_EINVALID, "test failed: value differs");
   return 0;
 }
 
