@@ -3,8 +3,8 @@
  *
  * A task is a userdata (RD_MT_TASK) whose first user value is its thread.
  * While unfinished it is anchored in the registry; its rd_task pointer is
- * kept in the thread's LUA_EXTRASPACE so a waiting C function finds its task
- * in O(1). Tasks are resumed only from the idle callback (never
+ * kept in a registry table keyed by thread so a waiting C function finds
+ * its task. Tasks are resumed only from the idle callback (never
  * re-entrantly from inside another operation's callback). When a task ends,
  * its results stay on its (dead) thread's stack, from which task:wait()
  * copies them; a failure leaves the traceback there instead.
@@ -38,7 +38,22 @@ struct join_wait {
   join_wait *next;
 };
 
-static rd_task **extra(lua_State *co) { return (rd_task **)lua_getextraspace(co); }
+/* Unfinished tasks by thread: registry[RD_TASKS_KEY][thread] = task pointer.
+ * (LUA_EXTRASPACE would be faster, but a stock lua5.4 leaves the main
+ * thread's copy uninitialised, and every thread created before redrive was
+ * loaded inherits that garbage.) */
+#define RD_TASKS_KEY "redrive.tasks"
+
+static void set_task_of(lua_State *L, lua_State *co, rd_task *t) {
+  lua_checkstack(L, 4);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, RD_TASKS_KEY);
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  if (t) lua_pushlightuserdata(L, t);
+  else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
 
 /* ---- scheduling ------------------------------------------------------------ */
 
@@ -78,6 +93,7 @@ static void finish(rd_task *t) {
   for (join_wait *j = t->joiners; j; j = j->next) rd__wait_done(&j->base);
   t->joiners = NULL;
   unlink_live(t);
+  set_task_of(rt->L, t->co, NULL);
   rt->ntasks--;
   luaL_unref(rt->L, LUA_REGISTRYINDEX, t->anchor);
   t->anchor = LUA_NOREF;
@@ -139,7 +155,17 @@ static void on_idle(uv_idle_t *h) {
 
 /* ---- waiting ----------------------------------------------------------------- */
 
-rd_task *rd__task_current(lua_State *L) { return *extra(L); }
+rd_task *rd__task_current(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, RD_TASKS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  rd_task *t = lua_touserdata(L, -1);
+  lua_pop(L, 2);
+  return t;
+}
 
 int rd__wait_check(lua_State *L) {
   rd_rt *rt = rd__rt(L);
@@ -232,7 +258,7 @@ static int l_task_spawn(lua_State *L) {
   lua_xmove(L, co, n);
   t->rt = rt;
   t->co = co;
-  *extra(co) = t;
+  set_task_of(L, co, t);
   t->nargs = n - 1;
   lua_pushvalue(L, -1);
   t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -160,9 +160,7 @@ static void open_core(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_core_luafiles);
   lua_setfield(L, -2, "luafiles");
-#ifdef RD_HAVE_STORE
   rd__open_store(L);
-#endif
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "redrive.core");
@@ -183,9 +181,7 @@ int luaopen_redrive(lua_State *L) {
   rd__open_task(L);
   rd__open_json(L);
   rd__open_http(L);
-#ifdef RD_HAVE_BLUEPRINT
   rd__open_blueprint(L);
-#endif
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "rd");     /* core.rd = rd, for the Lua parts */
   /* pure-Lua parts add rd.all, rd.each, rd.connect, ... */
