@@ -303,6 +303,19 @@ static int create_file(const char *path, rd_err *err) {
   int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) {
     close(fd);
+    /* Make the new directory entry durable too (SQLite does this for its
+     * -wal file, not for a main file it did not create). */
+    char *dir = strdup(path);
+    if (dir) {
+      char *slash = strrchr(dir, '/');
+      if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+      int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+      }
+      free(dir);
+    }
     return 0;
   }
   if (errno == EEXIST) return 0;
@@ -418,6 +431,8 @@ void rd_store_close(rd_store_t *st) {
   free(st->stmts);
   if (st->db) {
     if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Keep the planner's statistics fresh (cheap: only where needed). */
+    sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(st->db);
   }
   free(st->path);

@@ -908,3 +908,56 @@ RD_TEST(store_kill9) {
   ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item WHERE resolved = 1"), N);
   ASSERT(killed >= 4);
 }
+
+/* 100 000 items: pages, claims, counts and health stay bounded; delete all
+ * removes them in one transaction. */
+RD_TEST(store_large) {
+  const char *path = tmp_path("big.db");
+  /* fewer under valgrind (tests/run sets VALGRIND), where SQLite is slow */
+  const int N = getenv("VALGRIND") ? 20000 : 100000;
+  char sql[600];
+  rd_store_close(open_store(path));
+  snprintf(sql, sizeof sql,
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+          " INSERT INTO dlq_item (id, scenario_id, created, blueprint, state)"
+          " SELECT printf('%%032x', i), 1 + i %% 2, 1000 + i, '{\"flow\":[]}', '{}' FROM n", N);
+  raw_sql(path, sql);
+  snprintf(sql, sizeof sql,
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+          " INSERT INTO execution (id, scenario_id, status, started_at, duration)"
+          " SELECT printf('%%032x', i), 1 + i %% 2, CASE WHEN i %% 4 = 0 THEN 'error'"
+          " ELSE 'success' END, 1000 + i, i %% 1000 FROM n", N);
+  raw_sql(path, sql);
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  int64_t n;
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = 0}, &n, &err));
+  ASSERT_INT_EQ(n, N);
+  static idlist l;
+  /* the last page */
+  char last[33], before_last[33];
+  snprintf(last, sizeof last, "%032x", N);
+  snprintf(before_last, sizeof before_last, "%032x", N - 4);
+  rd_dlq_filter_t f = {.scenario_id = 2, .resolved = 0, .since = NONE, .until = NONE,
+                       .after = last, .limit = 100};
+  ASSERT_OK(rd_store_dlq_list(st, &f, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 0);
+  f.after = before_last;
+  ASSERT_OK(rd_store_dlq_list(st, &f, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 2); /* N - 3, N - 1 (odd: scenario 2) */
+  l.n = 0;
+  rd_claim_opts_t o = {.sel = {.all = 1, .scenario_id = 1}, .limit = 100, .owner = "w",
+                       .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 100);
+  rd_health_t h;
+  ASSERT_OK(rd_store_health(st, 1, NONE, 5, &h, &err));
+  ASSERT_INT_EQ(h.total, N / 2);
+  ASSERT_INT_EQ(h.failed, N / 4);
+  rd_store_health_free(&h);
+  static idlist errs;
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.all = 1}, &n, collect_error, &errs, &err));
+  ASSERT_INT_EQ(n, N - 100);
+  ASSERT_INT_EQ(errs.n, 100);
+  rd_store_close(st);
+}
