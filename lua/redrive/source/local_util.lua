@@ -1,0 +1,231 @@
+-- Helpers shared by the two halves of the local source (local.lua,
+-- local_dlq.lua): argument checks, blueprint validation, engine calls and
+-- the store records built from an engine result, keyset iterators, dry-run
+-- results, lease renewal.
+local U = {}
+
+-- run_data key under which an execution keeps its input bundle, so that
+-- exec:retry() can run it again; exec:run_data() hides it.
+U.INPUT_KEY = "_input"
+
+function U.check_table(v, n, fname)
+  if type(v) ~= "table" then
+    error(string.format("bad argument #%d to '%s' (table expected, got %s)", n, fname, type(v)), 3)
+  end
+end
+
+-- Scenario ids are integers; "12" is accepted too.
+function U.scenario_id(v, fname)
+  local n = math.tointeger(tonumber(v))
+  if not n then
+    error(string.format("bad argument #1 to '%s' (scenario id expected, got %s)", fname, tostring(v)), 3)
+  end
+  return n
+end
+
+function U.when(t)
+  if type(t) ~= "number" then return "?" end
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+end
+
+function U.log(rd, fmt, ...)
+  io.stderr:write("redrive: ", string.format(fmt, ...), "\n")
+end
+
+-- A dry-run result: {dry_run = true, action = what, ...details}, and a line
+-- on stderr saying what would have been done.
+function U.dry(rd, action, details, line)
+  io.stderr:write("dry-run: ", line or action, "\n")
+  local r = { dry_run = true, action = action }
+  for k, v in pairs(details or {}) do r[k] = v end
+  return r
+end
+
+-- Blueprint errors from bp:validate() as one message naming module and field.
+local function format_errors(errs)
+  if type(errs) ~= "table" then return tostring(errs) end
+  local parts = {}
+  for i, e in ipairs(errs) do
+    if type(e) == "table" then
+      local s = e.message or e.msg or ""
+      local where = {}
+      if e.module ~= nil and not s:find("module " .. tostring(e.module), 1, true) then
+        where[#where + 1] = "module " .. tostring(e.module)
+      end
+      if e.field ~= nil and not s:find(tostring(e.field), 1, true) then
+        where[#where + 1] = "field " .. tostring(e.field)
+      end
+      parts[i] = (#where > 0 and (table.concat(where, ", ") .. ": ") or "") .. s
+    else
+      parts[i] = tostring(e)
+    end
+    if i >= 10 then parts[i + 1] = string.format("(%d more)", #errs - i); break end
+  end
+  if #parts == 0 then return "invalid blueprint" end
+  return table.concat(parts, "; ")
+end
+U.format_errors = format_errors
+
+-- to_blueprint(rd, table | json string | bp) -> bp | nil, msg, "invalid"
+function U.to_blueprint(rd, v)
+  if type(v) == "userdata" then return v end
+  if type(v) ~= "table" and type(v) ~= "string" then
+    error("blueprint must be a table, a JSON string or an rd.blueprint object, got " .. type(v), 3)
+  end
+  local bp, err = rd.blueprint(v)
+  if not bp then return nil, "invalid blueprint: " .. tostring(err), "invalid" end
+  return bp
+end
+
+-- validated(rd, v) -> bp, json_text | nil, msg, "invalid"
+-- (loading the engine first: it registers the module types checked here)
+function U.validated(rd, v)
+  require "redrive.engine"
+  local bp, err, code = U.to_blueprint(rd, v)
+  if not bp then return nil, err, code end
+  local ok, errs = bp:validate()
+  if not ok then return nil, "invalid blueprint: " .. format_errors(errs), "invalid" end
+  return bp, bp:json()
+end
+
+function U.blueprint_of(rd, text)
+  if text == nil then return nil, "no blueprint stored", "not_found" end
+  return rd.blueprint(text)
+end
+
+-- run_engine(bp_table, opts) -> out. An engine that raises (a bug in a module,
+-- a bad state) becomes a failed run, so that the attempt is still recorded;
+-- cancellation of the calling task is passed on.
+function U.run_engine(bp, opts)
+  local engine = require "redrive.engine"
+  local t0 = require("redrive.core").rd.now()
+  local ok, out = pcall(engine.run, bp, opts)
+  if ok and type(out) == "table" then return out end
+  local msg = tostring(out)
+  if msg:find("interrupted") or msg:find("canceled") then error(out, 0) end
+  if ok then msg = "engine returned " .. type(out) .. " instead of a result table" end
+  return {
+    status = "error", operations = 0, transfer = 0,
+    duration = require("redrive.core").rd.now() - t0, run_data = {},
+    error = { message = "engine failure: " .. msg, code = "engine" },
+  }
+end
+
+local function encode(rd, v, what)
+  local ok, s = pcall(rd.json.encode, v)
+  if ok then return s end
+  return rd.json.encode { message = "cannot encode " .. what .. ": " .. tostring(s) }
+end
+
+-- The store record of an execution from an engine result.
+-- o: scenario_id, mode, started_at, input, retry_of, parent_id, attempts
+function U.exec_record(rd, out, o)
+  local stopped = rd.time()
+  local rdata = {}
+  for k, v in pairs(out.run_data or {}) do rdata[tostring(k)] = v end
+  if o.input ~= nil then rdata[U.INPUT_KEY] = o.input end
+  local duration = out.duration
+  if type(duration) ~= "number" then duration = stopped - (o.started_at or stopped) end
+  return {
+    scenario_id = o.scenario_id, status = out.status or "error", mode = o.mode,
+    started_at = o.started_at, stopped_at = stopped,
+    duration = math.floor(duration * 1000 + 0.5), -- milliseconds, as the store keeps them
+    operations = out.operations or 0, transfer = out.transfer or 0,
+    error = out.error and encode(rd, out.error, "error") or nil,
+    run_data = encode(rd, rd.json.object(rdata), "run data"),
+    retry_of = o.retry_of, parent_id = o.parent_id, attempts = o.attempts,
+  }
+end
+
+-- The DLQ item of an incomplete run (scenario record sc, blueprint snapshot).
+function U.dlq_record(rd, sc, blueprint_text, out)
+  local inc = out.incomplete
+  local state = encode(rd, inc.state or rd.json.object {}, "state")
+  local reason = inc.reason or (out.error and out.error.message) or "error"
+  return {
+    scenario_id = sc.id, scenario_name = sc.name, reason = reason,
+    size = #state, failer = inc.failer, blueprint = blueprint_text, state = state,
+  }
+end
+
+-- The retry log of an attempt: status 1 success / 2 warning / 3 error.
+function U.log_record(rd, out, rec, forced)
+  local s = out.status == "success" and 1 or out.status == "warning" and 2 or 3
+  return {
+    status = s, duration = rec.duration, operations = rec.operations,
+    transfer = rec.transfer, timestamp = rd.time(), forced = forced and true or false,
+  }
+end
+
+-- keyset(fetch, limit, map, filter) -> iterator. fetch(after, n) returns one
+-- page (records with .id, in id order) or nil, msg; pages are fetched as the
+-- iterator is consumed. filter(rec) may drop records (they do not count
+-- towards limit). A store failure mid-way raises.
+function U.keyset(fetch, limit, map, filter)
+  if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
+    error("bad argument (limit must be a number >= 0)", 3)
+  end
+  local buf, i, after, done, n = {}, 0, nil, false, 0
+  return function()
+    while true do
+      if limit and n >= limit then return nil end
+      i = i + 1
+      local rec = buf[i]
+      if rec == nil then
+        if done then return nil end
+        local want = 200
+        if limit and not filter then want = math.max(1, math.min(500, limit - n)) end
+        local page, err = fetch(after, want)
+        if not page then error(err or "store listing failed", 0) end
+        if #page < want then done = true end
+        if #page == 0 then return nil end
+        after = page[#page].id
+        buf, i = page, 1
+        rec = page[1]
+      end
+      buf[i] = nil
+      if not filter or filter(rec) then
+        n = n + 1
+        return map(rec)
+      end
+    end
+  end
+end
+
+-- renewer(rd, st, owner, ttl) -> stop(): keeps owner's leases alive (renewed
+-- every ttl/3 seconds) until stop() is called.
+function U.renewer(rd, st, owner, ttl)
+  local stopped = false
+  local t = rd.spawn(function()
+    while not stopped do
+      rd.sleep(ttl / 3)
+      if stopped then break end
+      st:renew(owner, ttl)
+    end
+  end)
+  return function()
+    if stopped then return end
+    stopped = true
+    t:cancel()
+    t:wait()
+  end
+end
+
+-- host:pid:random, the lease owner prefix of this process.
+function U.process_id()
+  local pid = "?"
+  local f = io.open("/proc/self/stat", "r")
+  if f then pid = f:read("l"):match("^(%d+)") or pid; f:close() end
+  local host = "localhost"
+  f = io.open("/proc/sys/kernel/hostname", "r") or io.open("/etc/hostname", "r")
+  if f then host = (f:read("l") or host):gsub("%s", ""); f:close() end
+  return string.format("%s:%s:%06x", host, pid, math.random(0, 0xffffff))
+end
+
+-- Is stderr a terminal? (asked once per bulk retry without `progress`)
+function U.stderr_is_tty()
+  local ok = os.execute("[ -t 2 ]")
+  return ok == true
+end
+
+return U
