@@ -425,7 +425,7 @@ RD_TEST(store_claim_two_connections) {
   ASSERT_OK(rd_store_claim(a, &o, collect_item, &la, &err));
   ASSERT_INT_EQ(la.n, 30);
   ASSERT_INT_EQ(la.with_blueprint, 30);
-  o = (rd_claim_opts_t){.sel = {.all = 1}, .limit = 100, .owner = "B", .ttl = 0.3};
+  o = (rd_claim_opts_t){.sel = {.all = 1}, .limit = 100, .owner = "B", .ttl = 1.5};
   ASSERT_OK(rd_store_claim(b, &o, collect_item, &lb, &err));
   ASSERT_INT_EQ(lb.n, 20);
   for (int i = 0; i < la.n; i++)
@@ -444,7 +444,7 @@ RD_TEST(store_claim_two_connections) {
   ASSERT_OK(rd_store_claim(a, &o, collect_item, &lc, &err));
   ASSERT_INT_EQ(lc.n, 0);
   /* B's leases expire: they are free again */
-  sleep_ms(400);
+  sleep_ms(1600);
   lc.n = 0;
   ASSERT_OK(rd_store_claim(a, &o, collect_item, &lc, &err));
   ASSERT_INT_EQ(lc.n, 1);

@@ -165,7 +165,7 @@ test("store-4.1 claim: two stores on one file never share an item; expiry frees"
   local b <close> = assert(core.store_open(path))
   for i = 1, 12 do a:record { exec = failed_exec(1), dlq = item(1) } end
   local ca = a:claim { all = true, limit = 5, owner = "A", ttl = 60 }
-  local cb = b:claim { all = true, owner = "B", ttl = 0.2 }
+  local cb = b:claim { all = true, owner = "B", ttl = 1 }
   eq(#ca, 5)
   eq(#cb, 7)
   ok(ca[1].blueprint and ca[1].state, "claimed items carry blueprint and state")
@@ -174,7 +174,7 @@ test("store-4.1 claim: two stores on one file never share an item; expiry frees"
   for _, d in ipairs(ca) do ids[d.id] = true end
   for _, d in ipairs(cb) do ok(not ids[d.id], "claimed twice", d.id) end
   eq(#a:claim { all = true, owner = "C", ttl = 60 }, 0)
-  rd.sleep(0.3)
+  rd.sleep(1.1)
   eq(#a:claim { all = true, owner = "C", ttl = 60 }, 7)
   eq(a:renew("A", 120), 5)
   eq(a:release("C", cb[1].id), 1)
