@@ -546,7 +546,8 @@ static int insert_log(rd_store_t *st, const rd_dlq_log_t *l, const char *dlq_id,
 int rd_store_retry_done(rd_store_t *st, const char *dlq_id, const char *owner,
                         const rd_exec_t *exec, int success, const rd_dlq_log_t *log,
                         char *exec_id, rd_err *err) {
-  if (!dlq_id || !owner) return rd_err_set(err, RD_EINVALID, "store: retry_done needs an id and owner");
+  if (!dlq_id || !owner)
+    return rd_err_set(err, RD_EINVALID, "store: retry_done needs an id and owner");
   if (log->status < 1 || log->status > 3)
     return rd_err_set(err, RD_EINVALID, "store: log status must be 1, 2 or 3");
   char eid[RD_ID_LEN + 1];

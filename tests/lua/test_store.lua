@@ -9,8 +9,8 @@ local function new_store()
 end
 
 local function item(scenario, reason)
-  return { scenario_id = scenario, scenario_name = "S" .. scenario, reason = reason or "DataError: x",
-           size = 3, failer = 2, blueprint = '{"flow":[]}', state = '{"bundle":{"n":1}}' }
+  return { scenario_id = scenario, scenario_name = "S" .. scenario,
+           reason = reason or "DataError: x", size = 3, failer = 2, blueprint = '{"flow":[]}', state = '{"bundle":{"n":1}}' }
 end
 
 local function failed_exec(scenario, duration)
@@ -112,7 +112,8 @@ test("store-3.1 record, exec_get, exec_update (null clears), exec_delete", funct
   eq(math.type(e.stopped_at), "integer")
   eq(e.duration, 750)
   eq(e.run_data, nil)
-  check_err("invalid", "invalid execution status 'done'", st.exec_update, st, id, { status = "done" })
+  check_err("invalid", "invalid execution status 'done'", st.exec_update, st, id,
+    { status = "done" })
   eq(st:exec_delete(id), true)
   check_err("not_found", "no execution", st.exec_get, st, id)
   check_err("not_found", nil, st.exec_delete, st, id)
@@ -190,7 +191,8 @@ test("store-4.2 retry_done: conflict, failure, success", function()
   check_err("conflict", "not held by 'w'", st.retry_done, st,
     { dlq_id = did, owner = "w", exec = retry, success = false, log = log })
   eq(#st:claim { ids = { did }, owner = "w", ttl = 60 }, 1)
-  local r1 = assert(st:retry_done { dlq_id = did, owner = "w", exec = retry, success = false, log = log })
+  local r1 = assert(st:retry_done { dlq_id = did, owner = "w", exec = retry, success = false,
+                                    log = log })
   eq(st:exec_get(r1).retry_of, orig)
   local d = st:dlq_get(did)
   eq(d.attempts, 1)
@@ -237,7 +239,8 @@ test("store-4.4 dlq_delete: ids, all, except; leased items reported", function()
   st:claim { ids = { ids[1] }, owner = "w", ttl = 60 }
   local res = st:dlq_delete { ids = { ids[1], ids[2], "missing" } }
   eq(res.deleted, 1)
-  eq(res.errors, { { id = ids[1], message = "being retried" }, { id = "missing", message = "not found" } })
+  eq(res.errors, { { id = ids[1], message = "being retried" },
+                   { id = "missing", message = "not found" } })
   res = st:dlq_delete { all = true, except = { ids[3] } }
   eq(res.deleted, 3)
   eq(res.errors, { { id = ids[1], message = "being retried" } })
@@ -253,7 +256,8 @@ end)
 test("store-5.1 health figures", function()
   local st <close> = new_store()
   for i = 1, 70 do
-    st:record { exec = { scenario_id = 1, status = "success", started_at = 1000 + i, duration = i } }
+    st:record { exec = { scenario_id = 1, status = "success", started_at = 1000 + i,
+                         duration = i } }
   end
   for i = 1, 30 do
     local e = failed_exec(1, 100 + i)
