@@ -10,7 +10,8 @@ end
 
 local function item(scenario, reason)
   return { scenario_id = scenario, scenario_name = "S" .. scenario,
-           reason = reason or "DataError: x", size = 3, failer = 2, blueprint = '{"flow":[]}', state = '{"bundle":{"n":1}}' }
+           reason = reason or "DataError: x", size = 3, failer = 2,
+           blueprint = '{"flow":[]}', state = '{"bundle":{"n":1}}' }
 end
 
 local function failed_exec(scenario, duration)
