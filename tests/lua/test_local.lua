@@ -373,6 +373,31 @@ test("local-6.3 bulk retry streams: a batch at a time, never the whole queue", f
   st:close()
 end)
 
+test("local-6.4 a cancelled bulk retry stops its workers and releases its leases", function()
+  local src = connect()
+  local sc = assert(src:scenario_create { name = "slow", blueprint = blueprint("slow", {
+    S .. "/ok", S .. "/status/500?{{0.n}}" }) })
+  for i = 1, 40 do assert(src:run(sc.id, { input = { n = i } })) end
+  local slow = blueprint("slow", { S .. "/ok", S .. "/delay/50" })
+  for it in src:incomplete {} do assert(it:patch { blueprint = slow }) end
+  local t = rd.spawn(function() return src:retry { all = true, concurrency = 4 } end)
+  rd.sleep(0.12)
+  eq(t:cancel(), true)
+  local r, err = t:wait()
+  eq(r, nil); match(err, "interrupted")
+  rd.sleep(0.1) -- nothing keeps running behind our back
+  local resolved, leased = 0, 0
+  for it in src:incomplete {} do
+    if it.resolved then resolved = resolved + 1 end
+    if it.lease_owner then leased = leased + 1 end
+  end
+  eq(leased, 0)
+  ok(resolved > 0 and resolved < 40, "some items were retried before the cancel", resolved)
+  -- the rest is retried by the next run
+  local s = assert(src:retry { all = true, concurrency = 8 })
+  eq(s.succeeded, 40 - resolved)
+end)
+
 test("local-7.1 delete rules: all without confirmed refused; leased items reported", function()
   local src = connect()
   local sc = failing_scenario(src, "del")

@@ -495,18 +495,50 @@ local function bulk_retry(src, opts)
     tick()
   end
 
+  -- A pool of `concurrency` workers pulling from the claim stream. If this
+  -- task is cancelled (SIGINT, task:cancel) the workers are cancelled too,
+  -- what they hold is released, and the cancellation goes on to the caller.
+  -- (Store calls never yield, so two workers never claim at the same time.)
+  local stopped, claim_err = false, nil
+  local function pull()
+    if stopped then return nil end
+    local ok, it = pcall(next_item)
+    if not ok then claim_err = claim_err or tostring(it); stopped = true; return nil end
+    return it
+  end
+  local function worker()
+    while not stopped do
+      local rec = pull()
+      if rec == nil then return end
+      work(rec)
+    end
+  end
   local stop = U.renewer(rd, st, owner, ttl)
-  local guard <close> = setmetatable({}, { __close = function()
-    stop()
-    st:release(owner) -- whatever is still claimed (cancel, error) is free again
-    if bar then bar.finish(s) end
-  end })
-  local ok, err = pcall(rd.each, next_item, work, { concurrency = concurrency })
+  local workers = {}
+  for w = 1, concurrency do workers[w] = rd.spawn(worker) end
+  -- (no <close> here: a __close handler cannot wait for the workers)
+  local ok, perr = pcall(function()
+    for _, t in ipairs(workers) do
+      local r, werr = t:wait()
+      if r == nil and werr then add_error(s, { message = tostring(werr) }) end
+    end
+  end)
+  stopped = true
   if not ok then
-    add_error(s, { message = tostring(err) })
-    s.error = tostring(err)
-  elseif err and err.failed and err.failed > 0 then
-    for _, e in ipairs(err.errors) do add_error(s, { message = tostring(e.error) }) end
+    for _, t in ipairs(workers) do t:cancel() end
+    for _, t in ipairs(workers) do pcall(t.wait, t) end
+  end
+  pcall(stop)
+  st:release(owner) -- whatever is still claimed (cancel, error) is free again
+  if bar then bar.finish(s) end
+  if not ok then
+    io.stderr:write(string.format("redrive: bulk retry stopped (%s): %d succeeded, %d failed, %d skipped; the rest is released\n",
+      tostring(perr):match("^[^\n]*"), s.succeeded, s.failed, s.skipped))
+    error(perr, 0)
+  end
+  if claim_err then
+    add_error(s, { message = claim_err })
+    s.error = claim_err
   end
 
   -- Requested ids that were not claimed: say why.

@@ -207,7 +207,7 @@ function U.renewer(rd, st, owner, ttl)
     if stopped then return end
     stopped = true
     t:cancel()
-    t:wait()
+    pcall(t.wait, t)
   end
 end
 
