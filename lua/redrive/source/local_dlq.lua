@@ -112,8 +112,11 @@ function Item:bundle()
   local rec, err, code = st:dlq_get(self.id)
   if not rec then return nil, err, code end
   local state = rec.state and rd.json.decode(rec.state)
-  if type(state) == "table" then
-    local b = state.bundle or state.input
+  -- The engine's state keeps the failer's input (unless the failer was
+  -- patched to another module since).
+  if type(state) == "table" and (state.failer == nil or state.failer == rec.failer) then
+    local b = state.failer_input
+    if b == nil then b = state.bundle end
     if b ~= nil then return b end
   end
   -- Else from the failed execution's run data.
