@@ -379,7 +379,7 @@ local function dry_bulk(src, opts, except, safe)
       add_error(s, { id = rec.id, message = resolved_msg(rec), skipped = true })
     else
       s.would_retry = s.would_retry + 1
-      if #sample < 20 then sample[#sample + 1] = rec.id end
+      if #sample < 3 then sample[#sample + 1] = rec.id end
     end
   end
   if opts.ids then
