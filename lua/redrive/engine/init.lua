@@ -1,0 +1,571 @@
+-- The local engine: runs a Make-format blueprint (docs/internals.md "Engine").
+--
+--   local engine = require "redrive.engine"
+--   local out = engine.run(bp, {input =, resume = {failer =, state =}, dlq =, scenario =})
+--
+-- Flow semantics
+--   * Modules run in order; each sees the outputs of the modules before it in
+--     its branch ({{id.path}}, see redrive.engine.mapper).
+--   * builtin:BasicRouter (last module of its flow) runs each route whose
+--     filter passes, in order, each with a copy of the bundle it received.
+--   * builtin:BasicFeeder runs the rest of its flow once per element.
+--   * A module may carry a Make filter ({name, conditions}); when it does not
+--     pass, that branch ends there (not an error).
+--   * Operations: every module run counts 1 (a trigger too; a feeder counts 1
+--     and the modules after it once per element); routers, filters and error
+--     handlers count 0.
+--   * Errors: the first handler in a module's `onerror` decides:
+--       builtin:Resume   its mapper is the failed module's output; go on (warning)
+--       builtin:Ignore   end this branch; execution "success" (warning)
+--       builtin:Commit   stop; execution "success"
+--       builtin:Rollback stop; execution "error", no incomplete execution
+--       builtin:Break    stop; execution "warning", incomplete execution
+--                        (mapper {retry, count, interval (minutes) | intervalSeconds}
+--                        -> incomplete.auto_retry = {count, interval (seconds)})
+--     Without a handler the execution stops with "error", and an incomplete
+--     execution when incomplete executions are enabled (opts.dlq ~= false
+--     and metadata.scenario.dlq ~= false).
+--   * Resume (opts.resume): runs from the failer with the stored outputs of
+--     the modules before it (they are not run again), then the rest of the
+--     execution: remaining feeder elements and remaining router routes.
+local core = require "redrive.core"
+local rd = core.rd
+local M = require "redrive.engine.mapper"
+local json = rd.json
+local null = json.null
+
+local E = { modules = {}, handlers = {} }
+
+local HANDLERS = {
+  ["builtin:Break"] = true, ["builtin:Resume"] = true, ["builtin:Ignore"] = true,
+  ["builtin:Commit"] = true, ["builtin:Rollback"] = true,
+}
+E.HANDLERS = HANDLERS
+
+-- ---------------------------------------------------------------------------
+-- module registry
+
+local function spec_of(def)
+  local spec = { fields = json.object {} }
+  for k, v in pairs(def.fields or {}) do spec.fields[k] = v end
+  if def.required and #def.required > 0 then spec.required = json.array { table.unpack(def.required) } end
+  return spec
+end
+
+-- engine.register(def): add a module type ({type, fields, required, run}).
+function E.register(def)
+  if type(def) ~= "table" or type(def.type) ~= "string" then
+    error("bad argument #1 to 'register' (module definition with a type expected)", 2)
+  end
+  if not def.router and type(def.run) ~= "function" then
+    error("bad argument #1 to 'register' (" .. def.type .. ": run must be a function)", 2)
+  end
+  E.modules[def.type] = def
+  if core.register_module then
+    local ok, err = core.register_module(def.type, spec_of(def))
+    if not ok then error("cannot register module " .. def.type .. ": " .. tostring(err), 2) end
+  end
+  return def
+end
+
+local function load_modules()
+  local names = core.luafiles and core.luafiles() or {}
+  table.sort(names)
+  for _, name in ipairs(names) do
+    if name:find("^redrive%.modules%.") then
+      local def = require(name)
+      if type(def) == "table" then
+        if def.type then E.register(def) end
+        for _, h in ipairs(def.handlers or {}) do
+          E.handlers[h.type] = h
+          if core.register_module then core.register_module(h.type, spec_of(h)) end
+        end
+      end
+    end
+  end
+end
+load_modules()
+
+-- ---------------------------------------------------------------------------
+-- helpers
+
+local function copy(t)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  return o
+end
+
+local function is_array(v) return type(v) == "table" and (json.kind(v) == "array" or #v > 0 or next(v) == nil) end
+
+local function flow_of(v) if is_array(v) then return v end end
+
+-- ---------------------------------------------------------------------------
+-- validation
+
+local function fmt_problem(p)
+  local s = p.module and ("module " .. tostring(p.module)) or nil
+  if p.field and p.field ~= "" then s = s and (s .. ", " .. p.field) or p.field end
+  return (s and (s .. ": ") or "") .. tostring(p.message)
+end
+
+-- The engine's own checks (also the whole validation when the blueprint
+-- toolkit is not built in): ids, module types, required fields, routers.
+local function check(bp)
+  local problems, seen = {}, {}
+  local function add(mod, field, msg)
+    problems[#problems + 1] = { module = mod, field = field, message = msg }
+  end
+  local walk
+  local function module(m, where)
+    if type(m) ~= "table" then add(nil, where, "module must be an object"); return end
+    local id = m.id
+    if math.type(id) ~= "integer" and not (type(id) == "number" and id == math.floor(id)) then
+      add(nil, where .. ".id", id == nil and "missing module id" or "id must be an integer")
+      id = nil
+    else
+      id = math.tointeger(id)
+      if seen[id] then add(id, "id", "duplicate id " .. id .. " (also at " .. seen[id] .. ")") end
+      seen[id] = where
+    end
+    local t = m.module
+    local def = E.modules[t]
+    if type(t) ~= "string" then add(id, "module", "module type must be a string")
+    elseif HANDLERS[t] then add(id, "module", t .. " is an error handler: only valid in onerror")
+    elseif not def then add(id, "module", "unknown module type '" .. t .. "'") end
+    local mapper = m.mapper
+    if mapper ~= nil and mapper ~= null and type(mapper) ~= "table" then
+      add(id, "mapper", "mapper must be an object")
+    elseif def then
+      for _, f in ipairs(def.required or {}) do
+        local v = mapper and mapper[f]
+        if v == nil or v == null then add(id, "mapper." .. f, "required field missing") end
+      end
+    end
+    if m.onerror ~= nil and m.onerror ~= null then
+      if not is_array(m.onerror) then add(id, "onerror", "onerror must be an array of error handlers")
+      else
+        for i, h in ipairs(m.onerror) do
+          if type(h) ~= "table" or not HANDLERS[h.module] then
+            add(id, "onerror[" .. (i - 1) .. "].module", "error handler must be builtin:Break, Resume, Ignore, Commit or Rollback")
+          end
+        end
+      end
+    end
+    if def and def.router then
+      if not is_array(m.routes) then add(id, "routes", "a router needs routes (an array)")
+      else
+        for r, route in ipairs(m.routes) do
+          if type(route) ~= "table" or not flow_of(route.flow) then
+            add(id, "routes[" .. (r - 1) .. "].flow", "flow must be an array of modules")
+          else
+            walk(route.flow, where .. ".routes[" .. (r - 1) .. "].flow")
+          end
+        end
+      end
+    end
+  end
+  function walk(flow, where)
+    for i, m in ipairs(flow) do
+      module(m, where .. "[" .. (i - 1) .. "]")
+      local def = type(m) == "table" and E.modules[m.module]
+      if def and def.router and i < #flow then
+        add(math.tointeger(flow[i + 1].id), "module", string.format(
+          "module %s follows router %s: a router must be the last module of its flow",
+          tostring(flow[i + 1].id), tostring(m.id)))
+      end
+    end
+  end
+  if type(bp) ~= "table" then return { { message = "blueprint must be an object" } } end
+  if not flow_of(bp.flow) then add(nil, "flow", "flow must be an array of modules")
+  else walk(bp.flow, "flow") end
+  return problems
+end
+
+-- validate(bp) -> true | nil, message
+function E.validate(bp)
+  local problems
+  if rd.blueprint then
+    local b, err = rd.blueprint(bp)
+    if not b then return nil, "invalid blueprint: " .. tostring(err) end
+    local ok, ps = b:validate()
+    if not ok then problems = ps end
+  end
+  problems = problems or check(bp)
+  if #problems == 0 then return true end
+  local parts = {}
+  for i, p in ipairs(problems) do
+    if i > 10 then parts[#parts + 1] = string.format("(%d more)", #problems - 10); break end
+    parts[i] = fmt_problem(p)
+  end
+  return nil, "invalid blueprint: " .. table.concat(parts, "; "), problems
+end
+
+-- ---------------------------------------------------------------------------
+-- filters (Make format: {name, conditions = [[{a, b, o}, ...AND], ...OR]})
+
+local function lowerif(s, ci) if ci then return s:lower() end return s end
+
+local function cond_ok(o, a, b)
+  local base, ci = o:match("^(.-)(:ci)$")
+  if not base then base = o end
+  ci = ci ~= nil
+  if base == "exist" then return not M.empty(a) end
+  if base == "notexist" then return M.empty(a) end
+  local kind, op = base:match("^(%a+):(%a+)$")
+  if kind == "text" then
+    local x, y = lowerif(M.text(a), ci), lowerif(M.text(b), ci)
+    if op == "equal" then return x == y
+    elseif op == "notequal" then return x ~= y
+    elseif op == "contain" then return x:find(y, 1, true) ~= nil
+    elseif op == "notcontain" then return x:find(y, 1, true) == nil
+    elseif op == "startwith" then return x:sub(1, #y) == y
+    elseif op == "endwith" then return y == "" or x:sub(-#y) == y
+    elseif op == "pattern" or op == "notpattern" then
+      local ok, r = pcall(string.find, x, y)
+      if not ok then error("bad pattern " .. string.format("%q", y) .. ": " .. tostring(r), 0) end
+      if op == "pattern" then return r ~= nil end
+      return r == nil
+    end
+  elseif kind == "number" then
+    local x, y = M.tonum(a), M.tonum(b)
+    if x == nil or y == nil then return op == "notequal" and not (x == nil and y == nil) end
+    if op == "equal" then return x == y
+    elseif op == "notequal" then return x ~= y
+    elseif op == "greater" then return x > y
+    elseif op == "less" then return x < y
+    elseif op == "greaterorequal" then return x >= y
+    elseif op == "lessorequal" then return x <= y end
+  elseif kind == "boolean" then
+    local x, y = M.truthy(a), M.truthy(b)
+    if op == "equal" then return x == y elseif op == "notequal" then return x ~= y end
+  elseif kind == "array" then
+    local found = false
+    if type(a) == "table" then
+      for _, v in ipairs(a) do if lowerif(M.text(v), ci) == lowerif(M.text(b), ci) then found = true; break end end
+    end
+    if op == "contain" then return found elseif op == "notcontain" then return not found end
+  end
+  error("unknown filter operator '" .. tostring(o) .. "'", 0)
+end
+
+-- filter_pass(filter, scope) -> bool | nil, msg
+function E.filter_pass(filter, scope)
+  if filter == nil or filter == null then return true end
+  if type(filter) ~= "table" then return nil, "filter must be an object" end
+  local conds = filter.conditions
+  if conds == nil or conds == null or (type(conds) == "table" and #conds == 0) then return true end
+  if type(conds) ~= "table" then return nil, "filter conditions must be an array of arrays" end
+  local name = filter.name and filter.name ~= "" and (" '" .. tostring(filter.name) .. "'") or ""
+  for _, group in ipairs(conds) do
+    if type(group) ~= "table" then return nil, "filter" .. name .. ": conditions must be an array of arrays" end
+    local all = true
+    for _, c in ipairs(group) do
+      if type(c) ~= "table" then return nil, "filter" .. name .. ": a condition must be an object {a, b, o}" end
+      local a, err = M.resolve(c.a, scope)
+      if err then return nil, "filter" .. name .. ": " .. err end
+      local b
+      b, err = M.resolve(c.b, scope)
+      if err then return nil, "filter" .. name .. ": " .. err end
+      local ok, r = pcall(cond_ok, tostring(c.o or "text:equal"), a, b)
+      if not ok then return nil, "filter" .. name .. ": " .. tostring(r) end
+      if not r then all = false; break end
+    end
+    if all then return true end
+  end
+  return false
+end
+
+-- ---------------------------------------------------------------------------
+-- running
+
+local function interrupted(err)
+  local s = tostring(err)
+  return s:find("interrupted$") ~= nil or s:find("canceled$") ~= nil
+end
+
+local function scope_of(R, outputs)
+  return { outputs = outputs, input = R.input, scenario = R.scenario }
+end
+
+local function bundle_of(R, outputs)
+  local b = { [0] = R.input }
+  for k, v in pairs(outputs) do b[math.tointeger(tonumber(k)) or k] = v end
+  return b
+end
+
+local function warn(R, s) R.warnings[#R.warnings + 1] = s end
+
+local function record(R, id)
+  local key = tostring(id)
+  local rec = R.run_data[key]
+  if not rec then
+    rec = { operations = 0, duration = 0 }
+    R.run_data[key] = rec
+  end
+  return rec
+end
+
+local function capture(R, m, outputs, rec)
+  local feeders = {}
+  for _, f in ipairs(R.stack) do feeders[f.id] = { array = f.array, index = f.index } end
+  return {
+    version = 1, input = R.input, outputs = json.object(copy(outputs)),
+    feeders = json.object(feeders), failer = m.id, failer_input = rec and rec.input,
+  }
+end
+
+local function fail(R, m, outputs, err, code, rec, no_dlq)
+  R.status = "error"
+  R.error = { module = m.id, message = err, code = code }
+  if R.dlq and not no_dlq then
+    R.incomplete = { reason = err, failer = m.id, state = capture(R, m, outputs, rec) }
+  end
+  return nil, "stop"
+end
+
+-- The failed module m: apply its first error handler.
+-- -> output, "resumed" | nil, "ignore" | nil, "stop"
+local function handle_error(R, m, outputs, err, code, rec)
+  local h = type(m.onerror) == "table" and m.onerror[1] or nil
+  local t = type(h) == "table" and h.module or nil
+  local what = string.format("module %s: %s", tostring(m.id), err)
+  if t == "builtin:Resume" then
+    local sub, e2 = M.resolve(h.mapper, scope_of(R, outputs))
+    if e2 then return fail(R, m, outputs, err .. " (and the Resume handler failed: " .. e2 .. ")", code, rec) end
+    warn(R, what .. " (resumed with a substitute output)")
+    rec.output = sub
+    return sub, "resumed"
+  elseif t == "builtin:Ignore" then
+    warn(R, what .. " (ignored)")
+    return nil, "ignore"
+  elseif t == "builtin:Commit" then
+    warn(R, what .. " (committed)")
+    R.error = { module = m.id, message = err, code = code }
+    return nil, "stop"
+  elseif t == "builtin:Rollback" then
+    return fail(R, m, outputs, err, code, rec, true)
+  elseif t == "builtin:Break" then
+    if not R.dlq then
+      warn(R, "module " .. tostring(m.id) .. ": Break handler ignored: incomplete executions are disabled")
+      return fail(R, m, outputs, err, code, rec)
+    end
+    local hm = M.resolve(h.mapper, scope_of(R, outputs)) or {}
+    R.status = "warning"
+    R.error = { module = m.id, message = err, code = code }
+    R.incomplete = { reason = err, failer = m.id, state = capture(R, m, outputs, rec) }
+    if M.truthy(hm.retry) then
+      local count = math.tointeger(M.tonum(hm.count)) or 3
+      local interval = M.tonum(hm.intervalSeconds)
+      if not interval then interval = (M.tonum(hm.interval) or 15) * 60 end
+      R.incomplete.auto_retry = { count = count, interval = interval }
+    end
+    return nil, "stop"
+  end
+  return fail(R, m, outputs, err, code, rec)
+end
+
+-- Run one module. -> output, "ok" | output, "resumed" | nil, "ignore" | nil, "stop"
+local function exec_module(R, m, def, outputs)
+  local rec = record(R, m.id)
+  local t0 = rd.now()
+  local scope = scope_of(R, outputs)
+  local mapper, err, code
+  if def.raw and type(m.mapper) == "table" then
+    local rest = {}
+    for k, v in pairs(m.mapper) do if not def.raw[k] then rest[k] = v end end
+    mapper, err, code = M.resolve(rest, scope)
+    if mapper then for k in pairs(def.raw) do mapper[k] = m.mapper[k] end end
+  else
+    mapper, err, code = M.resolve(m.mapper, scope)
+  end
+  local out
+  if mapper ~= nil then
+    rec.input = mapper
+    local ctx = { rd = rd, run = R, module = m, log = R.log }
+    local ok, a, b, c = pcall(def.run, ctx, mapper, bundle_of(R, outputs))
+    if not ok then
+      if interrupted(a) then error(a, 0) end
+      err, code = string.format("module %s (%s) raised an error: %s", tostring(m.id), m.module, tostring(a)), "engine"
+    elseif a == nil and b ~= nil then
+      err, code = tostring(b), c or "error"
+    else
+      out = a
+    end
+  end
+  rec.duration = rec.duration + (rd.now() - t0)
+  rec.operations = rec.operations + 1
+  R.operations = R.operations + 1
+  if not err then
+    rec.output, rec.error = out, nil
+    return out, "ok"
+  end
+  rec.error = { message = err, code = code }
+  rec.output = nil
+  return handle_error(R, m, outputs, err, code, rec)
+end
+
+local run_flow
+
+local function run_routes(R, router, first, outputs)
+  for r = first, #router.routes do
+    local route = router.routes[r]
+    local pass, err = E.filter_pass(route.filter, scope_of(R, outputs))
+    if pass == nil then
+      local _, how = fail(R, router, outputs, "route " .. r .. " of router " .. tostring(router.id) .. ": " .. err, "invalid")
+      return how == "stop"
+    end
+    if pass and run_flow(R, route.flow, 1, copy(outputs)) then return true end
+  end
+  return false
+end
+
+-- Iterate a feeder's elements from `from`; frame is on R.stack.
+local function iterate(R, flow, i, outputs, frame, from)
+  for k = from, #frame.array do
+    frame.index = k
+    local o = copy(outputs)
+    o[frame.id] = frame.array[k]
+    if run_flow(R, flow, i + 1, o) then return true end
+  end
+  return false
+end
+
+-- Run flow[i..] for one bundle. Returns true when the execution stops.
+function run_flow(R, flow, i, outputs)
+  while i <= #flow do
+    local m = flow[i]
+    local def = E.modules[m.module]
+    if m.filter ~= nil and m.filter ~= null then
+      local pass, err = E.filter_pass(m.filter, scope_of(R, outputs))
+      if pass == nil then
+        local _, how = fail(R, m, outputs, "module " .. tostring(m.id) .. ": " .. err, "invalid")
+        return how == "stop"
+      end
+      if not pass then return false end
+    end
+    if def.router then return run_routes(R, m, 1, outputs) end
+    local out, how = exec_module(R, m, def, outputs)
+    if how == "stop" then return true end
+    if how == "ignore" then return false end
+    local key = tostring(m.id)
+    if def.iterator and how == "ok" then
+      local frame = { id = key, array = out or {}, index = 0 }
+      R.stack[#R.stack + 1] = frame
+      local stopped = iterate(R, flow, i, outputs, frame, 1)
+      table.remove(R.stack)
+      return stopped
+    end
+    if out == nil then out = json.object {} end
+    outputs[key] = out
+    i = i + 1
+  end
+  return false
+end
+
+-- Where module `id` is: a chain of steps {flow, i[, route]} from the top flow.
+local function locate(flow, id, chain)
+  for i, m in ipairs(flow) do
+    if type(m) == "table" then
+      if m.id == id then
+        chain[#chain + 1] = { flow = flow, i = i }
+        return chain
+      end
+      if type(m.routes) == "table" then
+        for r, route in ipairs(m.routes) do
+          if type(route) == "table" and type(route.flow) == "table" then
+            local n = #chain
+            chain[n + 1] = { flow = flow, i = i }
+            chain[n + 2] = { route = r }
+            if locate(route.flow, id, chain) then return chain end
+            chain[n + 2], chain[n + 1] = nil, nil
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- Resume at chain[d] (a {flow, i} step): the failed bundle first, then the
+-- remaining routes of enclosing routers and elements of enclosing feeders.
+local function resume_at(R, chain, d, outputs, fstate)
+  local step = chain[d]
+  local flow = step.flow
+  local frames = {}
+  for j = 1, step.i - 1 do
+    local m = flow[j]
+    local def = type(m) == "table" and E.modules[m.module]
+    local fs = def and def.iterator and fstate[tostring(m.id)]
+    if fs and type(fs.array) == "table" then
+      local frame = { id = tostring(m.id), array = fs.array, index = math.tointeger(fs.index) or 1, j = j }
+      R.stack[#R.stack + 1] = frame
+      frames[#frames + 1] = frame
+    end
+  end
+  local stopped
+  if d + 2 <= #chain then -- flow[step.i] is a router and the failer is inside route chain[d+1].route
+    local router, r = flow[step.i], chain[d + 1].route
+    stopped = resume_at(R, chain, d + 2, copy(outputs), fstate)
+    if not stopped then stopped = run_routes(R, router, r + 1, outputs) end
+  else
+    stopped = run_flow(R, flow, step.i, outputs)
+  end
+  for k = #frames, 1, -1 do
+    local frame = frames[k]
+    if not stopped then stopped = iterate(R, flow, frame.j, outputs, frame, frame.index + 1) end
+    table.remove(R.stack)
+  end
+  return stopped
+end
+
+-- ---------------------------------------------------------------------------
+-- entry point
+
+local function result(R)
+  return {
+    status = R.status, operations = R.operations, transfer = R.transfer,
+    duration = rd.now() - R.t0, run_data = R.run_data, error = R.error,
+    warnings = R.warnings, incomplete = R.incomplete,
+  }
+end
+
+function E.run(bp, opts)
+  if type(bp) ~= "table" then error("bad argument #1 to 'run' (blueprint table expected, got " .. type(bp) .. ")", 2) end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #2 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
+  local md = type(bp.metadata) == "table" and bp.metadata or {}
+  local sc = type(md.scenario) == "table" and md.scenario or {}
+  local R = {
+    t0 = rd.now(), input = opts.input, scenario = opts.scenario or {},
+    status = "success", operations = 0, transfer = 0, run_data = {}, warnings = json.array {},
+    stack = {}, dlq = opts.dlq ~= false and sc.dlq ~= false,
+    log = opts.log or function() end,
+  }
+  local ok, msg = E.validate(bp)
+  if not ok then
+    R.status, R.error = "error", { message = msg, code = "invalid" }
+    return result(R)
+  end
+  if opts.resume then
+    local res = opts.resume
+    if type(res) ~= "table" then error("bad argument #2 to 'run' (resume must be a table)", 2) end
+    local failer = math.tointeger(tonumber(res.failer))
+    local state = type(res.state) == "table" and res.state or {}
+    if state.input ~= nil and R.input == nil then R.input = state.input end
+    if R.input == null then R.input = nil end
+    local chain = failer and locate(bp.flow, failer, {})
+    if not chain then
+      R.status = "error"
+      R.error = { module = failer, message = string.format("failer module %s not found in the blueprint", tostring(res.failer)), code = "not_found" }
+      return result(R)
+    end
+    local outputs = type(state.outputs) == "table" and copy(state.outputs) or {}
+    local fstate = type(state.feeders) == "table" and state.feeders or {}
+    resume_at(R, chain, 1, outputs, fstate)
+  else
+    run_flow(R, bp.flow, 1, {})
+  end
+  return result(R)
+end
+
+return E

@@ -1,0 +1,551 @@
+-- Mapping: resolves `{{...}}` expressions in a module's mapper against the
+-- outputs of the modules that ran before it (Make style).
+--
+--   local M = require "redrive.engine.mapper"
+--   local value, err = M.resolve(mapper, scope)
+--     scope = { outputs = { ["1"] = out1, ["2"] = out2, ... },  -- by module id (string keys)
+--               input = bundle,                                   -- {{0.x}}
+--               scenario = { id =, name = } }                     -- {{scenario.id}}
+--   -> the mapper with every string resolved | nil, message, "invalid"
+--   M.eval(string, scope) -> value | nil, message, "invalid"   (one template)
+--   M.truthy(v), M.empty(v), M.text(v)                          (helpers the engine shares)
+--
+-- References
+--   {{1.data.id}}               output of module 1, then keys
+--   {{2.headers.content-type}}  keys may contain '-' (and letters, digits, _ $ @ :)
+--   {{1.`odd key`.x}}           backquotes for any other key
+--   {{3.data.items[1].id}}      array indices are 1-based (Make style)
+--   {{0.x}}                     the run's input bundle (also the trigger's output)
+--   {{scenario.id}}, {{scenario.name}}
+-- An unknown reference resolves to empty (nil). A mapper value that is
+-- exactly one {{...}} keeps its type (table, number, boolean); otherwise the
+-- pieces are joined as text (tables as JSON, empty as "").
+--
+-- Functions (Make style, arguments separated by ';'; an argument is a
+-- reference, a call, a number, true/false/null, "quoted text" or bare text,
+-- trimmed; use quotes to keep spaces):
+--   ifempty(a; b)            a unless it is empty (nil, null, "", {}), else b
+--   if(cond; a; b)           cond is a value (empty, false, "false", 0 are false)
+--                            or a comparison: x = y, x != y, x < y, x > y, x <= y, x >= y
+--   toString(x)              text (tables as JSON)
+--   toNumber(x)              number; an error when x is not numeric
+--   now                      current time, ISO-8601 UTC with milliseconds
+--   timestamp                current Unix time, seconds (integer)
+--   length(x)                characters of a text (UTF-8), elements of an array, keys of an object
+--   lower(s), upper(s), trim(s)
+--   replace(s; a; b)         every occurrence of the text a replaced by b (plain text, no patterns)
+--   substring(s; start; end) characters start..end-1, 0-based, like Make
+--   get(obj; path)           path like "a.b[1].c" or "a.b.1.c" (1-based indices)
+--   join(arr; sep)           array elements as text, separated by sep
+--   encodeURL(s)             percent-encoding (RFC 3986 unreserved kept)
+--   first(arr), last(arr)
+-- A syntax error or an unknown function is an error naming the expression,
+-- code "invalid".
+local M = {}
+
+local rd = require("redrive.core").rd
+local json = rd.json
+local null = json.null
+
+-- ---------------------------------------------------------------------------
+-- values
+
+local function empty(v)
+  if v == nil or v == null or v == "" then return true end
+  if type(v) == "table" and next(v) == nil then return true end
+  return false
+end
+M.empty = empty
+
+local function truthy(v)
+  if v == nil or v == null or v == false or v == "" or v == "false" or v == 0 then return false end
+  return true
+end
+M.truthy = truthy
+
+local function text(v)
+  local t = type(v)
+  if v == nil or v == null then return "" end
+  if t == "string" then return v end
+  if t == "number" then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    if v == math.floor(v) and v > -2^53 and v < 2^53 then return string.format("%d", v) end
+    return string.format("%.14g", v)
+  end
+  if t == "boolean" then return tostring(v) end
+  if t == "table" then
+    local ok, s = pcall(json.encode, v)
+    if ok and s then return s end
+  end
+  return tostring(v)
+end
+M.text = text
+
+local function tonum(v)
+  if type(v) == "number" then return v end
+  if type(v) == "string" then return tonumber((v:gsub("^%s+", ""):gsub("%s+$", ""))) end
+  if type(v) == "boolean" then return v and 1 or 0 end
+  return nil
+end
+M.tonum = tonum
+
+-- ---------------------------------------------------------------------------
+-- parsing: template -> list of pieces (strings and expression nodes)
+
+local Syntax = {} -- marker for parse errors raised inside the parser
+
+local function perr(msg) error(setmetatable({ msg = msg }, Syntax), 0) end
+
+-- Find the "}}" closing the expression that starts at i (after "{{"),
+-- skipping quoted text. Returns the index of the first '}' or nil.
+local function find_close(s, i)
+  local n, q = #s, false
+  while i <= n do
+    local c = s:sub(i, i)
+    if q then
+      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
+    elseif c == '"' then q = true
+    elseif c == "}" and s:sub(i + 1, i + 1) == "}" then return i
+    end
+    i = i + 1
+  end
+  return nil, q
+end
+
+-- Split s at top-level ';' (outside parentheses, brackets, quotes).
+local function split_args(s)
+  local args, depth, q, start = {}, 0, false, 1
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:sub(i, i)
+    if q then
+      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
+    elseif c == '"' then q = true
+    elseif c == "(" or c == "[" then depth = depth + 1
+    elseif c == ")" or c == "]" then
+      depth = depth - 1
+      if depth < 0 then perr("unbalanced '" .. c .. "'") end
+    elseif c == ";" and depth == 0 then
+      args[#args + 1] = s:sub(start, i - 1)
+      start = i + 1
+    end
+    i = i + 1
+  end
+  if q then perr("unclosed quote") end
+  if depth ~= 0 then perr("unclosed parenthesis") end
+  args[#args + 1] = s:sub(start)
+  return args
+end
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+local KEYCH = "[%w_%-%$@:]"
+
+-- A reference path: "1.a.b[2].c", "0.x", "scenario.id", "2[1]" ->
+-- {root = "1", keys = {"a", "b", 2, "c"}} or nil when s is not a reference.
+local function parse_ref(s)
+  local root, rest = s:match("^(%d+)(.*)$")
+  if not root then
+    root, rest = s:match("^(scenario)(.*)$")
+    if not root or (rest ~= "" and not rest:find("^[%.%[]")) then return nil end
+  end
+  local keys, i, n = {}, 1, #rest
+  while i <= n do
+    local c = rest:sub(i, i)
+    if c == "." then
+      if rest:sub(i + 1, i + 1) == "`" then
+        local j = rest:find("`", i + 2, true)
+        if not j then perr("unclosed '`' in reference") end
+        keys[#keys + 1] = rest:sub(i + 2, j - 1)
+        i = j + 1
+      else
+        local k = rest:match("^" .. KEYCH .. "+", i + 1)
+        if not k then return nil end
+        keys[#keys + 1] = k
+        i = i + 1 + #k
+      end
+    elseif c == "[" then
+      local num = rest:match("^%[%s*(%d+)%s*%]", i)
+      if not num then return nil end
+      keys[#keys + 1] = tonumber(num)
+      i = rest:find("]", i, true) + 1
+    else
+      return nil
+    end
+  end
+  return { root = root, keys = keys }
+end
+
+local parse_expr
+
+-- One argument / expression term.
+local function parse_term(raw)
+  local s = trim(raw)
+  if s == "" then
+    return { k = "lit", v = raw } -- keeps spaces: join(arr; ) joins with " "
+  end
+  local q = s:match('^"(.*)"$')
+  if q and not q:gsub('\\.', ""):find('"') then
+    return { k = "lit", v = (q:gsub('\\(.)', "%1")) }
+  end
+  local num = s:match("^%-?%d+%.?%d*$") or s:match("^%-?%d*%.%d+$")
+  -- "1.a" is a reference, "1.5" a number, "1" a number (not module 1's output)
+  if num and tonumber(s) then return { k = "lit", v = math.tointeger(tonumber(s)) or tonumber(s) } end
+  if s == "true" then return { k = "lit", v = true } end
+  if s == "false" then return { k = "lit", v = false } end
+  if s == "null" then return { k = "lit", v = nil } end
+  local name, args = s:match("^([%a_][%w_]*)%s*(%b())$")
+  if name then
+    local inner = args:sub(2, -2)
+    local list = {}
+    if trim(inner) ~= "" then
+      for i, a in ipairs(split_args(inner)) do list[i] = parse_expr(a, name == "if" and i == 1) end
+    end
+    return { k = "call", name = name, args = list }
+  end
+  local fname, after = s:match("^([%a_][%w_]*)%s*%b()(.+)$")
+  if fname then perr("unexpected '" .. after .. "' after " .. fname .. "(...)") end
+  if s:match("^[%a_][%w_]*%s*%(") then perr("unclosed parenthesis") end
+  if s == "now" or s == "timestamp" then return { k = "call", name = s, args = {} } end
+  local ref = parse_ref(s)
+  if ref then ref.k = "ref"; return ref end
+  if s:find("^%d+[%.%[]") then
+    perr("bad reference '" .. s .. "' (use backquotes for keys with other characters: 1.`my key`)")
+  end
+  return { k = "lit", v = s }
+end
+
+-- Comparison operators, tried longest first (only in if()'s condition).
+local OPS = { "!=", "<=", ">=", "=", "<", ">" }
+
+-- Position of a top-level operator in s, or nil.
+local function find_op(s)
+  local depth, q = 0, false
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:sub(i, i)
+    if q then
+      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
+    elseif c == '"' then q = true
+    elseif c == "(" or c == "[" then depth = depth + 1
+    elseif c == ")" or c == "]" then depth = depth - 1
+    elseif depth == 0 then
+      for _, op in ipairs(OPS) do
+        if s:sub(i, i + #op - 1) == op then return i, op end
+      end
+    end
+    i = i + 1
+  end
+end
+
+function parse_expr(raw, cond)
+  if cond then
+    local i, op = find_op(raw)
+    if i then
+      return { k = "cmp", op = op, a = parse_term(raw:sub(1, i - 1)), b = parse_term(raw:sub(i + #op)) }
+    end
+  end
+  return parse_term(raw)
+end
+
+-- template -> {pieces}, single (true when the template is one {{...}})
+local cache_n, cache_s = 0, {}
+
+local function parse_template(s)
+  local hit = cache_s[s]
+  if hit then return hit end
+  local pieces, i, n = {}, 1, #s
+  while i <= n do
+    local a = s:find("{{", i, true)
+    if not a then pieces[#pieces + 1] = s:sub(i); break end
+    if a > i then pieces[#pieces + 1] = s:sub(i, a - 1) end
+    local b, inq = find_close(s, a + 2)
+    if not b then perr(inq and "unclosed quote" or "unclosed '{{'") end
+    local body = s:sub(a + 2, b - 1)
+    if trim(body) == "" then perr("empty expression") end
+    local node
+    if trim(body):match("^%d+$") then node = { k = "ref", root = trim(body), keys = {} }
+    else node = parse_expr(body) end
+    node.src = s:sub(a, b + 1)
+    pieces[#pieces + 1] = node
+    i = b + 2
+  end
+  local t = { pieces = pieces, single = #pieces == 1 and type(pieces[1]) == "table" }
+  if cache_n > 2000 then cache_s, cache_n = {}, 0 end
+  cache_s[s], cache_n = t, cache_n + 1
+  return t
+end
+
+-- ---------------------------------------------------------------------------
+-- evaluation
+
+local Fail = {} -- marker for evaluation errors
+
+local function ferr(msg) error(setmetatable({ msg = msg }, Fail), 0) end
+
+local function index(v, k)
+  if v == nil or v == null then return nil end
+  if type(v) ~= "table" then return nil end
+  local r = v[k]
+  if r == nil and type(k) == "string" then
+    local n = math.tointeger(tonumber(k))
+    if n then r = v[n] end
+  elseif r == nil and type(k) == "number" then
+    r = v[tostring(k)]
+  end
+  if r == null then return nil end
+  return r
+end
+
+-- get(obj; "a.b[1].c")
+local function get_path(obj, path)
+  if type(path) == "number" then return index(obj, path) end
+  path = text(path)
+  local v = obj
+  for part in path:gmatch("[^%.]+") do
+    local key, rest = part:match("^([^%[]*)(.*)$")
+    if key ~= "" then v = index(v, key) end
+    for n in rest:gmatch("%[(%d+)%]") do v = index(v, tonumber(n)) end
+  end
+  return v
+end
+
+local function ulen(s)
+  local n = utf8.len(s)
+  return n or #s
+end
+
+local function usub(s, i, j) -- 0-based start, exclusive end, in characters
+  if not utf8.len(s) then return s:sub(i + 1, j) end
+  local n = utf8.len(s)
+  if i < 0 then i = 0 end
+  if j == nil or j > n then j = n end
+  if j <= i then return "" end
+  local a = utf8.offset(s, i + 1)
+  local b = utf8.offset(s, j + 1)
+  return s:sub(a, b and b - 1 or #s)
+end
+
+local function encode_url(s)
+  return (text(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function iso_now()
+  local t = rd.time()
+  local sec = math.floor(t)
+  local ms = math.floor((t - sec) * 1000)
+  return os.date("!%Y-%m-%dT%H:%M:%S", sec) .. string.format(".%03dZ", ms)
+end
+
+local function nargs(name, args, lo, hi)
+  if #args < lo or #args > hi then
+    if lo == hi then ferr(string.format("%s() takes %d argument%s, got %d", name, lo, lo == 1 and "" or "s", #args)) end
+    ferr(string.format("%s() takes %d to %d arguments, got %d", name, lo, hi, #args))
+  end
+end
+
+local eval
+
+local function compare(op, a, b)
+  local na, nb = tonum(a), tonum(b)
+  if op == "=" then
+    if na and nb then return na == nb end
+    return text(a) == text(b)
+  elseif op == "!=" then
+    if na and nb then return na ~= nb end
+    return text(a) ~= text(b)
+  end
+  if na and nb then a, b = na, nb else a, b = text(a), text(b) end
+  if op == "<" then return a < b elseif op == ">" then return a > b
+  elseif op == "<=" then return a <= b else return a >= b end
+end
+
+local F = {}
+M.functions = F -- name -> function(scope, args (nodes)) : lazily evaluated
+
+local function strict(fn, lo, hi)
+  return function(scope, args, name)
+    nargs(name, args, lo, hi)
+    local v = {}
+    for i = 1, #args do v[i] = eval(args[i], scope) end
+    return fn(table.unpack(v, 1, #args))
+  end
+end
+
+F["ifempty"] = function(scope, args, name)
+  nargs(name, args, 2, 2)
+  local a = eval(args[1], scope)
+  if empty(a) then return eval(args[2], scope) end
+  return a
+end
+F["if"] = function(scope, args, name)
+  nargs(name, args, 2, 3)
+  if truthy(eval(args[1], scope)) then return eval(args[2], scope) end
+  if args[3] then return eval(args[3], scope) end
+  return nil
+end
+F["toString"] = strict(function(x) return text(x) end, 1, 1)
+F["toNumber"] = strict(function(x)
+  if x == nil or x == null or x == "" then return nil end
+  local n = tonum(x)
+  if not n then ferr(string.format("toNumber(): %q is not a number", text(x):sub(1, 60))) end
+  return math.tointeger(n) or n
+end, 1, 1)
+F["now"] = strict(iso_now, 0, 0)
+F["timestamp"] = strict(function() return math.floor(rd.time()) end, 0, 0)
+F["length"] = strict(function(x)
+  if x == nil or x == null then return 0 end
+  if type(x) == "table" then
+    if json.kind(x) == "object" or (#x == 0 and next(x) ~= nil) then
+      local n = 0
+      for _ in pairs(x) do n = n + 1 end
+      return n
+    end
+    return #x
+  end
+  return ulen(text(x))
+end, 1, 1)
+F["lower"] = strict(function(s) return text(s):lower() end, 1, 1)
+F["upper"] = strict(function(s) return text(s):upper() end, 1, 1)
+F["trim"] = strict(function(s) return trim(text(s)) end, 1, 1)
+F["replace"] = strict(function(s, a, b)
+  s, a, b = text(s), text(a), text(b)
+  if a == "" then return s end
+  local out, i = {}, 1
+  while true do
+    local x, y = s:find(a, i, true)
+    if not x then break end
+    out[#out + 1] = s:sub(i, x - 1)
+    out[#out + 1] = b
+    i = y + 1
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end, 3, 3)
+F["substring"] = strict(function(s, i, j)
+  local a = tonum(i)
+  local b = j ~= nil and tonum(j) or nil
+  if not a then ferr("substring(): start must be a number") end
+  if j ~= nil and not b then ferr("substring(): end must be a number") end
+  return usub(text(s), math.floor(a), b and math.floor(b) or nil)
+end, 2, 3)
+F["get"] = strict(function(obj, path) return get_path(obj, path) end, 2, 2)
+F["join"] = strict(function(arr, sep)
+  if arr == nil or arr == null then return "" end
+  if type(arr) ~= "table" then return text(arr) end
+  local parts = {}
+  for i = 1, #arr do parts[i] = text(arr[i]) end
+  return table.concat(parts, sep == nil and "," or text(sep))
+end, 1, 2)
+F["encodeURL"] = strict(encode_url, 1, 1)
+F["first"] = strict(function(arr)
+  if type(arr) ~= "table" then return nil end
+  local v = arr[1]
+  if v == null then return nil end
+  return v
+end, 1, 1)
+F["last"] = strict(function(arr)
+  if type(arr) ~= "table" then return nil end
+  local v = arr[#arr]
+  if v == null then return nil end
+  return v
+end, 1, 1)
+
+local function ref_value(node, scope)
+  local v
+  if node.root == "scenario" then v = scope.scenario
+  elseif node.root == "0" then v = scope.input
+  else v = scope.outputs and scope.outputs[node.root] end
+  if v == null then v = nil end
+  for _, k in ipairs(node.keys) do
+    v = index(v, k)
+    if v == nil then return nil end
+  end
+  return v
+end
+
+function eval(node, scope)
+  local k = node.k
+  if k == "lit" then return node.v end
+  if k == "ref" then return ref_value(node, scope) end
+  if k == "cmp" then return compare(node.op, eval(node.a, scope), eval(node.b, scope)) end
+  local fn = F[node.name]
+  if not fn then ferr("unknown function '" .. node.name .. "'") end
+  return fn(scope, node.args, node.name)
+end
+
+-- ---------------------------------------------------------------------------
+-- entry points
+
+local function catch(ok, err, what)
+  if ok then return nil end
+  local mt = getmetatable(err)
+  if mt == Syntax then return "syntax error in " .. what .. ": " .. err.msg end
+  if mt == Fail then return "cannot evaluate " .. what .. ": " .. err.msg end
+  error(err, 0)
+end
+
+local function show(s)
+  if #s > 120 then s = s:sub(1, 117) .. "..." end
+  return string.format("%q", s)
+end
+
+-- eval(template, scope) -> value | nil, msg, "invalid"
+function M.eval(s, scope)
+  if not s:find("{{", 1, true) then return s end
+  local tpl
+  local ok, err = pcall(function() tpl = parse_template(s) end)
+  local msg = catch(ok, err, show(s))
+  if msg then return nil, "mapper: " .. msg, "invalid" end
+  local result
+  local cur = tpl.pieces[1]
+  ok, err = pcall(function()
+    if tpl.single then
+      result = eval(tpl.pieces[1], scope)
+      return
+    end
+    local out = {}
+    for i, p in ipairs(tpl.pieces) do
+      cur = p
+      if type(p) == "string" then out[i] = p else out[i] = text(eval(p, scope)) end
+    end
+    result = table.concat(out)
+  end)
+  msg = catch(ok, err, type(cur) == "table" and cur.src or show(s))
+  if msg then return nil, "mapper: " .. msg, "invalid" end
+  if result == null then result = nil end
+  return result
+end
+
+-- Walk a mapper (any value) and resolve every template string. Tables are
+-- copied (JSON kinds kept); `where` names the field in messages.
+local function walk(v, scope, where)
+  local t = type(v)
+  if t == "string" then
+    local r, err, code = M.eval(v, scope)
+    if err then return nil, err .. (where ~= "" and (" (field " .. where .. ")") or ""), code end
+    return r
+  end
+  if t ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    local r, err, code = walk(x, scope, where == "" and tostring(k) or (where .. "." .. tostring(k)))
+    if err then return nil, err, code end
+    out[k] = r
+  end
+  local kind = json.kind(v)
+  if kind == "array" then json.array(out) elseif kind == "object" then json.object(out) end
+  return out
+end
+
+-- resolve(mapper, scope) -> resolved | nil, msg, "invalid"
+function M.resolve(mapper, scope)
+  if mapper == nil or mapper == null then return json.object {} end
+  local r, err, code = walk(mapper, scope or {}, "")
+  if err then return nil, err, code end
+  return r
+end
+
+M.get_path = get_path
+M.compare = compare
+return M
