@@ -292,6 +292,46 @@ test("local-5.3 patch failer: resume from another module", function()
   eq(count(kb), 2)   -- module 2 ran again, module 1 did not
 end)
 
+test("local-5.4 retry inside a router route resumes there", function()
+  local src = connect()
+  local ka, kb, kc = key("ra"), key("rb"), key("rc")
+  local bp = blueprint("routed", { S .. "/ok?key=" .. ka })
+  bp.flow[2] = { id = 2, module = "builtin:BasicRouter", version = 1, routes = {
+    { flow = { { id = 3, module = "http:ActionSendData", mapper = { url = S .. "/ok?key=" .. kb, method = "get" } } } },
+    { flow = { { id = 4, module = "http:ActionSendData", mapper = { url = S .. "/flaky?fail=1&key=" .. kc, method = "get" } } } },
+  } }
+  local sc = assert(src:scenario_create { name = "routed", blueprint = bp })
+  local e = assert(src:run(sc.id))
+  eq(e.status, "error")
+  local it = assert(src:incomplete_item(e.dlq_id))
+  eq(it.failer, 4)
+  eq(assert(it:retry()).status, "success")
+  eq(count(ka), 1); eq(count(kb), 1); eq(count(kc), 2)
+end)
+
+test("local-5.5 Break handler: automatic retries on the loop, then the item stays queued", function()
+  local src = connect()
+  local function break_bp(name, fail, k)
+    local bp = blueprint(name, { S .. "/flaky?fail=" .. fail .. "&key=" .. k, S .. "/ok" })
+    bp.flow[1].onerror = { { id = 9, module = "builtin:Break", version = 1,
+      mapper = { retry = true, count = "2", intervalSeconds = "0.05" } } }
+    return assert(src:scenario_create { name = name, blueprint = bp })
+  end
+  local k1, k2 = key("brk"), key("brk")
+  local fixes = break_bp("fixes itself", 2, k1)     -- run and auto attempt 1 fail, attempt 2 succeeds
+  local stays = break_bp("stays", 10, k2)           -- every attempt fails
+  local e1 = assert(src:run(fixes.id))
+  local e2 = assert(src:run(stays.id))
+  eq(e1.status, "warning"); ok(e1.dlq_id, "item stored")
+  eq(src:incomplete_item(e1.dlq_id).attempts, 0)
+  eq(src:wait_auto_retries(), 2)
+  local i1, i2 = src:incomplete_item(e1.dlq_id), src:incomplete_item(e2.dlq_id)
+  eq(i1.resolved, true); eq(i1.attempts, 2)
+  eq(i2.resolved, false); eq(i2.attempts, 2)
+  eq(count(k1), 3); eq(count(k2), 3)
+  eq(#collect(i2:logs { status = 3 }), 2)
+end)
+
 -- n items that fail once (module 2 is /flaky?fail=1 with a key of its own),
 -- then succeed on retry
 local function flaky_items(src, n, prefix)
@@ -378,10 +418,10 @@ test("local-6.4 a cancelled bulk retry stops its workers and releases its leases
   local sc = assert(src:scenario_create { name = "slow", blueprint = blueprint("slow", {
     S .. "/ok", S .. "/status/500?{{0.n}}" }) })
   for i = 1, 40 do assert(src:run(sc.id, { input = { n = i } })) end
-  local slow = blueprint("slow", { S .. "/ok", S .. "/delay/50" })
+  local slow = blueprint("slow", { S .. "/ok", S .. "/delay/100" })
   for it in src:incomplete {} do assert(it:patch { blueprint = slow }) end
   local t = rd.spawn(function() return src:retry { all = true, concurrency = 4 } end)
-  rd.sleep(0.12)
+  rd.sleep(0.35)
   eq(t:cancel(), true)
   local r, err = t:wait()
   eq(r, nil); match(err, "interrupted")

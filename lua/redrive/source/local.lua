@@ -333,7 +333,7 @@ local function retry_once(src, rec, opts)
   local started = rd.time()
   local out = U.run_engine(bp, { input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name } })
   if renew then renew() end
-  local success = out.status == "success" or out.status == "warning"
+  local success = U.succeeded(out)
   local new = U.exec_record(rd, out, {
     scenario_id = sc.id, mode = "retry", started_at = started, input = input,
     retry_of = rec.id, parent_id = root, attempts = attempt,
@@ -358,7 +358,7 @@ local function retry_once(src, rec, opts)
     st:exec_update(rec.id, { retry_success_id = eid })
     if root ~= rec.id then st:exec_update(root, { retry_success_id = eid }) end
   end
-  return src:_exec(new)
+  return src:_exec(new), success
 end
 
 -- exec:retry{safe = true, attempts = n, backoff = {base, factor, max}} -> exec
@@ -375,7 +375,11 @@ function Exec:retry(opts)
   local rd, st = src._rd, src._st
   local rec, err, code = st:exec_get(self.id)
   if not rec then return nil, err, code end
-  if opts.attempts == nil then return retry_once(src, rec, opts) end
+  if opts.attempts == nil then
+    local e, err2, code2 = retry_once(src, rec, opts)
+    if not e then return nil, err2, code2 end
+    return e
+  end
   local n = opts.attempts
   if type(n) ~= "number" or n < 1 then error("bad argument #1 to 'retry' (attempts must be >= 1)", 2) end
   local b = opts.backoff or {}
@@ -383,16 +387,15 @@ function Exec:retry(opts)
   local last, i = nil, 1
   local cur = rec
   while i < n do
-    local e, rerr, rcode = retry_once(src, cur, opts)
+    local e, succeeded, rcode = retry_once(src, cur, opts)
     if not e then
       if last then return last end -- refused after at least one attempt: keep the last
-      return nil, rerr, rcode
+      return nil, succeeded, rcode
     end
     if e.dry_run then return e end
-    last = e:wait { timeout = opts.timeout }
-    if not last then last = e end
+    last = e:wait { timeout = opts.timeout } or e
     i = i + 1
-    if last.status == "success" or last.status == "warning" or i >= n then break end
+    if succeeded or i >= n then break end
     local delay = math.min(max, base * factor ^ (i - 2))
     delay = delay * (0.5 + math.random() * 0.5)
     rd.sleep(delay)

@@ -227,7 +227,7 @@ local function retry_claimed(src, rec, owner, forced)
       scenario = { id = rec.scenario_id, name = rec.scenario_name },
     })
   end
-  local success = out.status == "success" or out.status == "warning"
+  local success = U.succeeded(out)
   local new = U.exec_record(rd, out, {
     scenario_id = rec.scenario_id, mode = "retry", started_at = started,
     parent_id = rec.execution_id, attempts = (rec.attempts or 0) + 2,
@@ -264,7 +264,7 @@ local function retry_forced_resolved(src, rec)
   local eid, err, code = st:record { exec = new }
   if not eid then return nil, err, code end
   new.id = eid
-  local success = out.status == "success" or out.status == "warning"
+  local success = U.succeeded(out)
   return { id = rec.id, status = out.status, success = success, execution = src:_exec(new), forced = true, error = out.error }
 end
 

@@ -148,9 +148,15 @@ function U.dlq_record(rd, sc, blueprint_text, out)
   }
 end
 
+-- Did a run succeed? "warning" counts (an ignored error, say) unless the
+-- run stopped again with an incomplete execution (a Break handler).
+function U.succeeded(out)
+  return (out.status == "success" or out.status == "warning") and not out.incomplete
+end
+
 -- The retry log of an attempt: status 1 success / 2 warning / 3 error.
 function U.log_record(rd, out, rec, forced)
-  local s = out.status == "success" and 1 or out.status == "warning" and 2 or 3
+  local s = not U.succeeded(out) and 3 or out.status == "success" and 1 or 2
   return {
     status = s, duration = rec.duration, operations = rec.operations,
     transfer = rec.transfer, timestamp = rd.time(), forced = forced and true or false,
