@@ -331,8 +331,12 @@ local function retry_once(src, rec, opts)
   end
   local renew = owner and U.renewer(rd, st, owner, src._ttl)
   local started = rd.time()
-  local out = U.run_engine(bp, { input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name } })
+  local ok, out = pcall(U.run_engine, bp, { input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name } })
   if renew then renew() end
+  if not ok then -- cancelled: give the item back
+    if owner then st:release(owner, item.id) end
+    error(out, 0)
+  end
   local success = U.succeeded(out)
   local new = U.exec_record(rd, out, {
     scenario_id = sc.id, mode = "retry", started_at = started, input = input,
