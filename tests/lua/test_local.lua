@@ -506,6 +506,10 @@ test("local-8.1 safe retries: running, succeeded, already retried; safe = false 
   eq(fi.forced, true)
   local fo = assert(ok_e:retry { safe = false })
   eq(fo.status, "success")
+  -- bulk: a resolved item is skipped unless forced
+  s = assert(src:retry { ids = { it.id }, safe = false })
+  eq(s.succeeded, 1); eq(s.skipped, 0)
+  eq(src:incomplete_item(it.id).resolved, true)
   st:close()
 end)
 
