@@ -1,34 +1,196 @@
 -- Support for the redrive command: runs the script as a task and maps its
--- outcome to an exit status (0 ok, 1 script error, 3 source unreachable or
--- auth refused, 130 interrupted).
+-- outcome to an exit status (0 ok, 1 script error, 2 usage error, 3 source
+-- unreachable or auth refused, 130 interrupted), applies the global options
+-- and dispatches the subcommands. Loaded at every start: keep it small and
+-- require nothing heavy at load time.
 local rd = require "redrive"
 local M = { options = {} }
 
-local function is_source_failure(err)
-  return type(err) == "string" and (err:find("%f[%w]connect%f[%W]") or err:find("%f[%w]auth%f[%W]"))
-    and err:find("source", 1, true) ~= nil
+M.EXIT = { ok = 0, script = 1, usage = 2, source = 3, interrupted = 130 }
+
+local function sys() return require "redrive.cli.sys" end
+
+-- classify(err) -> "interrupted" | "connect" | "auth" | "usage" | "script"
+-- Sources report unreachable hosts and refused credentials with the codes
+-- "connect" and "auth"; a script usually turns them into an error with
+-- assert(), which keeps only the message, so messages are recognised too.
+function M.classify(err)
+  if type(err) == "table" then
+    local c = err.code
+    if c == "connect" or c == "auth" or c == "interrupted" or c == "usage" then return c end
+    if c == "canceled" then return "interrupted" end
+    err = err.message or err.msg or ""
+  end
+  local s = tostring(err)
+  local first = s:match("^[^\n]*")
+  if first:find("interrupted$") or first:find(": interrupted%s") or first == "interrupted" then
+    return "interrupted"
+  end
+  if first:find("%f[%w]connect%)") or first:find("%(connect%)") or first:find("%[connect%]")
+    or first:find("[Cc]ouldn't connect") or first:find("[Cc]ould not connect")
+    or first:find("[Cc]onnection refused") or first:find("[Ff]ailed to connect")
+    or first:find("[Cc]ould not resolve") or first:find("[Cc]ouldn't resolve")
+    or first:find("[Nn]o route to host") then
+    return "connect"
+  end
+  if first:find("%(auth%)") or first:find("%[auth%]") or first:find("auth refused")
+    or first:find("authentication refused") or first:find("[Uu]nauthori[sz]ed")
+    or first:find("HTTP 401") or first:find("HTTP 403") or first:find("%f[%d]401%f[%D].-[Uu]nauth")
+    or first:find("invalid token") or first:find("[Ff]orbidden") then
+    return "auth"
+  end
+  return "script"
 end
 
-function M.main(fn, ...)
-  local t = rd.spawn(function(...) return xpcall(fn, debug.traceback, ...) end, ...)
-  rd.run()
-  if t:status() ~= "done" then
+local EXIT_OF = { interrupted = 130, connect = 3, auth = 3, usage = 2, script = 1 }
+
+-- emit(v): one JSON line on stdout (for --json); values that JSON cannot
+-- carry are shown as strings.
+function M.emit(v)
+  local ok, s = pcall(rd.json.encode, v)
+  if not ok then s = rd.json.encode({ value = require("redrive.pretty").format(v) }) end
+  io.stdout:write(s, "\n")
+  io.stdout:flush()
+end
+
+-- report(err, kind): the error on stderr (and as JSON on stdout with --json)
+function M.report(err, kind)
+  local msg = type(err) == "table" and (err.message or err.msg) or tostring(err)
+  msg = require("redrive.pretty").redact(tostring(msg))
+  -- the runner's own frames say nothing to the user
+  msg = msg:gsub("\n%s*%[C%]: in function 'xpcall'\n.*$", "")
+  if M.options.json then
+    M.emit({ error = msg:match("^[^\n]*"), code = kind, exit = EXIT_OF[kind] })
+  end
+  if kind == "interrupted" then
     io.stderr:write("redrive: interrupted\n")
+  else
+    io.stderr:write("redrive: ", msg, "\n")
+  end
+  io.stderr:flush()
+end
+
+local function log(fmt, ...)
+  if M.options.quiet then return end
+  io.stderr:write(string.format(fmt, ...), "\n")
+end
+M.log = log
+
+-- --verbose: every HTTP call is logged on stderr with credentials redacted.
+local function wrap_http()
+  local http = rd.http
+  if not http or http._verbose_wrapped then return end
+  local request = http.request
+  local pretty = require "redrive.pretty"
+  http.request = function(req, ...)
+    local t0 = rd.now()
+    local method = type(req) == "table" and (req.method or (req.json or req.body) and "POST" or "GET") or "?"
+    local url = type(req) == "table" and pretty.redact_url(req.url or "?") or "?"
+    if type(req) == "table" and type(req.query) == "table" and next(req.query) then
+      local keys = {}
+      for k, v in pairs(req.query) do
+        local val = pretty.is_secret_key(k) and "<redacted>" or tostring(v)
+        keys[#keys + 1] = tostring(k) .. "=" .. val
+      end
+      table.sort(keys)
+      url = url .. (url:find("?", 1, true) and "&" or "?") .. table.concat(keys, "&")
+    end
+    local hdrs = {}
+    if type(req) == "table" and type(req.headers) == "table" then
+      for k in pairs(req.headers) do
+        local l = tostring(k):lower()
+        if l == "authorization" or l == "x-n8n-api-key" or pretty.is_secret_key(l) then
+          hdrs[#hdrs + 1] = tostring(k) .. ": <redacted>"
+        end
+      end
+      table.sort(hdrs)
+    end
+    io.stderr:write(string.format("http: %s %s%s\n", method, url,
+      #hdrs > 0 and (" [" .. table.concat(hdrs, ", ") .. "]") or ""))
+    local res, err, code = request(req, ...)
+    local dt = rd.now() - t0
+    if res then
+      io.stderr:write(string.format("http: %s %s -> %s (%.0f ms, %d bytes)\n", method, url,
+        tostring(res.status), dt * 1000, res.body and #res.body or 0))
+    else
+      io.stderr:write(string.format("http: %s %s -> error %s: %s (%.0f ms)\n", method, url,
+        tostring(code), pretty.redact(tostring(err)), dt * 1000))
+    end
+    return res, err, code
+  end
+  http._verbose_wrapped = true
+end
+
+-- configure(opts): the global options, once at start (src/cli/setup.c) and
+-- again for options given after a subcommand.
+function M.configure(opts)
+  for k, v in pairs(opts) do M.options[k] = v end
+  local o = M.options
+  if o.profile then rd._default_profile = o.profile end
+  if o.db then
+    sys().setenv("REDRIVE_DB", o.db)
+    rd._db = o.db
+  end
+  if o.dry_run then rd.dry_run(true) end
+  rd._quiet = o.quiet or nil
+  rd._verbose = o.verbose or nil
+  rd._json = o.json or nil
+  if o.verbose then wrap_http() end
+end
+
+-- Run fn(...) as a task and drive the loop until every task is done.
+-- Returns the exit status.
+function M.main(fn, ...)
+  local S = sys()
+  local t = rd.spawn(function(...)
+    S.watch_thread()
+    return table.pack(xpcall(fn, debug.traceback, ...))
+  end, ...)
+  rd.run()
+  if S.interrupted() then
+    -- cancel what is in flight and let the tasks unwind (their error paths
+    -- and __close handlers run: a bulk retry reports what it did)
+    local left = S.drain(5)
+    if left > 0 then io.stderr:write("redrive: ", left, " task(s) did not stop in time\n") end
+  end
+  S.watch_thread(false)
+  local st = t:status()
+  local r, err = t:wait()
+  if st == "failed" or (st == "done" and r == nil) then
+    local kind = M.classify(err)
+    M.report(err, kind)
+    return EXIT_OF[kind]
+  end
+  if st ~= "done" then
+    M.report("interrupted", "interrupted")
     return 130
   end
-  local ok, err = t:wait()
-  if ok then return 0 end
-  if tostring(err):find("^[^\n]*interrupted") then
-    io.stderr:write("redrive: interrupted\n")
+  if not r[1] then
+    local kind = M.classify(r[2])
+    if S.interrupted() and kind == "script" then
+      -- the script turned the interruption into its own error
+      M.report(r[2], kind)
+      return 130
+    end
+    M.report(r[2], kind)
+    return EXIT_OF[kind]
+  end
+  if S.interrupted() then
+    M.report("interrupted", "interrupted")
     return 130
   end
   if M.options.json then
-    io.stdout:write(rd.json.encode({ error = tostring(err) }), "\n")
+    for i = 2, r.n do
+      if r[i] ~= nil then M.emit(r[i]) end
+    end
   end
-  io.stderr:write("redrive: ", tostring(err), "\n")
-  if type(err) == "table" and err.exit then return err.exit end
-  if is_source_failure(err) then return 3 end
-  return 1
+  return 0
+end
+
+-- command(name, args) -> exit status: the subcommands
+function M.command(name, args)
+  local cmds = require "redrive.cli.commands"
+  return cmds.dispatch(name, args)
 end
 
 return M

@@ -27,4 +27,10 @@ int rd__cli_pcall(lua_State *L, int nargs, int nres);
 /* Print the error on top (if status != OK) to stderr and pop it. */
 int rd__cli_report(lua_State *L, int status);
 
+struct rd_rt;
+/* Install the SIGINT/SIGTERM handlers for rt (see sys.c). */
+void rd__cli_signals(struct rd_rt *rt);
+/* [-0, +0, m] register package.loaded["redrive.cli.sys"]. */
+void rd__cli_open_sys(lua_State *L);
+
 #endif

@@ -1,6 +1,11 @@
 /*
  * redrive: the command. Runs a Lua script (or -e code, or stdin) as a task
- * on the runtime's loop, with `arg` set as lua5.4 does.
+ * on the runtime's loop, with `arg` set as lua5.4 does; starts the REPL on a
+ * terminal; dispatches the subcommands (rules, run, ls, show, retry, patch,
+ * delete, health) to their Lua implementation (the files in lua/redrive/cli).
+ *
+ * Exit status: 0 success, 1 script error, 2 usage error, 3 a source was
+ * unreachable or refused authentication, 130 interrupted.
  */
 #include "cli/cli.h"
 
@@ -11,22 +16,53 @@
 #include <unistd.h>
 
 static void usage(FILE *f) {
-  fputs("usage: redrive [options] [script.lua [args...]]\n"
-        "       redrive [options] -e 'code'\n"
-        "       redrive [options] -          (script from stdin)\n"
-        "\n"
-        "options:\n"
-        "  -e CODE          run CODE\n"
-        "  -l NAME          require module NAME (as a global) before the script\n"
-        "  -v, --version    print the version\n"
-        "  -h, --help       this help\n"
-        "  --dry-run        mutating calls log what they would do and change nothing\n"
-        "  --json           results and errors as JSON lines on stdout\n"
-        "  --db PATH        store file of the local source\n"
-        "  --profile NAME   default source profile\n"
-        "  --quiet          less output\n"
-        "  --verbose        log HTTP calls (tokens redacted)\n",
-        f);
+  fputs(
+    "usage: redrive [options] [script.lua [args...]]   run a script (a task on the loop)\n"
+    "       redrive [options] -e 'code' [script [args]] run code (then the script)\n"
+    "       redrive [options] - [args...]              read the script from stdin\n"
+    "       redrive [options]                          the REPL (on a terminal)\n"
+    "       redrive [options] COMMAND [args...]\n"
+    "\n"
+    "commands (they work on every source; --profile picks it):\n"
+    "  rules DIR [--once|--watch] [--check] [--audit FILE]\n"
+    "                   apply the rule files DIR/*.lua to incomplete executions;\n"
+    "                   --once: one pass, for cron (default); --watch: run each rule\n"
+    "                   every `every` seconds and reload edited files; --check:\n"
+    "                   validate the files without touching any source; --audit:\n"
+    "                   append every action as a JSON line to FILE\n"
+    "  run BLUEPRINT.json [--input JSON]\n"
+    "                   run a blueprint once on the local engine, print the execution\n"
+    "  ls [--scenario ID] [--reason PATTERN] [--all] [--limit N]\n"
+    "                   list incomplete executions (unresolved unless --all)\n"
+    "  show ID          show an incomplete execution (or an execution)\n"
+    "  retry ID... | --all [--scenario ID] [--except ID,...] [--force]\n"
+    "                   retry incomplete executions; --force also retries ones the\n"
+    "                   safety checks would skip\n"
+    "  patch ID FILE    patch an item's blueprint: FILE is a JSON Patch (array), a\n"
+    "                   merge patch (object) or a whole blueprint (object with flow)\n"
+    "  delete ID... | --all --yes [--except ID,...]\n"
+    "                   delete incomplete executions\n"
+    "  health SCENARIO [--since SECONDS]\n"
+    "                   success rate, durations and top failure reasons\n"
+    "\n"
+    "options (also accepted after a command):\n"
+    "  -e CODE          run CODE\n"
+    "  -l NAME          require module NAME (global NAME) before the script; -l g=NAME\n"
+    "  -v, --version    print the version\n"
+    "  -h, --help       this help\n"
+    "  --dry-run        mutating calls log what they would do and change nothing\n"
+    "  --json           results and errors as JSON lines on stdout\n"
+    "  --db PATH        store file of the local source (else $REDRIVE_DB)\n"
+    "  --profile NAME   source profile for rd.connect() (else $REDRIVE_PROFILE)\n"
+    "  -q, --quiet      only errors on stderr\n"
+    "  --verbose        log HTTP calls on stderr (tokens redacted)\n"
+    "  --force          (retry) do not skip unsafe retries\n"
+    "\n"
+    "exit status: 0 ok, 1 script error, 2 usage error, 3 source unreachable or\n"
+    "authentication refused, 130 interrupted (SIGINT/SIGTERM).\n"
+    "environment: REDRIVE_DB, REDRIVE_PROFILE, REDRIVE_CONFIG, REDRIVE_HISTORY,\n"
+    "REDRIVE_DRY_RUN=1. See redrive(1).\n",
+    f);
 }
 
 /* Message handler: add a traceback to string errors (lua.c msghandler). */
@@ -59,33 +95,51 @@ int rd__cli_pcall(lua_State *L, int nargs, int nres) {
   return st;
 }
 
-/* Run the function on top (with nargs below it... above it) as a task and
- * drive the loop until every task is done. Leaves nothing on the stack. */
-static int run_as_task(lua_State *L, int nargs) {
-  /* rd.spawn(fn, args...) then task:wait() — done in Lua for tracebacks */
-  int fn = lua_gettop(L) - nargs;
+/* [-(nargs+1), +0] call require("redrive.cli")[name](args...) below which the
+ * nargs arguments sit; returns its integer result (the exit status). */
+static int call_cli(lua_State *L, const char *name, int nargs) {
+  int first = lua_gettop(L) - nargs + 1;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "redrive.cli");
-  if (rd__cli_report(L, rd__cli_pcall(L, 1, 1)) != LUA_OK) return 1;
-  lua_getfield(L, -1, "main");
+  if (rd__cli_report(L, rd__cli_pcall(L, 1, 1)) != LUA_OK) return lua_settop(L, first - 1), 1;
+  lua_getfield(L, -1, name);
   lua_remove(L, -2);
-  lua_insert(L, fn);
-  int st = rd__cli_pcall(L, nargs + 1, 1);
+  lua_insert(L, first);
+  int st = rd__cli_pcall(L, nargs, 1);
   if (st != LUA_OK) return rd__cli_report(L, st), 1;
-  int code = (int)lua_tointeger(L, -1);
+  int code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 1;
   lua_pop(L, 1);
   return code;
 }
 
-static int push_args(lua_State *L, char **argv, int argc, int script) {
+/* Load a chunk; a file that cannot be opened is a usage error (2), a syntax
+ * error a script error (1). Pushes the chunk on success. */
+static int load(lua_State *L, const char *path) {
+  if (path && access(path, R_OK) != 0) {
+    fprintf(stderr, "redrive: cannot open %s (see redrive --help)\n", path);
+    return 2;
+  }
+  if (rd__cli_report(L, luaL_loadfile(L, path))) return 1;
+  return 0;
+}
+
+static void set_arg(lua_State *L, char **argv, int argc, int script) {
   lua_createtable(L, argc - script, script + 1);
   for (int i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i - script);
   }
   lua_setglobal(L, "arg");
-  for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-  return argc - script - 1;
+}
+
+static const char *const commands[] = {"rules", "run", "ls", "show", "retry",
+                                       "patch", "delete", "health", NULL};
+
+/* A word names a command unless it looks like a path (a script). */
+static int is_command(const char *a) {
+  for (int i = 0; commands[i]; i++)
+    if (!strcmp(a, commands[i])) return 1;
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -98,25 +152,42 @@ int main(int argc, char **argv) {
   if (!L) return fprintf(stderr, "redrive: cannot create a Lua state\n"), 1;
   luaL_openlibs(L);
   int code = rd__cli_setup(L, &o);
-  if (code == 0) {
-    if (o.code) {
-      if (rd__cli_report(L, luaL_loadbuffer(L, o.code, strlen(o.code), "=(command line)")))
-        code = 1;
-      else code = run_as_task(L, 0);
-    } else if (first < argc) {
-      const char *path = strcmp(argv[first], "-") == 0 ? NULL : argv[first];
-      if (rd__cli_report(L, luaL_loadfile(L, path))) code = 1;
-      else {
-        int n = push_args(L, argv, argc, first);
-        code = run_as_task(L, n);
-      }
-    } else if (isatty(0)) {
+  if (code != 0) goto done;
+  if (first < argc && is_command(argv[first])) {
+    lua_pushstring(L, argv[first]);
+    lua_createtable(L, argc - first - 1, 0);
+    for (int i = first + 1; i < argc; i++) {
+      lua_pushstring(L, argv[i]);
+      lua_rawseti(L, -2, i - first);
+    }
+    code = call_cli(L, "command", 2);
+    goto done;
+  }
+  if (o.code) {
+    if (rd__cli_report(L, luaL_loadbuffer(L, o.code, strlen(o.code), "=(command line)"))) {
+      code = 1;
+      goto done;
+    }
+    set_arg(L, argv, argc, first < argc ? first : argc);
+    code = call_cli(L, "main", 1);
+    if (code != 0 || first >= argc) goto done;
+  }
+  if (first < argc) {
+    const char *path = strcmp(argv[first], "-") == 0 ? NULL : argv[first];
+    if ((code = load(L, path)) != 0) goto done;
+    set_arg(L, argv, argc, first);
+    for (int i = first + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    code = call_cli(L, "main", argc - first);
+  } else if (!o.code) {
+    if (isatty(0)) {
       code = rd__cli_repl(L, &o);
     } else {
-      if (rd__cli_report(L, luaL_loadfile(L, NULL))) code = 1;
-      else code = run_as_task(L, 0);
+      if ((code = load(L, NULL)) != 0) goto done;
+      set_arg(L, argv, argc, argc);
+      code = call_cli(L, "main", 1);
     }
   }
+done:
   lua_close(L);
   return code;
 }
