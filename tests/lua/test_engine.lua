@@ -64,6 +64,10 @@ test("engine-1.1 webhook trigger output is the input; variables; run_data per mo
   ok(type(out.duration) == "number", "run duration")
   eq(#out.warnings, 0)
   ok(rd.json.encode(out), "the result encodes as JSON")
+  -- Make's current export name for "Set variable"
+  out = engine.run(bp { { id = 1, module = "util:SetVariable2", mapper = { name = "v", value = "{{0.a}}", scope = "roundtrip" } } },
+                   { input = { a = 1 } })
+  eq(out.status, "success"); eq(out.run_data["1"].output, { v = 1 })
 end)
 
 test("engine-1.2 without a trigger the input is {{0.x}}", function()
@@ -161,6 +165,10 @@ test("engine-1.7 json:ParseJSON parses text; errors name the module and the posi
   eq(out.status, "error"); eq(out.error.module, 2); eq(out.error.code, "invalid")
   match(out.error.message, "json:ParseJSON %(module 2%)")
   match(out.error.message, "line 2")
+  -- already-parsed data passes through
+  out = engine.run(bp { { id = 1, module = "json:ParseJSON", mapper = { json = "{{0.obj}}" } }, setvar(2, "v", "{{1.k}}") },
+                   { input = { obj = { k = "v" } } })
+  eq(out.status, "success"); eq(out.run_data["2"].output.v, "v")
 end)
 
 test("engine-1.8 router: every route whose filter passes runs, in order, with the router's bundle", function()
@@ -359,6 +367,16 @@ test("engine-1.14 lua:Run runaway code is stopped, even inside pcall", function(
     code = "local function f() return f() end; return f()" } } })
   eq(out.status, "error")
   ok(rd.now() - t0 < 20, "stopped in time", rd.now() - t0)
+  -- memory: a soft cap checked by the same hook
+  local lr = require "redrive.modules.lua_run"
+  local saved = lr.max_memory
+  lr.max_memory = 32 * 1024 * 1024
+  out = engine.run(bp { { id = 3, module = "lua:Run", mapper = {
+    code = "local t = {} while true do t[#t + 1] = string.rep('x', 1000000) .. #t end" } } })
+  lr.max_memory = saved
+  eq(out.status, "error"); eq(out.error.code, "limit")
+  match(out.error.message, "more than 32 MB of memory")
+  collectgarbage()
   -- the hook is gone afterwards: ordinary code in this task runs unbounded
   local n = 0
   for i = 1, 3000000 do n = n + i end

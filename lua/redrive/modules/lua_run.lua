@@ -10,7 +10,9 @@
 -- A count hook stops it after `limit` VM instructions (default 10 million).
 local rd = require("redrive.core").rd
 
-local M = { limit = 10000000, max_string = 16 * 1024 * 1024 }
+-- limit: VM instructions; max_memory: bytes the Lua heap may grow by while
+-- the code runs (checked by the same hook: a soft limit, see README).
+local M = { limit = 10000000, max_string = 16 * 1024 * 1024, max_memory = 256 * 1024 * 1024 }
 
 local function copy(t)
   local o = {}
@@ -92,14 +94,24 @@ local function run(ctx, m, bundle)
   local b = deepcopy(bundle or {})
   local limit = ctx.limit or M.limit
   local count = 0
-  local step = 1000
+  local step = 100
+  local mem0, maxmem = collectgarbage("count"), (ctx.max_memory or M.max_memory) / 1024
   killed.msg = string.format("%s: stopped after %d instructions (runaway code?)", where, limit)
   local oldhook, oldmask, oldcount = debug.gethook()
   debug.sethook(function()
+    if killed.yes then error(killed.msg, 0) end
     count = count + step
     if count > limit then
       killed.yes = true
       error(killed.msg, 0)
+    end
+    if collectgarbage("count") - mem0 > maxmem then
+      collectgarbage()
+      if collectgarbage("count") - mem0 > maxmem then
+        killed.yes = true
+        killed.msg = string.format("%s: stopped: the code uses more than %d MB of memory", where, maxmem // 1024)
+        error(killed.msg, 0)
+      end
     end
   end, "", step)
   local ok, res = pcall(function()

@@ -12,6 +12,7 @@ return {
     if s == nil or s == rd.json.null then
       return nil, string.format("json:ParseJSON (module %s): json is empty", tostring(id)), "invalid"
     end
+    if type(s) == "table" then return s end -- already data (e.g. {{2.data}} of a parsed response)
     if type(s) ~= "string" then
       return nil, string.format("json:ParseJSON (module %s): json must be text, got %s", tostring(id), type(s)), "invalid"
     end
