@@ -76,51 +76,6 @@ local function log(fmt, ...)
 end
 M.log = log
 
--- --verbose: every HTTP call is logged on stderr with credentials redacted.
-local function wrap_http()
-  local http = rd.http
-  if not http or http._verbose_wrapped then return end
-  local request = http.request
-  local pretty = require "redrive.pretty"
-  http.request = function(req, ...)
-    local t0 = rd.now()
-    local method = type(req) == "table" and (req.method or (req.json or req.body) and "POST" or "GET") or "?"
-    local url = type(req) == "table" and pretty.redact_url(req.url or "?") or "?"
-    if type(req) == "table" and type(req.query) == "table" and next(req.query) then
-      local keys = {}
-      for k, v in pairs(req.query) do
-        local val = pretty.is_secret_key(k) and "<redacted>" or tostring(v)
-        keys[#keys + 1] = tostring(k) .. "=" .. val
-      end
-      table.sort(keys)
-      url = url .. (url:find("?", 1, true) and "&" or "?") .. table.concat(keys, "&")
-    end
-    local hdrs = {}
-    if type(req) == "table" and type(req.headers) == "table" then
-      for k in pairs(req.headers) do
-        local l = tostring(k):lower()
-        if l == "authorization" or l == "x-n8n-api-key" or pretty.is_secret_key(l) then
-          hdrs[#hdrs + 1] = tostring(k) .. ": <redacted>"
-        end
-      end
-      table.sort(hdrs)
-    end
-    io.stderr:write(string.format("http: %s %s%s\n", method, url,
-      #hdrs > 0 and (" [" .. table.concat(hdrs, ", ") .. "]") or ""))
-    local res, err, code = request(req, ...)
-    local dt = rd.now() - t0
-    if res then
-      io.stderr:write(string.format("http: %s %s -> %s (%.0f ms, %d bytes)\n", method, url,
-        tostring(res.status), dt * 1000, res.body and #res.body or 0))
-    else
-      io.stderr:write(string.format("http: %s %s -> error %s: %s (%.0f ms)\n", method, url,
-        tostring(code), pretty.redact(tostring(err)), dt * 1000))
-    end
-    return res, err, code
-  end
-  http._verbose_wrapped = true
-end
-
 -- configure(opts): the global options, once at start (src/cli/setup.c) and
 -- again for options given after a subcommand.
 function M.configure(opts)
@@ -135,7 +90,7 @@ function M.configure(opts)
   rd._quiet = o.quiet or nil
   rd._verbose = o.verbose or nil
   rd._json = o.json or nil
-  if o.verbose then wrap_http() end
+  if o.verbose and rd.verbose then rd.verbose(true) end -- HTTP calls logged by lhttp.c, URLs redacted
 end
 
 -- Run fn(...) as a task and drive the loop until every task is done.

@@ -184,6 +184,13 @@ function M.format(v, opts)
     end
     table.sort(keys, key_order)
     n = arr + #keys
+    if s then -- an object: hide private fields, keep .raw folded
+      local pub = {}
+      for _, k in ipairs(keys) do
+        if not (type(k) == "string" and k:sub(1, 1) == "_") then pub[#pub + 1] = k end
+      end
+      keys = pub
+    end
     for _, k in ipairs(keys) do
       shown = shown + 1
       if shown > o.items then break end
@@ -191,12 +198,26 @@ function M.format(v, opts)
       local val
       if M.is_secret_key(k) and rawget(t, k) ~= nil and type(rawget(t, k)) ~= "table" then
         val = "<redacted>"
+      elseif s and k == "raw" and type(rawget(t, k)) == "table" then
+        val = "{…}"
       else
         val = fmt(rawget(t, k), level + 1)
       end
       entries[#entries + 1] = ks .. " = " .. val
     end
     if n > o.items then entries[#entries + 1] = string.format("… (%d more)", n - o.items) end
+    if s then -- list the methods, so the object says what it can do
+      local mt = getmetatable(t)
+      local idx = type(mt) == "table" and rawget(mt, "__index")
+      if type(idx) == "table" then
+        local ms = {}
+        for k, f in pairs(idx) do
+          if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" then ms[#ms + 1] = k end
+        end
+        table.sort(ms)
+        if #ms > 0 then entries[#entries + 1] = "-- methods: :" .. table.concat(ms, ", :") end
+      end
+    end
     path[t] = nil
     local head = ""
     if s then head = s .. " " end
@@ -207,7 +228,7 @@ function M.format(v, opts)
       return head .. "{}"
     end
     local one = "{ " .. table.concat(entries, ", ") .. " }"
-    if not one:find("\n") and #one + level * #o.indent <= o.width then return head .. one end
+    if not s and not one:find("\n") and #one + level * #o.indent <= o.width then return head .. one end
     local pad = string.rep(o.indent, level + 1)
     return head .. "{\n" .. pad .. table.concat(entries, ",\n" .. pad) .. ",\n" ..
       string.rep(o.indent, level) .. "}"
