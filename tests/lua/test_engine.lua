@@ -334,6 +334,7 @@ test("engine-1.13 lua:Run sandbox escapes fail clearly", function()
     { "return os.getenv('HOME')", "os%.getenv is not available" },
     { "return os.exit(1)", "os%.exit is not available" },
     { "return string.rep('x', 1 << 40)", "string%.rep: result larger than" },
+    { "return ('x'):rep(1 << 40)", "string%.rep: result larger than" },
     { "return rd.http", nil },
   }
   for _, a in ipairs(attempts) do
@@ -353,6 +354,8 @@ test("engine-1.13 lua:Run sandbox escapes fail clearly", function()
     code = "return { t = os.time() > 0, d = os.date('!%Y') , up = ('abc'):upper(), c = os.clock() >= 0 }" } } })
   eq(out.status, "success", out.error and out.error.message)
   eq(out.run_data["1"].output.up, "ABC"); eq(out.run_data["1"].output.t, true)
+  eq(("ab"):rep(2), "abab", "the host's string methods are back")
+  eq(getmetatable("").__index, string)
 end)
 
 test("engine-1.14 lua:Run runaway code is stopped, even inside pcall", function()
@@ -679,7 +682,12 @@ test("engine-4.3 modules are registered in the blueprint registry", function()
   eq(okv, true)
 end)
 
-test("engine-4.4 misuse raises", function()
+test("engine-4.4 an empty flow built in Lua is an empty array, not an object", function()
+  local out = engine.run { name = "empty", flow = {} }
+  eq(out.status, "success", out.error and out.error.message); eq(out.operations, 0)
+end)
+
+test("engine-4.5 misuse raises", function()
   raises("blueprint table expected", engine.run, "nope")
   raises("table expected", engine.run, bp {}, 5)
   raises("run must be a function", engine.register, { type = "x:Y" })

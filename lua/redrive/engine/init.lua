@@ -181,8 +181,27 @@ local function check(bp)
   return problems
 end
 
+-- A blueprint built in Lua may hold `flow = {}`: an empty table is a JSON
+-- object unless marked, so mark the empty lists of the structure as arrays.
+local function mark_lists(flow)
+  if type(flow) ~= "table" then return end
+  if next(flow) == nil and getmetatable(flow) == nil then json.array(flow) end
+  for _, m in ipairs(flow) do
+    if type(m) == "table" then
+      for _, k in ipairs { "onerror", "routes" } do
+        local v = m[k]
+        if type(v) == "table" and next(v) == nil and getmetatable(v) == nil then json.array(v) end
+      end
+      if type(m.routes) == "table" then
+        for _, r in ipairs(m.routes) do if type(r) == "table" then mark_lists(r.flow) end end
+      end
+    end
+  end
+end
+
 -- validate(bp) -> true | nil, message
 function E.validate(bp)
+  if type(bp) == "table" then mark_lists(bp.flow) end
   local problems
   if rd.blueprint then
     local b, err = rd.blueprint(bp)

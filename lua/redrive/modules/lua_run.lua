@@ -114,6 +114,12 @@ local function run(ctx, m, bundle)
       end
     end
   end, "", step)
+  -- ("x"):rep(n) goes through the string metatable, not env.string: point
+  -- it at the sandbox's copy while the code runs (it cannot yield, so no
+  -- other task sees the swap)
+  local smt = getmetatable("")
+  local sindex = smt.__index
+  smt.__index = env.string
   local ok, res = pcall(function()
     local r = fn(b, sctx)
     if code:find("^%s*return%s+function") then
@@ -123,6 +129,7 @@ local function run(ctx, m, bundle)
     return r
   end)
   debug.sethook(oldhook, oldmask or "", oldcount or 0)
+  smt.__index = sindex
   if killed.yes then return nil, killed.msg, "limit" end
   if not ok then
     local msg = tostring(res)
