@@ -122,6 +122,26 @@ test("engine-1.4 http: method, headers, qs, raw body with content type, form, js
   match(e4.headers.authorization, "^Basic ")
 end)
 
+test("engine-1.4b run data records the http input without credentials", function()
+  need_server()
+  local out = engine.run(bp {
+    http(1, { url = S .. "/echo?access_token=tok1&page=2", authUser = "u", authPass = "pw-secret",
+              headers = A { { name = "Authorization", value = "Bearer tok2" }, { name = "X-Api-Key", value = "tok3" },
+                            { name = "Accept", value = "application/json" } },
+              qs = A { { name = "apikey", value = "tok4" }, { name = "q", value = "shoes" } }, parseResponse = true }),
+  })
+  eq(out.status, "success", out.error and out.error.message)
+  local echoed = out.run_data["1"].output.data
+  eq(echoed.headers["x-api-key"], "tok3", "the request itself carried the real values")
+  local text = rd.json.encode(out.run_data["1"].input)
+  for _, secret in ipairs { "tok1", "tok2", "tok3", "tok4", "pw-secret" } do
+    ok(not text:find(secret, 1, true), "no " .. secret .. " in the recorded input", text)
+  end
+  local input = out.run_data["1"].input
+  match(input.url, "page=2"); eq(input.headers[3].value, "application/json"); eq(input.qs[2].value, "shoes")
+  eq(input.authUser, "u")
+end)
+
 test("engine-1.5 http status >= 400 is a module error naming status and redacted URL", function()
   need_server()
   local out = engine.run(bp {

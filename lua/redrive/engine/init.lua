@@ -400,6 +400,7 @@ local function exec_module(R, m, def, outputs)
   local out
   if mapper ~= nil then
     rec.input = mapper
+    if def.redact_input then rec.input = def.redact_input(mapper) end
     local ctx = { rd = rd, run = R, module = m, log = R.log }
     local ok, a, b, c = pcall(def.run, ctx, mapper, bundle_of(R, outputs))
     if not ok then

@@ -135,8 +135,50 @@ local function run(ctx, m)
   return out
 end
 
+-- What run data records as the module's input: the mapper with credentials
+-- replaced (password, secret-looking headers, query parameters and URL query
+-- values), so that stored executions and incomplete executions hold no token.
+local SECRET = { "authorization", "cookie", "token", "secret", "password", "passwd", "api%-?_?key",
+                 "apikey", "signature", "sig$", "^key$", "credential", "session" }
+local function secretish(name)
+  name = tostring(name):lower()
+  for _, p in ipairs(SECRET) do if name:find(p) then return true end end
+  return false
+end
+local HIDDEN = "[redacted]"
+
+local function redact_list(list)
+  if type(list) ~= "table" then return list end
+  local out = rd.json.array {}
+  for i, p in ipairs(list) do
+    if type(p) == "table" and p.name ~= nil and secretish(p.name) and p.value ~= nil then
+      out[i] = { name = p.name, value = HIDDEN }
+    else
+      out[i] = p
+    end
+  end
+  return out
+end
+
+local function redact_input(m)
+  local r = {}
+  for k, v in pairs(m) do r[k] = v end
+  if type(r.url) == "string" then
+    r.url = r.url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1" .. HIDDEN .. "@")
+    r.url = r.url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
+      if secretish(k) then return sep .. k .. "=" .. HIDDEN end
+      return sep .. k .. "=" .. v
+    end)
+  end
+  if r.authPass ~= nil and r.authPass ~= "" then r.authPass = HIDDEN end
+  r.headers = redact_list(r.headers)
+  r.qs = redact_list(r.qs)
+  return rd.json.object(r)
+end
+
 return {
   type = "http:ActionSendData",
+  redact_input = redact_input,
   fields = {
     url = "string", method = "string", headers = "array", qs = "array", bodyType = "string",
     data = "any", contentType = "string", gzip = "boolean", timeout = "any",
