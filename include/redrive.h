@@ -166,6 +166,15 @@ int rd_store_open(rd_store_t **out, const char *path, rd_err *err);
 void rd_store_close(rd_store_t *st);
 /* The path given to rd_store_open; borrowed, valid until close. */
 const char *rd_store_path(const rd_store_t *st);
+/* Group commit. rd_store_batch_begin opens one write transaction; until
+ * rd_store_batch_commit, every writing call runs in its own savepoint inside
+ * it (still atomic on its own) and none is durable before the commit, which
+ * makes them all durable with one sync. The caller must not acknowledge a
+ * batched write before the commit returns 0; a failed commit rolls the whole
+ * batch back. Closing the store commits an open batch. */
+int rd_store_batch_begin(rd_store_t *st, rd_err *err);
+int rd_store_batch_commit(rd_store_t *st, rd_err *err);
+int rd_store_in_batch(const rd_store_t *st);
 /* The schema version this build writes (PRAGMA user_version). */
 int rd_store_schema_version(void);
 /* Write the default store path into buf: $REDRIVE_DB, else

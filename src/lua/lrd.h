@@ -38,6 +38,15 @@ int rd__lua_fail(lua_State *L, int code, const char *fmt, ...)
 typedef struct rd_rt rd_rt;
 typedef struct rd_task rd_task;
 typedef struct rd_wait rd_wait;
+typedef struct rd_hook rd_hook;
+
+/* A callback run once, before the loop next waits for I/O: after every task
+ * made ready in this loop iteration has run (group commit uses it). */
+struct rd_hook {
+  void (*fn)(rd_hook *h);
+  rd_hook *prev, *next;
+  int linked;
+};
 
 struct rd_rt {
   uv_loop_t loop;
@@ -48,6 +57,8 @@ struct rd_rt {
   int running;           /* depth of uv_run calls we made */
   rd_wait *main_wait;    /* what the main thread is blocked on, if anything */
   rd_task *all_tasks;    /* every live (unfinished) task */
+  uv_prepare_t prep;     /* runs the before-poll hooks */
+  rd_hook *hooks;
   int dry_run;
   int verbose;           /* log HTTP calls (redacted) */
   int signal;            /* the signal that interrupted us, if any */
@@ -99,6 +110,10 @@ int rd__wait_canceled(lua_State *L);
 rd_task *rd__task_current(lua_State *L);
 /* Cancel every task's pending wait (SIGINT). */
 void rd__rt_interrupt(rd_rt *rt);
+/* Schedule h->fn (once) before the loop next polls; idempotent. */
+void rd__rt_before_poll(rd_rt *rt, rd_hook *h);
+/* Unschedule h if it is scheduled. */
+void rd__rt_cancel_hook(rd_rt *rt, rd_hook *h);
 /* Run the loop until no task or handle is left. Raises on nested use. */
 int rd__rt_run(lua_State *L);
 /* Print (to stderr) errors of failed tasks nobody waited for. */

@@ -13,13 +13,87 @@
 #include "lua/lrd.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct batch_wait batch_wait;
 
 typedef struct lstore {
   rd_store_t *st;  /* NULL once closed */
   int busy;        /* inside a call that runs callbacks: no re-entry */
+  /* Group commit: writes of `record` and `retry_done` made from tasks join
+   * one open transaction; the tasks stay parked until it commits, right
+   * before the loop next polls, so one sync covers every write of a loop
+   * iteration while "acknowledged means durable" still holds. */
+  rd_hook hook;
+  rd_rt *rt;
+  batch_wait *waiters;
 } lstore;
+
+struct batch_wait {
+  rd_wait base;
+  lstore *u;
+  batch_wait *next;
+  char id1[RD_STORE_ID_LEN + 1], id2[RD_STORE_ID_LEN + 1];
+  int nids;
+  rd_err err;
+};
+
+/* Commit the open batch and wake every write waiting on it. */
+static void flush(lstore *u) {
+  rd_err err = {0};
+  int rc = u->st ? rd_store_batch_commit(u->st, &err) : 0;
+  if (u->rt) rd__rt_cancel_hook(u->rt, &u->hook);
+  batch_wait *w = u->waiters;
+  u->waiters = NULL;
+  while (w) {
+    batch_wait *next = w->next;
+    w->u = NULL;
+    w->base.status = rc;
+    if (rc) w->err = err;
+    rd__wait_done(&w->base);
+    w = next;
+  }
+}
+
+static void flush_hook(rd_hook *h) {
+  lstore *u = (lstore *)((char *)h - offsetof(lstore, hook));
+  flush(u);
+}
+
+static void batch_cancel(rd_wait *base) {
+  batch_wait *w = (batch_wait *)base;
+  if (!w->u) return;
+  for (batch_wait **p = &w->u->waiters; *p; p = &(*p)->next)
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  w->u = NULL;
+}
+
+static void batch_release(rd_wait *w) { free(w); }
+
+static int batch_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  batch_wait *w = (batch_wait *)ctx;
+  if (w->base.status == RD_ECANCELED) {
+    free(w);
+    return rd__wait_canceled(L);
+  }
+  if (w->base.status) {
+    rd_err e = w->err;
+    free(w);
+    return rd__lua_pusherr(L, &e);
+  }
+  lua_pushstring(L, w->id1);
+  if (w->nids > 1) lua_pushstring(L, w->id2);
+  int n = w->nids;
+  free(w);
+  return n;
+}
 
 /* ---- the userdata --------------------------------------------------------- */
 
@@ -32,12 +106,52 @@ static rd_store_t *check_store(lua_State *L) {
   return u->st;
 }
 
+/* For a write that is not batched: commit the open batch first, so it cannot
+ * become part of (and durable only with) a later transaction. */
+static rd_store_t *check_store_w(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  if (rd_store_in_batch(st)) flush(to_lstore(L));
+  return st;
+}
+
+/* Start (or join) the batch for a write from a task; 0 or an error. */
+static int batch_join(lua_State *L, lstore *u, rd_err *err) {
+  if (!u->rt) u->rt = rd__rt(L);
+  if (!rd_store_in_batch(u->st)) {
+    int r = rd_store_batch_begin(u->st, err);
+    if (r) return r;
+  }
+  rd__rt_before_poll(u->rt, &u->hook);
+  return 0;
+}
+
+/* Park the calling task until the batch commits; then return the ids. */
+static int batch_wait_commit(lua_State *L, lstore *u, const char *id1, const char *id2) {
+  batch_wait *w = calloc(1, sizeof *w);
+  if (!w) {
+    flush(u);
+    lua_pushstring(L, id1);
+    if (id2) lua_pushstring(L, id2);
+    return id2 ? 2 : 1;
+  }
+  w->base.rt = u->rt;
+  w->base.cancel = batch_cancel;
+  w->base.release = batch_release;
+  w->u = u;
+  snprintf(w->id1, sizeof w->id1, "%s", id1);
+  if (id2) snprintf(w->id2, sizeof w->id2, "%s", id2);
+  w->nids = id2 ? 2 : 1;
+  w->next = u->waiters;
+  u->waiters = w;
+  return rd__await(L, &w->base, batch_done);
+}
+
 /* [-0, +1, m] push a new closed store; returns it. Closed first, so that a
  * memory error before the store is attached leaves nothing for __gc. */
 static lstore *new_lstore(lua_State *L) {
   lstore *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->st = NULL;
-  u->busy = 0;
+  memset(u, 0, sizeof *u);
+  u->hook.fn = flush_hook;
   luaL_setmetatable(L, RD_MT_STORE);
   return u;
 }
@@ -70,6 +184,7 @@ static int l_store_default_path(lua_State *L) {
 static int l_store_close(lua_State *L) {
   lstore *u = to_lstore(L);
   if (u->busy) return 0; /* a finalizer during one of our listings: not now */
+  flush(u);
   rd_store_close(u->st);
   u->st = NULL;
   return 0;
@@ -462,7 +577,7 @@ static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, 
 /* ---- scenarios ------------------------------------------------------------ */
 
 static int l_scenario_create(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   fields f = args_table(L, 2, 0, "");
   rd_scenario_t sc = {
     .name = f_reqstr(&f, "name"),
@@ -495,7 +610,7 @@ static int l_scenario_list(lua_State *L) {
 }
 
 static int l_scenario_update(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   lua_Integer id = luaL_checkinteger(L, 2);
   fields f = args_table(L, 3, 0, "");
   int p;
@@ -544,7 +659,7 @@ static int l_exec_list(lua_State *L) {
 }
 
 static int l_exec_update(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   const char *id = check_id(L, 2);
   fields f = args_table(L, 3, 0, "");
   rd_exec_t e;
@@ -557,7 +672,7 @@ static int l_exec_update(lua_State *L) {
 }
 
 static int l_exec_delete(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   const char *id = check_id(L, 2);
   rd_err err = {0};
   if (rd_store_exec_delete(st, id, &err)) return rd__lua_pusherr(L, &err);
@@ -577,7 +692,15 @@ static int l_record(lua_State *L) {
   if (fd.t) read_item(&fd, &d);
   char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
+  lstore *u = to_lstore(L);
+  int batched = rd__task_current(L) != NULL;
+  if (batched) {
+    if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
+  } else if (rd_store_in_batch(st)) {
+    flush(u);
+  }
   if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
+  if (batched) return batch_wait_commit(L, u, eid, fd.t ? did : NULL);
   lua_pushstring(L, eid);
   if (!fd.t) return 1;
   lua_pushstring(L, did);
@@ -633,7 +756,7 @@ static int l_dlq_count(lua_State *L) {
 }
 
 static int l_dlq_patch(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   const char *id = check_id(L, 2);
   fields f = args_table(L, 3, 0, "");
   const char *bp = f_str(&f, "blueprint", NULL);
@@ -646,7 +769,7 @@ static int l_dlq_patch(lua_State *L) {
 }
 
 static int l_dlq_delete(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   fields f = args_table(L, 2, 0, "");
   rd_dlq_sel_t sel;
   read_sel(&f, &sel);
@@ -695,7 +818,7 @@ static double check_ttl(lua_State *L, const fields *f, int arg) {
 }
 
 static int l_claim(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   fields f = args_table(L, 2, 0, "");
   rd_claim_opts_t o = {0};
   read_sel(&f, &o.sel);
@@ -711,7 +834,7 @@ static int l_claim(lua_State *L) {
 }
 
 static int l_renew(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   const char *owner = luaL_checkstring(L, 2);
   double ttl = check_ttl(L, NULL, 3);
   int64_t n;
@@ -722,7 +845,7 @@ static int l_renew(lua_State *L) {
 }
 
 static int l_release(lua_State *L) {
-  rd_store_t *st = check_store(L);
+  rd_store_t *st = check_store_w(L);
   const char *owner = luaL_checkstring(L, 2);
   const char *id = luaL_optstring(L, 3, NULL);
   int64_t n;
@@ -756,8 +879,16 @@ static int l_retry_done(lua_State *L) {
   };
   char eid[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
+  lstore *u = to_lstore(L);
+  int batched = rd__task_current(L) != NULL;
+  if (batched) {
+    if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
+  } else if (rd_store_in_batch(st)) {
+    flush(u);
+  }
   if (rd_store_retry_done(st, dlq_id, owner, &e, success, &log, eid, &err))
     return rd__lua_pusherr(L, &err);
+  if (batched) return batch_wait_commit(L, u, eid, NULL);
   lua_pushstring(L, eid);
   return 1;
 }

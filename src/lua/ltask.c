@@ -440,6 +440,42 @@ static int l_task_run(lua_State *L) {
   return 0;
 }
 
+/* ---- before-poll hooks ------------------------------------------------------------ */
+
+static void unlink_hook(rd_rt *rt, rd_hook *h) {
+  if (h->prev) h->prev->next = h->next;
+  else rt->hooks = h->next;
+  if (h->next) h->next->prev = h->prev;
+  h->prev = h->next = NULL;
+  h->linked = 0;
+}
+
+static void on_prepare(uv_prepare_t *p) {
+  rd_rt *rt = p->data;
+  while (rt->hooks) {
+    rd_hook *h = rt->hooks;
+    unlink_hook(rt, h);
+    h->fn(h);
+  }
+  uv_prepare_stop(&rt->prep);
+}
+
+void rd__rt_before_poll(rd_rt *rt, rd_hook *h) {
+  if (h->linked) return;
+  h->prev = NULL;
+  h->next = rt->hooks;
+  if (rt->hooks) rt->hooks->prev = h;
+  rt->hooks = h;
+  h->linked = 1;
+  if (!uv_is_active((uv_handle_t *)&rt->prep)) {
+    if (!uv_is_closing((uv_handle_t *)&rt->prep)) uv_prepare_start(&rt->prep, on_prepare);
+  }
+}
+
+void rd__rt_cancel_hook(rd_rt *rt, rd_hook *h) {
+  if (h->linked) unlink_hook(rt, h);
+}
+
 /* Tasks parked at teardown: cancel and free their waits. */
 void rd__rt_cancel_all(rd_rt *rt) {
   for (rd_task *t = rt->all_tasks; t; t = t->next_live) {

@@ -65,6 +65,11 @@ static int l_rt_gc(lua_State *L) {
   if (rt->closing) return 0;
   rt->closing = 1;
   rd__rt_cancel_all(rt);
+  while (rt->hooks) { /* e.g. a pending group commit: run it now */
+    rd_hook *h = rt->hooks;
+    rd__rt_cancel_hook(rt, h);
+    h->fn(h);
+  }
   if (rt->http) rd_http_close(rt->http);
   rt->http = NULL;
   uv_run(&rt->loop, UV_RUN_NOWAIT);
@@ -85,6 +90,8 @@ static rd_rt *rt_new(lua_State *L) {
   if (r != 0) luaL_error(L, "redrive: cannot create the event loop: %s", uv_strerror(r));
   uv_idle_init(&rt->loop, &rt->idle);
   rt->idle.data = rt;
+  uv_prepare_init(&rt->loop, &rt->prep);
+  rt->prep.data = rt;
   rt->closing = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   rt->L = lua_tothread(L, -1);

@@ -155,12 +155,19 @@ static int run_sql(rd_store_t *st, const char *sql, const char *what, rd_err *er
 }
 
 int rd__st_begin(rd_store_t *st, rd_err *err) {
+  if (st->batch) return run_sql(st, "SAVEPOINT rd_call", "cannot open a savepoint in", err);
   /* A transaction left open would make everything after it part of it. */
   if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
   return run_sql(st, "BEGIN IMMEDIATE", "cannot lock", err);
 }
 
 int rd__st_end(rd_store_t *st, int rc, rd_err *err) {
+  if (st->batch) {
+    if (rc == 0) return run_sql(st, "RELEASE rd_call", "cannot release a savepoint in", err);
+    run_sql(st, "ROLLBACK TO rd_call", "cannot roll back", NULL);
+    run_sql(st, "RELEASE rd_call", "cannot release a savepoint in", NULL);
+    return rc;
+  }
   if (rc == 0) {
     rc = run_sql(st, "COMMIT", "cannot commit to", err);
     if (rc == 0) return 0;
@@ -422,8 +429,24 @@ done:
   return 0;
 }
 
+int rd_store_batch_begin(rd_store_t *st, rd_err *err) {
+  if (st->batch) return 0;
+  int r = rd__st_begin(st, err);
+  if (r == 0) st->batch = 1;
+  return r;
+}
+
+int rd_store_batch_commit(rd_store_t *st, rd_err *err) {
+  if (!st->batch) return 0;
+  st->batch = 0;
+  return rd__st_end(st, 0, err);
+}
+
+int rd_store_in_batch(const rd_store_t *st) { return st->batch; }
+
 void rd_store_close(rd_store_t *st) {
   if (!st) return;
+  if (st->batch) rd_store_batch_commit(st, NULL);
   for (size_t i = 0; i < st->nstmts; i++) {
     sqlite3_finalize(st->stmts[i].stmt);
     free(st->stmts[i].sql);

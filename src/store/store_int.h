@@ -19,6 +19,7 @@ struct rd_store {
   char *path;
   rd__stmt_entry *stmts;  /* every statement ever prepared, kept until close */
   size_t nstmts, capstmts;
+  int batch;              /* a group-commit transaction is open */
 };
 
 /* Set *out to the cached statement for `sql` (prepared on first use), reset
@@ -28,7 +29,8 @@ int rd__st_prep(rd_store_t *st, const char *sql, sqlite3_stmt **out, rd_err *err
 /* Map the SQLite result `rc` to an RD_E* code and fill err with
  * "store: <what> '<path>': <sqlite message>". Returns the code. */
 int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err);
-/* BEGIN IMMEDIATE (waits for the write lock up to the busy timeout). */
+/* BEGIN IMMEDIATE (waits for the write lock up to the busy timeout); inside
+ * a group-commit batch, a savepoint instead, so each call stays atomic. */
 int rd__st_begin(rd_store_t *st, rd_err *err);
 /* COMMIT when rc == 0 (rolling back if the commit fails), else ROLLBACK.
  * Returns rc, or the commit's error. */
