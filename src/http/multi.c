@@ -179,7 +179,18 @@ void rd_http_close(rd_http_t *h) {
   uv_close((uv_handle_t *)&h->timer, timer_closed);
 }
 
-/* ---- easy handle pool (used by request.c) ----------------------------------------- */
+/* ---- easy handle pool (used by request.c) -----------------------------------------
+ * Keep-alive lives in the multi handle's connection cache, so pooling easy
+ * handles only saves their setup. libcurl before 8.1.0 keeps a pointer to
+ * the previous transfer's last header across curl_easy_reset, and a folded
+ * first header in the next response then writes to freed memory (curl issue
+ * 11101; found by fuzz/fuzz_http.c): with such a libcurl, never reuse. */
+
+static int pool_safe(void) {
+  static int safe = -1;
+  if (safe < 0) safe = curl_version_info(CURLVERSION_NOW)->version_num >= 0x080100;
+  return safe;
+}
 
 CURL *rd__http_easy_get(rd_http_t *h) {
   if (h->npool) return h->pool[--h->npool];
@@ -188,7 +199,7 @@ CURL *rd__http_easy_get(rd_http_t *h) {
 
 void rd__http_easy_put(rd_http_t *h, CURL *e) {
   if (!e) return;
-  if (h->closing || h->npool == (int)(sizeof h->pool / sizeof h->pool[0])) {
+  if (h->closing || !pool_safe() || h->npool == (int)(sizeof h->pool / sizeof h->pool[0])) {
     curl_easy_cleanup(e);
     return;
   }
