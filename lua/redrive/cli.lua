@@ -94,8 +94,8 @@ function M.configure(opts)
 end
 
 -- Run fn(...) as a task and drive the loop until every task is done.
--- Returns the exit status.
-function M.main(fn, ...)
+-- Returns the exit status. With `command`, fn's first result is the status.
+local function run(command, fn, ...)
   local S = sys()
   local t = rd.spawn(function(...)
     S.watch_thread()
@@ -134,6 +134,7 @@ function M.main(fn, ...)
     M.report("interrupted", "interrupted")
     return 130
   end
+  if command then return math.tointeger(r[2]) or 0 end
   if M.options.json then
     for i = 2, r.n do
       if r[i] ~= nil then M.emit(r[i]) end
@@ -141,6 +142,10 @@ function M.main(fn, ...)
   end
   return 0
 end
+
+function M.main(fn, ...) return run(false, fn, ...) end
+-- task(fn, ...) -> exit status: fn returns the status (subcommands)
+function M.task(fn, ...) return run(true, fn, ...) end
 
 -- command(name, args) -> exit status: the subcommands
 function M.command(name, args)

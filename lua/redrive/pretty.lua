@@ -206,6 +206,7 @@ function M.format(v, opts)
       entries[#entries + 1] = ks .. " = " .. val
     end
     if n > o.items then entries[#entries + 1] = string.format("… (%d more)", n - o.items) end
+    local methods
     if s then -- list the methods, so the object says what it can do
       local mt = getmetatable(t)
       local idx = type(mt) == "table" and rawget(mt, "__index")
@@ -215,7 +216,7 @@ function M.format(v, opts)
           if type(k) == "string" and type(f) == "function" and k:sub(1, 1) ~= "_" then ms[#ms + 1] = k end
         end
         table.sort(ms)
-        if #ms > 0 then entries[#entries + 1] = "-- methods: :" .. table.concat(ms, ", :") end
+        if #ms > 0 then methods = "-- methods: :" .. table.concat(ms, ", :") end
       end
     end
     path[t] = nil
@@ -231,7 +232,7 @@ function M.format(v, opts)
     if not s and not one:find("\n") and #one + level * #o.indent <= o.width then return head .. one end
     local pad = string.rep(o.indent, level + 1)
     return head .. "{\n" .. pad .. table.concat(entries, ",\n" .. pad) .. ",\n" ..
-      string.rep(o.indent, level) .. "}"
+      (methods and (pad .. methods .. "\n") or "") .. string.rep(o.indent, level) .. "}"
   end
 
   fmt = function(x, level, top)
