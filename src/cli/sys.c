@@ -54,9 +54,13 @@ static void on_signal(int signo) {
   uv_async_send(&sig_async);
 }
 
+/* On the loop: the user's thread is parked (not running Lua), so cancelling
+ * its wait is enough; drop the hook, or it would fire in the __close
+ * handlers and error paths that the cancellation is about to run. */
 static void on_async(uv_async_t *h) {
   (void)h;
   if (!sig_pending) return;
+  if (sig_thread) lua_sethook(sig_thread, NULL, 0, 0);
   sig_rt->signal = sig_pending;
   rd__rt_interrupt(sig_rt);
 }

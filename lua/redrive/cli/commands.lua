@@ -103,9 +103,11 @@ local function cmd_ls(a)
   local src = connect()
   local limit = a.flags["--limit"] and math.tointeger(tonumber(a.flags["--limit"]))
   if a.flags["--limit"] and not limit then error({ usage = "--limit needs an integer" }) end
+  local resolved = nil -- --all: resolved ones too
+  if not a.flags["--all"] then resolved = false end
   local it, err, code = src:incomplete {
     scenario = a.flags["--scenario"], reason = a.flags["--reason"],
-    resolved = (not a.flags["--all"]) and false or nil, limit = limit or 1000,
+    resolved = resolved, limit = limit or 1000,
   }
   if not it then fail(err, code) end
   local n = 0

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The redrive command: script runner, exit codes, --json, -e, -, -l,
+# --version, --help, --profile, --db, SIGINT mid-work, quick commands.
+set -u
+cd "$(dirname "$0")/../.."
+R=${REDRIVE:-$PWD/build/redrive}
+T=$(mktemp -d /tmp/rd-cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export REDRIVE_DB=$T/default.db XDG_CONFIG_HOME=$T/config
+unset REDRIVE_PROFILE REDRIVE_CONFIG
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+no() { fail=$((fail + 1)); echo "FAIL $1"; shift; for l in "$@"; do echo "    $l"; done; }
+# check NAME WANT_RC CMD... : runs CMD, keeps stdout in $OUT and stderr in $ERR
+check() {
+  local name=$1 want=$2; shift 2
+  OUT=$("$@" 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
+  if [ "$RC" -eq "$want" ]; then ok "$name"; else no "$name" "exit $RC, want $want" "stdout: $OUT" "stderr: $ERR"; fi
+}
+has() { # has NAME HAYSTACK NEEDLE
+  if [[ $2 == *"$3"* ]]; then ok "$1"; else no "$1" "no '$3' in:" "$2"; fi
+}
+lacks() {
+  if [[ $2 != *"$3"* ]]; then ok "$1"; else no "$1" "unexpected '$3' in:" "$2"; fi
+}
+
+# ---- basics
+check "cli-1.1 --version" 0 "$R" --version
+has "cli-1.2 version text" "$OUT" "redrive 0."
+check "cli-1.3 -v" 0 "$R" -v
+check "cli-1.4 --help" 0 "$R" --help
+for w in rules run ls show retry patch delete health --dry-run --json --db --profile --quiet --verbose \
+         --once --watch --check --audit --input --except --force --yes -e -l; do
+  [[ $OUT == *"$w"* ]] || no "cli-1.5 --help mentions $w" "missing"
+done
+ok "cli-1.5 --help covers every command and flag"
+check "cli-1.6 unknown option is a usage error" 2 "$R" --bogus
+has "cli-1.7 usage message" "$ERR" "unknown option '--bogus'"
+check "cli-1.8 missing script is a usage error" 2 "$R" "$T/nope.lua"
+check "cli-1.9 -e without code" 2 "$R" -e
+
+# ---- running code
+check "cli-2.1 -e" 0 "$R" -e 'print("hello " .. rd.version)'
+has "cli-2.2 -e output" "$OUT" "hello 0."
+cat >"$T/args.lua" <<'EOF'
+print(arg[0], #arg, ...)
+rd.sleep(0.01)          -- the script runs as a task: waits yield
+print(select("#", ...))
+EOF
+check "cli-2.3 script with args" 0 "$R" "$T/args.lua" a b
+has "cli-2.4 arg and ..." "$OUT" "$T/args.lua	2	a	b"
+check "cli-2.5 - reads stdin" 0 bash -c "echo 'print(\"from stdin\", ...)' | '$R' - x"
+has "cli-2.6 stdin output" "$OUT" "from stdin	x"
+mkdir -p "$T/lib"
+echo 'return { answer = 42 }' >"$T/lib/mymod.lua"
+check "cli-2.7 -l requires a module" 0 env LUA_PATH="$T/lib/?.lua;;" "$R" -l mymod -e 'print(mymod.answer)'
+has "cli-2.8 -l global" "$OUT" "42"
+check "cli-2.9 -l g=mod" 0 env LUA_PATH="$T/lib/?.lua;;" "$R" -l m=mymod -e 'print(m.answer)'
+check "cli-2.10 -l unknown module" 1 "$R" -l no_such_mod -e 'print(1)'
+
+# ---- errors and exit codes
+printf 'local x = 1\nlocal function f() error("boom") end\nf()\n' >"$T/err.lua"
+check "cli-3.1 script error exits 1" 1 "$R" "$T/err.lua"
+has "cli-3.2 message with file:line" "$ERR" "err.lua:2: boom"
+has "cli-3.3 traceback" "$ERR" "stack traceback"
+has "cli-3.4 traceback names the caller line" "$ERR" "err.lua:3"
+printf 'x = = 1\n' >"$T/syntax.lua"
+check "cli-3.5 syntax error exits 1" 1 "$R" "$T/syntax.lua"
+has "cli-3.6 syntax error position" "$ERR" "syntax.lua:1:"
+check "cli-3.7 unreachable source exits 3" 3 "$R" -e \
+  'local res, err = rd.http.request{url = "http://127.0.0.1:1/x?token=s3cr3t"}; assert(res, err)'
+lacks "cli-3.8 no token in the message" "$ERR" "s3cr3t"
+check "cli-3.9 auth error object exits 3" 3 "$R" -e 'error({code = "auth", message = "n8n: 401 Unauthorized"})'
+check "cli-3.10 error(table) without code exits 1" 1 "$R" -e 'error({})'
+check "cli-3.11 --json error line" 1 "$R" --json -e 'error("bad thing")'
+has "cli-3.12 --json error parsed" "$(jq -r '.error + "|" + .code + "|" + (.exit|tostring)' <<<"$OUT" 2>&1)" \
+  "(command line):1: bad thing|script|1"
+
+# ---- --json results
+check "cli-4.1 --json results" 0 "$R" --json -e 'return {n = 3, list = {1, 2}}, "two"'
+has "cli-4.2 first result through jq" "$(head -1 <<<"$OUT" | jq -c '.list' 2>&1)" "[1,2]"
+has "cli-4.3 second result" "$(sed -n 2p <<<"$OUT")" '"two"'
+check "cli-4.4 without --json results are not printed" 0 "$R" -e 'return 1'
+[ -z "$OUT" ] && ok "cli-4.5 quiet stdout" || no "cli-4.5 quiet stdout" "$OUT"
+
+# ---- options reach the runtime
+check "cli-5.1 --dry-run" 0 "$R" --dry-run -e 'assert(rd.is_dry_run())'
+check "cli-5.2 --db" 0 "$R" --db "$T/other.db" -e 'local s = assert(rd.connect()); print(s:path())'
+has "cli-5.3 --db used" "$OUT" "$T/other.db"
+mkdir -p "$T/config/redrive"
+cat >"$T/config/redrive/config.lua" <<EOF
+return { profiles = { ops = { kind = "local", db = "$T/ops.db" } } }
+EOF
+check "cli-5.4 --profile" 0 "$R" --profile ops --json -e 'local s = assert(rd.connect()); return {name = s.name, path = s:path()}'
+has "cli-5.5 --profile source" "$(jq -r '.name + " " + .path' <<<"$OUT" 2>&1)" "ops $T/ops.db"
+check "cli-5.6 --verbose logs HTTP without secrets" 0 "$R" --verbose -e \
+  "rd.http.request{url = '${RD_TEST_SERVER:-http://127.0.0.1:1}/ok?token=s3cr3t', headers = {Authorization = 'Bearer s3cr3t'}}"
+has "cli-5.7 --verbose line" "$ERR" "http GET"
+lacks "cli-5.8 --verbose redacts" "$ERR" "s3cr3t"
+
+# ---- signals
+"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+[ $rc -eq 130 ] && ok "cli-6.1 SIGINT during a wait exits 130" || no "cli-6.1 SIGINT" "exit $rc" "$(cat "$T/err")"
+has "cli-6.2 interrupted message" "$(cat "$T/err")" "interrupted"
+"$R" -e 'print("started"); io.stdout:flush(); while true do end' >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+[ $rc -eq 130 ] && ok "cli-6.3 SIGINT stops a busy loop" || no "cli-6.3 busy loop" "exit $rc"
+"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+kill -TERM $pid; wait $pid; rc=$?
+[ $rc -eq 130 ] && ok "cli-6.4 SIGTERM exits 130" || no "cli-6.4 SIGTERM" "exit $rc"
+cat >"$T/close.lua" <<'EOF'
+local done = setmetatable({}, {__close = function() io.stderr:write("cleanup ran\n") end})
+do
+  local guard <close> = done
+  print("started"); io.stdout:flush()
+  rd.sleep(30)
+end
+EOF
+"$R" "$T/close.lua" >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+has "cli-6.5 __close handlers run on SIGINT" "$(cat "$T/err")" "cleanup ran"
+
+# ---- quick commands over the local source
+if [ -n "${RD_TEST_SERVER:-}" ]; then
+  export REDRIVE_DB=$T/q.db
+  cat >"$T/bp.json" <<EOF
+{"name": "fetch", "flow": [
+  {"id": 1, "module": "gateway:CustomWebHook", "mapper": {}},
+  {"id": 2, "module": "http:ActionSendData",
+   "mapper": {"url": "$RD_TEST_SERVER/{{1.path}}", "method": "get", "timeout": 0.3}}]}
+EOF
+  check "cmd-1.1 run ok" 0 "$R" run "$T/bp.json" --input '{"path": "ok"}' --json
+  has "cmd-1.2 run prints the execution" "$(jq -r .status <<<"$OUT")" "success"
+  check "cmd-1.3 run failing exits 1" 1 "$R" run "$T/bp.json" --input '{"path": "status/503"}'
+  check "cmd-1.4 run another failure" 1 "$R" --json run "$T/bp.json" --input '{"path": "status/500"}'
+  check "cmd-1.5 run --dry-run" 0 "$R" run "$T/bp.json" --dry-run --input '{"path": "ok"}'
+  has "cmd-1.6 run --dry-run says so" "$OUT" "would run"
+  check "cmd-1.7 run bad --input" 2 "$R" run "$T/bp.json" --input '{bad'
+  check "cmd-2.1 ls --json" 0 "$R" ls --json
+  [ "$(wc -l <<<"$OUT")" -eq 2 ] && ok "cmd-2.2 two incomplete executions" || no "cmd-2.2 count" "$OUT"
+  id503=$(jq -r 'select(.reason | test("503")) | .id' <<<"$OUT")
+  id500=$(jq -r 'select(.reason | test("500")) | .id' <<<"$OUT")
+  check "cmd-2.3 ls --reason" 0 "$R" ls --reason 'HTTP 503' --json
+  [ "$(jq -r .id <<<"$OUT")" = "$id503" ] && ok "cmd-2.4 --reason filters" || no "cmd-2.4" "$OUT"
+  check "cmd-2.5 ls table" 0 "$R" ls --scenario 1
+  has "cmd-2.6 ls table header" "$OUT" "REASON"
+  check "cmd-3.1 show" 0 "$R" show "$id503"
+  has "cmd-3.2 show summary" "$OUT" "<incomplete $id503"
+  check "cmd-3.3 show --json" 0 "$R" show "$id503" --json
+  has "cmd-3.4 show bundle" "$(jq -r .bundle.url <<<"$OUT")" "/status/503"
+  check "cmd-3.5 show unknown id" 1 "$R" show 0123456789abcdef0123456789abcdef
+  check "cmd-4.1 health --json" 0 "$R" health 1 --json
+  has "cmd-4.2 health counts" "$(jq -c '[.total, .succeeded, .failed]' <<<"$OUT")" "[3,1,2]"
+  check "cmd-4.3 health table" 0 "$R" health 1
+  has "cmd-4.4 health rate" "$OUT" "success rate 33.3%"
+  # patch the failing URL (merge patch would replace the flow: use JSON Patch)
+  echo '[{"op": "replace", "path": "/flow/1/mapper/url", "value": "'"$RD_TEST_SERVER"'/ok"}]' >"$T/fix.json"
+  check "cmd-5.1 patch --dry-run" 0 "$R" --dry-run patch "$id503" "$T/fix.json"
+  has "cmd-5.2 patch dry-run output" "$OUT" "would patch $id503 (1 change(s))"
+  check "cmd-5.3 patch" 0 "$R" patch "$id503" "$T/fix.json" --json
+  has "cmd-5.4 patch json" "$OUT" "\"patched\":\"$id503\""
+  check "cmd-5.5 patch missing file" 2 "$R" patch "$id503" "$T/none.json"
+  check "cmd-6.1 retry --dry-run --json" 0 "$R" retry --all --dry-run --json
+  has "cmd-6.2 dry retry count" "$(jq -r .would_retry <<<"$OUT")" "2"
+  check "cmd-6.3 retry one" 0 "$R" retry "$id503" --json
+  has "cmd-6.4 retry succeeded" "$(jq -c '[.total, .succeeded]' <<<"$OUT")" "[1,1]"
+  check "cmd-6.5 retry the failing one exits 1" 1 "$R" retry --all
+  has "cmd-6.6 retry summary" "$OUT" "1 failed"
+  check "cmd-6.7 retry nothing" 2 "$R" retry
+  check "cmd-7.1 delete --all needs --yes" 2 "$R" delete --all
+  check "cmd-7.2 delete --dry-run" 0 "$R" delete "$id500" --dry-run --json
+  has "cmd-7.3 dry delete" "$(jq -r .would_delete <<<"$OUT")" "1"
+  check "cmd-7.4 delete" 0 "$R" delete "$id500" --json
+  has "cmd-7.5 deleted" "$(jq -r .deleted <<<"$OUT")" "1"
+  check "cmd-7.6 nothing left" 0 "$R" ls --json
+  [ -z "$OUT" ] && ok "cmd-7.7 queue empty" || no "cmd-7.7 queue empty" "$OUT"
+  check "cmd-8.1 unknown command option" 2 "$R" ls --bogus
+  check "cmd-8.2 unusable store exits 1" 1 env REDRIVE_DB=/proc/nonexistent/x.db "$R" ls
+  has "cmd-8.3 says why" "$ERR" "cannot connect to the source: store: cannot create directory"
+  check "cmd-8.4 ls --all shows resolved ones" 0 "$R" ls --all --json
+  has "cmd-8.5 resolved item listed" "$(jq -r .resolved <<<"$OUT")" "true"
+else
+  echo "skip quick commands (no RD_TEST_SERVER)"
+fi
+
+# ---- start-up stays cheap: no source, store or engine loaded
+check "cli-9.1 nothing heavy at start" 0 "$R" -e \
+  'for _, m in ipairs{"redrive.source.local", "redrive.engine", "redrive.rules", "redrive.cli.commands"} do
+     assert(package.loaded[m] == nil, m .. " loaded at start") end'
+start=$(date +%s%N); for _ in 1 2 3 4 5; do "$R" -e 'x = 1'; done; end=$(date +%s%N)
+ms=$(( (end - start) / 5000000 ))
+[ $ms -lt 100 ] && ok "cli-9.2 start-up ${ms} ms" || no "cli-9.2 start-up" "${ms} ms"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
