@@ -1,0 +1,32 @@
+-- The fulfilment webhook moved from /v1/webhook to /v2/webhook: fix the
+-- URL in the blueprint snapshot of each item that failed on it, then retry
+-- from the failed module.
+local OLD, NEW = "/v1/webhook", "/v2/webhook"
+
+return {
+  name = "moved-endpoint",
+  description = "patch the moved webhook URL, then retry",
+  reason = "v1/webhook",
+  every = 120,
+  match = function(item)
+    return item.reason:find("410", 1, true) ~= nil or item.reason:find("Gone", 1, true) ~= nil
+  end,
+  action = function(item, ctx)
+    local bp = assert(item:blueprint())
+    local changed = 0
+    for _, m in ipairs(bp:modules { module = "http:*" }) do
+      local url = m.mapper.url
+      if type(url) == "string" and url:find(OLD, 1, true) then
+        m.mapper.url = url:gsub(OLD:gsub("%p", "%%%0"), NEW)
+        changed = changed + 1
+      end
+    end
+    if changed == 0 then
+      ctx.log("no URL to fix")
+      return
+    end
+    local ok, err = ctx.patch { blueprint = bp }
+    if not ok then error("patch refused: " .. tostring(err)) end
+    ctx.retry()
+  end,
+}
