@@ -148,9 +148,10 @@ local function quote(s, maxlen)
   return q .. cut
 end
 
+local TYPE_RANK = { number = 1, string = 2, boolean = 3 }
 local function key_order(a, b)
   local ta, tb = type(a), type(b)
-  if ta ~= tb then return ta == "number" end
+  if ta ~= tb then return (TYPE_RANK[ta] or 4) < (TYPE_RANK[tb] or 4) end
   if ta == "number" or ta == "string" then return a < b end
   return tostring(a) < tostring(b)
 end
@@ -164,7 +165,7 @@ function M.format(v, opts)
   local path = {}
 
   local fmt
-  local function fmt_table(t, level, top)
+  local function fmt_table(t, level, top, keyw)
     local s = M.summary(t)
     if s and not top then return s end
     if path[t] then return "<cycle>" end
@@ -201,7 +202,7 @@ function M.format(v, opts)
       elseif s and k == "raw" and type(rawget(t, k)) == "table" then
         val = "{…}"
       else
-        val = fmt(rawget(t, k), level + 1)
+        val = fmt(rawget(t, k), level + 1, nil, #ks + 3)
       end
       entries[#entries + 1] = ks .. " = " .. val
     end
@@ -229,17 +230,17 @@ function M.format(v, opts)
       return head .. "{}"
     end
     local one = "{ " .. table.concat(entries, ", ") .. " }"
-    if not s and not one:find("\n") and #one + level * #o.indent <= o.width then return head .. one end
+    if not s and not one:find("\n") and #one + (level + 1) * #o.indent + (keyw or 0) <= o.width then return head .. one end
     local pad = string.rep(o.indent, level + 1)
     return head .. "{\n" .. pad .. table.concat(entries, ",\n" .. pad) .. ",\n" ..
       (methods and (pad .. methods .. "\n") or "") .. string.rep(o.indent, level) .. "}"
   end
 
-  fmt = function(x, level, top)
+  fmt = function(x, level, top, keyw)
     local tx = type(x)
     if tx == "string" then return quote(x, o.string)
     elseif tx == "number" or tx == "boolean" or tx == "nil" then return tostring(x)
-    elseif tx == "table" then return fmt_table(x, level, top)
+    elseif tx == "table" then return fmt_table(x, level, top, keyw)
     elseif tx == "userdata" then
       local name = meta_name(x)
       if name == "redrive.null" then return "null" end
