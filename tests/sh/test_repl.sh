@@ -13,7 +13,8 @@ trap 'tmx kill-server 2>/dev/null; rm -rf "$T"' EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 no() { fail=$((fail + 1)); echo "FAIL $1"; shift; for l in "$@"; do echo "    $l"; done; }
-screen() { tmx capture-pane -p -t r -S -200 2>/dev/null; }
+S=r
+screen() { tmx capture-pane -p -t "$S" -S -200 2>/dev/null; }
 # wait_for PATTERN [seconds]: until the screen contains the fixed string
 wait_for() {
   local i n=$(( ${2:-3} * 20 ))
@@ -117,11 +118,12 @@ H=$(printf '%b' "$(sed 's/\\0\([0-7][0-7]\)/\\00\1/g' "$T/state/hist" 2>/dev/nul
 [[ $H != *"this line is dropped"* ]] && ok "repl-8.3 incomplete input not saved" || no "repl-8.3" "$H"
 
 # history is read back by the next session
-tmx kill-server 2>/dev/null
-tmx new-session -d -s r -x 160 -y 50 \
+tmx kill-session -t r 2>/dev/null
+S=r2
+tmx new-session -d -s r2 -x 160 -y 50 \
   "env REDRIVE_HISTORY='$T/state/hist' REDRIVE_DB='$T/db.db' XDG_CONFIG_HOME='$T/config' '$R'; sleep 5"
 expect "repl-9.1 second session" "rd>"
-tmx send-keys -t r Up
+tmx send-keys -t r2 Up
 expect "repl-9.2 Up recalls the last input" "rd> .quit"
 
 echo "$pass passed, $fail failed"
