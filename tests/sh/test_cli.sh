@@ -99,20 +99,20 @@ has "cli-5.7 --verbose line" "$ERR" "http GET"
 lacks "cli-5.8 --verbose redacts" "$ERR" "s3cr3t"
 
 # ---- signals
-"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out" 2>"$T/err" &
+"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out1" 2>"$T/err1" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+for _ in $(seq 50); do grep -q started "$T/out1" && break; sleep 0.05; done
 kill -INT $pid; wait $pid; rc=$?
-[ $rc -eq 130 ] && ok "cli-6.1 SIGINT during a wait exits 130" || no "cli-6.1 SIGINT" "exit $rc" "$(cat "$T/err")"
-has "cli-6.2 interrupted message" "$(cat "$T/err")" "interrupted"
-"$R" -e 'print("started"); io.stdout:flush(); while true do end' >"$T/out" 2>"$T/err" &
+[ $rc -eq 130 ] && ok "cli-6.1 SIGINT during a wait exits 130" || no "cli-6.1 SIGINT" "exit $rc" "$(cat "$T/err1")"
+has "cli-6.2 interrupted message" "$(cat "$T/err1")" "interrupted"
+"$R" -e 'print("started"); io.stdout:flush(); while true do end' >"$T/out2" 2>"$T/err2" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+for _ in $(seq 50); do grep -q started "$T/out2" && break; sleep 0.05; done
 kill -INT $pid; wait $pid; rc=$?
 [ $rc -eq 130 ] && ok "cli-6.3 SIGINT stops a busy loop" || no "cli-6.3 busy loop" "exit $rc"
-"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out" 2>"$T/err" &
+"$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out3" 2>"$T/err3" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+for _ in $(seq 50); do grep -q started "$T/out3" && break; sleep 0.05; done
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 130 ] && ok "cli-6.4 SIGTERM exits 130" || no "cli-6.4 SIGTERM" "exit $rc"
 cat >"$T/close.lua" <<'EOF'
@@ -123,11 +123,11 @@ do
   rd.sleep(30)
 end
 EOF
-"$R" "$T/close.lua" >"$T/out" 2>"$T/err" &
+"$R" "$T/close.lua" >"$T/out4" 2>"$T/err4" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out" && break; sleep 0.05; done
+for _ in $(seq 50); do grep -q started "$T/out4" && break; sleep 0.05; done
 kill -INT $pid; wait $pid; rc=$?
-has "cli-6.5 __close handlers run on SIGINT" "$(cat "$T/err")" "cleanup ran"
+has "cli-6.5 __close handlers run on SIGINT" "$(cat "$T/err4")" "cleanup ran"
 
 # ---- quick commands over the local source
 if [ -n "${RD_TEST_SERVER:-}" ]; then
@@ -183,6 +183,20 @@ EOF
   has "cmd-7.5 deleted" "$(jq -r .deleted <<<"$OUT")" "1"
   check "cmd-7.6 nothing left" 0 "$R" ls --json
   [ -z "$OUT" ] && ok "cmd-7.7 queue empty" || no "cmd-7.7 queue empty" "$OUT"
+  # SIGINT in the middle of a bulk retry: what was done is reported, the
+  # rest stays queued, nothing is half-written
+  export REDRIVE_DB=$T/bulk.db
+  for i in 1 2 3 4 5 6; do "$R" run "$T/bp.json" --input '{"path": "delay/700"}' >/dev/null 2>&1; done
+  echo '[{"op": "replace", "path": "/flow/1/mapper/timeout", "value": 5}]' >"$T/slow.json"
+  for id in $("$R" ls --json | jq -r .id); do "$R" patch "$id" "$T/slow.json" >/dev/null; done
+  "$R" retry --all --concurrency 2 >"$T/out5" 2>"$T/err5" &
+  pid=$!; sleep 1.1; kill -INT $pid; wait $pid; rc=$?
+  [ $rc -eq 130 ] && ok "cmd-9.1 SIGINT mid bulk retry exits 130" || no "cmd-9.1" "exit $rc" "$(cat "$T/err5")"
+  has "cmd-9.2 partial retry reports what was done" "$(cat "$T/err5")" "succeeded"
+  done_n=$("$R" ls --all --json | jq -r 'select(.resolved) | .id' | wc -l)
+  left_n=$("$R" ls --json | jq -r '.id' | wc -l)
+  [ $((done_n + left_n)) -eq 6 ] && [ "$done_n" -ge 1 ] && [ "$left_n" -ge 1 ] \
+    && ok "cmd-9.3 each item retried or still queued ($done_n + $left_n)" || no "cmd-9.3" "$done_n + $left_n"
   check "cmd-8.1 unknown command option" 2 "$R" ls --bogus
   check "cmd-8.2 unusable store exits 1" 1 env REDRIVE_DB=/proc/nonexistent/x.db "$R" ls
   has "cmd-8.3 says why" "$ERR" "cannot connect to the source: store: cannot create directory"
