@@ -62,8 +62,9 @@ return function(rd)
       return i, v
     end
     local summary = { ok = 0, failed = 0, errors = {} }
+    local stopped = false
     local function worker()
-      while true do
+      while not stopped do
         local i, item = next_item()
         if i == nil then return end
         local ok, err = xpcall(fn, traceback, item, i)
@@ -71,6 +72,8 @@ return function(rd)
         else
           summary.failed = summary.failed + 1
           summary.errors[#summary.errors + 1] = { index = i, item = item, error = err }
+          -- an interrupt (Ctrl-C, SIGTERM, task:cancel) stops the whole map
+          if tostring(err):find("^[^\n]*interrupted") then stopped = true end
         end
       end
     end

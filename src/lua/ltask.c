@@ -187,6 +187,12 @@ int rd__wait_canceled(lua_State *L) { return luaL_error(L, "interrupted"); }
 int rd__await(lua_State *L, rd_wait *w, lua_KFunction k) {
   rd_rt *rt = w->rt;
   w->task = rd__task_current(L);
+  if (rt->interrupted && !w->done) {
+    /* after SIGINT nothing new may start waiting: stop it and unwind */
+    if (w->cancel) w->cancel(w);
+    w->status = RD_ECANCELED;
+    w->done = 1;
+  }
   if (w->done) return k(L, LUA_YIELD, (lua_KContext)w);
   if (w->task) {
     w->task->wait = w;
