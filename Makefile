@@ -98,12 +98,12 @@ fuzz:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
-	  $(DESTDIR)$(PREFIX)/share/lua/5.4/redrive
+	  $(DESTDIR)$(PREFIX)/share/redrive/types
 	install -m 755 $(B)/redrive $(DESTDIR)$(PREFIX)/bin/redrive
 	install -m 644 $(B)/redrive.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/redrive.so
 	install -m 644 include/redrive.h $(DESTDIR)$(PREFIX)/include/redrive.h
 	install -m 644 docs/redrive.1 $(DESTDIR)$(PREFIX)/share/man/man1/redrive.1
-	install -m 644 lua/types/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/redrive/
+	install -m 644 lua/types/*.lua $(DESTDIR)$(PREFIX)/share/redrive/types/
 
 clean:
 	rm -rf build redrive redrive.so
