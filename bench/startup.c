@@ -1,14 +1,18 @@
 /*
  * bench/startup: median wall time of starting a command, many times.
  *
- *   startup RUNS CMD [ARGS...]   -> prints "median_us M min_us N runs R"
+ *   startup RUNS CMD [ARGS...]              -> "median_us M min_us N runs R"
+ *   startup RUNS CMD [ARGS...] -- CMD2 ...  -> the same line for each command;
+ *        the runs of the two alternate, so a load change on the machine hits
+ *        both alike and their ratio stays fair
  *
  * fork + execvp + waitpid, stdout/stderr to /dev/null; fails if a run exits
- * non-zero. Three warm-up runs are not counted.
+ * non-zero. Three warm-up runs of each are not counted.
  */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,15 +50,28 @@ static double once(char **argv) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: startup RUNS CMD [ARGS...]\n");
+    fprintf(stderr, "usage: startup RUNS CMD [ARGS...] [-- CMD2 [ARGS...]]\n");
     return 2;
   }
   int runs = atoi(argv[1]);
-  double *t = malloc(sizeof *t * (size_t)runs);
-  for (int i = 0; i < 3; i++) once(argv + 2);
-  for (int i = 0; i < runs; i++) t[i] = once(argv + 2);
-  qsort(t, (size_t)runs, sizeof *t, cmp);
-  printf("median_us %.0f min_us %.0f runs %d\n", t[runs / 2], t[0], runs);
-  free(t);
+  char **cmd[2] = {argv + 2, NULL};
+  for (int i = 2; i < argc; i++)
+    if (strcmp(argv[i], "--") == 0) {
+      argv[i] = NULL;
+      cmd[1] = argv + i + 1;
+      break;
+    }
+  int n = cmd[1] && cmd[1][0] ? 2 : 1;
+  double *t[2] = {malloc(sizeof(double) * (size_t)runs), malloc(sizeof(double) * (size_t)runs)};
+  for (int i = 0; i < 3; i++)
+    for (int c = 0; c < n; c++) once(cmd[c]);
+  for (int i = 0; i < runs; i++)
+    for (int c = 0; c < n; c++) t[c][i] = once(cmd[c]);
+  for (int c = 0; c < n; c++) {
+    qsort(t[c], (size_t)runs, sizeof(double), cmp);
+    printf("median_us %.0f min_us %.0f runs %d\n", t[c][runs / 2], t[c][0], runs);
+  }
+  free(t[0]);
+  free(t[1]);
   return 0;
 }
