@@ -116,24 +116,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* libcurl 7.88.1 (Debian 12) keeps a stale pointer to the previous
- * transfer's last header in a reused easy handle, so a response whose first
- * header line is folded (starts with a space or tab) reads freed memory
- * (curl/curl#11101, fixed in curl 8.1.0 by #11103). src/http/multi.c reuses
- * easy handles from a pool: until it stops doing so on such curl versions,
- * skip those inputs unless FUZZ_HTTP_FOLDED=1 (tests/c/test_regress_http.c
- * keeps the case). */
-static int folded_header(const uint8_t *d, size_t n) {
-  for (size_t i = 0; i + 1 < n; i++)
-    if (d[i] == '\n' && (d[i + 1] == ' ' || d[i + 1] == '\t')) return 1;
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static int allow_folded = -1;
-  if (allow_folded < 0) allow_folded = getenv("FUZZ_HTTP_FOLDED") != NULL;
   if (size < 1) return 0;
-  if (!allow_folded && folded_header(data + 1, size - 1)) return 0;
   unsigned flags = data[0];
   pthread_mutex_lock(&mu);
   free(answer);
