@@ -1,0 +1,323 @@
+-- Shared HTTP machinery of the remote sources (make, n8n, sailpoint, kaizen):
+-- one client per source object, built once by the source's `new`.
+--
+--   local remote = require "redrive.remote"
+--   local client = remote.client(rd, {
+--     kind = "n8n", base_url = "https://n8n.example.com/api/v1",
+--     token = "...",                       -- kept in an upvalue, never a field
+--     auth = function(token) return {["X-N8N-API-KEY"] = token} end,
+--     headers = {...},                     -- extra headers (tests: Prefer)
+--     rate = 10, concurrency = 8,          -- req/s cap and requests in flight
+--     retries = 4, rate_limit_retries = 8, -- budgets per request
+--     backoff = {base = 0.5, factor = 2, max = 30}, max_wait = 120,
+--     timeout = 30, verify = true,
+--     parse_error = function(status, body_table_or_nil, res) -> text, extra, code end,
+--   })
+--   client:request{method, path, query, json, body, headers, idempotent,
+--                  timeout} -> res (2xx) | nil, msg, code, detail
+--
+-- Request results: a 2xx response is returned as is (res:json() decodes it);
+-- anything else becomes nil, msg, code, detail where code is
+--   "auth" (401/403), "not_found" (404), "conflict" (409), "invalid"
+--   (400/406/422), "rate_limited" (429 after the budget), "http" (other
+--   statuses, 5xx after the budget), or the transport's "timeout" /
+--   "connect" / "tls" / "http";
+-- detail = {status, body, data (decoded JSON), ...parse_error's extra}.
+--
+-- Retries: a 429 is always retried (the request was refused, not performed),
+-- waiting for Retry-After (seconds or an HTTP date) or else exponential
+-- backoff with jitter; while a 429 wait is pending every request of the
+-- client waits too. 5xx answers, timeouts and broken connections are retried
+-- only for idempotent requests (GET, HEAD, PUT, DELETE, or idempotent = true);
+-- a refused connection is retried for any request (nothing was sent). Each
+-- request has its own budget; when it is spent the error says so.
+--
+-- Secrets: the token lives in the closures below only. Every message that
+-- leaves this file names the method and path (never the query string, never
+-- a header) and is scrubbed of the token's text, whatever its origin.
+local R = {}
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Unix time of a UTC civil date (no dependency on the local time zone).
+function R.timegm(y, m, d, hh, mm, ss)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + (hh or 0) * 3600 + (mm or 0) * 60 + (ss or 0)
+end
+
+-- ISO 8601 / RFC 3339 text -> Unix seconds (fractions kept) | nil
+function R.iso_time(s)
+  if type(s) == "number" then return s end
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil end
+  local hh, mi, ss, tail = rest:match("^[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
+  local frac = 0
+  if hh then
+    local f, t2 = tail:match("^[%.,](%d+)(.*)$")
+    if f then frac = tonumber("0." .. f); tail = t2 end
+  else
+    hh, mi, ss, tail = 0, 0, 0, rest
+  end
+  local t = R.timegm(tonumber(y), tonumber(mo), tonumber(d), tonumber(hh), tonumber(mi), tonumber(ss)) + frac
+  if tail == "" or tail == "Z" or tail == "z" then return t end
+  local sign, oh, om = tail:match("^([%+%-])(%d%d):?(%d%d)$")
+  if not sign then return t end
+  local off = tonumber(oh) * 3600 + tonumber(om) * 60
+  return sign == "+" and t - off or t + off
+end
+
+-- Unix seconds -> "2025-01-15T03:12:45Z" (or with milliseconds when ms)
+function R.iso(t, ms)
+  if type(t) ~= "number" then return nil end
+  local s = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t))
+  if ms then s = s .. string.format(".%03d", math.floor((t % 1) * 1000 + 0.5) % 1000) end
+  return s .. "Z"
+end
+
+-- Retry-After: delta seconds or an HTTP date -> seconds to wait | nil
+function R.retry_after(v, now)
+  if v == nil then return nil end
+  v = tostring(v):match("^%s*(.-)%s*$")
+  local n = tonumber(v)
+  if n then return math.max(0, n) end
+  -- IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 850 / asctime forms too)
+  local d, mon, y, hh, mm, ss = v:match("(%d%d?)[ %-](%a%a%a)[ %-](%d+) (%d%d):(%d%d):(%d%d)")
+  if not d then
+    mon, d, hh, mm, ss, y = v:match("%a+ (%a%a%a) +(%d%d?) (%d%d):(%d%d):(%d%d) (%d%d%d%d)")
+  end
+  if not d or not MONTHS[mon] then return nil end
+  y = tonumber(y)
+  if y < 100 then y = y + (y < 70 and 2000 or 1900) end
+  local t = R.timegm(y, MONTHS[mon], tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss))
+  return math.max(0, t - (now or os.time()))
+end
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
+local REASONS = {
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [406] = "Not Acceptable", [409] = "Conflict", [410] = "Gone", [415] = "Unsupported Media Type",
+  [422] = "Unprocessable Entity", [429] = "Too Many Requests", [500] = "Internal Server Error",
+  [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+
+local function code_of(status)
+  if status == 401 or status == 403 then return "auth" end
+  if status == 404 or status == 410 then return "not_found" end
+  if status == 409 then return "conflict" end
+  if status == 400 or status == 406 or status == 422 then return "invalid" end
+  if status == 429 then return "rate_limited" end
+  return "http"
+end
+R.code_of = code_of
+
+-- A generic error text from a JSON body: message / detail / error fields.
+local function generic_text(data, body)
+  if type(data) == "table" then
+    local parts = {}
+    for _, k in ipairs { "detail", "message", "error", "description", "title" } do
+      local v = data[k]
+      if type(v) == "string" and v:match("%S") then
+        v = v:match("^%s*(.-)%s*$")
+        local dup = false
+        for _, p in ipairs(parts) do if p == v then dup = true end end
+        if not dup then parts[#parts + 1] = v end
+      elseif type(v) == "table" and type(v.message) == "string" then
+        parts[#parts + 1] = v.message
+      end
+    end
+    if #parts > 0 then return table.concat(parts, ": ") end
+  end
+  if type(body) == "string" and body:match("%S") then
+    body = body:gsub("%s+", " ")
+    if #body > 200 then body = body:sub(1, 200) .. "..." end
+    return body
+  end
+  return nil
+end
+R.generic_text = generic_text
+
+local function escape_pattern(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+-- client(rd, opts) -> client
+function R.client(rd, opts)
+  local kind = opts.kind or "remote"
+  local base = tostring(opts.base_url or ""):gsub("/+$", "")
+  local token = opts.token
+  local auth = opts.auth
+  local extra = {}
+  for k, v in pairs(opts.headers or {}) do extra[k] = v end
+  local transport = opts.transport or rd.http.request -- tests may pass a fake
+  local rate = tonumber(opts.rate)
+  if rate and rate <= 0 then rate = nil end
+  local cap = math.tointeger(tonumber(opts.concurrency)) or 16
+  if cap < 1 then cap = 1 end
+  local retries = math.tointeger(tonumber(opts.retries)) or 4
+  local rl_retries = math.tointeger(tonumber(opts.rate_limit_retries)) or 8
+  local bo = opts.backoff or {}
+  local b_base = tonumber(bo.base or bo[1]) or 0.5
+  local b_factor = tonumber(bo.factor or bo[2]) or 2
+  local b_max = tonumber(bo.max or bo[3]) or 30
+  local max_wait = tonumber(opts.max_wait) or 300
+  local timeout = tonumber(opts.timeout) or 30
+  local verify = opts.verify
+  local parse_error = opts.parse_error
+  local pretty = require "redrive.pretty"
+  local tok_pat = type(token) == "string" and #token >= 4 and escape_pattern(token) or nil
+
+  -- scrub(s): no token text, no secret-looking query value or credential
+  local function scrub(s)
+    s = tostring(s)
+    if tok_pat then s = s:gsub(tok_pat, "<redacted>") end
+    return pretty.redact(s)
+  end
+
+  local stats = { requests = 0, retries = 0, rate_limited = 0, errors = 0 }
+  local client = { kind = kind, base_url = base, stats = stats, scrub = scrub }
+
+  -- concurrency: a counting semaphore on a condition variable
+  local inflight, cv = 0, rd.cond()
+  local function acquire()
+    while inflight >= cap do cv:wait() end
+    inflight = inflight + 1
+  end
+  local function release()
+    inflight = inflight - 1
+    cv:signal()
+  end
+
+  -- rate: each request takes the next free slot, 1/rate seconds apart; a
+  -- 429 pushes the slots (and so every request of the client) back.
+  local next_slot, blocked_until = 0, 0
+  local function pace()
+    local now = rd.now()
+    local at = math.max(now, blocked_until)
+    if rate then
+      at = math.max(at, next_slot)
+      next_slot = at + 1 / rate
+    end
+    if at > now then rd.sleep(at - now) end
+    -- a 429 seen while we slept moves the wall again
+    while blocked_until > rd.now() do rd.sleep(blocked_until - rd.now()) end
+  end
+
+  local function backoff(n)
+    local d = math.min(b_max, b_base * b_factor ^ (n - 1))
+    return d * (0.5 + math.random() * 0.5)
+  end
+
+  local function log(fmt, ...)
+    if rd._verbose or opts.log then
+      io.stderr:write("redrive: ", kind, ": ", scrub(string.format(fmt, ...)), "\n")
+    end
+  end
+
+  local function headers_for(h)
+    local out = { Accept = "application/json" }
+    for k, v in pairs(extra) do out[k] = v end
+    if auth and token ~= nil then
+      for k, v in pairs(auth(token)) do out[k] = v end
+    end
+    for k, v in pairs(h or {}) do out[k] = v end
+    return out
+  end
+
+  -- request{method, path, query, json, body, headers, idempotent, timeout, url}
+  function client:request(req)
+    local method = (req.method or (req.json ~= nil and "POST") or "GET"):upper()
+    local path = req.path or ""
+    local what = method .. " " .. path
+    local idem = req.idempotent
+    if idem == nil then idem = IDEMPOTENT[method] or false end
+    local url = req.url or (base .. path)
+    local n_err, n_429 = 0, 0
+    local t0 = rd.now()
+    while true do
+      pace()
+      acquire()
+      stats.requests = stats.requests + 1
+      local ok, res, err, ecode = pcall(transport, {
+        method = method, url = url, query = req.query, json = req.json, body = req.body,
+        headers = headers_for(req.headers), timeout = req.timeout or timeout, verify = verify,
+      })
+      release()
+      if not ok then error(scrub(res), 0) end -- cancellation or a bug: raise, scrubbed
+      local wait, why
+      if res == nil then
+        -- transport failure: a refused connection sent nothing; others may have
+        local retryable = ecode == "connect" or idem
+        if not retryable or n_err >= retries then
+          stats.errors = stats.errors + 1
+          local msg = string.format("%s: %s: %s", kind, what, tostring(err))
+          if retryable and n_err > 0 then msg = msg .. string.format(" (gave up after %d attempts)", n_err + 1) end
+          return nil, scrub(msg), ecode or "http", { transport = true }
+        end
+        n_err = n_err + 1
+        wait, why = backoff(n_err), tostring(ecode or err)
+      elseif res.status >= 200 and res.status < 300 then
+        return res
+      elseif res.status == 429 then
+        stats.rate_limited = stats.rate_limited + 1
+        local ra = R.retry_after(res.headers and res.headers["retry-after"], rd.time())
+        if n_429 >= rl_retries or (ra and ra > max_wait) then
+          stats.errors = stats.errors + 1
+          local data = res:json()
+          local text = parse_error and select(1, parse_error(429, data, res)) or generic_text(data, res.body)
+          local msg = string.format("%s: %s: rate limited (HTTP 429)%s; gave up after %d attempt(s) in %.1fs%s",
+            kind, what, text and (": " .. text) or "", n_429 + n_err + 1, rd.now() - t0,
+            ra and string.format(" (Retry-After %gs)", ra) or "")
+          return nil, scrub(msg), "rate_limited", { status = 429, body = res.body, data = data, retry_after = ra }
+        end
+        n_429 = n_429 + 1
+        wait = ra or backoff(n_429)
+        why = "HTTP 429" .. (ra and string.format(" Retry-After %gs", ra) or "")
+        blocked_until = math.max(blocked_until, rd.now() + wait)
+      elseif res.status >= 500 and idem and n_err < retries then
+        n_err = n_err + 1
+        wait, why = backoff(n_err), "HTTP " .. res.status
+      else
+        stats.errors = stats.errors + 1
+        local data = res:json()
+        local text, det, code
+        if parse_error then text, det, code = parse_error(res.status, data, res) end
+        text = text or generic_text(data, res.body)
+        code = code or code_of(res.status)
+        local msg = string.format("%s: %s: HTTP %d %s%s", kind, what, res.status,
+          REASONS[res.status] or "", code == "auth" and " (auth refused)" or "")
+        if text then msg = msg .. ": " .. text end
+        if res.status >= 500 and n_err > 0 then msg = msg .. string.format(" (gave up after %d attempts)", n_err + 1) end
+        local detail = { status = res.status, body = res.body, data = data }
+        for k, v in pairs(det or {}) do detail[k] = v end
+        return nil, scrub(msg), code, detail
+      end
+      stats.retries = stats.retries + 1
+      log("%s: %s, retrying in %.2fs", what, why, wait)
+      rd.sleep(wait)
+    end
+  end
+
+  -- json(req) -> decoded body (or {} for an empty 2xx body), res | nil, msg, code, detail
+  function client:json(req)
+    local res, err, code, detail = self:request(req)
+    if not res then return nil, err, code, detail end
+    if res.body == nil or not res.body:match("%S") then return {}, res end
+    local v, jerr = res:json()
+    if v == nil then
+      return nil, scrub(string.format("%s: %s %s: response is not JSON: %s", kind,
+        (req.method or "GET"):upper(), req.path or "", tostring(jerr))), "invalid"
+    end
+    return v, res
+  end
+
+  return client
+end
+
+return R

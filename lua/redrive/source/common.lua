@@ -1,0 +1,499 @@
+-- Helpers shared by the remote sources (make, n8n, sailpoint, kaizen): the
+-- source skeleton (connect options, token, client, tostring), lazy paginating
+-- iterators (offset and cursor), object classes, dry-run results, safe-retry
+-- checks, chain walking, health from an iterator, bulk operations at bounded
+-- concurrency with a progress line.
+local remote = require "redrive.remote"
+local U = require "redrive.source.local_util"
+
+local C = {}
+C.iso_time, C.iso = remote.iso_time, remote.iso
+C.check_table, C.when, C.stderr_is_tty = U.check_table, U.when, U.stderr_is_tty
+
+-- unsupported(kind, what, instead) -> nil, msg, "unsupported"
+function C.unsupported(kind, what, instead)
+  return nil, string.format("%s: %s is not supported by the %s API%s", kind, what, kind,
+    instead and ("; " .. instead) or ""), "unsupported"
+end
+
+-- dry(rd, action, details, line) -> {dry_run = true, action = ..., ...}
+function C.dry(rd, action, details, line)
+  io.stderr:write("dry-run: ", line or action, "\n")
+  local r = { dry_run = true, action = action }
+  for k, v in pairs(details or {}) do r[k] = v end
+  return r
+end
+
+-- ---------------------------------------------------------------------------
+-- the source skeleton
+
+-- token(opts, kind) -> token | nil (from token, token_env; never stored)
+local function resolve_token(opts, kind)
+  if opts.token ~= nil then
+    if type(opts.token) ~= "string" then error("bad argument #1 to 'connect' (token must be a string)", 4) end
+    return opts.token
+  end
+  if opts.token_env ~= nil then
+    local v = os.getenv(tostring(opts.token_env))
+    if v == nil or v == "" then
+      return nil, string.format("%s: environment variable %s (token_env) is not set", kind, tostring(opts.token_env))
+    end
+    return v
+  end
+  return nil
+end
+
+local Source = {}
+Source.__index = Source
+C.Source = Source
+
+-- new_source(rd, opts, spec) -> src, methods | nil, msg, code
+-- spec: kind, base_url (resolved), auth = function(token) -> headers,
+-- token_required, parse_error, methods (table of source methods).
+function C.new_source(rd, opts, spec)
+  local kind = spec.kind
+  local token, terr = resolve_token(opts, kind)
+  if terr then return nil, terr, "auth" end
+  if token == nil and spec.token_required then
+    return nil, string.format("%s: no token: pass token = ..., token_env = \"VAR\" or a config profile with one", kind), "auth"
+  end
+  local base = spec.base_url
+  if type(base) ~= "string" or not base:match("^https?://[^/]") then
+    return nil, string.format("%s: base_url must be an http(s) URL, got %s", kind, tostring(base)), "invalid"
+  end
+  base = base:gsub("/+$", "")
+  local client = remote.client(rd, {
+    kind = kind, base_url = base, token = token, auth = spec.auth, headers = opts.headers,
+    rate = opts.rate, concurrency = opts.concurrency, retries = opts.retries,
+    rate_limit_retries = opts.rate_limit_retries, backoff = opts.backoff, max_wait = opts.max_wait,
+    timeout = opts.timeout, verify = opts.verify, parse_error = spec.parse_error,
+    transport = opts.transport, log = opts.log,
+  })
+  token = nil -- the client's closures hold it now
+  local methods = spec.methods
+  local mt = {
+    __index = methods, __name = "redrive.Source",
+    __tostring = function(s) return string.format("redrive source %s (%s)", s.kind, s.base_url) end,
+  }
+  local src = setmetatable({
+    kind = kind, name = opts.profile or kind, base_url = base,
+    _rd = rd, _client = client, _bulk = math.tointeger(tonumber(opts.concurrency)) or 16,
+  }, mt)
+  src._mt = {
+    exec = { __index = spec.exec_methods, __src = src, __name = "redrive.Execution" },
+    item = { __index = spec.item_methods, __src = src, __name = "redrive.Item" },
+  }
+  return src
+end
+
+function C.src_of(obj) return getmetatable(obj).__src end
+
+-- api(src, req) -> decoded JSON, res | nil, msg, code, detail
+function C.api(src, req) return src._client:json(req) end
+
+-- ---------------------------------------------------------------------------
+-- iterators
+
+local function check_limit(limit)
+  if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
+    error("bad argument (limit must be a number >= 0)", 4)
+  end
+end
+
+-- paged{fetch, limit, page, map, filter, stop} -> iterator
+-- fetch(state) -> list, next_state | nil, msg, code. With offset paging the
+-- state is the offset (fetch(offset, n)); with cursor paging the cursor.
+-- A page shorter than asked, an empty page, a nil next state or a repeated
+-- cursor ends the listing; an error mid-way raises (with its code in the
+-- message). filter(rec) may drop records; stop(rec) ends the listing.
+local function paged(o)
+  check_limit(o.limit)
+  local buf, i, state, done, n, seen_state = {}, 0, o.start, false, 0, {}
+  local seen_id = o.dedupe and {} or nil
+  return function()
+    while true do
+      if o.limit and n >= o.limit then return nil end
+      i = i + 1
+      local rec = buf[i]
+      if rec == nil then
+        if done then return nil end
+        local page, nxt, code = o.fetch(state, o.limit and not o.filter and math.max(1, math.min(o.page, o.limit - n)) or o.page)
+        if page == nil then error(string.format("%s (%s)", tostring(nxt), tostring(code or "http")), 0) end
+        if #page == 0 then return nil end
+        if nxt == nil or (o.cursor and seen_state[nxt]) then done = true end
+        if nxt ~= nil then seen_state[nxt] = true end
+        state = nxt
+        buf, i = page, 1
+        rec = page[1]
+      end
+      buf[i] = nil
+      if seen_id and rec.id ~= nil then
+        if seen_id[rec.id] then goto continue end
+        seen_id[rec.id] = true
+      end
+      if o.stop and o.stop(rec) then done = true; buf = {}; return nil end
+      if not o.filter or o.filter(rec) then
+        n = n + 1
+        return o.map and o.map(rec) or rec
+      end
+      ::continue::
+    end
+  end
+end
+
+-- offset_iter{fetch = function(offset, n) -> list | nil, msg, code, page, limit, map, filter}
+function C.offset_iter(o)
+  local page_size = o.page or 100
+  return paged {
+    start = o.offset or 0, page = page_size, limit = o.limit, map = o.map, filter = o.filter, stop = o.stop,
+    fetch = function(offset, n)
+      local list, err, code = o.fetch(offset, n)
+      if not list then return nil, err, code end
+      local nxt = #list >= n and offset + #list or nil
+      return list, nxt
+    end,
+  }
+end
+
+-- cursor_iter{fetch = function(cursor, n) -> list, next_cursor | nil, msg, code, ...}
+-- Records are de-duplicated by id (a server that repeats a page).
+function C.cursor_iter(o)
+  return paged {
+    start = nil, page = o.page or 100, limit = o.limit, map = o.map, filter = o.filter,
+    stop = o.stop, cursor = true, dedupe = true,
+    fetch = function(cursor, n)
+      local list, nxt, code = o.fetch(cursor, n)
+      if not list then return nil, nxt, code end
+      if nxt == nil or nxt == "" or nxt == require("redrive").json.null then nxt = nil end
+      return list, nxt
+    end,
+  }
+end
+
+-- a reason filter (Lua pattern), checked once
+function C.pattern(pat, fname)
+  if pat == nil then return nil end
+  if type(pat) ~= "string" then error("bad argument #1 to '" .. fname .. "' (reason must be a Lua pattern string)", 3) end
+  local ok, err = pcall(string.find, "", pat)
+  if not ok then error("bad argument #1 to '" .. fname .. "' (reason: " .. tostring(err) .. ")", 3) end
+  return pat
+end
+
+-- ---------------------------------------------------------------------------
+-- safe retries
+
+-- refusal(e) -> reason a safe retry of execution e is refused, or nil
+function C.refusal(e)
+  if e.status == "running" then
+    return string.format("execution %s is still running (started %s): wait for it or pass safe = false",
+      e.id, U.when(e.started_at))
+  elseif e.status == "success" or e.status == "warning" then
+    return string.format("execution %s succeeded (status %s): nothing to retry; pass safe = false to run it again",
+      e.id, e.status)
+  elseif e.retry_success_id ~= nil then
+    return string.format("execution %s was already retried successfully by execution %s; pass safe = false to retry anyway",
+      e.id, tostring(e.retry_success_id))
+  end
+end
+
+local FINISHED = { success = true, warning = true, error = true, canceled = true }
+C.FINISHED = FINISHED
+
+-- wait(e, opts, refresh) -> exec | nil, msg, "timeout": polls refresh() with
+-- backoff (the client's rate cap and 429 handling apply to each poll).
+function C.wait(rd, e, opts, refresh)
+  opts = opts or {}
+  local deadline = opts.timeout and rd.now() + opts.timeout
+  local delay = tonumber(opts.interval) or 0.25
+  local max = tonumber(opts.max_interval) or 10
+  local cur = e
+  while true do
+    if FINISHED[cur.status] then return cur end
+    if deadline and rd.now() >= deadline then
+      return nil, string.format("execution %s still %s after %gs", e.id, tostring(cur.status), opts.timeout), "timeout"
+    end
+    local d = delay * (0.75 + math.random() * 0.5)
+    if deadline then d = math.min(d, math.max(0, deadline - rd.now())) end
+    rd.sleep(d)
+    delay = math.min(delay * 2, max)
+    local nxt, err, code = refresh(cur.id)
+    if not nxt then return nil, err, code end
+    cur = nxt
+  end
+end
+
+-- retry_attempts(rd, e, opts, once) -> last exec: retry, wait, and retry
+-- again while it fails, until `attempts` attempts in all (e is attempt 1).
+-- once(cur, opts) -> new exec | nil, msg, code
+function C.retry_attempts(rd, e, opts, once, wait)
+  local n = opts.attempts
+  if type(n) ~= "number" or n < 1 then error("bad argument #1 to 'retry' (attempts must be >= 1)", 3) end
+  local b = opts.backoff or {}
+  local base, factor, max = b.base or b[1] or 1, b.factor or b[2] or 2, b.max or b[3] or 30
+  local cur, last, i = e, nil, 1
+  local o = opts
+  while i < n do
+    local new, err, code = once(cur, o)
+    if not new then
+      if last then return last end
+      return nil, err, code
+    end
+    if new.dry_run then return new end
+    last = wait(new, { timeout = opts.timeout }) or new
+    i = i + 1
+    if last.status == "success" or last.status == "warning" or i >= n then break end
+    local delay = math.min(max, base * factor ^ (i - 2)) * (0.5 + math.random() * 0.5)
+    rd.sleep(delay)
+    cur = last
+    o = setmetatable({ safe = true }, { __index = opts })
+  end
+  return last or e
+end
+
+-- chain(start, get, opts) -> {exec...}: walks up `up(e)` (retry_of /
+-- parent_id) to the root, then down through `children(root_chain)`.
+-- get(id) -> exec | nil, msg, code. Cycles stop the walk; a link that cannot
+-- be read is recorded in chain.missing = {{id, error}}.
+function C.chain(start, get, opts)
+  opts = opts or {}
+  local up = opts.up or function(e) return e.retry_of or e.parent_id end
+  local by_id, order = { [tostring(start.id)] = start }, {}
+  local missing = {}
+  local cur, hops = start, 0
+  local root = start
+  while hops < 1000 do
+    local pid = up(cur)
+    if pid == nil then break end
+    local key = tostring(pid)
+    if by_id[key] then missing[#missing + 1] = { id = pid, error = "cycle" }; break end
+    local p, err = get(pid)
+    if not p or tostring(p.id) ~= key then
+      missing[#missing + 1] = { id = pid, error = p and ("asked for " .. key .. ", got " .. tostring(p.id)) or tostring(err) }
+      break
+    end
+    by_id[key] = p
+    root, cur, hops = p, p, hops + 1
+  end
+  -- down: successful retries and whatever the source can list
+  local function add(e)
+    local key = tostring(e.id)
+    if by_id[key] and by_id[key] ~= e then return false end
+    by_id[key] = e
+    return true
+  end
+  if opts.children then
+    for _, e in ipairs(opts.children(by_id) or {}) do add(e) end
+  end
+  local frontier = {}
+  for _, e in pairs(by_id) do frontier[#frontier + 1] = e end
+  local guard = 0
+  while #frontier > 0 and guard < 1000 do
+    guard = guard + 1
+    local e = table.remove(frontier)
+    local sid = e.retry_success_id
+    if sid ~= nil and not by_id[tostring(sid)] then
+      local s, err = get(sid)
+      if s and tostring(s.id) == tostring(sid) then
+        by_id[tostring(sid)] = s
+        frontier[#frontier + 1] = s
+      else
+        missing[#missing + 1] = { id = sid, error = s and "mismatched id" or tostring(err) }
+      end
+    end
+  end
+  -- order: root first, then each retry after the one it retried
+  local members = {}
+  for _, e in pairs(by_id) do members[#members + 1] = e end
+  local function key(e)
+    return e.started_at or math.huge, tonumber(e.id) or 0, tostring(e.id)
+  end
+  table.sort(members, function(a, b)
+    if a == root then return b ~= root end
+    if b == root then return false end
+    local a1, a2, a3 = key(a)
+    local b1, b2, b3 = key(b)
+    if a1 ~= b1 then return a1 < b1 end
+    if a2 ~= b2 then return a2 < b2 end
+    return a3 < b3
+  end)
+  for i, e in ipairs(members) do order[i] = e end
+  if #missing > 0 then order.missing = missing end
+  return order
+end
+
+-- ---------------------------------------------------------------------------
+-- health from an iterator of executions
+
+function C.health(it, opts)
+  opts = opts or {}
+  local top = math.tointeger(tonumber(opts.limit or opts.top)) or 5
+  top = math.max(1, math.min(20, top))
+  local h = { total = 0, finished = 0, succeeded = 0, failed = 0, running = 0 }
+  local durations, reasons = {}, {}
+  for e in it do
+    h.total = h.total + 1
+    if e.status == "running" then h.running = h.running + 1
+    else
+      h.finished = h.finished + 1
+      if e.status == "success" or e.status == "warning" then h.succeeded = h.succeeded + 1
+      elseif e.status == "error" then
+        h.failed = h.failed + 1
+        local r = (e.error and e.error.message) or "error"
+        reasons[r] = (reasons[r] or 0) + 1
+      end
+      if type(e.duration) == "number" then durations[#durations + 1] = e.duration end
+    end
+  end
+  if h.succeeded + h.failed > 0 then h.success_rate = h.succeeded / (h.succeeded + h.failed) end
+  if #durations > 0 then
+    local sum = 0
+    for _, d in ipairs(durations) do sum = sum + d end
+    h.avg_duration = sum / #durations
+    table.sort(durations)
+    h.p95_duration = durations[math.max(1, math.ceil(0.95 * #durations))]
+  end
+  local list = {}
+  for r, c in pairs(reasons) do list[#list + 1] = { r, c, reason = r, count = c } end
+  table.sort(list, function(a, b) if a[2] ~= b[2] then return a[2] > b[2] end return a[1] < b[1] end)
+  local topl = {}
+  for i = 1, math.min(top, #list) do topl[i] = list[i] end
+  h.top_reasons = topl
+  return h
+end
+
+-- ---------------------------------------------------------------------------
+-- bulk operations
+
+local MAX_ERRORS = 1000
+function C.add_error(s, e)
+  if #s.errors < MAX_ERRORS then s.errors[#s.errors + 1] = e
+  else s.errors_truncated = (s.errors_truncated or 0) + 1 end
+end
+
+function C.set_of(list, what, fname)
+  local set = {}
+  if list == nil then return set end
+  if type(list) ~= "table" then error("bad argument #1 to '" .. fname .. "' (" .. what .. " must be a list of ids)", 3) end
+  for _, id in ipairs(list) do set[tostring(id)] = true end
+  return set
+end
+
+-- progress(rd, opts, total, verb) -> {update(s), finish(s)} | nil
+function C.progress(rd, want, total, verb)
+  if type(want) == "function" then
+    return { update = want, finish = function() end }
+  end
+  if not (want == true or (want == nil and U.stderr_is_tty())) then return nil end
+  local last, width = -1, 30
+  local function draw(s, force)
+    local now = rd.now()
+    if not force and now - last < 0.1 then return end
+    last = now
+    local done = s.succeeded + s.failed + s.skipped
+    local frac = total and total > 0 and math.min(1, done / total) or 0
+    local fill = math.floor(frac * width + 0.5)
+    io.stderr:write(string.format("\r%s [%s%s] %d/%s  ok %d  failed %d  skipped %d ", verb or "retrying",
+      string.rep("#", fill), string.rep("-", width - fill), done, total and tostring(total) or "?",
+      s.succeeded, s.failed, s.skipped))
+    io.stderr:flush()
+  end
+  return { update = draw, finish = function(s) draw(s, true); io.stderr:write("\n") end }
+end
+
+-- bulk(rd, src, opts, spec) -> summary {total, succeeded, failed, skipped, errors}
+-- spec.targets: list or iterator of targets (records or ids); spec.id(t);
+-- spec.check(t) -> refusal | nil (safe retries; nil when forced or fine);
+-- spec.act(t, forced) -> true | nil, msg, code; spec.verb; spec.total.
+-- In a dry run act is not called: the summary counts would_<verb>.
+function C.bulk(rd, opts, spec)
+  local concurrency = opts.concurrency or spec.concurrency or 16
+  if type(concurrency) ~= "number" or concurrency < 1 then
+    error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (concurrency must be >= 1)", 3)
+  end
+  local safe = opts.safe ~= false
+  local dry = rd.is_dry_run()
+  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  if dry then s.dry_run, s.action, s.would = true, spec.action or "retry", 0 end
+  local bar = C.progress(rd, opts.progress, spec.total, spec.verb)
+  local sample = {}
+  local r = rd.each(spec.targets, function(t)
+    s.total = s.total + 1
+    local id = spec.id and spec.id(t) or t
+    local refusal, forced
+    if spec.check then
+      local ok, why, code = pcall(spec.check, t)
+      if not ok then
+        s.failed = s.failed + 1
+        C.add_error(s, { id = id, message = tostring(why) })
+        if bar then bar.update(s) end
+        return
+      end
+      refusal = why
+      if refusal and code ~= "skip" and code ~= nil and code ~= "conflict" then
+        s.failed = s.failed + 1
+        C.add_error(s, { id = id, message = refusal, code = code })
+        if bar then bar.update(s) end
+        return
+      end
+    end
+    if refusal then
+      if safe then
+        s.skipped = s.skipped + 1
+        C.add_error(s, { id = id, message = refusal, skipped = true })
+        if bar then bar.update(s) end
+        return
+      end
+      forced = true
+    end
+    if dry then
+      s.would = s.would + 1
+      if #sample < 3 then sample[#sample + 1] = tostring(id) end
+    else
+      local ok, err, code = spec.act(t, forced)
+      if ok then s.succeeded = s.succeeded + 1
+      else
+        s.failed = s.failed + 1
+        C.add_error(s, { id = id, message = tostring(err), code = code })
+      end
+    end
+    if bar then bar.update(s) end
+  end, { concurrency = concurrency })
+  for _, e in ipairs(r.errors) do
+    s.failed = s.failed + 1
+    C.add_error(s, { id = e.item and spec.id and spec.id(e.item) or e.item, message = tostring(e.error) })
+  end
+  if bar then bar.finish(s) end
+  if dry then
+    s["would_" .. (spec.action or "retry")] = s.would
+    io.stderr:write(string.format("dry-run: would %s %d %s%s%s\n", spec.action or "retry", s.would,
+      spec.noun or "item(s)", s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
+      #sample > 0 and (": " .. table.concat(sample, ", ") .. (s.would > #sample and ", ..." or "")) or ""))
+  end
+  return s
+end
+
+-- iterator over a list of ids minus except
+function C.ids_iter(ids, except)
+  local i = 0
+  return function()
+    while true do
+      i = i + 1
+      local id = ids[i]
+      if id == nil then return nil end
+      if not except[tostring(id)] then return id end
+    end
+  end
+end
+
+-- filter an iterator
+function C.filter_iter(it, keep)
+  return function()
+    while true do
+      local v = it()
+      if v == nil then return nil end
+      if keep(v) then return v end
+    end
+  end
+end
+
+return C

@@ -1,0 +1,462 @@
+-- The `make` source: Make's incomplete executions (DLQ), Web API v2.
+--
+--   rd.connect{kind = "make", zone = "eu1", token_env = "MAKE_TOKEN"}
+--   rd.connect{kind = "make", base_url = "https://eu2.make.com/api/v2", token = ...}
+--
+-- Endpoint -> call:
+--   GET    /dlqs?scenarioId&pg[...]          src:incomplete{scenario, ...}
+--   GET    /dlqs/{id}                        src:incomplete_item(id), item:refresh()
+--   GET    /dlqs/{id}/blueprint              item:blueprint()
+--   GET    /dlqs/{id}/bundle                 item:bundle()
+--   GET    /dlqs/{id}/logs                   item:logs{status, from, to, limit, sort_by, sort_dir}
+--   GET    /dlqs/{id}/logs/{logId}           item:log(log_id)
+--   PATCH  /dlqs/{id}                        item:patch{blueprint, failer}
+--   POST   /dlqs/{id}/retry                  item:retry()
+--   POST   /dlqs/retry?scenarioId            src:retry{ids | all, except, scenario}
+--   DELETE /dlqs?scenarioId[&confirmed]      src:delete_incomplete{...}, item:delete()
+--   DELETE /dlqs/{id} (deprecated)           item:delete() when the scenario is unknown
+-- Make queues retries: item:retry() returns {status = "queued"}; the outcome
+-- shows up later in item:logs().
+local C = require "redrive.source.common"
+
+local M = {}
+local Source, Item = {}, {}
+
+local ZONES = {
+  eu1 = "https://eu1.make.com/api/v2", eu2 = "https://eu2.make.com/api/v2",
+  us1 = "https://us1.make.com/api/v2", us2 = "https://us2.make.com/api/v2",
+  ["eu1.make.celonis"] = "https://eu1.make.celonis.com/api/v2",
+  ["us1.make.celonis"] = "https://us1.make.celonis.com/api/v2",
+}
+ZONES["celonis-eu1"], ZONES["eu1.celonis"] = ZONES["eu1.make.celonis"], ZONES["eu1.make.celonis"]
+ZONES["celonis-us1"], ZONES["us1.celonis"] = ZONES["us1.make.celonis"], ZONES["us1.make.celonis"]
+M.ZONES = ZONES
+
+local KIND = "make"
+
+-- Make's error body: {detail, message, code}
+local function parse_error(status, data)
+  if type(data) ~= "table" then return nil end
+  local text = data.detail or data.message
+  if type(text) ~= "string" then return nil end
+  local extra = { platform_code = data.code }
+  if data.code == "IM004" then
+    return "Make refused to delete all incomplete executions without confirmation (IM004): " .. text
+      .. " Pass confirmed = true.", extra, "invalid"
+  end
+  if status == 400 and text:find("being processed") then
+    return text .. " [" .. tostring(data.code) .. "]", extra, "conflict"
+  end
+  if data.code then text = text .. " [" .. tostring(data.code) .. "]" end
+  return text, extra
+end
+
+local function scenario_id(v, fname)
+  local n = math.tointeger(tonumber(v))
+  if not n then error(string.format("bad argument #1 to '%s' (make scenario id expected, got %s)", fname, tostring(v)), 3) end
+  return n
+end
+
+local function api(src, req) return C.api(src, req) end
+
+local function item_obj(src, rec, scenario)
+  local it = {
+    id = rec.id, scenario = rec.scenarioId or scenario, scenario_name = rec.scenarioName,
+    reason = rec.reason, created = C.iso_time(rec.created), size = rec.size,
+    resolved = rec.resolved, attempts = rec.attempts, execution_id = rec.executionId,
+    index = rec.index, failer = rec.failer, raw = rec,
+  }
+  return setmetatable(it, src._mt.item)
+end
+
+local function log_obj(l)
+  return {
+    id = l.id, status = l.status, duration = l.duration, operations = l.operations,
+    transfer = l.transfer, timestamp = C.iso_time(l.timestamp), execution_id = l.imtId,
+    type = l.type, raw = l,
+  }
+end
+
+local function pg(q, o)
+  if o.sort_by then q["pg[sortBy]"] = o.sort_by end
+  if o.sort_dir then
+    if o.sort_dir ~= "asc" and o.sort_dir ~= "desc" then error("bad argument (sort_dir must be \"asc\" or \"desc\")", 4) end
+    q["pg[sortDir]"] = o.sort_dir
+  end
+  return q
+end
+
+-- src:incomplete{scenario, resolved, reason, since, until, limit, page, sort_by, sort_dir}
+function Source:incomplete(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "incomplete")
+  if opts.scenario == nil then
+    error("bad argument #1 to 'incomplete' (make: scenario = <scenario id> required: Make lists incomplete executions per scenario)", 2)
+  end
+  local sid = scenario_id(opts.scenario, "incomplete")
+  local pat = C.pattern(opts.reason, "incomplete")
+  local since, till, resolved = opts.since, opts["until"], opts.resolved
+  local filter
+  if pat or since or till or resolved ~= nil then
+    filter = function(rec)
+      if resolved ~= nil and (rec.resolved and true or false) ~= resolved then return false end
+      local t = C.iso_time(rec.created)
+      if since and t and t < since then return false end
+      if till and t and t >= till then return false end
+      if pat and not (type(rec.reason) == "string" and rec.reason:find(pat)) then return false end
+      return true
+    end
+  end
+  return C.offset_iter {
+    page = math.min(opts.page or 100, 10000), limit = opts.limit, filter = filter,
+    map = function(rec) return item_obj(self, rec, sid) end,
+    fetch = function(offset, n)
+      local q = pg({ scenarioId = sid, ["pg[offset]"] = offset, ["pg[limit]"] = n }, opts)
+      local data, err, code = api(self, { path = "/dlqs", query = q })
+      if not data then return nil, err, code end
+      return data.dlqs or {}
+    end,
+  }
+end
+
+-- src:incomplete_item(id) -> item
+function Source:incomplete_item(id)
+  if type(id) ~= "string" and type(id) ~= "number" then
+    error("bad argument #1 to 'incomplete_item' (id expected, got " .. type(id) .. ")", 2)
+  end
+  local data, err, code = api(self, { path = "/dlqs/" .. tostring(id) })
+  if not data then return nil, err, code end
+  if type(data.dlq) ~= "table" then return nil, "make: GET /dlqs/" .. tostring(id) .. ": no dlq in the response", "invalid" end
+  return item_obj(self, data.dlq)
+end
+
+local function isrc(it) return C.src_of(it) end
+
+function Item:refresh() return isrc(self):incomplete_item(self.id) end
+
+-- item:blueprint() -> bp (rd.blueprint)
+function Item:blueprint()
+  local src = isrc(self)
+  local data, err, code = api(src, { path = "/dlqs/" .. self.id .. "/blueprint" })
+  if not data then return nil, err, code end
+  local bp = data.response and data.response.blueprint
+  if bp == nil then return nil, "make: no blueprint in the response for " .. self.id, "not_found" end
+  if type(bp) == "string" then bp = src._rd.json.decode(bp) or bp end
+  local b, berr = src._rd.blueprint(bp)
+  if not b then return nil, "make: blueprint of " .. self.id .. ": " .. tostring(berr), "invalid" end
+  return b
+end
+
+-- item:bundle() -> the failed module's input bundle
+function Item:bundle()
+  local data, err, code = api(isrc(self), { path = "/dlqs/" .. self.id .. "/bundle" })
+  if not data then return nil, err, code end
+  if data.response == nil then return nil, "make: no bundle stored for " .. self.id, "not_found" end
+  return data.response
+end
+
+-- item:logs{status, from, to, limit, page, sort_by, sort_dir} -> iterator
+function Item:logs(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "logs")
+  if opts.status ~= nil and opts.status ~= 1 and opts.status ~= 2 and opts.status ~= 3 then
+    error("bad argument #1 to 'logs' (status must be 1 success, 2 warning or 3 error)", 2)
+  end
+  local src, id = isrc(self), self.id
+  return C.offset_iter {
+    page = opts.page or 100, limit = opts.limit, map = log_obj,
+    fetch = function(offset, n)
+      local q = pg({ status = opts.status, from = opts.from and math.floor(opts.from) or nil,
+        to = opts.to and math.floor(opts.to) or nil, ["pg[offset]"] = offset, ["pg[limit]"] = n }, opts)
+      local data, err, code = api(src, { path = "/dlqs/" .. id .. "/logs", query = q })
+      if not data then return nil, err, code end
+      return data.dlqLogs or {}
+    end,
+  }
+end
+
+-- item:log(log_id) -> one retry log
+function Item:log(log_id)
+  local data, err, code = api(isrc(self), { path = "/dlqs/" .. self.id .. "/logs/" .. tostring(log_id) })
+  if not data then return nil, err, code end
+  if type(data.dlqLog) ~= "table" then return nil, "make: no dlqLog in the response", "invalid" end
+  return log_obj(data.dlqLog)
+end
+
+-- item:patch{blueprint = bp | table | json, failer = module_id} -> item
+-- The blueprint goes to Make as a JSON string (as its API wants).
+function Item:patch(opts)
+  C.check_table(opts, 1, "patch")
+  local src = isrc(self)
+  local rd = src._rd
+  if opts.blueprint == nil and opts.failer == nil then
+    error("bad argument #1 to 'patch' (blueprint and/or failer expected)", 2)
+  end
+  local body = {}
+  local bp
+  if opts.blueprint ~= nil then
+    local b, err = opts.blueprint, nil
+    if type(b) ~= "userdata" then b, err = rd.blueprint(opts.blueprint) end
+    if not b then return nil, "invalid blueprint: " .. tostring(err), "invalid" end
+    bp = b
+    body.blueprint = b:json()
+  end
+  if opts.failer ~= nil then
+    local f = math.tointeger(tonumber(opts.failer))
+    if not f or f < 1 then error("bad argument #1 to 'patch' (failer must be a module id)", 2) end
+    if bp and bp:module(f) == nil then return nil, string.format("failer: module %d is not in the blueprint", f), "invalid" end
+    body.failer = f
+  end
+  if rd.is_dry_run() then
+    local cur, err, code = src:incomplete_item(self.id)
+    if not cur then return nil, err, code end
+    local details = { id = self.id, failer = body.failer }
+    if bp then
+      local old = cur:blueprint()
+      details.diff = old and old:diff(bp) or nil
+    end
+    return C.dry(rd, "patch", details, string.format("would patch make incomplete execution %s%s%s", self.id,
+      details.diff and string.format(" (%d blueprint change(s))", #details.diff) or "",
+      body.failer and string.format(" (failer %d)", body.failer) or ""))
+  end
+  local data, err, code = api(src, { method = "PATCH", path = "/dlqs/" .. self.id, json = body })
+  if not data then return nil, err, code end
+  local it = {}
+  for k, v in pairs(self) do it[k] = v end
+  if type(data.dlq) == "table" and data.dlq.failer then it.failer = data.dlq.failer end
+  return setmetatable(it, getmetatable(self))
+end
+
+local function resolved_msg(it)
+  return string.format("incomplete execution %s is resolved already; pass safe = false to retry anyway", it.id)
+end
+
+-- item:retry{safe = true} -> {status = "queued", id} (Make runs it later)
+function Item:retry(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "retry")
+  local src = isrc(self)
+  local rd = src._rd
+  local safe = opts.safe ~= false
+  local cur = self
+  if safe or rd.is_dry_run() then
+    local c, err, code = src:incomplete_item(self.id)
+    if not c then return nil, err, code end
+    cur = c
+    if cur.resolved and safe then return nil, resolved_msg(cur), "conflict" end
+  end
+  if rd.is_dry_run() then
+    return C.dry(rd, "retry", { id = self.id, scenario = cur.scenario, status = "dry_run", forced = cur.resolved or nil },
+      string.format("would retry make incomplete execution %s (scenario %s)", self.id, tostring(cur.scenario)))
+  end
+  local data, err, code = api(src, { method = "POST", path = "/dlqs/" .. self.id .. "/retry" })
+  if not data then return nil, err, code end
+  return { id = self.id, status = "queued", queued = true, raw = data }
+end
+
+-- item:delete() -> true
+function Item:delete()
+  local src = isrc(self)
+  if src._rd.is_dry_run() then
+    local c, err, code = src:incomplete_item(self.id)
+    if not c then return nil, err, code end
+    return C.dry(src._rd, "delete", { id = self.id, deleted = 0, would_delete = 1, errors = {} },
+      "would delete make incomplete execution " .. self.id)
+  end
+  if self.scenario then
+    local r, err, code = src:delete_incomplete { ids = { self.id }, scenario = self.scenario }
+    if not r then return nil, err, code end
+    return true
+  end
+  local data, err, code = api(src, { method = "DELETE", path = "/dlqs/" .. self.id })
+  if not data then return nil, err, code end
+  return true
+end
+
+function Item:execution()
+  return C.unsupported(KIND, "reading the execution of an incomplete execution",
+    "the item's execution_id names it in Make's scenario history (GET /scenarios/{id}/logs)")
+end
+
+-- ---------------------------------------------------------------------------
+-- bulk
+
+-- targets(src, opts, except) -> list of {id, scenario}, summary-errors
+local function select_targets(src, opts, except, safe, s)
+  local rd = src._rd
+  local out = {}
+  if opts.ids then
+    -- read each item (bounded concurrency): scenario and resolved flag
+    local r = rd.each(C.ids_iter(opts.ids, except), function(id)
+      if not safe and opts.scenario then
+        out[#out + 1] = { id = tostring(id), scenario = scenario_id(opts.scenario, "retry") }
+        return
+      end
+      s.total = s.total + 1
+      local it, err, code = src:incomplete_item(tostring(id))
+      if not it then
+        s.failed = s.failed + 1
+        C.add_error(s, { id = id, message = err, code = code })
+      elseif opts.scenario and tostring(it.scenario) ~= tostring(opts.scenario) then
+        s.total = s.total - 1 -- not in the selected scenario: not part of this retry
+      elseif it.resolved and safe then
+        s.skipped = s.skipped + 1
+        C.add_error(s, { id = it.id, message = resolved_msg(it), skipped = true })
+      else
+        s.total = s.total - 1
+        out[#out + 1] = { id = it.id, scenario = it.scenario }
+      end
+    end, { concurrency = opts.concurrency or src._bulk })
+    for _, e in ipairs(r.errors) do
+      s.failed = s.failed + 1
+      C.add_error(s, { id = e.item, message = tostring(e.error) })
+    end
+  else
+    if opts.scenario == nil then
+      return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid"
+    end
+    local sid = scenario_id(opts.scenario, "retry")
+    for it in src:incomplete { scenario = sid } do
+      if not except[tostring(it.id)] then
+        if it.resolved and safe then
+          s.total = s.total + 1
+          s.skipped = s.skipped + 1
+          C.add_error(s, { id = it.id, message = resolved_msg(it), skipped = true })
+        else
+          out[#out + 1] = { id = it.id, scenario = sid }
+        end
+      end
+    end
+  end
+  return out
+end
+
+local CHUNK = 100
+
+-- src:retry{ids = {...} | all = true, except, scenario, safe = true, concurrency, progress}
+-- -> {total, succeeded (queued), failed, skipped, errors}
+function Source:retry(opts)
+  C.check_table(opts, 1, "retry")
+  local rd = self._rd
+  if opts.ids == nil and not opts.all then return nil, "retry needs ids = {...} or all = true", "invalid" end
+  if opts.ids ~= nil and opts.all then return nil, "retry takes ids or all = true, not both", "invalid" end
+  local except = C.set_of(opts.except, "except", "retry")
+  if opts.ids then C.set_of(opts.ids, "ids", "retry") end
+  local safe = opts.safe ~= false
+  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local targets, err, code = select_targets(self, opts, except, safe, s)
+  if not targets then return nil, err, code end
+  s.total = s.total + #targets
+  if rd.is_dry_run() then
+    s.dry_run, s.action, s.would_retry = true, "retry", #targets
+    local sample = {}
+    for i = 1, math.min(3, #targets) do sample[i] = targets[i].id end
+    io.stderr:write(string.format("dry-run: would retry %d make incomplete execution(s)%s%s\n", #targets,
+      s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
+      #sample > 0 and (": " .. table.concat(sample, ", ") .. (#targets > 3 and ", ..." or "")) or ""))
+    return s
+  end
+  -- group by scenario (POST /dlqs/retry takes one scenario), chunks of CHUNK ids
+  local groups, order = {}, {}
+  for _, t in ipairs(targets) do
+    local k = tostring(t.scenario)
+    if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+    local g = groups[k]
+    g[#g + 1] = t.id
+  end
+  local bar = C.progress(rd, opts.progress, s.total, "retrying")
+  for _, k in ipairs(order) do
+    local ids = groups[k]
+    for i = 1, #ids, CHUNK do
+      local chunk = table.move(ids, i, math.min(#ids, i + CHUNK - 1), 1, {})
+      local data, rerr, rcode = api(self, { method = "POST", path = "/dlqs/retry",
+        query = { scenarioId = k }, json = { ids = chunk } })
+      if not data then
+        s.failed = s.failed + #chunk
+        for _, id in ipairs(chunk) do C.add_error(s, { id = id, message = rerr, code = rcode }) end
+      else
+        local queued = {}
+        for _, id in ipairs(data.dlqs or {}) do queued[tostring(id)] = true end
+        for _, id in ipairs(chunk) do
+          if queued[id] or data.dlqs == nil then s.succeeded = s.succeeded + 1
+          else
+            s.failed = s.failed + 1
+            C.add_error(s, { id = id, message = "make did not queue incomplete execution " .. id .. " for retry" })
+          end
+        end
+      end
+      if bar then bar.update(s) end
+    end
+  end
+  if bar then bar.finish(s) end
+  s.queued = s.succeeded
+  return s
+end
+
+-- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario} -> {deleted, ids, errors}
+function Source:delete_incomplete(opts)
+  C.check_table(opts, 1, "delete_incomplete")
+  local rd = self._rd
+  if opts.ids == nil and not opts.all then return nil, "delete_incomplete needs ids = {...} or all = true", "invalid" end
+  if opts.all and opts.confirmed ~= true then
+    return nil, "refusing to delete all incomplete executions without confirmed = true (Make would answer IM004)", "invalid"
+  end
+  if opts.scenario == nil then
+    return nil, "make: delete_incomplete needs scenario = <scenario id> (DELETE /dlqs is per scenario)", "invalid"
+  end
+  local sid = scenario_id(opts.scenario, "delete_incomplete")
+  local body = {}
+  if opts.all then
+    body.all = true
+    if opts.except then body.exceptIds = opts.except end
+  else
+    local except = C.set_of(opts.except, "except", "delete_incomplete")
+    body.ids = {}
+    for id in C.ids_iter(opts.ids, except) do body.ids[#body.ids + 1] = tostring(id) end
+  end
+  if rd.is_dry_run() then
+    local n = body.ids and #body.ids
+    if not n then
+      local ex = C.set_of(opts.except, "except", "delete_incomplete")
+      n = 0
+      for it in self:incomplete { scenario = sid } do if not ex[tostring(it.id)] then n = n + 1 end end
+    end
+    return C.dry(rd, "delete", { deleted = 0, would_delete = n, errors = {} },
+      string.format("would delete %d make incomplete execution(s) of scenario %d", n, sid))
+  end
+  local q = { scenarioId = sid }
+  if opts.confirmed then q.confirmed = "true" end
+  local data, err, code = api(self, { method = "DELETE", path = "/dlqs", query = q, json = body })
+  if not data then return nil, err, code end
+  local ids = data.dlqs or {}
+  return { deleted = #ids, ids = ids, errors = {} }
+end
+
+-- ---------------------------------------------------------------------------
+-- what Make's DLQ API does not cover
+
+local EXEC_HINT = "Make's execution history (GET /scenarios/{id}/logs) is not covered by this source; " ..
+  "work with incomplete executions: src:incomplete{scenario = id}"
+function Source:executions() return C.unsupported(KIND, "listing executions", EXEC_HINT) end
+function Source:execution() return C.unsupported(KIND, "reading an execution", EXEC_HINT) end
+function Source:health() return C.unsupported(KIND, "health", EXEC_HINT) end
+
+function M.new(rd, opts)
+  local base = opts.base_url
+  if base == nil then
+    local zone = opts.zone or "eu1"
+    base = ZONES[zone]
+    if not base then
+      return nil, "make: unknown zone '" .. tostring(zone) ..
+        "': expected eu1, eu2, us1, us2, eu1.make.celonis or us1.make.celonis (or pass base_url)", "invalid"
+    end
+  end
+  return C.new_source(rd, opts, {
+    kind = KIND, base_url = base, token_required = true, parse_error = parse_error,
+    auth = function(token) return { Authorization = "Token " .. token } end,
+    methods = Source, item_methods = Item, exec_methods = {},
+  })
+end
+
+M.Source, M.Item = Source, Item
+return M
