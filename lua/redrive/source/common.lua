@@ -282,7 +282,12 @@ function C.chain(start, get, opts)
     return true
   end
   if opts.children then
-    for _, e in ipairs(opts.children(by_id) or {}) do add(e) end
+    local ok, kids = pcall(opts.children, by_id)
+    if ok then
+      for _, e in ipairs(kids or {}) do add(e) end
+    else
+      missing[#missing + 1] = { error = "listing retries failed: " .. tostring(kids) }
+    end
   end
   local frontier = {}
   for _, e in pairs(by_id) do frontier[#frontier + 1] = e end
