@@ -277,7 +277,8 @@ function R.client(rd, opts)
           return nil, scrub(msg), "rate_limited", { status = 429, body = res.body, data = data, retry_after = ra }
         end
         n_429 = n_429 + 1
-        wait = ra or backoff(n_429)
+        -- (an HTTP date in the past, or 0, still backs off a little)
+        wait = math.max(ra or 0, backoff(n_429))
         why = "HTTP 429" .. (ra and string.format(" Retry-After %gs", ra) or "")
         blocked_until = math.max(blocked_until, rd.now() + wait)
       elseif res.status >= 500 and idem and n_err < retries then
