@@ -98,7 +98,7 @@ test("bulk retry of 2000 n8n executions through a rate-limited server: each retr
     local id = req.url:match("/executions/(%d+)/retry$")
     assert(req.method == "POST" and id, "only retries expected")
     local res, err, code = rd.http.request { method = "POST", url = SERVER .. "/ratelimit",
-      query = { key = k, rate = 1500 }, headers = req.headers, timeout = req.timeout }
+      query = { key = k, rate = 600 }, headers = req.headers, timeout = req.timeout }
     if not res or res.status ~= 200 then return res, err, code end
     assert(rd.http.request { method = "POST", url = SERVER .. "/record", query = { key = rk }, body = id })
     local body = rd.json.encode { id = 100000 + tonumber(id), workflowId = "wf", mode = "retry", status = "running",

@@ -76,7 +76,7 @@ function C.new_source(rd, opts, spec)
     __tostring = function(s) return string.format("redrive source %s (%s)", s.kind, s.base_url) end,
   }
   local src = setmetatable({
-    kind = kind, name = opts.profile or kind, base_url = base,
+    kind = kind, name = opts.profile or kind, base_url = base, scenario = opts.scenario,
     _rd = rd, _client = client, _bulk = math.tointeger(tonumber(opts.concurrency)) or 16,
   }, mt)
   src._mt = {

@@ -90,6 +90,9 @@ end
 function Source:incomplete(opts)
   opts = opts or {}
   C.check_table(opts, 1, "incomplete")
+  if opts.scenario == nil and self.scenario ~= nil then
+    opts = setmetatable({ scenario = self.scenario }, { __index = opts })
+  end
   if opts.scenario == nil then
     error("bad argument #1 to 'incomplete' (make: scenario = <scenario id> required: Make lists incomplete executions per scenario)", 2)
   end
@@ -338,6 +341,9 @@ local CHUNK = 100
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   local rd = self._rd
+  if opts.scenario == nil and self.scenario ~= nil then
+    opts = setmetatable({ scenario = self.scenario }, { __index = opts })
+  end
   if opts.ids == nil and not opts.all then return nil, "retry needs ids = {...} or all = true", "invalid" end
   if opts.ids ~= nil and opts.all then return nil, "retry takes ids or all = true, not both", "invalid" end
   local except = C.set_of(opts.except, "except", "retry")
@@ -397,6 +403,9 @@ end
 function Source:delete_incomplete(opts)
   C.check_table(opts, 1, "delete_incomplete")
   local rd = self._rd
+  if opts.scenario == nil and self.scenario ~= nil then
+    opts = setmetatable({ scenario = self.scenario }, { __index = opts })
+  end
   if opts.ids == nil and not opts.all then return nil, "delete_incomplete needs ids = {...} or all = true", "invalid" end
   if opts.all and opts.confirmed ~= true then
     return nil, "refusing to delete all incomplete executions without confirmed = true (Make would answer IM004)", "invalid"

@@ -281,6 +281,12 @@ function Source:incomplete(opts)
     local resolved = sid(rec.retrySuccessId) ~= nil
     if want_resolved ~= resolved then return false end
     if not resolved and was_retried then return false end
+    if type(rec.data) ~= "table" then
+      -- the listing came without data (an older n8n, a proxy): read the
+      -- execution for its error and failed node
+      local full = api(self, { path = "/executions/" .. id, query = { includeData = "true" } })
+      if type(full) == "table" and sid(full.id) == id and type(full.data) == "table" then rec.data = full.data end
+    end
     if pat and not reason_of(rec):find(pat) then return false end
     return true
   end
