@@ -16,7 +16,9 @@ endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) $(LUAPKG))
-LIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# libcurl is found with pkg-config for its headers but loaded with dlopen on
+# first use (src/http/curl_dl.c): linking it would cost every start ~4 ms.
+LIBS    := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS))) -ldl -lpthread -lm
 LUALIB  := $(shell pkg-config --libs $(LUAPKG))
 EDITLIB := $(shell pkg-config --libs libedit)
 ifneq ($(SAN),)

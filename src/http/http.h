@@ -5,7 +5,7 @@
 #include "core/buf.h"
 #include "redrive.h"
 
-#include <curl/curl.h>
+#include "http/curl_dl.h"
 
 struct rd_http_op {
   rd_http_t *h;
@@ -23,7 +23,6 @@ struct rd_http_op {
   rd_http_op_t *prev, *next;
 };
 
-void rd__http_global_init(void);
 CURL *rd__http_easy_get(rd_http_t *h);
 void rd__http_easy_put(rd_http_t *h, CURL *e);
 int rd__http_add(rd_http_t *h, rd_http_op_t *op, CURL *e);

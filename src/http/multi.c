@@ -135,8 +135,8 @@ static int on_timeout(CURLM *m, long ms, void *userp) {
 
 int rd_http_new(rd_http_t **out, struct uv_loop_s *loop, const rd_http_opts_t *opts,
                 rd_err *err) {
-  static uv_once_t once = UV_ONCE_INIT;
-  uv_once(&once, rd__http_global_init);
+  int r = rd__curl_load(err);
+  if (r) return r;
   rd_http_t *h = calloc(1, sizeof *h);
   if (!h) return rd_err_set(err, RD_ENOMEM, "http: out of memory");
   h->loop = loop;

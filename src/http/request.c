@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rd__http_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 void rd_http_redact_url(const char *url, char *out, size_t n) {
   if (!n) return;
   const char *scheme_end = strstr(url, "://");
