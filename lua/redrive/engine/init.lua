@@ -561,7 +561,10 @@ function E.run(bp, opts)
     stack = {}, dlq = opts.dlq ~= false and sc.dlq ~= false,
     log = opts.log or function() end,
   }
-  local ok, msg = E.validate(bp)
+  -- opts.validated: the caller has run this very table through validate
+  -- before (the local source caches decoded blueprints per stored text)
+  local ok, msg = true, nil
+  if not opts.validated then ok, msg = E.validate(bp) end
   if not ok then
     R.status, R.error = "error", { message = msg, code = "invalid" }
     return result(R)

@@ -132,7 +132,7 @@ function Source:run(scenario_id, opts)
     return U.dry(self._rd, "run", { scenario = sc.id, scenario_name = sc.name, mode = mode, input = opts.input },
       string.format("would run scenario %d %q (mode %s)", sc.id, sc.name, mode))
   end
-  local bp, perr = self._rd.json.decode(sc.blueprint)
+  local bp, perr = U.blueprint(self._rd, sc.blueprint)
   if bp == nil then return nil, "scenario " .. sc.id .. ": stored blueprint is not JSON: " .. tostring(perr), "invalid" end
   local input = opts.input
   local started = self._rd.time()
@@ -315,7 +315,7 @@ local function retry_once(src, rec, opts)
     U.log(rd, "forced retry (safe = false) of execution %s: %s", rec.id,
       (refusal:gsub("[;:] [^;:]*safe = false.*$", "")))
   end
-  local bp, perr = rd.json.decode(sc.blueprint)
+  local bp, perr = U.blueprint(rd, sc.blueprint)
   if bp == nil then return nil, "scenario " .. sc.id .. ": stored blueprint is not JSON: " .. tostring(perr), "invalid" end
 
   -- The execution's incomplete item, when still pending, is taken along: a

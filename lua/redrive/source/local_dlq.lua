@@ -214,7 +214,7 @@ end
 -- -> {status, execution, id, success} | nil, msg, code
 local function retry_claimed(src, rec, owner, forced)
   local rd, st = src._rd, src._st
-  local bp, perr = rec.blueprint and rd.json.decode(rec.blueprint)
+  local bp, perr = rec.blueprint and U.blueprint(rd, rec.blueprint)
   local state = rec.state and rd.json.decode(rec.state) or {}
   local started = rd.time()
   local out
@@ -250,7 +250,7 @@ end
 local function retry_forced_resolved(src, rec)
   local rd, st = src._rd, src._st
   U.log(rd, "forced retry of resolved incomplete execution %s", rec.id)
-  local bp = rd.json.decode(rec.blueprint)
+  local bp = U.blueprint(rd, rec.blueprint)
   local started = rd.time()
   local out = U.run_engine(bp, {
     resume = { failer = rec.failer, state = rec.state and rd.json.decode(rec.state) or {} }, dlq = true,

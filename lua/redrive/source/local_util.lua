@@ -93,14 +93,36 @@ function U.blueprint_of(rd, text)
   return rd.blueprint(text)
 end
 
+-- blueprint(rd, text) -> bp_table | nil, err
+-- Stored blueprint texts decoded once and kept (at most 64 texts): a bulk
+-- retry of many items of one scenario, or many runs of it, decode and
+-- validate the same text once instead of once per run. The tables are the
+-- engine's alone (never handed to scripts), so sharing them is safe.
+local bp_cache, bp_count = {}, 0
+function U.blueprint(rd, text)
+  local hit = bp_cache[text]
+  if hit then return hit end
+  local bp, err = rd.json.decode(text)
+  if type(bp) ~= "table" then return nil, err or "not a JSON object" end
+  if bp_count >= 64 then bp_cache, bp_count = {}, 0 end
+  bp_cache[text], bp_count = bp, bp_count + 1
+  return bp
+end
+
+local validated = setmetatable({}, { __mode = "k" })
+
 -- run_engine(bp_table, opts) -> out. An engine that raises (a bug in a module,
 -- a bad state) becomes a failed run, so that the attempt is still recorded;
 -- cancellation of the calling task is passed on.
 function U.run_engine(bp, opts)
   local engine = require "redrive.engine"
   local t0 = require("redrive.core").rd.now()
+  opts.validated = validated[bp]
   local ok, out = pcall(engine.run, bp, opts)
-  if ok and type(out) == "table" then return out end
+  if ok and type(out) == "table" then
+    if not (out.error and out.error.code == "invalid" and out.operations == 0) then validated[bp] = true end
+    return out
+  end
   local msg = tostring(out)
   if msg:find("interrupted") or msg:find("canceled") then error(out, 0) end
   if ok then msg = "engine returned " .. type(out) .. " instead of a result table" end
