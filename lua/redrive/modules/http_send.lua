@@ -140,10 +140,19 @@ end
 -- values), so that stored executions and incomplete executions hold no token.
 local SECRET = { "authorization", "cookie", "token", "secret", "password", "passwd", "api%-?_?key",
                  "apikey", "signature", "sig$", "^key$", "credential", "session" }
+-- Names repeat (the same headers on every run): remember each verdict.
+local verdicts = {}
+local nverdicts = 0
 local function secretish(name)
-  name = tostring(name):lower()
-  for _, p in ipairs(SECRET) do if name:find(p) then return true end end
-  return false
+  name = tostring(name)
+  local v = verdicts[name]
+  if v ~= nil then return v end
+  local lower = name:lower()
+  v = false
+  for _, p in ipairs(SECRET) do if lower:find(p) then v = true; break end end
+  if nverdicts >= 1024 then verdicts, nverdicts = {}, 0 end
+  verdicts[name], nverdicts = v, nverdicts + 1
+  return v
 end
 local HIDDEN = "[redacted]"
 
