@@ -206,7 +206,11 @@ function R.client(rd, opts)
     end
     if at > now then rd.sleep(at - now) end
     -- a 429 seen while we slept moves the wall again
-    while blocked_until > rd.now() do rd.sleep(blocked_until - rd.now()) end
+    while true do
+      local d = blocked_until - rd.now() -- read the clock once: it moves
+      if d <= 0 then break end
+      rd.sleep(d)
+    end
   end
 
   local function backoff(n)
