@@ -91,10 +91,11 @@ bench: all $(B)/testserver
 	@./scripts/deps --bench
 	@B=$(B) ./bench/run
 
-reliability: all $(B)/testserver
-	@B=$(B) ./tests/reliability/run
+reliability: all $(B)/test_c $(B)/testserver
+	@B=$(B) RD_FULL=1 ./tests/run reliability
 
 fuzz:
+	@./scripts/deps --fuzz
 	@./fuzz/run
 
 install: all
