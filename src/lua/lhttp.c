@@ -265,11 +265,8 @@ static int l_http_request(lua_State *L) {
   lua_getfield(L, 1, "json");            /* 4: body */
   if (!lua_isnil(L, -1)) {
     rd_err e = {0};
-    cJSON *j = rd__json_from_lua(L, -1, &e);
-    if (!j) return luaL_error(L, "bad argument #1 to 'request' (json: %s)", e.msg);
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!s) return luaL_error(L, "out of memory");
+    char *s = rd__json_encode(L, -1, 0, &e);
+    if (!s) return luaL_error(L, "bad argument #1 to 'request' (json: %s)", e.msg);
     lua_pop(L, 1);
     lua_pushstring(L, s);
     cJSON_free(s);

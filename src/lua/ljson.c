@@ -88,6 +88,24 @@ static void push_number(lua_State *L, double d) {
   else lua_pushnumber(L, d);
 }
 
+/* cJSON prints a number with "%1.15g" whenever that reads back "close
+ * enough", which loses digits (0.1 + 0.2 -> 0.3, 2^53 - 1 -> 9.007e+15).
+ * Numbers we encode are printed here instead, exactly: integers in full,
+ * floats with the fewest digits that read back to the same double. */
+static cJSON *exact_number(lua_State *L, int idx) {
+  char buf[40];
+  if (lua_isinteger(L, idx)) {
+    snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
+  } else {
+    double d = lua_tonumber(L, idx);
+    for (int prec = 15; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, d);
+      if (strtod(buf, NULL) == d) break;
+    }
+  }
+  return cJSON_CreateRaw(buf);
+}
+
 static int push_value(lua_State *L, const cJSON *j, int depth, rd_err *err) {
   if (depth > RD_JSON_MAX_DEPTH)
     return rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d", RD_JSON_MAX_DEPTH);
@@ -96,7 +114,11 @@ static int push_value(lua_State *L, const cJSON *j, int depth, rd_err *err) {
   case cJSON_NULL: rd__json_pushnull(L); return 0;
   case cJSON_False: lua_pushboolean(L, 0); return 0;
   case cJSON_True: lua_pushboolean(L, 1); return 0;
-  case cJSON_Number: push_number(L, j->valuedouble); return 0;
+  case cJSON_Number:
+    if (isinf(j->valuedouble))
+      return rd_err_set(err, RD_EINVALID, "json: number out of range (%s)", j->valuedouble > 0 ? "too large" : "too small");
+    push_number(L, j->valuedouble);
+    return 0;
   case cJSON_String:
   case cJSON_Raw: lua_pushstring(L, j->valuestring ? j->valuestring : ""); return 0;
   case cJSON_Array: {
@@ -199,14 +221,15 @@ static int looks_like_array(lua_State *L, int idx, lua_Integer *n) {
   return count > 0 && count == max;
 }
 
-static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err);
+static cJSON *from_lua(lua_State *L, int idx, int depth, int exact, rd_err *err);
 
-static cJSON *from_array(lua_State *L, int idx, lua_Integer n, int depth, rd_err *err) {
+static cJSON *from_array(lua_State *L, int idx, lua_Integer n, int depth, int exact,
+                         rd_err *err) {
   cJSON *a = cJSON_CreateArray();
   if (!a) return rd_err_set(err, RD_ENOMEM, "json: out of memory"), NULL;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, err);
+    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, exact, err);
     lua_pop(L, 1);
     if (!c) {
       if (err && !strstr(err->msg, " at ")) {
@@ -221,7 +244,7 @@ static cJSON *from_array(lua_State *L, int idx, lua_Integer n, int depth, rd_err
   return a;
 }
 
-static cJSON *from_object(lua_State *L, int idx, int depth, rd_err *err) {
+static cJSON *from_object(lua_State *L, int idx, int depth, int exact, rd_err *err) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return rd_err_set(err, RD_ENOMEM, "json: out of memory"), NULL;
   lua_pushnil(L);
@@ -240,7 +263,7 @@ static cJSON *from_object(lua_State *L, int idx, int depth, rd_err *err) {
                  luaL_typename(L, -1));
       return NULL;
     }
-    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, err);
+    cJSON *c = from_lua(L, lua_gettop(L), depth + 1, exact, err);
     if (!c) {
       if (err && !strstr(err->msg, " at ")) {
         size_t l = strlen(err->msg);
@@ -256,7 +279,7 @@ static cJSON *from_object(lua_State *L, int idx, int depth, rd_err *err) {
   return o;
 }
 
-static cJSON *from_table(lua_State *L, int idx, int depth, rd_err *err) {
+static cJSON *from_table(lua_State *L, int idx, int depth, int exact, rd_err *err) {
   if (depth > RD_JSON_MAX_DEPTH) {
     rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d (or a cycle)", RD_JSON_MAX_DEPTH);
     return NULL;
@@ -266,10 +289,11 @@ static cJSON *from_table(lua_State *L, int idx, int depth, rd_err *err) {
   lua_Integer n = 0;
   if (kind == 1) n = (lua_Integer)lua_rawlen(L, idx);
   else if (kind == 0 && looks_like_array(L, idx, &n)) kind = 1;
-  return kind == 1 ? from_array(L, idx, n, depth, err) : from_object(L, idx, depth, err);
+  return kind == 1 ? from_array(L, idx, n, depth, exact, err)
+                   : from_object(L, idx, depth, exact, err);
 }
 
-static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err) {
+static cJSON *from_lua(lua_State *L, int idx, int depth, int exact, rd_err *err) {
   switch (lua_type(L, idx)) {
   case LUA_TNIL: return cJSON_CreateNull();
   case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
@@ -279,7 +303,7 @@ static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err) {
       rd_err_set(err, RD_EINVALID, "json: cannot encode %s", isnan(d) ? "NaN" : "infinity");
       return NULL;
     }
-    return cJSON_CreateNumber(d);
+    return exact ? exact_number(L, idx) : cJSON_CreateNumber(d);
   }
   case LUA_TSTRING: {
     size_t len;
@@ -292,14 +316,14 @@ static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err) {
     }
     return cJSON_CreateString(s);
   }
-  case LUA_TTABLE: return from_table(L, idx, depth, err);
+  case LUA_TTABLE: return from_table(L, idx, depth, exact, err);
   case LUA_TUSERDATA:
     if (rd__json_isnull(L, idx)) return cJSON_CreateNull();
     if (luaL_getmetafield(L, idx, "__tojson") != LUA_TNIL) {
       /* objects such as blueprints know their JSON form */
       lua_pushvalue(L, idx);
       lua_call(L, 1, 1);
-      cJSON *j = from_lua(L, lua_gettop(L), depth + 1, err);
+      cJSON *j = from_lua(L, lua_gettop(L), depth + 1, exact, err);
       lua_pop(L, 1);
       return j;
     }
@@ -311,7 +335,16 @@ static cJSON *from_lua(lua_State *L, int idx, int depth, rd_err *err) {
 }
 
 cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err) {
-  return from_lua(L, lua_absindex(L, idx), 0, err);
+  return from_lua(L, lua_absindex(L, idx), 0, 0, err);
+}
+
+char *rd__json_encode(lua_State *L, int idx, int pretty, rd_err *err) {
+  cJSON *j = from_lua(L, lua_absindex(L, idx), 0, 1, err);
+  if (!j) return NULL;
+  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  if (!s) rd_err_set(err, RD_ENOMEM, "json: out of memory");
+  return s;
 }
 
 /* rd.json.encode(v [, {pretty = true}]) -> string | nil, err, "invalid" */
@@ -324,11 +357,8 @@ static int l_json_encode(lua_State *L) {
     lua_pop(L, 1);
   }
   rd_err err = {0};
-  cJSON *j = rd__json_from_lua(L, 1, &err);
-  if (!j) return rd__lua_pusherr(L, &err);
-  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  if (!s) return luaL_error(L, "json: out of memory");
+  char *s = rd__json_encode(L, 1, pretty, &err);
+  if (!s) return rd__lua_pusherr(L, &err);
   lua_pushstring(L, s);
   cJSON_free(s);
   return 1;

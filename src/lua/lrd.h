@@ -127,7 +127,10 @@ int rd__json_push(lua_State *L, const cJSON *item, rd_err *err);
 /* [-0, +0, m] convert the Lua value at idx; NULL + err on unsupported value,
  * cycle, invalid UTF-8 or too deep. Caller owns the result. */
 cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err);
-/* Parse s with a positioned error message ("line 3, column 7"). */
+/* [-0, +0, m] the Lua value at idx as JSON text, numbers printed exactly;
+ * NULL + err on failure. Free with cJSON_free. */
+char *rd__json_encode(lua_State *L, int idx, int pretty, rd_err *err);
+/* Parse s (NUL-terminated: s[len] must be readable) with a positioned error message ("line 3, column 7"). */
 cJSON *rd__json_parse(const char *s, size_t len, rd_err *err);
 /* [-0, +0, -] is the value at idx the JSON null sentinel? */
 int rd__json_isnull(lua_State *L, int idx);

@@ -98,4 +98,20 @@ test("json-1.11 hostile inputs never crash", function()
   end
 end)
 
+test("json-1.12 numbers encode exactly", function()
+  eq(json.encode(0.1 + 0.2), "0.30000000000000004")
+  eq(json.encode(9007199254740991), "9007199254740991")
+  eq(json.encode(math.maxinteger), "9223372036854775807")
+  eq(json.decode(json.encode(1 / 3)), 1 / 3)
+  eq(json.encode({ 1.5, -2, 1e300 }), "[1.5,-2,1e+300]")
+  -- an HTTP json body uses the same printer
+  local e = assert(rd.http.request { url = H.server .. "/echo", json = { n = 0.1 + 0.2 } }):json()
+  eq(e.body, '{"n":0.30000000000000004}')
+end)
+
+test("json-1.13 numbers out of range are refused", function()
+  check_err("invalid", "out of range", json.decode, "1e400")
+  check_err("invalid", "out of range", json.decode, "[-1e999]")
+end)
+
 H.done()
