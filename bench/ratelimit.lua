@@ -1,48 +1,50 @@
--- bench/ratelimit.lua: bulk retry against an endpoint limited to RATE req/s.
+-- bench/ratelimit.lua: a remote source's bulk retry against an API limited
+-- to RATE requests per second.
 --
 --   redrive bench/ratelimit.lua DB SERVER N RATE KEY CONC
 --
--- N incomplete executions (one real failed run against /status/503, then
--- copies) are patched to call SERVER/ratelimit?key=KEY&rate=RATE, which
--- answers 429 with Retry-After beyond RATE requests per second, then
--- src:retry{all = true, concurrency = CONC}. Prints {items, succeeded,
--- failed, seconds, achieved_per_second, rate, ratio, first_error}:
--- ratio = achieved / RATE, meaningful only when every item succeeded.
+-- An n8n-kind source (the shared remote machinery: rate cap, 429 +
+-- Retry-After, retries) configured with rate = RATE retries N failed
+-- executions. Its transport sends every retry call to
+-- SERVER/ratelimit?key=KEY&rate=RATE — 429 with Retry-After beyond RATE
+-- requests per second — and answers like n8n once let through; each id that
+-- got through is recorded on the server, so "exactly once" is checked there.
+-- Prints {items, succeeded, failed, seconds, achieved_per_second, rate, ratio,
+-- rate_limited, once, first_error}; ratio = achieved / RATE when every item
+-- succeeded. DB is unused (kept for the driver's argument order). RL_OVER=1.5
+-- configures the source above the server's limit, to exercise 429 handling.
 local rd = require "redrive"
-local core = require "redrive.core"
-local db, server, n, rate, key, conc = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), arg[5],
+local _, server, n, rate, key, conc = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), arg[5],
   tonumber(arg[6])
 
-local src = assert(rd.connect { kind = "local", db = db })
-local function flow(url)
-  return { name = "bench-ratelimit", flow = {
-    { id = 1, module = "http:ActionSendData", mapper = { url = url, method = "get" } },
-    { id = 2, module = "json:ParseJSON", mapper = { json = "{{1.data}}" } },
-    { id = 3, module = "util:SetVariable", mapper = { name = "ok", value = "{{2.ok}}" } },
-  } }
+local function transport(req)
+  local id = req.url:match("/executions/(%d+)/retry$")
+  local res, err, code = rd.http.request { method = "POST", url = server .. "/ratelimit",
+    query = { key = key, rate = rate }, headers = req.headers, timeout = req.timeout }
+  if not res or res.status ~= 200 then return res, err, code end
+  assert(rd.http.request { method = "POST", url = server .. "/record", query = { key = key .. "-rec" },
+    body = id })
+  local body = rd.json.encode { id = 1000000 + tonumber(id), workflowId = "wf", mode = "retry",
+    status = "running", retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z" }
+  return { status = 200, headers = {}, body = body, json = function() return rd.json.decode(body) end }
 end
-local sc = assert(src:scenario_create { name = "bench-ratelimit", blueprint = flow(server .. "/status/503") })
-local e = assert(src:run(sc.id, { input = { n = 1 } }))
-assert(e.dlq_id, "the first run did not fail into the queue")
-local st = assert(core.store_open(db))
-local item = assert(st:dlq_get(e.dlq_id))
-local exec = assert(st:exec_get(e.id))
-exec.id, exec.dlq_id = nil, nil
-item.id, item.execution_id, item.lease_owner, item.lease_expiry = nil, nil, nil, nil
-local idx = {}
-for i = 1, n - 1 do idx[i] = i end
-assert(rd.each(idx, function() assert(st:record { exec = exec, dlq = item }) end, { concurrency = 64 }).failed == 0)
--- fix: point every item's blueprint at the rate-limited endpoint
-local fixed = rd.blueprint(item.blueprint)
-fixed:module(1).mapper.url = server .. "/ratelimit?key=" .. key .. "&rate=" .. rate
-local text = fixed:json()
-for it in src:incomplete { resolved = false } do assert(st:dlq_patch(it.id, { blueprint = text })) end
 
+local src = assert(rd.connect { kind = "n8n", base_url = "http://n8n.invalid/api/v1", token = "bench",
+  transport = transport, rate = rate * (tonumber(os.getenv("RL_OVER")) or 1), concurrency = conc })
+local ids = {}
+for i = 1, n do ids[i] = tostring(i) end
 local t0 = rd.now()
-local s = assert(src:retry { all = true, concurrency = conc, progress = false })
+local s = assert(src:retry { ids = ids, safe = false, concurrency = conc, progress = false })
 local secs = rd.now() - t0
+local rec = assert(rd.http.request { url = server .. "/records?key=" .. key .. "-rec" }):json()
+local seen, once = {}, rec.count == n
+for _, b in ipairs(rec.bodies) do
+  if seen[b] then once = false end
+  seen[b] = true
+end
 local achieved = s.succeeded / secs
 print(rd.json.encode { items = s.total, succeeded = s.succeeded, failed = s.failed, seconds = secs,
   achieved_per_second = achieved, rate = rate,
   ratio = (s.failed == 0 and s.succeeded == n) and achieved / rate or rd.json.null,
+  rate_limited = src._client.stats.rate_limited, once = once,
   first_error = s.errors[1] and tostring(s.errors[1].message) or nil })
