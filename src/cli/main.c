@@ -61,7 +61,32 @@ static void usage(FILE *f) {
     "exit status: 0 ok, 1 script error, 2 usage error, 3 source unreachable or\n"
     "authentication refused, 130 interrupted (SIGINT/SIGTERM).\n"
     "environment: REDRIVE_DB, REDRIVE_PROFILE, REDRIVE_CONFIG, REDRIVE_HISTORY,\n"
-    "REDRIVE_DRY_RUN=1. See redrive(1).\n",
+    "REDRIVE_DRY_RUN=1. See redrive(1).\n"
+    "\n"
+    "Lua API (module `redrive`, preloaded as `rd`; failures return nil, msg, code):\n"
+    "  tasks   t = rd.spawn(fn, ...); t:wait(); rd.sleep(0.5); rd.now(); rd.time()\n"
+    "          rd.all{f1, f2}; rd.each(list_or_iter, fn, {concurrency = 8}); rd.run()\n"
+    "  json    rd.json.decode('[1]'); rd.json.encode(v, {pretty = true}); rd.json.null\n"
+    "          rd.json.array{}; rd.json.object{}\n"
+    "  http    res = rd.http.request{url = u, method = 'POST', json = {a = 1},\n"
+    "            headers = {}, query = {}, timeout = 5, follow = true, verify = true}\n"
+    "          res.status, res.headers['content-type'], res.body, res:json()\n"
+    "  sources src = rd.connect() | rd.connect('profile') | rd.connect{kind = 'n8n', ...}\n"
+    "          for e in src:executions{scenario = 1, status = 'error'} do ... end\n"
+    "          e = src:execution(id); e:run_data(); e:retry{attempts = 3}; e:wait{timeout = 60}\n"
+    "          e:chain(); e:delete()\n"
+    "          for it in src:incomplete{reason = 'HTTP 5%d%d'} do ... end\n"
+    "          it = src:incomplete_item(id); it:blueprint(); it:bundle(); it:logs{status = 3}\n"
+    "          it:patch{blueprint = bp, failer = 2}; it:retry(); it:delete()\n"
+    "          src:retry{all = true, except = {id}, concurrency = 16, safe = true}\n"
+    "          src:delete_incomplete{all = true, confirmed = true}; src:health{scenario = 1}\n"
+    "  local   sc = src:scenario_create{name = 'x', blueprint = bp}; src:run(sc.id, {input = {}})\n"
+    "          src:scenario(id); src:scenarios(); src:scenario_update(id, {blueprint = bp})\n"
+    "  blueprint bp = rd.blueprint(t_or_json); bp:get('/flow/0/mapper/url'); bp:set(p, v)\n"
+    "          bp:remove(p); bp:merge{name = 'y'}; bp:apply{{op = 'test', path = '/name', value = 'x'}}\n"
+    "          bp:diff(other); bp:module(3).mapper.url = u; bp:modules{module = 'http:*'}\n"
+    "          bp:validate(); bp:json{pretty = true}; bp:copy()\n"
+    "  dry run rd.dry_run(true); rd.is_dry_run()     logging: rd.verbose(true)\n",
     f);
 }
 
