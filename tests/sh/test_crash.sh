@@ -5,21 +5,8 @@
 # Leases last 1 s here, so the next round takes over what a killed process
 # held. Takes about 10 s.
 set -u
-cd "$(dirname "$0")/../.."
-REDRIVE=${REDRIVE:-$PWD/build/redrive}
+. "$(dirname "$0")/lib.sh" rd-crash
 H=tests/sh/local_queue.lua
-T=$(mktemp -d /tmp/rd-crash.XXXXXX)
-SP=
-cleanup() { [ -n "$SP" ] && kill "$SP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-if [ -z "${RD_TEST_SERVER:-}" ]; then
-  "${RD_BUILD:-build}/testserver" --port-file "$T/port" >/dev/null & SP=$!
-  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-  RD_TEST_SERVER="http://127.0.0.1:$(cat "$T/port")"
-fi
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -15; }
 
 N=300
 P=crash-$$-$RANDOM

@@ -14,21 +14,8 @@
 # resolved twice, attempts = logs (tests/sh/local_queue.lua check); a patched
 # blueprint is exactly the old or the new one, never a mix.
 set -u
-cd "$(dirname "$0")/../.."
-REDRIVE=${REDRIVE:-$PWD/build/redrive}
+. "$(dirname "$0")/lib.sh" rd-rel
 Q=tests/sh/local_queue.lua
-T=$(mktemp -d /tmp/rd-rel.XXXXXX)
-SP=
-cleanup() { [ -n "$SP" ] && kill "$SP" 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-if [ -z "${RD_TEST_SERVER:-}" ]; then
-  "${RD_BUILD:-build}/testserver" --port-file "$T/port" >/dev/null & SP=$!
-  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-  RD_TEST_SERVER="http://127.0.0.1:$(cat "$T/port")"
-fi
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -15; }
 rand_ms() { echo $(( $1 + RANDOM % ($2 - $1) )); }
 msleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
