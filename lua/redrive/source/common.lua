@@ -17,12 +17,7 @@ function C.unsupported(kind, what, instead)
 end
 
 -- dry(rd, action, details, line) -> {dry_run = true, action = ..., ...}
-function C.dry(rd, action, details, line)
-  io.stderr:write("dry-run: ", line or action, "\n")
-  local r = { dry_run = true, action = action }
-  for k, v in pairs(details or {}) do r[k] = v end
-  return r
-end
+C.dry = U.dry
 
 -- ---------------------------------------------------------------------------
 -- the source skeleton
@@ -389,20 +384,7 @@ function C.progress(rd, want, total, verb)
     return { update = want, finish = function() end }
   end
   if not (want == true or (want == nil and U.stderr_is_tty())) then return nil end
-  local last, width = -1, 30
-  local function draw(s, force)
-    local now = rd.now()
-    if not force and now - last < 0.1 then return end
-    last = now
-    local done = s.succeeded + s.failed + s.skipped
-    local frac = total and total > 0 and math.min(1, done / total) or 0
-    local fill = math.floor(frac * width + 0.5)
-    io.stderr:write(string.format("\r%s [%s%s] %d/%s  ok %d  failed %d  skipped %d ", verb or "retrying",
-      string.rep("#", fill), string.rep("-", width - fill), done, total and tostring(total) or "?",
-      s.succeeded, s.failed, s.skipped))
-    io.stderr:flush()
-  end
-  return { update = draw, finish = function(s) draw(s, true); io.stderr:write("\n") end }
+  return U.progress_bar(rd, total, verb)
 end
 
 -- bulk(rd, src, opts, spec) -> summary {total, succeeded, failed, skipped, errors}

@@ -344,24 +344,6 @@ local function set_of(list, what)
   return set
 end
 
--- A progress bar on stderr: "retrying [#####-----] 120/400 ok 100 failed 15 skipped 5"
-local function progress_bar(rd, total)
-  local last, width = -1, 30
-  local function draw(s, force)
-    local now = rd.now()
-    if not force and now - last < 0.1 then return end
-    last = now
-    local done = s.succeeded + s.failed + s.skipped
-    local frac = total and total > 0 and math.min(1, done / total) or 0
-    local fill = math.floor(frac * width + 0.5)
-    io.stderr:write(string.format("\rretrying [%s%s] %d/%s  ok %d  failed %d  skipped %d ",
-      string.rep("#", fill), string.rep("-", width - fill), done, total and tostring(total) or "?",
-      s.succeeded, s.failed, s.skipped))
-    io.stderr:flush()
-  end
-  return { update = draw, finish = function(s) draw(s, true); io.stderr:write("\n") end }
-end
-
 -- Dry run of a bulk retry: read what would be retried, change nothing.
 local function dry_bulk(src, opts, except, safe)
   local rd, st = src._rd, src._st
@@ -443,7 +425,7 @@ local function bulk_retry(src, opts)
       total = st:dlq_count { scenario = scenario, resolved = false }
       if total then total = math.max(0, total - (opts.except and #opts.except or 0)) end
     end
-    bar = progress_bar(rd, total)
+    bar = U.progress_bar(rd, total)
   end
   local function tick()
     if bar then bar.update(s) end

@@ -41,6 +41,26 @@ function U.dry(rd, action, details, line)
   return r
 end
 
+-- progress_bar(rd, total, verb) -> {update(s), finish(s)}: a bar on stderr,
+-- "retrying [#####-----] 120/400  ok 100  failed 15  skipped 5", redrawn at
+-- most ten times a second; shared by every source's bulk calls.
+function U.progress_bar(rd, total, verb)
+  local last, width = -1, 30
+  local function draw(s, force)
+    local now = rd.now()
+    if not force and now - last < 0.1 then return end
+    last = now
+    local done = s.succeeded + s.failed + s.skipped
+    local frac = total and total > 0 and math.min(1, done / total) or 0
+    local fill = math.floor(frac * width + 0.5)
+    io.stderr:write(string.format("\r%s [%s%s] %d/%s  ok %d  failed %d  skipped %d ", verb or "retrying",
+      string.rep("#", fill), string.rep("-", width - fill), done, total and tostring(total) or "?",
+      s.succeeded, s.failed, s.skipped))
+    io.stderr:flush()
+  end
+  return { update = draw, finish = function(s) draw(s, true); io.stderr:write("\n") end }
+end
+
 -- Blueprint errors from bp:validate() as one message naming module and field.
 local function format_errors(errs)
   if type(errs) ~= "table" then return tostring(errs) end
