@@ -56,7 +56,8 @@ test("list: pagination, mapping, filters", function()
   eq(a.id, ITEM); eq(a.scenario, SID); eq(a.resolved, false); eq(a.attempts, 0); eq(a.size, 2048)
   match(a.reason, "DataError")
   eq(a.created, 1736910765.12)
-  eq(a.raw.retry, false)
+  eq(a.raw.retry, false); eq(items[2].raw.retry, true)
+  eq(type(a.retry), "function") -- Make's retry flag stays under .raw: item:retry() is the method
   eq(getmetatable(a).__name, "redrive.Item")
   -- page size 2: the mock repeats its page, the iterator pages by offset
   local n = 0
@@ -119,8 +120,21 @@ test("retry one, bulk retry ids / all / except, safe", function()
   s = assert(src:retry { all = true, scenario = SID, except = { "5a9c3e7b1d2f4a6c8e0b9d7f5a3c1e2b" }, progress = false })
   eq(s.total, 2); eq(s.skipped, 1); eq(s.succeeded, 1)
   match(s.errors[1].message, "resolved already")
-  s = assert(src:retry { all = true, scenario = SID, safe = false, progress = false })
-  eq(s.total, 3); eq(s.skipped, 0)
+  -- forced: Make's own {all = true, exceptIds} form, one request
+  local sent = {}
+  local rec = connect(nil, { transport = function(req)
+    sent[#sent + 1] = { method = req.method, url = req.url, query = req.query, json = req.json }
+    return rd.http.request(req)
+  end })
+  s = assert(rec:retry { all = true, scenario = SID, except = { "9d2b7f4e6a1c3e5b8f0a2d4c6e8b1a3f" }, safe = false, progress = false })
+  eq(#sent, 1); eq(sent[1].method, "POST"); match(sent[1].url, "/dlqs/retry$")
+  eq(sent[1].query.scenarioId, SID); eq(sent[1].json.all, true)
+  eq(sent[1].json.exceptIds, { "9d2b7f4e6a1c3e5b8f0a2d4c6e8b1a3f" })
+  eq(s.total, 2); eq(s.succeeded, 2); eq(s.skipped, 0) -- the ids Make queued
+  -- by ids: {ids} in one chunk, scenario from the items
+  sent = {}
+  s = assert(rec:retry { ids = { ITEM }, progress = false })
+  eq(sent[#sent].json.ids, { ITEM }); eq(sent[#sent].query.scenarioId, tostring(SID))
   check_err("invalid", "ids = ", src.retry, src, {})
   check_err("invalid", "scenario", src.retry, src, { all = true })
 end)

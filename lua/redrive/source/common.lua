@@ -1,8 +1,58 @@
--- Helpers shared by the remote sources (make, n8n, sailpoint, kaizen): the
--- source skeleton (connect options, token, client, tostring), lazy paginating
--- iterators (offset and cursor), object classes, dry-run results, safe-retry
--- checks, chain walking, health from an iterator, bulk operations at bounded
--- concurrency with a progress line.
+-- lua/redrive/source/common.lua: what every source shares (written with the
+-- remote sources make, n8n, sailpoint, kaizen; usable by the local source).
+-- `local C = require "redrive.source.common"`. The whole API:
+--
+-- Source skeleton (remote kinds)
+--   C.new_source(rd, opts, spec) -> src | nil, msg, code
+--       spec = {kind, base_url, auth = function(token) -> headers, token_required,
+--               parse_error, methods, exec_methods, item_methods}
+--       Resolves the token (opts.token / opts.token_env; profiles arrive as
+--       opts), builds the HTTP client (redrive.remote: rate, concurrency,
+--       429/5xx handling, redaction) and returns src with fields kind, name,
+--       base_url, scenario (a profile's default) and hidden _rd/_client.
+--       The token lives only in the client's closures; tostring(src) is
+--       "redrive source <kind> (<base_url>)".
+--   C.api(src, req) -> decoded JSON, res | nil, msg, code, detail
+--
+-- Object classes: executions and items are plain tables (snake_case fields,
+-- platform JSON under .raw) whose metatable carries the methods and a hidden
+-- reference to the source.
+--   C.exec_class(src, methods) -> mt     C.item_class(src, methods) -> mt
+--   setmetatable(fields, mt); C.src_of(obj) -> src
+--
+-- Lazy iterators (closures for `for x in it do`; pages fetched as consumed;
+-- a failure mid-way raises "message (code)")
+--   C.offset_iter{fetch = function(offset, n) -> list | nil, msg, code,
+--                 page, limit, offset, map, filter, stop}
+--   C.cursor_iter{fetch = function(cursor, n) -> list, next_cursor | nil, msg, code, ...}
+--   C.keyset_iter{fetch = function(after, n) -> list | nil, msg, code, key = "id", ...}
+--   C.ids_iter(ids, except_set), C.filter_iter(it, keep)
+--
+-- Results and checks
+--   C.unsupported(kind, what, instead) -> nil, msg, "unsupported"
+--   C.dry(rd, action, details, line) -> {dry_run = true, action, ...details}
+--       (and "dry-run: <line>" on stderr)
+--   C.refusal(exec) -> why a safe retry is refused (running, succeeded,
+--       already retried successfully) | nil
+--   C.wait(rd, exec, {timeout, interval, max_interval}, refresh) -> exec | nil, msg, "timeout"
+--   C.retry_attempts(rd, exec, {attempts, backoff}, once, wait) -> last exec
+--   C.chain(exec, get, {up, children}) -> {exec...} (root first; .missing)
+--   C.health(iterator, {limit}) -> {total, finished, succeeded, failed, running,
+--       success_rate, avg_duration, p95_duration, top_reasons}
+--
+-- Bulk operations
+--   C.bulk(rd, opts, spec) -> {total, succeeded, failed, skipped, errors}
+--       spec = {targets (list or iterator), total, id(t), check(t) -> refusal, code,
+--               act(t, forced) -> true | nil, msg, code, action, verb, noun, concurrency}
+--       Runs act at bounded concurrency (rd.each); safe checks skip (opts.safe
+--       ~= false); in a dry run act is not called and the summary carries
+--       dry_run = true, would_<action> = n; a progress line on stderr when it
+--       is a TTY (opts.progress = true / false / function(summary) overrides).
+--   C.progress(rd, want, total, verb), C.add_error(summary, e), C.set_of(list, what, fname)
+--   C.pattern(pat, fname): validates a Lua pattern argument
+--
+-- Small helpers: C.iso_time(text) -> Unix seconds, C.iso(t [, ms]) -> text,
+--   C.check_table, C.when, C.stderr_is_tty.
 local remote = require "redrive.remote"
 local U = require "redrive.source.local_util"
 
@@ -75,13 +125,24 @@ function C.new_source(rd, opts, spec)
     _rd = rd, _client = client, _bulk = math.tointeger(tonumber(opts.concurrency)) or 16,
   }, mt)
   src._mt = {
-    exec = { __index = spec.exec_methods, __src = src, __name = "redrive.Execution" },
-    item = { __index = spec.item_methods, __src = src, __name = "redrive.Item" },
+    exec = C.exec_class(src, spec.exec_methods or {}),
+    item = C.item_class(src, spec.item_methods or {}),
   }
   return src
 end
 
-function C.src_of(obj) return getmetatable(obj).__src end
+-- exec_class(src, methods) / item_class(src, methods) -> metatable
+function C.exec_class(src, methods)
+  return { __index = methods, __src = src, __name = "redrive.Execution" }
+end
+function C.item_class(src, methods)
+  return { __index = methods, __src = src, __name = "redrive.Item" }
+end
+
+function C.src_of(obj)
+  local mt = getmetatable(obj)
+  return type(mt) == "table" and mt.__src or nil
+end
 
 -- api(src, req) -> decoded JSON, res | nil, msg, code, detail
 function C.api(src, req) return src._client:json(req) end
@@ -160,6 +221,24 @@ function C.cursor_iter(o)
       local list, nxt, code = o.fetch(cursor, n)
       if not list then return nil, nxt, code end
       if nxt == nil or nxt == "" or nxt == require("redrive").json.null then nxt = nil end
+      return list, nxt
+    end,
+  }
+end
+
+-- keyset_iter{fetch = function(after, n) -> list | nil, msg, code, key = "id",
+--             page, limit, map, filter, stop}: pages in key order, each page
+-- asked for the records after the last key seen.
+function C.keyset_iter(o)
+  local key = o.key or "id"
+  return paged {
+    start = nil, page = o.page or 200, limit = o.limit, map = o.map, filter = o.filter, stop = o.stop,
+    cursor = true,
+    fetch = function(after, n)
+      local list, err, code = o.fetch(after, n)
+      if not list then return nil, err, code end
+      local last = list[#list]
+      local nxt = #list >= n and last and last[key] or nil
       return list, nxt
     end,
   }

@@ -12,7 +12,9 @@
 --   GET    /dlqs/{id}/logs/{logId}           item:log(log_id)
 --   PATCH  /dlqs/{id}                        item:patch{blueprint, failer}
 --   POST   /dlqs/{id}/retry                  item:retry()
---   POST   /dlqs/retry?scenarioId            src:retry{ids | all, except, scenario}
+--   POST   /dlqs/retry?scenarioId            src:retry{ids | all, except, scenario}: {ids} in chunks
+--                                            of 100 after the safe checks; {all, exceptIds} when
+--                                            all = true, safe = false
 --   DELETE /dlqs?scenarioId[&confirmed]      src:delete_incomplete{...}, item:delete()
 --   DELETE /dlqs/{id} (deprecated)           item:delete() when the scenario is unknown
 -- Make queues retries: item:retry() returns {status = "queued"}; the outcome
@@ -145,6 +147,7 @@ function Item:blueprint()
   local bp = data.response and data.response.blueprint
   if bp == nil then return nil, "make: no blueprint in the response for " .. self.id, "not_found" end
   if type(bp) == "string" then bp = src._rd.json.decode(bp) or bp end
+  if src._rd.blueprint == nil then return bp end -- no blueprint toolkit: the decoded table
   local b, berr = src._rd.blueprint(bp)
   if not b then return nil, "make: blueprint of " .. self.id .. ": " .. tostring(berr), "invalid" end
   return b
@@ -350,6 +353,23 @@ function Source:retry(opts)
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  if opts.all and not safe and not rd.is_dry_run() then
+    -- forced: Make's own bulk form, one request {all = true, exceptIds}
+    if opts.scenario == nil then return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid" end
+    local sid = scenario_id(opts.scenario, "retry")
+    local body = { all = true }
+    if opts.except and #opts.except > 0 then
+      body.exceptIds = {}
+      for i, id in ipairs(opts.except) do body.exceptIds[i] = tostring(id) end
+    end
+    local data, rerr, rcode = api(self, { method = "POST", path = "/dlqs/retry", query = { scenarioId = sid }, json = body })
+    if not data then return nil, rerr, rcode end
+    for _, id in ipairs(data.dlqs or {}) do
+      if not except[tostring(id)] then s.total = s.total + 1; s.succeeded = s.succeeded + 1 end
+    end
+    s.queued = s.succeeded
+    return s
+  end
   local targets, err, code = select_targets(self, opts, except, safe, s)
   if not targets then return nil, err, code end
   s.total = s.total + #targets
