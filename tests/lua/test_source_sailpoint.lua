@@ -59,6 +59,10 @@ test("list: statuses mapped, limit/offset pages, filters sent", function()
   eq(seen[#seen].offset, 4); eq(seen[#seen].limit, 1)
   for _ in src:executions { scenario = WF, status = "error", since = 1644192000, ["until"] = 1644278400, limit = 1 } do end
   eq(seen[#seen].filters, 'status eq "Failed" and start_time ge 2022-02-07T00:00:00.000Z and start_time lt 2022-02-08T00:00:00.000Z')
+  for _ in src:executions { scenario = WF, started = { gt = 1644192000, le = 1644278400.5, eq = 0 }, limit = 1 } do end
+  eq(seen[#seen].filters, 'start_time eq 1970-01-01T00:00:00.000Z and start_time le 2022-02-08T00:00:00.500Z and start_time gt 2022-02-07T00:00:00.000Z')
+  raises("use eq, lt, le, gt or ge", src.executions, src, { scenario = WF, started = { before = 1 } })
+  raises("Unix seconds", src.executions, src, { scenario = WF, started = { lt = "yesterday" } })
   local failed = mock("example=failedOnly")
   for e in failed:executions { scenario = WF, status = "error" } do eq(e.status, "error") end
   for _ in mock("example=empty"):executions { scenario = WF } do error("expected none") end
@@ -92,6 +96,14 @@ test("error bodies: detailCode, messages, causes, trackingId; auth; 429 Retry-Af
   local ise = mock("code=500", { retries = 1 })
   _, msg, code = ise:count_executions { scenario = WF }
   eq(code, "http"); match(msg, "500%.0 Internal Fault"); match(msg, "gave up after 2 attempts")
+  -- several locales: the English texts are kept
+  local loc = mock(nil, { transport = function()
+    local body = rd.json.encode { detailCode = "400.1 Bad Request Content", trackingId = "abc123",
+      messages = { { locale = "de-DE", text = "Ungueltig" }, { locale = "en-US", localeOrigin = "DEFAULT", text = "Invalid filter" } } }
+    return { status = 400, headers = {}, body = body, json = function() return rd.json.decode(body) end }
+  end })
+  _, msg, code = loc:count_executions { scenario = WF }
+  eq(code, "invalid"); match(msg, "Invalid filter %[trackingId abc123%]"); ok(not msg:find("Ungueltig"), msg)
   -- 429: Retry-After: 10 (seconds) is above max_wait here: a clear final error at once
   local rl = mock("code=429", { max_wait = 5 })
   local t0 = rd.now()

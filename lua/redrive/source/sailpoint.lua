@@ -6,10 +6,11 @@
 --
 -- Endpoint -> call:
 --   GET /workflows/{id}/executions?limit&offset&count&filters
---       src:executions{scenario = workflow_id, status, since, until, limit}
+--       src:executions{scenario = workflow_id, status, since, until, started, limit, page}
 --       src:count_executions{scenario, status, since, until} (X-Total-Count)
 --       src:health{scenario, since, limit}
--- Filters: since/until -> start_time ge/lt, status -> status eq (success =
+-- Filters: since/until -> start_time ge/lt, started = {eq, lt, le, gt, ge} ->
+-- start_time <op> (Unix seconds), status -> status eq (success =
 -- Completed, error = Failed, canceled = Canceled, running = Executing).
 -- Errors keep SailPoint's detailCode, messages and trackingId (quote the
 -- trackingId to SailPoint support).
@@ -22,16 +23,18 @@ local KIND = "sailpoint"
 local STATUS = { Completed = "success", Failed = "error", Canceled = "canceled", Executing = "running" }
 local REVERSE = { success = "Completed", error = "Failed", canceled = "Canceled", running = "Executing" }
 
+-- the texts of a messages[] / causes[] list ({locale, localeOrigin, text}):
+-- the English ones when several locales are there, else all of them
 local function texts(list)
-  local out = {}
-  if type(list) ~= "table" then return out end
+  local all, en = {}, {}
+  if type(list) ~= "table" then return all end
   for _, m in ipairs(list) do
     if type(m) == "table" and type(m.text) == "string" then
-      -- prefer English, else whatever locale is there
-      out[#out + 1] = m.text
+      all[#all + 1] = m.text
+      if type(m.locale) ~= "string" or m.locale:match("^[Ee][Nn]") then en[#en + 1] = m.text end
     end
   end
-  return out
+  return #en > 0 and en or all
 end
 
 -- {detailCode, trackingId, messages[{locale, text}], causes} | {error} | {message}
@@ -65,6 +68,9 @@ local function exec_obj(src, rec)
   return setmetatable(e, src._mt.exec)
 end
 
+-- filters: status eq; start_time from since (ge) / until (lt) and from
+-- started = {eq = t, lt = t, le = t, gt = t, ge = t} (Unix seconds)
+local OPS = { "eq", "lt", "le", "gt", "ge" }
 local function filters(opts)
   local f = {}
   if opts.status ~= nil then
@@ -74,6 +80,23 @@ local function filters(opts)
   end
   if opts.since then f[#f + 1] = "start_time ge " .. C.iso(opts.since, true) end
   if opts["until"] then f[#f + 1] = "start_time lt " .. C.iso(opts["until"], true) end
+  if opts.started ~= nil then
+    if type(opts.started) ~= "table" then
+      error("bad argument #1 to 'executions' (started must be a table {eq|lt|le|gt|ge = unix seconds})", 4)
+    end
+    for k in pairs(opts.started) do
+      local known = false
+      for _, op in ipairs(OPS) do if k == op then known = true end end
+      if not known then error("bad argument #1 to 'executions' (started." .. tostring(k) .. ": use eq, lt, le, gt or ge)", 4) end
+    end
+    for _, op in ipairs(OPS) do
+      local t = opts.started[op]
+      if t ~= nil then
+        if type(t) ~= "number" then error("bad argument #1 to 'executions' (started." .. op .. " must be Unix seconds)", 4) end
+        f[#f + 1] = "start_time " .. op .. " " .. C.iso(t, true)
+      end
+    end
+  end
   return #f > 0 and table.concat(f, " and ") or nil
 end
 
@@ -84,7 +107,8 @@ local function workflow(opts, fname)
   return tostring(opts.scenario)
 end
 
--- src:executions{scenario = workflow_id, status, since, until, limit, page}
+-- src:executions{scenario = workflow_id, status, since, until, started, limit, page}
+-- page: 1..250 (SailPoint's limit); offsets advance by the records received
 function Source:executions(opts)
   opts = opts or {}
   C.check_table(opts, 1, "executions")
