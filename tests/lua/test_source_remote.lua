@@ -1,8 +1,8 @@
 -- The shared HTTP machinery of the remote sources (lua/redrive/remote.lua)
--- against the loopback test server: 429 + Retry-After (seconds and HTTP
--- date), chaos (5xx and connection resets), budgets, rate and concurrency
--- caps, token redaction. Bulk runs of 2 000 items finish with every item
--- processed exactly once and no error surfaced.
+-- and the iterators of lua/redrive/source/common.lua: Retry-After and time
+-- parsing, lazy offset / cursor / keyset pages, budgets and final errors,
+-- Retry-After as an HTTP date, rate and concurrency caps, token redaction
+-- (loopback test server). The 2 000-item bulk runs are in test_ratelimit.lua.
 package.path = (os.getenv("RD_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
 local H = require "harness"
 local rd = require "redrive"
@@ -42,81 +42,63 @@ test("parsing: Retry-After, ISO times", function()
   eq(remote.timegm(2000, 3, 1, 0, 0, 0), 951868800)
 end)
 
+
+test("iterators: lazy pages (offset, cursor, keyset), limit, filter, errors", function()
+  local C = require "redrive.source.common"
+  local data = {}
+  for i = 1, 23 do data[i] = { id = string.format("%03d", i), n = i } end
+  local calls = {}
+  local it = C.offset_iter { page = 5, fetch = function(offset, n)
+    calls[#calls + 1] = offset
+    return table.move(data, offset + 1, math.min(#data, offset + n), 1, {})
+  end }
+  eq(#calls, 0) -- nothing fetched before the first value is asked for
+  eq(it().n, 1); eq(calls, { 0 })
+  local n = 1
+  for _ in it do n = n + 1 end
+  eq(n, 23); eq(calls, { 0, 5, 10, 15, 20 }) -- a short page ends the listing
+  calls = {}
+  local got = {}
+  for x in C.offset_iter { page = 10, limit = 7, fetch = function(offset, k)
+    calls[#calls + 1] = k
+    return table.move(data, offset + 1, math.min(#data, offset + k), 1, {})
+  end } do got[#got + 1] = x.n end
+  eq(#got, 7); eq(calls, { 7 }) -- limit shrinks the page
+  -- cursor: next cursor from the server; repeated records de-duplicated
+  local pages = { [""] = { { id = "a" }, { id = "b" } }, c1 = { { id = "b" }, { id = "c" } }, c2 = { { id = "d" } } }
+  local nxt = { [""] = "c1", c1 = "c2", c2 = rd.json.null }
+  got = {}
+  for x in C.cursor_iter { fetch = function(cur) return pages[cur or ""], nxt[cur or ""] end } do got[#got + 1] = x.id end
+  eq(got, { "a", "b", "c", "d" })
+  -- a cursor that repeats ends the listing
+  local k = 0
+  for _ in C.cursor_iter { fetch = function() return { { id = tostring(math.random()) } }, "same" end } do k = k + 1 end
+  eq(k, 2)
+  -- keyset: after = the last key of the page
+  local afters = {}
+  got = {}
+  for x in C.keyset_iter { page = 10, filter = function(r) return r.n % 2 == 0 end, map = function(r) return r.n end,
+    fetch = function(after, m)
+      afters[#afters + 1] = after or "-"
+      local out = {}
+      for _, r in ipairs(data) do if (not after or r.id > after) and #out < m then out[#out + 1] = r end end
+      return out
+    end } do got[#got + 1] = x end
+  eq(#got, 11); eq(afters, { "-", "010", "020" })
+  -- an error mid-way raises with its code
+  local first = true
+  local e = C.offset_iter { page = 1, fetch = function()
+    if first then first = false; return { { id = 1 } } end
+    return nil, "make: GET /dlqs: HTTP 500", "http"
+  end }
+  eq(e().id, 1)
+  raises("HTTP 500 %(http%)", e)
+end)
+
 if not SERVER then
   skip("loopback tests", "RD_TEST_SERVER not set (run through tests/run)")
   H.done()
 end
-
-test("2000 POSTs through /ratelimit: each once, no error surfaced", function()
-  local k = key("rl")
-  local c = client { concurrency = 32, rate_limit_retries = 50 }
-  local done, seen = 0, {}
-  local ids = {}
-  for i = 1, 2000 do ids[i] = i end
-  local s = rd.each(ids, function(i)
-    local res, err, code = c:request { method = "POST", path = "/ratelimit",
-      query = { key = k, rate = 1500 }, json = { item = i } }
-    assert(res, tostring(err) .. " " .. tostring(code))
-    assert(not seen[i], "item processed twice")
-    seen[i] = true
-    done = done + 1
-  end, { concurrency = 64 })
-  eq(s.failed, 0); eq(done, 2000)
-  ok(c.stats.rate_limited > 0, "the server rate-limited us")
-  -- every request the server saw is one success or one 429
-  eq(get_json("/count?key=" .. k).count, 2000 + c.stats.rate_limited)
-  eq(c.stats.requests, 2000 + c.stats.rate_limited)
-end)
-
-test("2000 GETs through /chaos (5xx, resets, 429): each once, no error surfaced", function()
-  local k = key("chaos")
-  local c = client { concurrency = 16, retries = 12, rate_limit_retries = 50 }
-  local seen = {}
-  local list = {}
-  for i = 1, 2000 do list[i] = i end
-  local s = rd.each(list, function(i)
-    local res, err, code = c:request { path = "/chaos", query = { key = k, p = 0.2, rate = 3000 } }
-    assert(res, tostring(err) .. " " .. tostring(code))
-    assert(not seen[i]); seen[i] = true
-  end, { concurrency = 32 })
-  eq(s.failed, 0)
-  local n = 0
-  for _ in pairs(seen) do n = n + 1 end
-  eq(n, 2000)
-  ok(c.stats.retries > 100, "chaos caused retries: " .. c.stats.retries)
-  -- (libcurl may resend a request on a reused connection the server reset,
-  -- and one sent on a connection being reset may never arrive: no exact count)
-  local seen_by_server = get_json("/count?key=" .. k).count
-  ok(seen_by_server >= 2000, "server count " .. seen_by_server)
-end)
-
-test("bulk retry of 2000 n8n executions through a rate-limited server: each retried once", function()
-  -- An n8n-kind source whose transport sends every call to /ratelimit (and,
-  -- once let through, records the retried id with /record), answering like n8n.
-  local k, rk = key("n8nrl"), key("n8nrec")
-  local function transport(req)
-    local id = req.url:match("/executions/(%d+)/retry$")
-    assert(req.method == "POST" and id, "only retries expected")
-    local res, err, code = rd.http.request { method = "POST", url = SERVER .. "/ratelimit",
-      query = { key = k, rate = 600 }, headers = req.headers, timeout = req.timeout }
-    if not res or res.status ~= 200 then return res, err, code end
-    assert(rd.http.request { method = "POST", url = SERVER .. "/record", query = { key = rk }, body = id })
-    local body = rd.json.encode { id = 100000 + tonumber(id), workflowId = "wf", mode = "retry", status = "running",
-      retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z" }
-    return { status = 200, headers = {}, body = body, json = function() return rd.json.decode(body) end }
-  end
-  local src = assert(rd.connect { kind = "n8n", base_url = "http://n8n.invalid/api/v1", token = TOKEN,
-    transport = transport, concurrency = 32, rate_limit_retries = 50, backoff = { base = 0.005 } })
-  local ids = {}
-  for i = 1, 2000 do ids[i] = tostring(i) end
-  local s = assert(src:retry { ids = ids, safe = false, concurrency = 64, progress = false })
-  eq(s.total, 2000); eq(s.succeeded, 2000); eq(s.failed, 0); eq(#s.errors, 0)
-  local rec = get_json("/records?key=" .. rk)
-  eq(rec.count, 2000)
-  local seen = {}
-  for _, b in ipairs(rec.bodies) do assert(not seen[b], "retried twice: " .. b); seen[b] = true end
-  ok(src._client.stats.rate_limited > 0, "rate limited on the way")
-end)
 
 test("Retry-After as an HTTP date is honoured", function()
   local k = key("date")
@@ -127,6 +109,7 @@ test("Retry-After as an HTTP date is honoured", function()
   ok(c.stats.rate_limited >= 1, "got a 429")
   ok(rd.now() - t0 >= 0.2, "waited for the date")
 end)
+
 
 test("budgets: rate_limited and http final errors; 4xx not retried", function()
   local k = key("budget")
@@ -161,6 +144,7 @@ test("budgets: rate_limited and http final errors; 4xx not retried", function()
   ok(r and r.status == 200, "GET retried after a reset")
 end)
 
+
 test("rate cap and concurrency cap", function()
   local c = client { rate = 50 }
   local t0 = rd.now()
@@ -179,6 +163,7 @@ test("rate cap and concurrency cap", function()
   rd.each(list, function() assert(cc:request { path = "/delay/20" }) end, { concurrency = 10 })
   eq(max, 3)
 end)
+
 
 test("tokens: never in fields, messages or logs", function()
   local src = assert(rd.connect { kind = "n8n", base_url = SERVER .. "/status/401?", token = TOKEN, log = true })
@@ -199,5 +184,6 @@ test("tokens: never in fields, messages or logs", function()
   local _, msg = c:request { path = "/status/401", query = { api_key = TOKEN } }
   ok(not msg:find(TOKEN, 1, true))
 end)
+
 
 H.done()
