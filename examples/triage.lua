@@ -3,9 +3,17 @@
 -- Lua pattern. The same script works on every source that has such a queue
 -- (local, make, n8n): only the profile changes.
 --
---   redrive --profile prod-make examples/triage.lua 'ConnectionError'
---   REDRIVE_PROFILE=n8n redrive examples/triage.lua '^ETIMEDOUT'
---   redrive --dry-run examples/triage.lua '.'        -- show what would be retried
+--   redrive examples/triage.lua [PROFILE] [PATTERN]
+--
+--   redrive examples/triage.lua make 'ConnectionError'
+--   redrive --profile n8n examples/triage.lua '^ETIMEDOUT'
+--   REDRIVE_PROFILE=local redrive examples/triage.lua
+--   redrive --dry-run examples/triage.lua make '.'   -- show what would be retried
+--
+-- The first argument is taken as the profile when the config file has a
+-- profile of that name; otherwise the profile comes from --profile,
+-- $REDRIVE_PROFILE or the config's default. Without a pattern nothing is
+-- retried: the groups are only listed.
 --
 -- A profile in ~/.config/redrive/config.lua (Make lists per scenario, so its
 -- profile names the scenario):
@@ -16,8 +24,11 @@
 --   } }
 local rd = require "redrive"
 
-local pattern = (arg and arg[1]) or "$^" -- default: retry nothing, just list
-local src = assert(rd.connect())
+local a1, a2 = arg and arg[1], arg and arg[2]
+local profile, pattern
+if a1 and rd.config().profiles[a1] then profile, pattern = a1, a2 else pattern = a1 end
+pattern = pattern or "$^" -- default: retry nothing, just list
+local src = assert(rd.connect(profile))
 print(string.format("source: %s (%s)", src.name, src.kind))
 
 -- group the unresolved items by reason
@@ -51,8 +62,13 @@ if #ids == 0 then
   return
 end
 local s = assert(src:retry { ids = ids, concurrency = 8 })
-print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped%s", s.total, pattern,
-  s.succeeded, s.failed, s.skipped, s.dry_run and " (dry run)" or ""))
+if s.dry_run then
+  print(string.format("dry run: would retry %d of %d matching %q, %d skipped (dry run)", s.would_retry or 0, s.total,
+    pattern, s.skipped))
+else
+  print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped", s.total, pattern,
+    s.succeeded, s.failed, s.skipped))
+end
 for i, e in ipairs(s.errors) do
   if i > 5 then print(string.format("  ... %d more", #s.errors - 5)); break end
   print(string.format("  %s: %s", tostring(e.id), tostring(e.message)))

@@ -22,9 +22,13 @@ return { profiles = {
   f:close()
 end
 
-local function triage(profile, pattern, dry)
-  local cmd = string.format("cd %q && REDRIVE_CONFIG=%q REDRIVE_PROFILE=%q %q %s examples/triage.lua %q 2>&1",
-    H.root, cfg, profile, REDRIVE, dry and "--dry-run" or "", pattern)
+-- how the profile is chosen: "arg" (redrive examples/triage.lua PROFILE PATTERN),
+-- "option" (redrive --profile PROFILE ...) or "env" (REDRIVE_PROFILE)
+local function triage(profile, pattern, dry, how)
+  how = how or "arg"
+  local cmd = string.format("cd %q && REDRIVE_CONFIG=%q %s %q %s %s examples/triage.lua %s %q 2>&1",
+    H.root, cfg, how == "env" and ("REDRIVE_PROFILE=" .. profile) or "", REDRIVE, dry and "--dry-run" or "",
+    how == "option" and ("--profile " .. profile) or "", how == "arg" and profile or "", pattern)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local ok_, _, rc = p:close()
@@ -43,7 +47,7 @@ test("local: grouped by reason, matching ones retried", function()
   for _ = 1, 3 do src:run(a.id) end
   for _ = 1, 2 do src:run(b.id) end
   src:close()
-  local out, rc = triage("local", "HTTP 500")
+  local out, rc = triage("local", "HTTP 500", false, "env")
   eq(rc, 0, out)
   match(out, "source: local %(local%)")
   match(out, "5 incomplete execution%(s%) in 2 group%(s%)")
@@ -67,11 +71,15 @@ test("make mock: same script, grouped and retried", function()
   ok(not out:find(TOKEN, 1, true))
   out, rc = triage("make", ".", true)
   eq(rc, 0, out)
-  match(out, "would retry 2"); match(out, "%(dry run%)")
+  match(out, "dry run: would retry 2 of 2 matching \"%.\", 0 skipped")
+  -- no pattern: the groups are listed, nothing is retried
+  local p = assert(io.popen(string.format("cd %q && REDRIVE_CONFIG=%q %q examples/triage.lua make 2>&1", H.root, cfg, REDRIVE)))
+  out = p:read("a"); p:close()
+  match(out, "2 incomplete execution%(s%) in 2 group%(s%)"); match(out, "nothing retried")
 end)
 
 test("n8n mock: same script, grouped and retried", function()
-  local out, rc = triage("n8n", "ETIMEDOUT")
+  local out, rc = triage("n8n", "ETIMEDOUT", false, "option")
   eq(rc, 0, out)
   match(out, "source: n8n %(n8n%)")
   match(out, "1 incomplete execution%(s%) in 1 group%(s%)")
