@@ -181,7 +181,7 @@ function R.client(rd, opts)
   end
 
   local stats = { requests = 0, retries = 0, rate_limited = 0, errors = 0 }
-  local client = { kind = kind, base_url = base, stats = stats, scrub = scrub }
+  local client = { kind = kind, base_url = scrub(base), stats = stats, scrub = scrub }
 
   -- concurrency: a counting semaphore on a condition variable
   local inflight, cv = 0, rd.cond()

@@ -310,6 +310,11 @@ test("mock: list pages, string ids, empty, incomplete", function()
   eq(n, 1)
   for e in mock("example=n8nStringIds"):executions { limit = 1 } do eq(e.scenario, "VmwOO9HeTEj20kxM") end
   for _ in mock("example=empty"):executions {} do error("expected none") end
+  -- every list filter reaches n8n (the mock validates them: a bad one is a 400)
+  local q
+  local spy = mock(nil, { transport = function(req) q = req.query; return rd.http.request(req) end })
+  for _ in spy:executions { scenario = "123", project = "p1", status = "waiting", include_data = true, limit = 1 } do end
+  eq(q.workflowId, "123"); eq(q.projectId, "p1"); eq(q.status, "waiting"); eq(q.includeData, "true"); eq(q.limit, 1)
 end)
 
 test("mock: detail with run data, retry, delete, errors", function()

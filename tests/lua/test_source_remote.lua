@@ -178,6 +178,13 @@ test("tokens: never in fields, messages or logs", function()
   end
   scan(src, 0)
   ok(not tostring(src):find(TOKEN, 1, true))
+  -- credentials inside the base URL are not kept in fields nor shown either
+  for _, url in ipairs { "https://bob:" .. TOKEN .. "@n8n.example/api/v1", "https://n8n.example/api/v1?api_key=" .. TOKEN } do
+    local u = assert(rd.connect { kind = "n8n", base_url = url, token = "another-token-123" })
+    scan(u, 0)
+    ok(not tostring(u):find(TOKEN, 1, true), tostring(u))
+    match(tostring(u), "^redrive source n8n %(https://")
+  end
   local c = client()
   -- a message that contains the token text (e.g. echoed by a server) is scrubbed
   eq(c.scrub("bad key " .. TOKEN), "bad key <redacted>")

@@ -121,7 +121,8 @@ function C.new_source(rd, opts, spec)
     __tostring = function(s) return string.format("redrive source %s (%s)", s.kind, s.base_url) end,
   }
   local src = setmetatable({
-    kind = kind, name = opts.profile or kind, base_url = base, scenario = opts.scenario,
+    -- base_url as shown: credentials in the URL (user:pass@, ?api_key=) redacted
+    kind = kind, name = opts.profile or kind, base_url = client.scrub(base), scenario = opts.scenario,
     _rd = rd, _client = client, _bulk = math.tointeger(tonumber(opts.concurrency)) or 16,
   }, mt)
   src._mt = {

@@ -88,7 +88,8 @@ local function esrc(e) return C.src_of(e) end
 
 -- list(src, opts) -> iterator of raw records (newest first, as n8n lists them)
 local function list(src, opts, map)
-  local q = { workflowId = opts.scenario and tostring(opts.scenario) or nil }
+  local q = { workflowId = opts.scenario and tostring(opts.scenario) or nil,
+    projectId = opts.project and tostring(opts.project) or nil }
   if opts.status ~= nil then
     local s = FILTER[opts.status]
     if not s then
@@ -125,7 +126,7 @@ local function list(src, opts, map)
   }
 end
 
--- src:executions{scenario (workflow id), status, mode, since, until, limit, include_data}
+-- src:executions{scenario (workflow id), project, status, mode, since, until, limit, include_data}
 function Source:executions(opts)
   opts = opts or {}
   C.check_table(opts, 1, "executions")
