@@ -183,6 +183,45 @@ test("errors: 401 / 403 auth, 404, 429 budget, no token in messages", function()
   eq(require("redrive.cli").classify(msg), "connect")
 end)
 
+test("every call surfaces Make's error body (403, 404, 429)", function()
+  local calls = {
+    list = function(src) for _ in src:incomplete { scenario = SID } do end end,
+    detail = function(src) return src:incomplete_item(ITEM) end,
+    blueprint = function(_, it) return it:blueprint() end,
+    bundle = function(_, it) return it:bundle() end,
+    logs = function(_, it) for _ in it:logs {} do end end,
+    log = function(_, it) return it:log("7c1e3a5b9d2f4e6a8b0c1d3e5f7a9b2c") end,
+    patch = function(_, it) return it:patch { failer = 1 } end,
+    retry = function(_, it) return it:retry { safe = false } end,
+    bulk_retry = function(src) return src:retry { all = true, scenario = SID, safe = false, progress = false } end,
+    delete = function(src) return src:delete_incomplete { scenario = SID, ids = { ITEM } } end,
+    delete_one = function(_, it) return it:delete() end,
+  }
+  local per_status = {
+    ["403"] = { code = "auth", text = "HTTP 403 Forbidden %(auth refused%): Access denied%. %[SC403%]" },
+    ["404"] = { code = "not_found", text = "HTTP 404" },
+    ["429"] = { code = "rate_limited", text = "rate limited %(HTTP 429%)" },
+  }
+  for status, want in pairs(per_status) do
+    local src = connect("code=" .. status, { rate_limit_retries = 0 })
+    for name, f in pairs(calls) do
+      if not (status == "404" and (name == "list" or name == "bulk_retry" or name == "delete")) then -- no {dlqId}: no 404 declared
+        local it = setmetatable({ id = ITEM }, src._mt.item) -- no scenario: item:delete() uses DELETE /dlqs/{id}
+        local ok_, r, msg, code = pcall(f, src, it)
+        if ok_ then
+          eq(r, nil, name .. " " .. status); eq(code, want.code, name .. " " .. status)
+        else
+          msg = r -- an iterator raises "message (code)"
+          match(msg, "%(" .. want.code .. "%)", name .. " " .. status)
+        end
+        match(msg, want.text, name .. " " .. status)
+        match(msg, "^make: [A-Z]+ /dlqs", name)
+        no_token(msg)
+      end
+    end
+  end
+end)
+
 test("dry run: reads happen, nothing mutating is sent", function()
   local methods = {}
   local src = connect(nil, { transport = function(req)
