@@ -126,6 +126,10 @@ test("fake: cursor pagination, filters, mapping", function()
   for _ in src:executions { limit = 3 } do n = n + 1 end
   eq(n, 3)
   raises("status filter", src.executions, src, { status = "warning" })
+  -- a profile's scenario is the default workflow
+  n = 0
+  for e in fsrc(F, { scenario = "other" }):executions {} do n = n + 1; eq(e.scenario, "other") end
+  eq(n, 1)
   -- incomplete: failed without successful retry; reason pattern
   n = 0
   for it in src:incomplete { scenario = "wf1", reason = "^HTTP 410" } do

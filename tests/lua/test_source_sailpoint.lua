@@ -63,6 +63,11 @@ test("list: statuses mapped, limit/offset pages, filters sent", function()
   eq(seen[#seen].filters, 'start_time eq 1970-01-01T00:00:00.000Z and start_time le 2022-02-08T00:00:00.500Z and start_time gt 2022-02-07T00:00:00.000Z')
   raises("use eq, lt, le, gt or ge", src.executions, src, { scenario = WF, started = { before = 1 } })
   raises("Unix seconds", src.executions, src, { scenario = WF, started = { lt = "yesterday" } })
+  -- a profile's scenario is the default workflow
+  local dflt = mock(nil, { scenario = WF })
+  local k = 0
+  for _ in dflt:executions { limit = 2 } do k = k + 1 end
+  eq(k, 2)
   local failed = mock("example=failedOnly")
   for e in failed:executions { scenario = WF, status = "error" } do eq(e.status, "error") end
   for _ in mock("example=empty"):executions { scenario = WF } do error("expected none") end

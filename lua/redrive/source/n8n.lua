@@ -88,7 +88,9 @@ local function esrc(e) return C.src_of(e) end
 
 -- list(src, opts) -> iterator of raw records (newest first, as n8n lists them)
 local function list(src, opts, map)
-  local q = { workflowId = opts.scenario and tostring(opts.scenario) or nil,
+  local wf = opts.scenario
+  if wf == nil then wf = src.scenario end -- the profile's default workflow
+  local q = { workflowId = wf and tostring(wf) or nil,
     projectId = opts.project and tostring(opts.project) or nil }
   if opts.status ~= nil then
     local s = FILTER[opts.status]

@@ -100,11 +100,14 @@ local function filters(opts)
   return #f > 0 and table.concat(f, " and ") or nil
 end
 
-local function workflow(opts, fname)
-  if opts.scenario == nil then
+-- the workflow id: opts.scenario, else the profile's `scenario`
+local function workflow(src, opts, fname)
+  local wf = opts.scenario
+  if wf == nil then wf = src.scenario end
+  if wf == nil then
     error("bad argument #1 to '" .. fname .. "' (sailpoint: scenario = <workflow id> required)", 3)
   end
-  return tostring(opts.scenario)
+  return tostring(wf)
 end
 
 -- src:executions{scenario = workflow_id, status, since, until, started, limit, page}
@@ -112,7 +115,7 @@ end
 function Source:executions(opts)
   opts = opts or {}
   C.check_table(opts, 1, "executions")
-  local wf = workflow(opts, "executions")
+  local wf = workflow(self, opts, "executions")
   local f = filters(opts)
   local page = math.max(1, math.min(250, opts.page or 250))
   return C.offset_iter {
@@ -130,7 +133,7 @@ end
 -- src:count_executions{scenario, status, since, until} -> n (X-Total-Count)
 function Source:count_executions(opts)
   opts = opts or {}
-  local wf = workflow(opts, "count_executions")
+  local wf = workflow(self, opts, "count_executions")
   local res, err, code = self._client:request { path = "/workflows/" .. wf .. "/executions",
     query = { limit = 1, offset = 0, count = "true", filters = filters(opts) } }
   if not res then return nil, err, code end
@@ -143,8 +146,8 @@ end
 function Source:health(opts)
   opts = opts or {}
   C.check_table(opts, 1, "health")
-  workflow(opts, "health")
-  local h = C.health(self:executions { scenario = opts.scenario, since = opts.since, limit = opts.max or 10000 }, opts)
+  local wf = workflow(self, opts, "health")
+  local h = C.health(self:executions { scenario = wf, since = opts.since, limit = opts.max or 10000 }, opts)
   h.source = "listing"
   return h
 end
