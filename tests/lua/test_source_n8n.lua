@@ -229,8 +229,10 @@ test("fake: bulk retry of 5000 failed executions, each once; summary; delete", f
   local G = fake_n8n()
   local a, b = G.add { status = "error" }, G.add { status = "error" }
   local gs = fsrc(G)
-  s = assert(gs:retry { all = true, except = { tostring(a.id) }, progress = false })
+  local updates = {}
+  s = assert(gs:retry { all = true, except = { tostring(a.id) }, progress = function(x) updates[#updates + 1] = x.succeeded end })
   eq(s.total, 1); eq(G.retried[tostring(b.id)], 1); eq(G.retried[tostring(a.id)], nil)
+  eq(updates, { 1 }) -- progress = function(summary) is called as items finish
   -- delete
   check_err("invalid", "confirmed", gs.delete_incomplete, gs, { all = true })
   local d = assert(gs:delete_incomplete { ids = { tostring(a.id) } })
