@@ -15,7 +15,9 @@
 --   POST   /dlqs/retry?scenarioId            src:retry{ids | all, except, scenario}: {ids} in chunks
 --                                            of 100 after the safe checks; {all, exceptIds} when
 --                                            all = true, safe = false
---   DELETE /dlqs?scenarioId[&confirmed]      src:delete_incomplete{...}, item:delete()
+--   DELETE /dlqs?scenarioId[&confirmed]      src:delete_incomplete{ids | all, confirmed, except, scenario}
+--                                            (ids without scenario: each item read for its
+--                                            scenario, one DELETE per scenario), item:delete()
 --   DELETE /dlqs/{id} (deprecated)           item:delete() when the scenario is unknown
 -- Make queues retries: item:retry() returns {status = "queued"}; the outcome
 -- shows up later in item:logs().
@@ -430,14 +432,45 @@ function Source:delete_incomplete(opts)
   if opts.all and opts.confirmed ~= true then
     return nil, "refusing to delete all incomplete executions without confirmed = true (Make would answer IM004)", "invalid"
   end
+  if opts.scenario == nil and opts.all then
+    return nil, "make: delete_incomplete{all = true} needs scenario = <scenario id> (DELETE /dlqs is per scenario)", "invalid"
+  end
   if opts.scenario == nil then
-    return nil, "make: delete_incomplete needs scenario = <scenario id> (DELETE /dlqs is per scenario)", "invalid"
+    -- ids only: read each item for its scenario, then one DELETE per scenario
+    local except = C.set_of(opts.except, "except", "delete_incomplete")
+    C.set_of(opts.ids, "ids", "delete_incomplete")
+    local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+    local targets = select_targets(self, { ids = opts.ids, concurrency = opts.concurrency }, except, false, s)
+    local groups, order = {}, {}
+    for _, t in ipairs(targets) do
+      local k = tostring(t.scenario)
+      if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+      table.insert(groups[k], t.id)
+    end
+    local r = { deleted = 0, ids = {}, errors = s.errors }
+    if rd.is_dry_run() then
+      return C.dry(rd, "delete", { deleted = 0, would_delete = #targets, errors = s.errors },
+        string.format("would delete %d make incomplete execution(s) in %d scenario(s)", #targets, #order))
+    end
+    for _, k in ipairs(order) do
+      local g, gerr, gcode = self:delete_incomplete { scenario = k, ids = groups[k] }
+      if g then
+        r.deleted = r.deleted + g.deleted
+        for _, id in ipairs(g.ids) do r.ids[#r.ids + 1] = id end
+      else
+        for _, id in ipairs(groups[k]) do C.add_error(r, { id = id, message = gerr, code = gcode }) end
+      end
+    end
+    return r
   end
   local sid = scenario_id(opts.scenario, "delete_incomplete")
   local body = {}
   if opts.all then
     body.all = true
-    if opts.except then body.exceptIds = opts.except end
+    if opts.except and #opts.except > 0 then
+      body.exceptIds = {}
+      for i, id in ipairs(opts.except) do body.exceptIds[i] = tostring(id) end
+    end
   else
     local except = C.set_of(opts.except, "except", "delete_incomplete")
     body.ids = {}
@@ -458,6 +491,12 @@ function Source:delete_incomplete(opts)
   local data, err, code = api(self, { method = "DELETE", path = "/dlqs", query = q, json = body })
   if not data then return nil, err, code end
   local ids = data.dlqs or {}
+  if body.ids then -- count what was asked for (Make answers with the deleted ids)
+    local asked, kept = {}, {}
+    for _, id in ipairs(body.ids) do asked[id] = true end
+    for _, id in ipairs(ids) do if asked[tostring(id)] then kept[#kept + 1] = tostring(id) end end
+    ids = kept
+  end
   return { deleted = #ids, ids = ids, errors = {} }
 end
 
