@@ -27,7 +27,8 @@
 -- Retries: a 429 is always retried (the request was refused, not performed),
 -- waiting for Retry-After (seconds or an HTTP date) or else exponential
 -- backoff with jitter; while a 429 wait is pending every request of the
--- client waits too. 5xx answers, timeouts and broken connections are retried
+-- client waits too. A retried 5xx that carries Retry-After waits that long
+-- (at most max_wait). 5xx answers, timeouts and broken connections are retried
 -- only for idempotent requests (GET, HEAD, PUT, DELETE, or idempotent = true);
 -- a refused connection is retried for any request (nothing was sent). Each
 -- request has its own budget; when it is spent the error says so.
@@ -288,6 +289,9 @@ function R.client(rd, opts)
       elseif res.status >= 500 and idem and n_err < retries then
         n_err = n_err + 1
         wait, why = backoff(n_err), "HTTP " .. res.status
+        -- a 503 may say when to come back: honoured up to max_wait
+        local ra = R.retry_after(res.headers and res.headers["retry-after"], rd.time())
+        if ra and ra > wait then wait = math.min(ra, max_wait) end
       else
         stats.errors = stats.errors + 1
         local data = res:json()

@@ -95,6 +95,27 @@ test("iterators: lazy pages (offset, cursor, keyset), limit, filter, errors", fu
   raises("HTTP 500 %(http%)", e)
 end)
 
+test("503 with Retry-After: waited for (capped by max_wait), then retried", function()
+  local n, times = 0, {}
+  local function fake(ra)
+    return function()
+      n = n + 1
+      times[#times + 1] = rd.now()
+      if n % 2 == 1 then return { status = 503, headers = { ["retry-after"] = ra }, body = "", json = function() end } end
+      return { status = 200, headers = {}, body = "{}", json = function() return {} end }
+    end
+  end
+  local c = remote.client(rd, { kind = "t", base_url = "http://x.invalid", transport = fake("0.3"),
+    backoff = { base = 0.001, max = 0.001 } })
+  assert(c:request { path = "/a" })
+  ok(times[2] - times[1] >= 0.28, "waited for Retry-After: " .. (times[2] - times[1]))
+  times = {}
+  c = remote.client(rd, { kind = "t", base_url = "http://x.invalid", transport = fake("3600"), max_wait = 0.1,
+    backoff = { base = 0.001, max = 0.001 } })
+  assert(c:request { path = "/b" })
+  ok(times[2] - times[1] < 0.5, "capped by max_wait: " .. (times[2] - times[1]))
+end)
+
 if not SERVER then
   skip("loopback tests", "RD_TEST_SERVER not set (run through tests/run)")
   H.done()
