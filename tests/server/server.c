@@ -382,15 +382,16 @@ static void record_add(entry *e, const char *p, size_t n) {
   b->n = n;
 }
 
-/* Token bucket of `rate` tokens per second holding at most max(rate, 1):
- * takes a token and returns 0, or returns the whole seconds (>= 1) until one
- * is available. */
-static uint64_t bucket_take(entry *e, double rate) {
+/* Token bucket of `rate` tokens per second holding at most max(rate, 1),
+ * starting with `initial` tokens (< 0: full): takes a token and returns 0,
+ * or returns the whole seconds (>= 1) until one is available. A test that
+ * must see a 429 whatever its speed starts the bucket empty (burst=0). */
+static uint64_t bucket_take(entry *e, double rate, double initial) {
   uint64_t now = uv_hrtime();
   double cap = rate < 1 ? 1 : rate;
   if (!e->has_bucket) {
     e->has_bucket = true;
-    e->tokens = cap;
+    e->tokens = initial < 0 || initial > cap ? cap : initial;
   } else {
     e->tokens += (double)(now - e->last_ns) / 1e9 * rate;
     if (e->tokens > cap) e->tokens = cap;
@@ -1048,7 +1049,7 @@ static void h_garbage(conn *c, req *r, uint64_t arg) {
 /* 429 with Retry-After (whole seconds, or an HTTP-date with retry_after=date)
  * when e's bucket is empty; returns whether it answered. */
 static bool rate_limited(const req *r, entry *e, double rate) {
-  uint64_t wait = bucket_take(e, rate);
+  uint64_t wait = bucket_take(e, rate, qdbl(r, "burst", -1));
   if (!wait) return false;
   char date[64];
   const param *ra = qget(r, "retry_after");
@@ -1262,7 +1263,7 @@ static const route routes[] = {
   ROUTE("/chunked", false, h_chunked),
   ROUTE("/garbage", false, h_garbage),
   ROUTE("/flaky", false, h_flaky),               /* ?key&fail=N&code=C|reset */
-  ROUTE("/ratelimit", false, h_ratelimit),       /* ?key&rate=R[&retry_after=date] */
+  ROUTE("/ratelimit", false, h_ratelimit),       /* ?key&rate=R[&burst=B][&retry_after=date] */
   ROUTE("/chaos", false, h_chaos),               /* ?key&p=P[&rate=R] */
   ROUTE("/record", false, h_record),             /* POST ?key: keep the body */
   ROUTE("/records", false, h_records),           /* ?key: the kept bodies */
