@@ -11,6 +11,7 @@
  *    gives the result (diff/apply inverse);
  *  - rd_json_pointer_get / set / remove with POINTER.
  */
+#define FUZZ_TARGET "fuzz_blueprint"
 #include "fuzz_common.h"
 
 #include "redrive.h"
@@ -20,27 +21,6 @@
 
 static rd_blueprint_registry_t *reg;
 
-static void check(int cond, const char *what) {
-  if (!cond) {
-    fprintf(stderr, "fuzz_blueprint: property violated: %s\n", what);
-    abort();
-  }
-}
-
-/* 1 if some object in j has two members with the same name. rd_json_equal
- * looks members up by name, so such documents do not even equal themselves
- * (reported; the decoder accepts duplicates, as cJSON does): equality
- * properties are only checked without them. */
-static int dup_keys(const cJSON *j) {
-  for (const cJSON *c = j->child; c; c = c->next) {
-    if (cJSON_IsObject(j))
-      for (const cJSON *d = c->next; d; d = d->next)
-        if (c->string && d->string && strcmp(c->string, d->string) == 0) return 1;
-    if (dup_keys(c)) return 1;
-  }
-  return 0;
-}
-
 static cJSON *parse(const unsigned char *d, size_t n) {
   if (n == 0) return NULL;
   return cJSON_ParseWithLength((const char *)d, n);
@@ -48,7 +28,7 @@ static cJSON *parse(const unsigned char *d, size_t n) {
 
 static int count_cb(const cJSON *module, const char *pointer, void *ud) {
   (void)module;
-  check(pointer && pointer[0] == '/', "walk pointer");
+  FUZZ_CHECK(pointer && pointer[0] == '/', "walk pointer");
   (*(int *)ud)++;
   return 0;
 }
@@ -82,20 +62,20 @@ static void validate(const cJSON *doc) {
   size_t n = 0;
   rd_err err = {0};
   int r = rd_blueprint_validate(doc, reg, &p, &n, &err);
-  check(r == 0 || r == RD_ENOMEM, "validate fails only for memory");
+  FUZZ_CHECK(r == 0 || r == RD_ENOMEM, "validate fails only for memory");
   for (size_t i = 0; r == 0 && i < n; i++) {
-    check(p[i].message && p[i].message[0], "problem without a message");
-    check(p[i].pointer != NULL, "problem without a pointer");
+    FUZZ_CHECK(p[i].message && p[i].message[0], "problem without a message");
+    FUZZ_CHECK(p[i].pointer != NULL, "problem without a pointer");
   }
   if (r == 0) rd_blueprint_problems_free(p, n);
   int count = 0;
   r = rd_blueprint_each_module(doc, count_cb, &count, &err);
-  check(r == 0 || r == RD_EINVALID || r == RD_ENOMEM, "walk result");
+  FUZZ_CHECK(r == 0 || r == RD_EINVALID || r == RD_ENOMEM, "walk result");
   for (int64_t id = 0; id < 4; id++) {
     char *ptr = NULL;
     if (rd_blueprint_find_module(doc, id, &ptr, &err) == 0) {
       const cJSON *m = NULL;
-      check(rd_json_pointer_get(doc, ptr, &m, &err) == 0, "find_module pointer resolves");
+      FUZZ_CHECK(rd_json_pointer_get(doc, ptr, &m, &err) == 0, "find_module pointer resolves");
       free(ptr);
     }
   }
@@ -108,9 +88,9 @@ static void patch(const cJSON *doc, const cJSON *ops) {
   cJSON *before = copy;
   int r = rd_json_patch_apply(&copy, ops, &err);
   if (r != 0) {
-    check(copy == before, "failed patch replaced the document");
-    check(dup_keys(doc) || rd_json_equal(copy, doc), "failed patch changed the document");
-    check(err.msg[0] != 0, "patch error without a message");
+    FUZZ_CHECK(copy == before, "failed patch replaced the document");
+    FUZZ_CHECK(fuzz_dup_keys(doc) || rd_json_equal(copy, doc), "failed patch changed the document");
+    FUZZ_CHECK(err.msg[0] != 0, "patch error without a message");
   } else {
     /* the diff of the two documents turns one into the other */
     cJSON *d = NULL;
@@ -119,9 +99,9 @@ static void patch(const cJSON *doc, const cJSON *ops) {
       if (again) {
         int r2 = rd_json_patch_apply(&again, d, &err);
         if (r2 != 0) fprintf(stderr, "diff does not apply: %s\n", err.msg);
-        check(r2 == 0 || r2 == RD_ENOMEM || dup_keys(doc), "diff applies");
-        if (r2 == 0 && !dup_keys(doc) && !dup_keys(copy))
-          check(rd_json_equal(again, copy), "diff + apply gives the target");
+        FUZZ_CHECK(r2 == 0 || r2 == RD_ENOMEM || fuzz_dup_keys(doc), "diff applies");
+        if (r2 == 0 && !fuzz_dup_keys(doc) && !fuzz_dup_keys(copy))
+          FUZZ_CHECK(rd_json_equal(again, copy), "diff + apply gives the target");
         cJSON_Delete(again);
       }
       cJSON_Delete(d);
@@ -137,13 +117,13 @@ static void pointer(const cJSON *doc, const char *ptr) {
   rd_err err = {0};
   const cJSON *v = NULL;
   int r = rd_json_pointer_get(doc, ptr, &v, &err);
-  check(r == 0 || r == RD_EINVALID || r == RD_ENOT_FOUND, "pointer get result");
+  FUZZ_CHECK(r == 0 || r == RD_EINVALID || r == RD_ENOT_FOUND, "pointer get result");
   cJSON *copy = cJSON_Duplicate(doc, 1);
   if (!copy) return;
   cJSON *val = cJSON_CreateString("x");
   if (rd_json_pointer_set(&copy, ptr, val, &err) == 0) {
     const cJSON *got = NULL;
-    check(rd_json_pointer_get(copy, ptr, &got, &err) == 0 || strstr(ptr, "-"),
+    FUZZ_CHECK(rd_json_pointer_get(copy, ptr, &got, &err) == 0 || strstr(ptr, "-"),
           "set then get");
   } else {
     cJSON_Delete(val);

@@ -5,6 +5,7 @@
 #ifndef RD_FUZZ_COMMON_H
 #define RD_FUZZ_COMMON_H
 
+#include <cJSON.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -47,6 +48,30 @@ static size_t fuzz_split(const unsigned char *d, size_t n, unsigned char sep,
   *rest = p + 1;
   *rest_n = n - (size_t)(p - d) - 1;
   return (size_t)(p - d);
+}
+
+
+/* Abort with the target's name when a property does not hold. */
+#define FUZZ_CHECK(cond, what)                                                  \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      fprintf(stderr, "%s: property violated: %s\n", FUZZ_TARGET, (what));     \
+      abort();                                                                  \
+    }                                                                           \
+  } while (0)
+
+/* 1 if some object in j has two members with the same name. rd_json_equal
+ * looks members up by name, so such documents do not even equal themselves
+ * (the decoder accepts duplicates, as cJSON does): equality properties are
+ * only checked without them. */
+static inline int fuzz_dup_keys(const cJSON *j) {
+  for (const cJSON *c = j->child; c; c = c->next) {
+    if (cJSON_IsObject(j))
+      for (const cJSON *d = c->next; d; d = d->next)
+        if (c->string && d->string && strcmp(c->string, d->string) == 0) return 1;
+    if (fuzz_dup_keys(c)) return 1;
+  }
+  return 0;
 }
 
 #endif

@@ -10,6 +10,7 @@
  *  4. the same bytes through rd.json.decode / rd.json.encode in Lua never
  *     raise: they return a value or nil, message, "invalid".
  */
+#define FUZZ_TARGET "fuzz_json"
 #include "fuzz_common.h"
 
 #include "lua/lrd.h"
@@ -20,31 +21,10 @@
 
 static lua_State *L;
 
-static void check(int cond, const char *what) {
-  if (!cond) {
-    fprintf(stderr, "fuzz_json: property violated: %s\n", what);
-    abort();
-  }
-}
-
 /* rd_json_equal, except that numbers may differ in their last bits: cJSON
  * 1.7.15 prints a number with %1.15g whenever that reads back within a
  * relative DBL_EPSILON, so 0.1 + 0.2 prints as 0.3 and 2^53 as
  * 9.00719925474099e+15 (reported; see tests/c/test_regress_json.c). */
-/* 1 if some object in j has two members with the same name. rd_json_equal
- * looks members up by name, so such documents do not even equal themselves
- * (reported; the decoder accepts duplicates, as cJSON does): equality
- * properties are only checked without them. */
-static int dup_keys(const cJSON *j) {
-  for (const cJSON *c = j->child; c; c = c->next) {
-    if (cJSON_IsObject(j))
-      for (const cJSON *d = c->next; d; d = d->next)
-        if (c->string && d->string && strcmp(c->string, d->string) == 0) return 1;
-    if (dup_keys(c)) return 1;
-  }
-  return 0;
-}
-
 static int close_enough(const cJSON *a, const cJSON *b) {
   if (cJSON_IsNumber(a) && cJSON_IsNumber(b)) {
     double x = a->valuedouble, y = b->valuedouble, m = fabs(x) > fabs(y) ? fabs(x) : fabs(y);
@@ -82,12 +62,12 @@ static int bridge(lua_State *L) {
   cJSON *j = lua_touserdata(L, 1);
   rd_err err = {0};
   if (rd__json_push(L, j, &err) != 0) {
-    check(err.code == RD_EINVALID || err.code == RD_ENOMEM, "push error code");
+    FUZZ_CHECK(err.code == RD_EINVALID || err.code == RD_ENOMEM, "push error code");
     return 0;
   }
   cJSON *back = rd__json_from_lua(L, -1, &err);
   if (!back) {
-    check(err.code != 0 && err.msg[0], "from_lua error without message");
+    FUZZ_CHECK(err.code != 0 && err.msg[0], "from_lua error without message");
     return 0;
   }
   char *s = cJSON_PrintUnformatted(back);
@@ -95,8 +75,8 @@ static int bridge(lua_State *L) {
     rd_err e2 = {0};
     cJSON *again = rd__json_parse(s, strlen(s), &e2);
     if (!again) fprintf(stderr, "reparse of %s: %s\n", s, e2.msg);
-    check(again != NULL, "printed bridge result does not parse");
-    check(dup_keys(back) || close_enough(back, again),
+    FUZZ_CHECK(again != NULL, "printed bridge result does not parse");
+    FUZZ_CHECK(fuzz_dup_keys(back) || close_enough(back, again),
           "bridge result changes when printed and parsed");
     cJSON_Delete(again);
     cJSON_free(s);
@@ -139,15 +119,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cJSON *j = rd__json_parse(text, size, &err);
   free(text);
   if (!j) {
-    check(err.code == RD_EINVALID, "parse error code");
-    check(strstr(err.msg, "byte") != NULL, "parse error names no position");
+    FUZZ_CHECK(err.code == RD_EINVALID, "parse error code");
+    FUZZ_CHECK(strstr(err.msg, "byte") != NULL, "parse error names no position");
   } else {
     (void)rd_json_depth(j, RD_JSON_MAX_DEPTH);
     char *s = cJSON_PrintUnformatted(j);
     if (s) {
       cJSON *again = cJSON_Parse(s);
-      check(again != NULL, "cJSON output does not parse");
-      check(dup_keys(j) || nonfinite(j) || close_enough(j, again), "cJSON print/parse round trip");
+      FUZZ_CHECK(again != NULL, "cJSON output does not parse");
+      FUZZ_CHECK(fuzz_dup_keys(j) || nonfinite(j) || close_enough(j, again), "cJSON print/parse round trip");
       cJSON_Delete(again);
       cJSON_free(s);
     }
