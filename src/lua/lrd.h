@@ -112,6 +112,9 @@ rd_task *rd__task_current(lua_State *L);
 void rd__rt_interrupt(rd_rt *rt);
 /* Schedule h->fn (once) before the loop next polls; idempotent. */
 void rd__rt_before_poll(rd_rt *rt, rd_hook *h);
+/* Run every scheduled hook now (e.g. commit every open group commit before
+ * another connection to the same file asks for the write lock). */
+void rd__rt_run_hooks(rd_rt *rt);
 /* Unschedule h if it is scheduled. */
 void rd__rt_cancel_hook(rd_rt *rt, rd_hook *h);
 /* Run the loop until no task or handle is left. Raises on nested use. */

@@ -110,7 +110,12 @@ static rd_store_t *check_store(lua_State *L) {
  * become part of (and durable only with) a later transaction. */
 static rd_store_t *check_store_w(lua_State *L) {
   rd_store_t *st = check_store(L);
-  if (rd_store_in_batch(st)) flush(to_lstore(L));
+  lstore *u = to_lstore(L);
+  if (rd_store_in_batch(st)) flush(u);
+  /* another store of this process (the same file opened twice) may hold the
+   * write lock in its own batch: commit it first, or we would wait on it
+   * for the whole busy timeout while it cannot commit */
+  rd__rt_run_hooks(u->rt ? u->rt : (u->rt = rd__rt(L)));
   return st;
 }
 
@@ -118,6 +123,7 @@ static rd_store_t *check_store_w(lua_State *L) {
 static int batch_join(lua_State *L, lstore *u, rd_err *err) {
   if (!u->rt) u->rt = rd__rt(L);
   if (!rd_store_in_batch(u->st)) {
+    rd__rt_run_hooks(u->rt); /* other stores' batches first (see check_store_w) */
     int r = rd_store_batch_begin(u->st, err);
     if (r) return r;
   }
@@ -696,8 +702,10 @@ static int l_record(lua_State *L) {
   int batched = rd__task_current(L) != NULL;
   if (batched) {
     if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
-  } else if (rd_store_in_batch(st)) {
-    flush(u);
+  } else {
+    if (rd_store_in_batch(st)) flush(u);
+    if (!u->rt) u->rt = rd__rt(L);
+    rd__rt_run_hooks(u->rt);
   }
   if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
   if (batched) return batch_wait_commit(L, u, eid, fd.t ? did : NULL);
@@ -883,8 +891,10 @@ static int l_retry_done(lua_State *L) {
   int batched = rd__task_current(L) != NULL;
   if (batched) {
     if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
-  } else if (rd_store_in_batch(st)) {
-    flush(u);
+  } else {
+    if (rd_store_in_batch(st)) flush(u);
+    if (!u->rt) u->rt = rd__rt(L);
+    rd__rt_run_hooks(u->rt);
   }
   if (rd_store_retry_done(st, dlq_id, owner, &e, success, &log, eid, &err))
     return rd__lua_pusherr(L, &err);

@@ -458,11 +458,7 @@ static void unlink_hook(rd_rt *rt, rd_hook *h) {
 
 static void on_prepare(uv_prepare_t *p) {
   rd_rt *rt = p->data;
-  while (rt->hooks) {
-    rd_hook *h = rt->hooks;
-    unlink_hook(rt, h);
-    h->fn(h);
-  }
+  rd__rt_run_hooks(rt);
   uv_prepare_stop(&rt->prep);
 }
 
@@ -475,6 +471,14 @@ void rd__rt_before_poll(rd_rt *rt, rd_hook *h) {
   h->linked = 1;
   if (!uv_is_active((uv_handle_t *)&rt->prep)) {
     if (!uv_is_closing((uv_handle_t *)&rt->prep)) uv_prepare_start(&rt->prep, on_prepare);
+  }
+}
+
+void rd__rt_run_hooks(rd_rt *rt) {
+  while (rt->hooks) {
+    rd_hook *h = rt->hooks;
+    unlink_hook(rt, h);
+    h->fn(h);
   }
 }
 

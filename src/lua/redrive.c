@@ -65,11 +65,7 @@ static int l_rt_gc(lua_State *L) {
   if (rt->closing) return 0;
   rt->closing = 1;
   rd__rt_cancel_all(rt);
-  while (rt->hooks) { /* e.g. a pending group commit: run it now */
-    rd_hook *h = rt->hooks;
-    rd__rt_cancel_hook(rt, h);
-    h->fn(h);
-  }
+  rd__rt_run_hooks(rt); /* e.g. a pending group commit: run it now */
   if (rt->http) rd_http_close(rt->http);
   rt->http = NULL;
   uv_run(&rt->loop, UV_RUN_NOWAIT);

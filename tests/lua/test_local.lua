@@ -590,4 +590,24 @@ test("local-9.1 health: 70 successes, 30 failures with two reasons", function()
   eq(#assert(src:health { scenario = sc.id, limit = 1 }).top_reasons, 1)
 end)
 
+test("local-9.1 two sources on one store file write concurrently (group commits do not block each other)", function()
+  local db = H.tmpname(".db")
+  local a = assert(rd.connect { kind = "local", db = db })
+  local b = assert(rd.connect { kind = "local", db = db })
+  local sc = assert(a:scenario_create { name = "two", blueprint = { name = "two", flow = {
+    { id = 1, module = "http:ActionSendData", mapper = { url = S .. "/ok", method = "get" } } } } })
+  local waited = 0
+  local r = assert(rd.all {
+    function() for _ = 1, 30 do assert(a:run(sc.id)) end end,
+    function() for _ = 1, 30 do assert(b:run(sc.id)) end end,
+    function() -- the loop keeps turning: a store waiting on the other's lock would block it
+      for _ = 1, 5 do rd.sleep(0.001); waited = waited + 1 end
+    end,
+  })
+  eq(#r, 0)
+  eq(waited, 5)
+  eq(#collect(b:executions { scenario = sc.id, limit = 100 }), 60)
+  a:close(); b:close()
+end)
+
 H.done()
