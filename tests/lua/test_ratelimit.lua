@@ -6,25 +6,9 @@
 package.path = (os.getenv("RD_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
 local H = require "harness"
 local rd = require "redrive"
-local remote = require "redrive.remote"
-local SERVER = H.server
-local TOKEN = "remote-secret-token-abcdef"
-
-local function client(o)
-  o = o or {}
-  local opts = { kind = "test", base_url = SERVER, token = TOKEN,
-    auth = function(t) return { Authorization = "Bearer " .. t } end,
-    backoff = { base = 0.005, factor = 2, max = 0.1 } }
-  for k, v in pairs(o) do opts[k] = v end
-  return remote.client(rd, opts)
-end
-
-local function get_json(path)
-  local res = assert(rd.http.request { url = SERVER .. path })
-  return res:json()
-end
-
-local function key(name) return string.format("%s-%d-%d", name, os.time(), math.random(1 << 30)) end
+local R = require "remote_helpers"
+local remote, SERVER, TOKEN = R.remote, R.SERVER, R.TOKEN
+local client, get_json, key = R.client, R.get_json, R.key
 
 if not SERVER then
   skip("loopback tests", "RD_TEST_SERVER not set (run through tests/run)")
