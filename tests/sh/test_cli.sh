@@ -8,21 +8,7 @@ T=$(mktemp -d /tmp/rd-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export REDRIVE_DB=$T/default.db XDG_CONFIG_HOME=$T/config
 unset REDRIVE_PROFILE REDRIVE_CONFIG
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-no() { fail=$((fail + 1)); echo "FAIL $1"; shift; for l in "$@"; do echo "    $l"; done; }
-# check NAME WANT_RC CMD... : runs CMD, keeps stdout in $OUT and stderr in $ERR
-check() {
-  local name=$1 want=$2; shift 2
-  OUT=$("$@" 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
-  if [ "$RC" -eq "$want" ]; then ok "$name"; else no "$name" "exit $RC, want $want" "stdout: $OUT" "stderr: $ERR"; fi
-}
-has() { # has NAME HAYSTACK NEEDLE
-  if [[ $2 == *"$3"* ]]; then ok "$1"; else no "$1" "no '$3' in:" "$2"; fi
-}
-lacks() {
-  if [[ $2 != *"$3"* ]]; then ok "$1"; else no "$1" "unexpected '$3' in:" "$2"; fi
-}
+. tests/sh/cli_lib.sh
 
 # ---- basics
 check "cli-1.1 --version" 0 "$R" --version
