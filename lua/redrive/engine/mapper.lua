@@ -112,9 +112,12 @@ local function find_close(s, i)
   return nil, q
 end
 
--- Split s at top-level ';' (outside parentheses, brackets, quotes).
-local function split_args(s)
-  local args, depth, q, start = {}, 0, false, 1
+-- scan_top(s, visit) walks s, calling visit(i) at each position outside
+-- quotes and at bracket depth 0; stops at the first non-nil result and
+-- returns it. Otherwise returns nil, the first closing bracket that had no
+-- opening one (or nil), whether a quote is left open, and the final depth.
+local function scan_top(s, visit)
+  local depth, q, unbalanced = 0, false, nil
   local i, n = 1, #s
   while i <= n do
     local c = s:sub(i, i)
@@ -124,13 +127,26 @@ local function split_args(s)
     elseif c == "(" or c == "[" then depth = depth + 1
     elseif c == ")" or c == "]" then
       depth = depth - 1
-      if depth < 0 then perr("unbalanced '" .. c .. "'") end
-    elseif c == ";" and depth == 0 then
-      args[#args + 1] = s:sub(start, i - 1)
-      start = i + 1
+      if depth < 0 and not unbalanced then unbalanced = c end
+    elseif depth == 0 then
+      local r = visit(i)
+      if r ~= nil then return r end
     end
     i = i + 1
   end
+  return nil, unbalanced, q, depth
+end
+
+-- Split s at top-level ';' (outside parentheses, brackets, quotes).
+local function split_args(s)
+  local args, start = {}, 1
+  local _, unbalanced, q, depth = scan_top(s, function(i)
+    if s:sub(i, i) == ";" then
+      args[#args + 1] = s:sub(start, i - 1)
+      start = i + 1
+    end
+  end)
+  if unbalanced then perr("unbalanced '" .. unbalanced .. "'") end
   if q then perr("unclosed quote") end
   if depth ~= 0 then perr("unclosed parenthesis") end
   args[#args + 1] = s:sub(start)
@@ -220,22 +236,12 @@ local OPS = { "!=", "<=", ">=", "=", "<", ">" }
 
 -- Position of a top-level operator in s, or nil.
 local function find_op(s)
-  local depth, q = 0, false
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:sub(i, i)
-    if q then
-      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
-    elseif c == '"' then q = true
-    elseif c == "(" or c == "[" then depth = depth + 1
-    elseif c == ")" or c == "]" then depth = depth - 1
-    elseif depth == 0 then
-      for _, op in ipairs(OPS) do
-        if s:sub(i, i + #op - 1) == op then return i, op end
-      end
+  local at = scan_top(s, function(i)
+    for _, op in ipairs(OPS) do
+      if s:sub(i, i + #op - 1) == op then return { i, op } end
     end
-    i = i + 1
-  end
+  end)
+  if at then return at[1], at[2] end
 end
 
 function parse_expr(raw, cond)
