@@ -182,16 +182,59 @@ int rd_store_schema_version(void);
  * RD_EINVALID if it does not fit, RD_ENOT_FOUND if no home is known. */
 int rd_store_default_path(char *buf, size_t n);
 
+/* -- records, each described once --
+ *
+ * Every record the store keeps is one X-macro list, XX(field, FIELD, kind,
+ * flags), in column order. The struct below, the update-mask bits, the
+ * store's column lists, binders and row readers (src/store/record.c) and the
+ * Lua tables of the binding (src/lua/lstore.c) are all generated from it:
+ * a new column is one line here plus one migration (src/store/store.c),
+ * and a test fails when the schema and a list disagree.
+ *
+ * kind    C type          SQLite    PostgreSQL (planned)
+ * TEXT    const char *    TEXT      text               NULL = absent
+ * JSON    const char *    TEXT      jsonb              JSON text
+ * BIGINT  int64_t         INTEGER   bigint
+ * INT     int             INTEGER   integer
+ * BOOL    int             INTEGER   boolean            0 or 1
+ * REAL    double          REAL      double precision   RD_STORE_NONE = absent
+ *
+ * flags: RD_F_KEY the primary key; RD_F_NOTNULL declared NOT NULL;
+ * RD_F_ZERONULL 0 is stored as NULL and NULL read as 0 (optional reference);
+ * RD_F_HEAVY left out of list results (large JSON); RD_F_STORE set by the
+ * store alone (what a caller passes in is ignored). */
+enum {
+  RD_F_KEY = 1 << 0, RD_F_NOTNULL = 1 << 1, RD_F_ZERONULL = 1 << 2, RD_F_HEAVY = 1 << 3,
+  RD_F_STORE = 1 << 4,
+};
+
+#define RD__CTYPE_TEXT const char *
+#define RD__CTYPE_JSON const char *
+#define RD__CTYPE_BIGINT int64_t
+#define RD__CTYPE_INT int
+#define RD__CTYPE_BOOL int
+#define RD__CTYPE_REAL double
+#define RD__FIELD_DECL(f, F, kind, flags) RD__CTYPE_##kind f;
+
 /* -- scenarios (integer ids) -- */
+#define RD_SCENARIO_FIELDS(XX)                                                \
+  XX(id, ID, BIGINT, RD_F_KEY | RD_F_STORE)                                   \
+  XX(name, NAME, TEXT, RD_F_NOTNULL)                                          \
+  XX(blueprint, BLUEPRINT, JSON, RD_F_NOTNULL)                                \
+  XX(dlq, DLQ, BOOL, RD_F_NOTNULL)          /* store incomplete executions */ \
+  XX(created, CREATED, REAL, RD_F_NOTNULL | RD_F_STORE)                       \
+  XX(updated, UPDATED, REAL, RD_F_NOTNULL | RD_F_STORE)
+
 typedef struct rd_scenario {
-  int64_t id;
-  const char *name;
-  const char *blueprint;  /* JSON text */
-  int dlq;                /* store incomplete executions */
-  double created, updated;
+  RD_SCENARIO_FIELDS(RD__FIELD_DECL)
 } rd_scenario_t;
 
-enum { RD_SCENARIO_NAME = 1 << 0, RD_SCENARIO_BLUEPRINT = 1 << 1, RD_SCENARIO_DLQ = 1 << 2 };
+/* Field bits for rd_store_scenario_update: RD_SCENARIO_NAME, ... (1 << the
+ * field's place in the list). */
+#define RD__SCENARIO_IDX(f, F, k, fl) RD__SCENARIO_I_##F,
+#define RD__SCENARIO_BIT(f, F, k, fl) RD_SCENARIO_##F = 1 << RD__SCENARIO_I_##F,
+enum { RD_SCENARIO_FIELDS(RD__SCENARIO_IDX) RD__SCENARIO_NFIELDS };
+enum { RD_SCENARIO_FIELDS(RD__SCENARIO_BIT) };
 
 typedef int (*rd_scenario_cb)(const rd_scenario_t *rec, void *ud);
 
@@ -200,31 +243,39 @@ int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *i
 /* RD_ENOT_FOUND if there is no such scenario. */
 int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err *err);
 int rd_store_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *err);
-/* Update the fields named in `mask` (RD_SCENARIO_*); RD_ENOT_FOUND. */
+/* Update the fields named in `mask` (RD_SCENARIO_*; bits of fields the store
+ * sets are ignored); RD_ENOT_FOUND. */
 int rd_store_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *fields,
                              unsigned mask, rd_err *err);
 
 /* -- executions (32-hex ids) -- */
+#define RD_EXEC_FIELDS(XX)                                                    \
+  XX(id, ID, TEXT, RD_F_KEY | RD_F_NOTNULL)  /* NULL on insert: made */       \
+  XX(scenario_id, SCENARIO_ID, BIGINT, RD_F_ZERONULL)   /* 0 = none */        \
+  XX(status, STATUS, TEXT, RD_F_NOTNULL)  /* success|warning|error|running|canceled */ \
+  XX(mode, MODE, TEXT, 0)                                                     \
+  XX(started_at, STARTED_AT, REAL, 0)                                         \
+  XX(stopped_at, STOPPED_AT, REAL, 0)                                         \
+  XX(duration, DURATION, REAL, 0)                                             \
+  XX(operations, OPERATIONS, BIGINT, RD_F_NOTNULL)                            \
+  XX(transfer, TRANSFER, BIGINT, RD_F_NOTNULL)                                \
+  XX(attempts, ATTEMPTS, BIGINT, RD_F_NOTNULL)                                \
+  XX(error, ERROR, JSON, 0)                                                   \
+  XX(run_data, RUN_DATA, JSON, RD_F_HEAVY)  /* never set in list results */   \
+  XX(retry_of, RETRY_OF, TEXT, 0)           /* the execution retried */       \
+  XX(retry_success_id, RETRY_SUCCESS_ID, TEXT, 0) /* its successful retry */  \
+  XX(parent_id, PARENT_ID, TEXT, 0)         /* the root of a retry chain */   \
+  XX(dlq_id, DLQ_ID, TEXT, 0)
+
 typedef struct rd_exec {
-  const char *id;              /* NULL on insert: the store makes one */
-  int64_t scenario_id;         /* 0 = none */
-  const char *status;          /* success|warning|error|running|canceled */
-  const char *mode;
-  double started_at, stopped_at, duration;
-  int64_t operations, transfer, attempts;
-  const char *error;           /* JSON text */
-  const char *run_data;        /* JSON text; never set in list results */
-  const char *retry_of, *retry_success_id, *parent_id, *dlq_id;
+  RD_EXEC_FIELDS(RD__FIELD_DECL)
 } rd_exec_t;
 
-/* Field bits for rd_store_exec_update. */
-enum {
-  RD_EXEC_STATUS = 1 << 0, RD_EXEC_MODE = 1 << 1, RD_EXEC_STARTED_AT = 1 << 2,
-  RD_EXEC_STOPPED_AT = 1 << 3, RD_EXEC_DURATION = 1 << 4, RD_EXEC_OPERATIONS = 1 << 5,
-  RD_EXEC_TRANSFER = 1 << 6, RD_EXEC_ATTEMPTS = 1 << 7, RD_EXEC_ERROR = 1 << 8,
-  RD_EXEC_RUN_DATA = 1 << 9, RD_EXEC_RETRY_OF = 1 << 10, RD_EXEC_RETRY_SUCCESS_ID = 1 << 11,
-  RD_EXEC_PARENT_ID = 1 << 12, RD_EXEC_DLQ_ID = 1 << 13, RD_EXEC_SCENARIO_ID = 1 << 14,
-};
+/* Field bits for rd_store_exec_update: RD_EXEC_STATUS, RD_EXEC_MODE, ... */
+#define RD__EXEC_IDX(f, F, k, fl) RD__EXEC_I_##F,
+#define RD__EXEC_BIT(f, F, k, fl) RD_EXEC_##F = 1 << RD__EXEC_I_##F,
+enum { RD_EXEC_FIELDS(RD__EXEC_IDX) RD__EXEC_NFIELDS };
+enum { RD_EXEC_FIELDS(RD__EXEC_BIT) };
 
 typedef struct rd_exec_filter {
   int64_t scenario_id;     /* 0 = any */
@@ -249,32 +300,40 @@ int rd_store_exec_update(rd_store_t *st, const char *id, const rd_exec_t *fields
 int rd_store_exec_delete(rd_store_t *st, const char *id, rd_err *err);
 
 /* -- incomplete executions (DLQ items) and their logs -- */
+#define RD_DLQ_ITEM_FIELDS(XX)                                                \
+  XX(id, ID, TEXT, RD_F_KEY | RD_F_NOTNULL)    /* NULL on insert: made */     \
+  XX(scenario_id, SCENARIO_ID, BIGINT, RD_F_ZERONULL)                         \
+  XX(scenario_name, SCENARIO_NAME, TEXT, 0)                                   \
+  XX(reason, REASON, TEXT, 0)                                                 \
+  XX(created, CREATED, REAL, RD_F_NOTNULL)     /* RD_STORE_NONE: now */       \
+  XX(size, SIZE, BIGINT, RD_F_NOTNULL)                                        \
+  XX(resolved, RESOLVED, BOOL, RD_F_NOTNULL)                                  \
+  XX(retry, RETRY, BOOL, RD_F_NOTNULL)                                        \
+  XX(attempts, ATTEMPTS, BIGINT, RD_F_NOTNULL)                                \
+  XX(execution_id, EXECUTION_ID, TEXT, RD_F_STORE) /* set by rd_store_record */ \
+  XX(failer, FAILER, BIGINT, RD_F_ZERONULL)    /* module id, 0 = none */      \
+  XX(blueprint, BLUEPRINT, JSON, RD_F_HEAVY)   /* NULL in list results */     \
+  XX(state, STATE, JSON, RD_F_HEAVY)           /* what resuming needs */      \
+  XX(lease_owner, LEASE_OWNER, TEXT, RD_F_STORE)   /* NULL when not leased */ \
+  XX(lease_expiry, LEASE_EXPIRY, REAL, RD_F_STORE) /* NONE when not leased */
+
 typedef struct rd_dlq_item {
-  const char *id;              /* NULL on insert: the store makes one */
-  int64_t scenario_id;
-  const char *scenario_name;
-  const char *reason;
-  double created;              /* RD_STORE_NONE on insert: now */
-  int64_t size;
-  int resolved, retry;
-  int64_t attempts;
-  const char *execution_id;    /* set by rd_store_record */
-  int64_t failer;              /* module id, 0 = none */
-  const char *blueprint;       /* JSON text; NULL in list results */
-  const char *state;           /* JSON text: what resuming needs; NULL in lists */
-  const char *lease_owner;     /* NULL when not leased */
-  double lease_expiry;         /* RD_STORE_NONE when not leased */
+  RD_DLQ_ITEM_FIELDS(RD__FIELD_DECL)
 } rd_dlq_item_t;
 
+#define RD_DLQ_LOG_FIELDS(XX)                                                 \
+  XX(id, ID, TEXT, RD_F_KEY | RD_F_NOTNULL)                                   \
+  XX(dlq_id, DLQ_ID, TEXT, RD_F_NOTNULL | RD_F_STORE)                         \
+  XX(status, STATUS, INT, RD_F_NOTNULL)  /* 1 success, 2 warning, 3 error */  \
+  XX(duration, DURATION, REAL, 0)                                             \
+  XX(operations, OPERATIONS, BIGINT, RD_F_NOTNULL)                            \
+  XX(transfer, TRANSFER, BIGINT, RD_F_NOTNULL)                                \
+  XX(timestamp, TIMESTAMP, REAL, RD_F_NOTNULL) /* RD_STORE_NONE: now */       \
+  XX(execution_id, EXECUTION_ID, TEXT, RD_F_STORE)                            \
+  XX(forced, FORCED, BOOL, RD_F_NOTNULL)
+
 typedef struct rd_dlq_log {
-  const char *id;
-  const char *dlq_id;
-  int status;                  /* 1 success, 2 warning, 3 error */
-  double duration;
-  int64_t operations, transfer;
-  double timestamp;            /* RD_STORE_NONE on insert: now */
-  const char *execution_id;
-  int forced;
+  RD_DLQ_LOG_FIELDS(RD__FIELD_DECL)
 } rd_dlq_log_t;
 
 typedef struct rd_dlq_filter {

@@ -12,6 +12,9 @@
  */
 #include "lua/lrd.h"
 
+#include "store/record.h"
+
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -329,52 +332,34 @@ static const char *const *f_strings(const fields *f, const char *k, size_t *n) {
 
 static const char *check_id(lua_State *L, int arg) { return luaL_checkstring(L, arg); }
 
-/* An execution record; *mask gets the RD_EXEC_* bits of present fields. */
-static void read_exec(const fields *f, rd_exec_t *e, unsigned *mask) {
-  int p;
+/* Read a record of kind r from the table of f: every field a caller may set,
+ * by its kind; *mask (may be NULL) gets bit i for each field i present
+ * (RD_EXEC_STATUS, ...). Absent fields are NULL, RD_STORE_NONE or 0, as
+ * are those the store sets. */
+static void read_rec(const fields *f, const rd__record *r, void *rec, unsigned *mask) {
   unsigned m = 0;
-  *e = (rd_exec_t){0};
-  e->id = f_str(f, "id", NULL);
-#define S(field, bit) e->field = f_str(f, #field, &p); if (p) m |= bit;
-#define D(field, bit) e->field = f_num(f, #field, &p); if (p) m |= bit;
-#define I(field, bit) e->field = f_int(f, #field, 0, &p); if (p) m |= bit;
-  I(scenario_id, RD_EXEC_SCENARIO_ID)
-  S(status, RD_EXEC_STATUS)
-  S(mode, RD_EXEC_MODE)
-  D(started_at, RD_EXEC_STARTED_AT)
-  D(stopped_at, RD_EXEC_STOPPED_AT)
-  D(duration, RD_EXEC_DURATION)
-  I(operations, RD_EXEC_OPERATIONS)
-  I(transfer, RD_EXEC_TRANSFER)
-  I(attempts, RD_EXEC_ATTEMPTS)
-  S(error, RD_EXEC_ERROR)
-  S(run_data, RD_EXEC_RUN_DATA)
-  S(retry_of, RD_EXEC_RETRY_OF)
-  S(retry_success_id, RD_EXEC_RETRY_SUCCESS_ID)
-  S(parent_id, RD_EXEC_PARENT_ID)
-  S(dlq_id, RD_EXEC_DLQ_ID)
-#undef S
-#undef D
-#undef I
+  memset(rec, 0, r->size);
+  for (int i = 0; i < r->n; i++) {
+    const rd__field *fd = &r->fields[i];
+    int p = 0;
+    if (fd->kind == RD__K_REAL) *RD__MEMBER(rec, fd, double) = RD_STORE_NONE;
+    if (fd->flags & RD_F_STORE) continue;
+    switch (fd->kind) {
+    case RD__K_TEXT:
+    case RD__K_JSON: *RD__MEMBER(rec, fd, const char *) = f_str(f, fd->name, &p); break;
+    case RD__K_BIGINT: *RD__MEMBER(rec, fd, int64_t) = f_int(f, fd->name, 0, &p); break;
+    case RD__K_INT: {
+      int64_t v = f_int(f, fd->name, 0, &p);
+      if (v < INT_MIN || v > INT_MAX) bad(f, fd->name, "small integer");
+      *RD__MEMBER(rec, fd, int) = (int)v;
+      break;
+    }
+    case RD__K_BOOL: *RD__MEMBER(rec, fd, int) = f_bool(f, fd->name, 0, &p); break;
+    case RD__K_REAL: *RD__MEMBER(rec, fd, double) = f_num(f, fd->name, &p); break;
+    }
+    if (p) m |= 1u << i;
+  }
   if (mask) *mask = m;
-}
-
-static void read_item(const fields *f, rd_dlq_item_t *d) {
-  *d = (rd_dlq_item_t){
-    .id = f_str(f, "id", NULL),
-    .scenario_id = f_int(f, "scenario_id", 0, NULL),
-    .scenario_name = f_str(f, "scenario_name", NULL),
-    .reason = f_str(f, "reason", NULL),
-    .created = f_num(f, "created", NULL),
-    .size = f_int(f, "size", 0, NULL),
-    .resolved = f_bool(f, "resolved", 0, NULL),
-    .retry = f_bool(f, "retry", 0, NULL),
-    .attempts = f_int(f, "attempts", 0, NULL),
-    .failer = f_int(f, "failer", 0, NULL),
-    .blueprint = f_str(f, "blueprint", NULL),
-    .state = f_str(f, "state", NULL),
-    .lease_expiry = RD_STORE_NONE,
-  };
 }
 
 static void read_sel(const fields *f, rd_dlq_sel_t *sel) {
@@ -417,71 +402,31 @@ static void set_bool(lua_State *L, const char *k, int v) {
   lua_setfield(L, -2, k);
 }
 
-static void push_scenario(lua_State *L, const void *p) {
-  const rd_scenario_t *s = p;
-  lua_createtable(L, 0, 6);
-  set_int(L, "id", s->id);
-  set_str(L, "name", s->name);
-  set_str(L, "blueprint", s->blueprint);
-  set_bool(L, "dlq", s->dlq);
-  set_num(L, "created", s->created);
-  set_num(L, "updated", s->updated);
+/* [-0, +1, m] push record `rec` of kind r as a table: absent fields
+ * (NULL, RD_STORE_NONE, 0 of an optional reference) are left out. */
+static void push_rec(lua_State *L, const rd__record *r, const void *rec) {
+  lua_createtable(L, 0, r->n);
+  for (int i = 0; i < r->n; i++) {
+    const rd__field *f = &r->fields[i];
+    switch (f->kind) {
+    case RD__K_TEXT:
+    case RD__K_JSON: set_str(L, f->name, *RD__CMEMBER(rec, f, char *)); break;
+    case RD__K_BIGINT: {
+      int64_t v = *RD__CMEMBER(rec, f, int64_t);
+      if (v || !(f->flags & RD_F_ZERONULL)) set_int(L, f->name, v);
+      break;
+    }
+    case RD__K_INT: set_int(L, f->name, *RD__CMEMBER(rec, f, int)); break;
+    case RD__K_BOOL: set_bool(L, f->name, *RD__CMEMBER(rec, f, int)); break;
+    case RD__K_REAL: set_num(L, f->name, *RD__CMEMBER(rec, f, double)); break;
+    }
+  }
 }
 
-static void push_exec(lua_State *L, const void *p) {
-  const rd_exec_t *e = p;
-  lua_createtable(L, 0, 16);
-  set_str(L, "id", e->id);
-  if (e->scenario_id) set_int(L, "scenario_id", e->scenario_id);
-  set_str(L, "status", e->status);
-  set_str(L, "mode", e->mode);
-  set_num(L, "started_at", e->started_at);
-  set_num(L, "stopped_at", e->stopped_at);
-  set_num(L, "duration", e->duration);
-  set_int(L, "operations", e->operations);
-  set_int(L, "transfer", e->transfer);
-  set_int(L, "attempts", e->attempts);
-  set_str(L, "error", e->error);
-  set_str(L, "run_data", e->run_data);
-  set_str(L, "retry_of", e->retry_of);
-  set_str(L, "retry_success_id", e->retry_success_id);
-  set_str(L, "parent_id", e->parent_id);
-  set_str(L, "dlq_id", e->dlq_id);
-}
-
-static void push_item(lua_State *L, const void *p) {
-  const rd_dlq_item_t *d = p;
-  lua_createtable(L, 0, 16);
-  set_str(L, "id", d->id);
-  if (d->scenario_id) set_int(L, "scenario_id", d->scenario_id);
-  set_str(L, "scenario_name", d->scenario_name);
-  set_str(L, "reason", d->reason);
-  set_num(L, "created", d->created);
-  set_int(L, "size", d->size);
-  set_bool(L, "resolved", d->resolved);
-  set_bool(L, "retry", d->retry);
-  set_int(L, "attempts", d->attempts);
-  set_str(L, "execution_id", d->execution_id);
-  if (d->failer) set_int(L, "failer", d->failer);
-  set_str(L, "blueprint", d->blueprint);
-  set_str(L, "state", d->state);
-  set_str(L, "lease_owner", d->lease_owner);
-  set_num(L, "lease_expiry", d->lease_expiry);
-}
-
-static void push_log(lua_State *L, const void *p) {
-  const rd_dlq_log_t *l = p;
-  lua_createtable(L, 0, 9);
-  set_str(L, "id", l->id);
-  set_str(L, "dlq_id", l->dlq_id);
-  set_int(L, "status", l->status);
-  set_num(L, "duration", l->duration);
-  set_int(L, "operations", l->operations);
-  set_int(L, "transfer", l->transfer);
-  set_num(L, "timestamp", l->timestamp);
-  set_str(L, "execution_id", l->execution_id);
-  set_bool(L, "forced", l->forced);
-}
+static void push_scenario(lua_State *L, const void *p) { push_rec(L, &rd__rec_scenario, p); }
+static void push_exec(lua_State *L, const void *p) { push_rec(L, &rd__rec_exec, p); }
+static void push_item(lua_State *L, const void *p) { push_rec(L, &rd__rec_item, p); }
+static void push_log(lua_State *L, const void *p) { push_rec(L, &rd__rec_log, p); }
 
 /* Collects records into the table on top of the stack, each push protected. */
 typedef struct collector {
@@ -585,11 +530,10 @@ static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, 
 static int l_scenario_create(lua_State *L) {
   rd_store_t *st = check_store_w(L);
   fields f = args_table(L, 2, 0, "");
-  rd_scenario_t sc = {
-    .name = f_reqstr(&f, "name"),
-    .blueprint = f_reqstr(&f, "blueprint"),
-    .dlq = f_bool(&f, "dlq", 0, NULL),
-  };
+  rd_scenario_t sc;
+  read_rec(&f, &rd__rec_scenario, &sc, NULL);
+  if (!sc.name) f_reqstr(&f, "name");
+  if (!sc.blueprint) f_reqstr(&f, "blueprint");
   int64_t id;
   rd_err err = {0};
   if (rd_store_scenario_create(st, &sc, &id, &err)) return rd__lua_pusherr(L, &err);
@@ -619,15 +563,9 @@ static int l_scenario_update(lua_State *L) {
   rd_store_t *st = check_store_w(L);
   lua_Integer id = luaL_checkinteger(L, 2);
   fields f = args_table(L, 3, 0, "");
-  int p;
-  unsigned mask = 0;
-  rd_scenario_t sc = {0};
-  sc.name = f_str(&f, "name", &p);
-  if (p) mask |= RD_SCENARIO_NAME;
-  sc.blueprint = f_str(&f, "blueprint", &p);
-  if (p) mask |= RD_SCENARIO_BLUEPRINT;
-  sc.dlq = f_bool(&f, "dlq", 0, &p);
-  if (p) mask |= RD_SCENARIO_DLQ;
+  unsigned mask;
+  rd_scenario_t sc;
+  read_rec(&f, &rd__rec_scenario, &sc, &mask);
   rd_err err = {0};
   if (rd_store_scenario_update(st, id, &sc, mask, &err)) return rd__lua_pusherr(L, &err);
   lua_pushboolean(L, 1);
@@ -670,7 +608,7 @@ static int l_exec_update(lua_State *L) {
   fields f = args_table(L, 3, 0, "");
   rd_exec_t e;
   unsigned mask;
-  read_exec(&f, &e, &mask);
+  read_rec(&f, &rd__rec_exec, &e, &mask);
   rd_err err = {0};
   if (rd_store_exec_update(st, id, &e, mask, &err)) return rd__lua_pusherr(L, &err);
   lua_pushboolean(L, 1);
@@ -694,8 +632,8 @@ static int l_record(lua_State *L) {
   fields fd = f_table(&f, "dlq", "dlq.");
   rd_exec_t e;
   rd_dlq_item_t d;
-  read_exec(&fe, &e, NULL);
-  if (fd.t) read_item(&fd, &d);
+  read_rec(&fe, &rd__rec_exec, &e, NULL);
+  if (fd.t) read_rec(&fd, &rd__rec_item, &d, NULL);
   char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
   lstore *u = to_lstore(L);
@@ -874,17 +812,10 @@ static int l_retry_done(lua_State *L) {
   if (!fe.t) luaL_argerror(L, 2, "field 'exec': table expected, got nil");
   if (!fl.t) luaL_argerror(L, 2, "field 'log': table expected, got nil");
   rd_exec_t e;
-  read_exec(&fe, &e, NULL);
-  int64_t status = f_int(&fl, "status", 0, NULL);
-  if (status < 1 || status > 3) luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
-  rd_dlq_log_t log = {
-    .status = (int)status,
-    .duration = f_num(&fl, "duration", NULL),
-    .operations = f_int(&fl, "operations", 0, NULL),
-    .transfer = f_int(&fl, "transfer", 0, NULL),
-    .timestamp = f_num(&fl, "timestamp", NULL),
-    .forced = f_bool(&fl, "forced", 0, NULL),
-  };
+  read_rec(&fe, &rd__rec_exec, &e, NULL);
+  rd_dlq_log_t log;
+  read_rec(&fl, &rd__rec_log, &log, NULL);
+  if (log.status < 1 || log.status > 3) luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
   char eid[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
   lstore *u = to_lstore(L);

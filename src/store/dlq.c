@@ -14,57 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COLS                                                                          \
-  "id, scenario_id, scenario_name, reason, created, size, resolved, retry, attempts, "  \
-  "execution_id, failer, lease_owner, lease_expiry"
-#define LOG_COLS                                                                      \
-  "id, dlq_id, status, duration, operations, transfer, timestamp, execution_id, forced"
 /* "Someone holds a lease right now." */
 #define LEASED "(lease_owner IS NOT NULL AND lease_expiry > :now)"
 
-static void read_row(sqlite3_stmt *s, rd_dlq_item_t *d, int full) {
-  *d = (rd_dlq_item_t){
-    .id = rd__col_text(s, 0),
-    .scenario_id = sqlite3_column_int64(s, 1),
-    .scenario_name = rd__col_text(s, 2),
-    .reason = rd__col_text(s, 3),
-    .created = rd__col_double(s, 4),
-    .size = sqlite3_column_int64(s, 5),
-    .resolved = sqlite3_column_int(s, 6),
-    .retry = sqlite3_column_int(s, 7),
-    .attempts = sqlite3_column_int64(s, 8),
-    .execution_id = rd__col_text(s, 9),
-    .failer = sqlite3_column_int64(s, 10),
-    .lease_owner = rd__col_text(s, 11),
-    .lease_expiry = rd__col_double(s, 12),
-    .blueprint = full ? rd__col_text(s, 13) : NULL,
-    .state = full ? rd__col_text(s, 14) : NULL,
-  };
-}
+static const rd__record *const ITEM = &rd__rec_item, *const LOG = &rd__rec_log;
 
-static void read_log(sqlite3_stmt *s, rd_dlq_log_t *l) {
-  *l = (rd_dlq_log_t){
-    .id = rd__col_text(s, 0),
-    .dlq_id = rd__col_text(s, 1),
-    .status = sqlite3_column_int(s, 2),
-    .duration = rd__col_double(s, 3),
-    .operations = sqlite3_column_int64(s, 4),
-    .transfer = sqlite3_column_int64(s, 5),
-    .timestamp = rd__col_double(s, 6),
-    .execution_id = rd__col_text(s, 7),
-    .forced = sqlite3_column_int(s, 8),
-  };
+static int q_item_insert(rd_buf *q) { return rd__sql_insert(q, ITEM, 0); }
+static int q_item_get(rd_buf *q) {
+  int rc = rd__sql_select(q, ITEM, 1);
+  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
 }
+static int q_log_insert(rd_buf *q) { return rd__sql_insert(q, LOG, 0); }
 
 static int nomem(rd_err *err) { return rd_err_set(err, RD_ENOMEM, "store: out of memory"); }
 
-/* Build (into q) and prepare a query from a fixed head, optional conditions
- * and a fixed tail. Each conds[i] is added when use[i]. */
-static int prep_built(rd_store_t *st, const char *head, const char *const *conds,
-                      const int *use, size_t n, const char *tail, sqlite3_stmt **s,
-                      rd_err *err) {
+/* Build (into q) and prepare a query from a fixed head (after the columns
+ * of `cols` when not NULL, light ones only), optional conditions and a fixed
+ * tail. Each conds[i] is added when use[i]. */
+static int prep_built(rd_store_t *st, const rd__record *cols, const char *head,
+                      const char *const *conds, const int *use, size_t n, const char *tail,
+                      sqlite3_stmt **s, rd_err *err) {
   rd_buf q = {0};
-  int r = rd__buf_adds(&q, head);
+  int r = cols ? rd__sql_select(&q, cols, 0) : 0;
+  if (!r) r = rd__buf_adds(&q, head);
   for (size_t i = 0; !r && i < n; i++)
     if (use[i]) r = rd__buf_adds(&q, conds[i]);
   if (!r) r = rd__buf_adds(&q, tail);
@@ -78,26 +50,12 @@ static int prep_built(rd_store_t *st, const char *head, const char *const *conds
 static int insert_item(rd_store_t *st, const rd_dlq_item_t *d, const char *id,
                        const char *exec_id, rd_err *err) {
   sqlite3_stmt *s;
-  int r = rd__st_prep(st,
-                      "INSERT INTO dlq_item (id, scenario_id, scenario_name, reason, created,"
-                      " size, resolved, retry, attempts, execution_id, failer, blueprint, state)"
-                      " VALUES (:id, :scenario_id, :scenario_name, :reason, :created, :size,"
-                      " :resolved, :retry, :attempts, :execution_id, :failer, :blueprint, :state)",
-                      &s, err);
+  int r = rd__st_slot(st, RD__Q_ITEM_INSERT, q_item_insert, &s, err);
   if (r) return r;
+  rd__rec_bind(s, ITEM, d);
   rd__bind_text(s, ":id", id);
-  if (d->scenario_id) rd__bind_int(s, ":scenario_id", d->scenario_id);
-  rd__bind_text(s, ":scenario_name", d->scenario_name);
-  rd__bind_text(s, ":reason", d->reason);
-  rd__bind_double(s, ":created", isnan(d->created) ? rd__st_now() : d->created);
-  rd__bind_int(s, ":size", d->size);
-  rd__bind_int(s, ":resolved", d->resolved != 0);
-  rd__bind_int(s, ":retry", d->retry != 0);
-  rd__bind_int(s, ":attempts", d->attempts);
+  if (isnan(d->created)) rd__bind_double(s, ":created", rd__st_now());
   rd__bind_text(s, ":execution_id", exec_id);
-  if (d->failer) rd__bind_int(s, ":failer", d->failer);
-  rd__bind_text(s, ":blueprint", d->blueprint);
-  rd__bind_text(s, ":state", d->state);
   return rd__st_exec(st, s, "cannot write an incomplete execution to", err);
 }
 
@@ -135,23 +93,16 @@ int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *
  * *out when out is not NULL. */
 static int get_item(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb cb,
                     void *ud, rd_err *err) {
-  static const size_t offs[] = {
-    offsetof(rd_dlq_item_t, id), offsetof(rd_dlq_item_t, scenario_name),
-    offsetof(rd_dlq_item_t, reason), offsetof(rd_dlq_item_t, execution_id),
-    offsetof(rd_dlq_item_t, blueprint), offsetof(rd_dlq_item_t, state),
-    offsetof(rd_dlq_item_t, lease_owner),
-  };
   sqlite3_stmt *s;
-  int r = rd__st_prep(st, "SELECT " COLS ", blueprint, state FROM dlq_item WHERE id = :id", &s,
-                      err);
+  int r = rd__st_slot(st, RD__Q_ITEM_GET, q_item_get, &s, err);
   if (r) return r;
   rd__bind_text(s, ":id", id);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd_dlq_item_t d;
-    read_row(s, &d, 1);
+    rd__rec_read(s, ITEM, 1, &d);
     if (out) {
-      rd_dlq_item_t *copy = rd__st_dup(&d, sizeof d, offs, sizeof offs / sizeof offs[0]);
+      rd_dlq_item_t *copy = rd__rec_dup(ITEM, &d);
       if (copy) *out = copy;
       else r = nomem(err);
     } else if (cb(&d, ud)) {
@@ -199,7 +150,7 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
   if (r) return r;
   filter_use(f, use, 1);
   sqlite3_stmt *s;
-  r = prep_built(st, "SELECT " COLS " FROM dlq_item WHERE 1", filter_conds, use, 6,
+  r = prep_built(st, ITEM, " WHERE 1", filter_conds, use, 6,
                  " ORDER BY id LIMIT :limit", &s, err);
   if (r) return r;
   filter_bind(s, f);
@@ -207,7 +158,7 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_dlq_item_t d;
-    read_row(s, &d, 0);
+    rd__rec_read(s, ITEM, 0, &d);
     if (cb(&d, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -222,7 +173,7 @@ int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_
   int use[6];
   filter_use(f, use, 0);
   sqlite3_stmt *s;
-  int r = prep_built(st, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use, 6, "", &s,
+  int r = prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use, 6, "", &s,
                      err);
   if (r) return r;
   filter_bind(s, f);
@@ -254,7 +205,7 @@ int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t 
     return rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", dlq_id);
   if (rc != SQLITE_ROW) return rd__st_fail(st, rc, "cannot read", err);
   int use[4] = {f->status != 0, !isnan(f->from), !isnan(f->to), f->after != NULL};
-  r = prep_built(st, "SELECT " LOG_COLS " FROM dlq_log WHERE dlq_id = :id", conds, use, 4,
+  r = prep_built(st, LOG, " WHERE dlq_id = :id", conds, use, 4,
                  " ORDER BY id LIMIT :limit", &s, err);
   if (r) return r;
   rd__bind_text(s, ":id", dlq_id);
@@ -265,7 +216,7 @@ int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t 
   rd__bind_int(s, ":limit", limit);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_dlq_log_t l;
-    read_log(s, &l);
+    rd__rec_read(s, LOG, 1, &l);
     if (cb(&l, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -375,7 +326,7 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
   sel_use(sel, use);
   sqlite3_stmt *s;
   /* 1. items leased right now stay, reported */
-  r = prep_built(st, "SELECT id FROM dlq_item WHERE " LEASED, sel_conds, use, 3,
+  r = prep_built(st, NULL, "SELECT id FROM dlq_item WHERE " LEASED, sel_conds, use, 3,
                  " ORDER BY id", &s, err);
   if (!r) r = sel_bind(s, sel, err);
   if (!r) {
@@ -388,7 +339,7 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
       " AND scenario_id = :scenario", ")",
       " AND value NOT IN (SELECT value FROM json_each(:except))",
     };
-    r = prep_built(st,
+    r = prep_built(st, NULL,
                    "SELECT DISTINCT value FROM json_each(:ids) WHERE value NOT IN"
                    " (SELECT id FROM dlq_item WHERE 1",
                    conds, (const int[]){use[0], 1, use[2]}, 3, " ORDER BY value", &s, err);
@@ -397,7 +348,8 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
   }
   /* 3. the rest goes, with its logs (ON DELETE CASCADE) */
   if (!r)
-    r = prep_built(st, "DELETE FROM dlq_item WHERE NOT " LEASED, sel_conds, use, 3, "", &s, err);
+    r = prep_built(st, NULL, "DELETE FROM dlq_item WHERE NOT " LEASED, sel_conds, use, 3, "",
+                   &s, err);
   if (!r) r = sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
@@ -434,7 +386,7 @@ int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void 
     " AND id > :after",
   };
   sqlite3_stmt *s;
-  r = prep_built(st,
+  r = prep_built(st, NULL,
                  "SELECT id FROM dlq_item WHERE resolved = 0"
                  " AND (lease_owner IS NULL OR lease_expiry <= :now OR lease_owner = :owner)",
                  conds, use, 4, " ORDER BY id LIMIT :limit", &s, err);
@@ -525,21 +477,13 @@ static int insert_log(rd_store_t *st, const rd_dlq_log_t *l, const char *dlq_id,
   int r = pick_id(l->id, lid, "log", err);
   if (r) return r;
   sqlite3_stmt *s;
-  r = rd__st_prep(st,
-                  "INSERT INTO dlq_log (id, dlq_id, status, duration, operations, transfer,"
-                  " timestamp, execution_id, forced) VALUES (:id, :dlq_id, :status, :duration,"
-                  " :operations, :transfer, :timestamp, :execution_id, :forced)",
-                  &s, err);
+  r = rd__st_slot(st, RD__Q_LOG_INSERT, q_log_insert, &s, err);
   if (r) return r;
+  rd__rec_bind(s, LOG, l);
   rd__bind_text(s, ":id", lid);
   rd__bind_text(s, ":dlq_id", dlq_id);
-  rd__bind_int(s, ":status", l->status);
-  rd__bind_double(s, ":duration", l->duration);
-  rd__bind_int(s, ":operations", l->operations);
-  rd__bind_int(s, ":transfer", l->transfer);
-  rd__bind_double(s, ":timestamp", isnan(l->timestamp) ? rd__st_now() : l->timestamp);
+  if (isnan(l->timestamp)) rd__bind_double(s, ":timestamp", rd__st_now());
   rd__bind_text(s, ":execution_id", exec_id);
-  rd__bind_int(s, ":forced", l->forced != 0);
   return rd__st_exec(st, s, "cannot write a retry log to", err);
 }
 

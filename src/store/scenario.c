@@ -1,21 +1,24 @@
 /* Scenarios: name, blueprint (JSON text) and whether failed runs are kept as
- * incomplete executions. */
+ * incomplete executions. Columns, binders and readers come from
+ * RD_SCENARIO_FIELDS (record.c). */
 #include "store/store_int.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 
-#define COLS "id, name, blueprint, dlq, created, updated"
+static const rd__record *const R = &rd__rec_scenario;
 
-static void read_row(sqlite3_stmt *s, rd_scenario_t *sc) {
-  *sc = (rd_scenario_t){
-    .id = sqlite3_column_int64(s, 0),
-    .name = rd__col_text(s, 1),
-    .blueprint = rd__col_text(s, 2),
-    .dlq = sqlite3_column_int(s, 3),
-    .created = rd__col_double(s, 4),
-    .updated = rd__col_double(s, 5),
-  };
+static int q_insert(rd_buf *q) { return rd__sql_insert(q, R, 0); }
+static int q_get(rd_buf *q) {
+  int rc = rd__sql_select(q, R, 1);
+  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
+}
+static int q_list(rd_buf *q) {
+  int rc = rd__sql_select(q, R, 1);
+  return rc ? rc : rd__buf_adds(q, " ORDER BY id");
+}
+static int q_update(rd_buf *q) {
+  int rc = rd__sql_update(q, R);
+  return rc ? rc : rd__buf_adds(q, ", updated = :updated WHERE id = :id");
 }
 
 int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *id, rd_err *err) {
@@ -24,15 +27,12 @@ int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *i
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
-  r = rd__st_prep(st,
-                  "INSERT INTO scenario (name, blueprint, dlq, created, updated)"
-                  " VALUES (:name, :bp, :dlq, :now, :now)",
-                  &s, err);
+  r = rd__st_slot(st, RD__Q_SCENARIO_INSERT, q_insert, &s, err);
   if (!r) {
-    rd__bind_text(s, ":name", sc->name);
-    rd__bind_text(s, ":bp", sc->blueprint);
-    rd__bind_int(s, ":dlq", sc->dlq != 0);
-    rd__bind_double(s, ":now", rd__st_now());
+    double now = rd__st_now();
+    rd__rec_bind(s, R, sc);
+    rd__bind_double(s, ":created", now);
+    rd__bind_double(s, ":updated", now);
     r = rd__st_exec(st, s, "cannot write a scenario to", err);
   }
   int64_t newid = sqlite3_last_insert_rowid(st->db);
@@ -42,17 +42,15 @@ int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *i
 }
 
 int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err *err) {
-  static const size_t offs[] = {offsetof(rd_scenario_t, name),
-                                offsetof(rd_scenario_t, blueprint)};
   sqlite3_stmt *s;
-  int r = rd__st_prep(st, "SELECT " COLS " FROM scenario WHERE id = :id", &s, err);
+  int r = rd__st_slot(st, RD__Q_SCENARIO_GET, q_get, &s, err);
   if (r) return r;
   rd__bind_int(s, ":id", id);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd_scenario_t sc;
-    read_row(s, &sc);
-    rd_scenario_t *copy = rd__st_dup(&sc, sizeof sc, offs, 2);
+    rd__rec_read(s, R, 1, &sc);
+    rd_scenario_t *copy = rd__rec_dup(R, &sc);
     if (copy) *out = copy;
     else r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
   } else if (rc == SQLITE_DONE) {
@@ -66,12 +64,12 @@ int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_er
 
 int rd_store_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *err) {
   sqlite3_stmt *s;
-  int r = rd__st_prep(st, "SELECT " COLS " FROM scenario ORDER BY id", &s, err);
+  int r = rd__st_slot(st, RD__Q_SCENARIO_LIST, q_list, &s, err);
   if (r) return r;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_scenario_t sc;
-    read_row(s, &sc);
+    rd__rec_read(s, R, 1, &sc);
     if (cb(&sc, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -89,19 +87,11 @@ int rd_store_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *f,
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
-  r = rd__st_prep(st,
-                  "UPDATE scenario SET"
-                  " name = CASE WHEN :mask & 1 THEN :name ELSE name END,"
-                  " blueprint = CASE WHEN :mask & 2 THEN :bp ELSE blueprint END,"
-                  " dlq = CASE WHEN :mask & 4 THEN :dlq ELSE dlq END,"
-                  " updated = :now WHERE id = :id",
-                  &s, err);
+  r = rd__st_slot(st, RD__Q_SCENARIO_UPDATE, q_update, &s, err);
   if (!r) {
+    rd__rec_bind(s, R, f);
     rd__bind_int(s, ":mask", mask);
-    rd__bind_text(s, ":name", f->name);
-    rd__bind_text(s, ":bp", f->blueprint);
-    rd__bind_int(s, ":dlq", f->dlq != 0);
-    rd__bind_double(s, ":now", rd__st_now());
+    rd__bind_double(s, ":updated", rd__st_now());
     rd__bind_int(s, ":id", id);
     r = rd__st_exec(st, s, "cannot update a scenario in", err);
   }

@@ -140,6 +140,24 @@ int rd__st_prep(rd_store_t *st, const char *sql, sqlite3_stmt **out, rd_err *err
   return 0;
 }
 
+int rd__st_slot(rd_store_t *st, int slot, int (*build)(rd_buf *q), sqlite3_stmt **out,
+                rd_err *err) {
+  sqlite3_stmt *s = st->slot[slot];
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    *out = s;
+    return 0;
+  }
+  rd_buf q = {0};
+  int r = build(&q) ? rd_err_set(err, RD_ENOMEM, "store: out of memory")
+                    : rd__st_prep(st, q.data, &s, err);
+  rd__buf_free(&q);
+  if (r) return r;
+  st->slot[slot] = *out = s;
+  return 0;
+}
+
 int rd__st_exec(rd_store_t *st, sqlite3_stmt *s, const char *what, rd_err *err) {
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {}
@@ -251,29 +269,6 @@ const char *rd__col_text(sqlite3_stmt *s, int i) {
 
 double rd__col_double(sqlite3_stmt *s, int i) {
   return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
-}
-
-void *rd__st_dup(const void *rec, size_t size, const size_t *offs, size_t noffs) {
-  size_t total = size;
-  for (size_t i = 0; i < noffs; i++) {
-    const char *f;
-    memcpy(&f, (const char *)rec + offs[i], sizeof f);
-    if (f) total += strlen(f) + 1;
-  }
-  char *block = malloc(total);
-  if (!block) return NULL;
-  memcpy(block, rec, size);
-  char *p = block + size;
-  for (size_t i = 0; i < noffs; i++) {
-    const char *f;
-    memcpy(&f, block + offs[i], sizeof f);
-    if (!f) continue;
-    size_t n = strlen(f) + 1;
-    memcpy(p, f, n);
-    memcpy(block + offs[i], &p, sizeof p);
-    p += n;
-  }
-  return block;
 }
 
 /* ---- opening ------------------------------------------------------------ */

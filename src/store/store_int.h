@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "redrive.h"
+#include "store/record.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -14,11 +15,21 @@ typedef struct rd__stmt_entry {
   sqlite3_stmt *stmt;
 } rd__stmt_entry;
 
+/* Statements whose text is fixed once built (from the record lists): each
+ * has a slot, so the hot paths find theirs without comparing SQL text. */
+enum rd__slot {
+  RD__Q_SCENARIO_INSERT, RD__Q_SCENARIO_GET, RD__Q_SCENARIO_LIST, RD__Q_SCENARIO_UPDATE,
+  RD__Q_EXEC_PUT, RD__Q_EXEC_GET, RD__Q_EXEC_UPDATE,
+  RD__Q_ITEM_INSERT, RD__Q_ITEM_GET, RD__Q_LOG_INSERT,
+  RD__Q_COUNT
+};
+
 struct rd_store {
   sqlite3 *db;
   char *path;
   rd__stmt_entry *stmts;  /* every statement ever prepared, kept until close */
   size_t nstmts, capstmts;
+  sqlite3_stmt *slot[RD__Q_COUNT]; /* borrowed from stmts */
   int batch;              /* a group-commit transaction is open */
 };
 
@@ -26,6 +37,11 @@ struct rd_store {
  * and with its bindings cleared. 0 or an error code. The statement is
  * borrowed: owned by the store until close. */
 int rd__st_prep(rd_store_t *st, const char *sql, sqlite3_stmt **out, rd_err *err);
+/* Set *out to the statement of `slot`, reset and with its bindings cleared;
+ * on first use build() writes its SQL (0 or RD_ENOMEM) and it is prepared
+ * and cached as rd__st_prep does. */
+int rd__st_slot(rd_store_t *st, int slot, int (*build)(rd_buf *q), sqlite3_stmt **out,
+                rd_err *err);
 /* Map the SQLite result `rc` to an RD_E* code and fill err with
  * "store: <what> '<path>': <sqlite message>". Returns the code. */
 int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err);
@@ -57,9 +73,24 @@ int rd__bind_strings(sqlite3_stmt *s, const char *name, const char *const *v, si
 const char *rd__col_text(sqlite3_stmt *s, int i);
 double rd__col_double(sqlite3_stmt *s, int i);
 
-/* Copy a record struct of `size` bytes and the strings its `const char *`
- * fields at `offs` point to into one malloc'd block. NULL on no memory. */
-void *rd__st_dup(const void *rec, size_t size, const size_t *offs, size_t noffs);
+/* SQL from a record's list (record.c); each returns 0 or RD_ENOMEM.
+ * cols: "a, b, c" (heavy fields only when `heavy`); select: "SELECT cols
+ * FROM table"; insert: every column bound to its ":name", with `upsert` an
+ * ON CONFLICT (key) DO UPDATE of every other column; update: "UPDATE table
+ * SET f = CASE WHEN :mask & (1 << i) THEN :f ELSE f END, ..." over the
+ * fields a caller may set (the caller appends the rest and WHERE). */
+int rd__sql_cols(rd_buf *q, const rd__record *r, int heavy);
+int rd__sql_select(rd_buf *q, const rd__record *r, int heavy);
+int rd__sql_insert(rd_buf *q, const rd__record *r, int upsert);
+int rd__sql_update(rd_buf *q, const rd__record *r);
+/* Bind every field of `rec` a caller may set to its ":name" parameter
+ * (strings are borrowed: SQLITE_STATIC); fields set by the store are left
+ * for the caller to bind. */
+void rd__rec_bind(sqlite3_stmt *s, const rd__record *r, const void *rec);
+/* Read the current row, columns in list order from 0 (heavy ones only when
+ * `heavy`, else left NULL), into `rec`; strings are borrowed from s until
+ * its next step or reset. */
+void rd__rec_read(sqlite3_stmt *s, const rd__record *r, int heavy, void *rec);
 
 /* Is s one of the execution statuses? */
 int rd__st_valid_status(const char *s);

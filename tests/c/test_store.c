@@ -5,6 +5,7 @@
 
 #include "core/ids.h"
 #include "redrive.h"
+#include "store/record.h"
 
 #include <math.h>
 #include <signal.h>
@@ -168,6 +169,42 @@ RD_TEST(store_open_migrate_reopen) {
   const char *empty = tmp_path("empty.db");
   raw_sql(empty, "PRAGMA user_version");
   rd_store_close(open_store(empty));
+}
+
+/* The schema is migration text and the records are X-macro lists: they
+ * must describe the same columns, in the same order, with the same SQL type,
+ * NOT NULL and primary key, or one of them drifted. */
+RD_TEST(store_schema_matches_records) {
+  const char *path = tmp_path("schema.db");
+  rd_store_close(open_store(path));
+  const rd__record *recs[] = {&rd__rec_scenario, &rd__rec_exec, &rd__rec_item, &rd__rec_log};
+  sqlite3 *db;
+  ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+  for (size_t k = 0; k < sizeof recs / sizeof recs[0]; k++) {
+    const rd__record *r = recs[k];
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT name, type, \"notnull\", pk FROM pragma_table_info('%s')",
+             r->table);
+    sqlite3_stmt *s;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    int i = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const char *name = (const char *)sqlite3_column_text(s, 0);
+      if (i >= r->n) RD__FAIL("%s: column %s is in the schema, not in the list", r->table, name);
+      const rd__field *f = &r->fields[i];
+      if (strcmp(name, f->name) != 0)
+        RD__FAIL("%s: column %d is %s in the schema, %s in the list", r->table, i, name, f->name);
+      ASSERT_STR_EQ((const char *)sqlite3_column_text(s, 1), rd__kind_sqlite(f->kind));
+      if (sqlite3_column_int(s, 2) != !!(f->flags & RD_F_NOTNULL))
+        RD__FAIL("%s.%s: NOT NULL differs between the schema and the list", r->table, name);
+      if (!!sqlite3_column_int(s, 3) != !!(f->flags & RD_F_KEY))
+        RD__FAIL("%s.%s: primary key differs between the schema and the list", r->table, name);
+      i++;
+    }
+    sqlite3_finalize(s);
+    if (i != r->n) RD__FAIL("%s: %d columns in the schema, %d in the list", r->table, i, r->n);
+  }
+  sqlite3_close(db);
 }
 
 RD_TEST(store_open_errors) {
