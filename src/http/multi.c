@@ -2,7 +2,7 @@
  * HTTP on the loop: one curl multi handle driven by libuv, as curl's
  * multi-uv example does (one uv_poll_t per socket attached with
  * curl_multi_assign, one uv_timer_t for curl's timeouts), with its gaps
- * fixed: CURL_CSELECT_ERR on poll errors, checked allocations, poll contexts
+ * fixed: poll errors handed to curl as readable+writable, checked allocations, poll contexts
  * freed in their close callbacks, and easy handles reused from a pool so
  * keep-alive connections and TLS sessions are shared.
  */
@@ -80,7 +80,12 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   sockctx *c = p->data;
   rd_http_t *h = c->h;
   int flags = 0, running;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* A poll error (e.g. the RST of a kept-alive connection the server closed
+   * just as we reused it) is handed to curl as "readable and writable", not
+   * CURL_CSELECT_ERR: curl then reads the error itself, and a reused
+   * connection that died before any reply byte makes it retry the request
+   * on a fresh connection, where CSELECT_ERR would fail the transfer. */
+  if (status < 0) flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
   else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;

@@ -244,6 +244,7 @@ typedef struct conn {
   int writes;       /* uv_write requests in flight */
   int open;         /* handles not closed yet: free the conn at 0 */
   bool closing, close_after, draining, peer_eof;
+  bool reset_next;  /* /ok-drop: the next request on this connection gets a RST */
 } conn;
 
 typedef struct {
@@ -932,6 +933,16 @@ static void h_close(conn *c, req *r, uint64_t arg) {
   c->close_after = true;
 }
 
+/* A keep-alive answer (no `Connection: close`), after which the server
+ * drops the connection: the next request on it is answered by a RST, as
+ * when a server closes an idle keep-alive connection just as the client
+ * reuses it (deterministically: the client cannot see the close coming). */
+static void h_ok_drop(conn *c, req *r, uint64_t arg) {
+  (void)arg;
+  reply_ok(&r->f);
+  c->reset_next = true;
+}
+
 static void h_close_mid_body(conn *c, req *r, uint64_t arg) {
   (void)arg;
   head_out(&r->f, 200, "application/octet-stream", 1000, NULL);
@@ -1251,6 +1262,7 @@ static const route routes[] = {
   ROUTE("/stall", false, h_stall),               /* never answers */
   ROUTE("/close", false, h_close),               /* closes without answering */
   ROUTE("/close-mid-body", false, h_close_mid_body),
+  ROUTE("/ok-drop", false, h_ok_drop),           /* /ok, then a RST for the next request */
   ROUTE("/redirect/", true, h_redirect),         /* 302 chain to /redirect/0 */
   ROUTE("/redirect-abs", false, h_redirect_abs), /* ?to=URL */
   ROUTE("/big/", true, h_big),                   /* /big/N: N bytes a..z */
@@ -1503,6 +1515,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (!nread || c->closing || c->draining) return;
+  if (c->reset_next) {
+    conn_reset(c);
+    return;
+  }
   if (buf->base == g_slab) {
     size_t used = conn_process(c, g_slab, (size_t)nread);
     if (used < (size_t)nread) sb_add(&c->in, g_slab + used, (size_t)nread - used);
