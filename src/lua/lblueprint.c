@@ -147,10 +147,13 @@ static int l_blueprint_registered(lua_State *L) {
 
 /* rd.blueprint(table | json_string | blueprint) -> bp | nil, msg, "invalid" */
 static int l_blueprint_new(lua_State *L) {
-  /* called as a method of the rd.blueprint table: argument 1 is that table */
+  /* called as a method of the rd.blueprint table (__call): argument 1 is
+   * that table and the user's first argument is 2, so the message is built
+   * here (luaL_typeerror would name the table and no function) */
   int t = lua_type(L, 2);
   if (t != LUA_TTABLE && t != LUA_TSTRING && !luaL_testudata(L, 2, RD_MT_BLUEPRINT))
-    return luaL_typeerror(L, 1, "table or JSON string");
+    return luaL_error(L, "bad argument #1 to 'blueprint' (table or JSON string expected, got %s)",
+                      luaL_typename(L, 2));
   lbp *bp = new_bp(L);
   rd_err err = {0};
   if (!(bp->doc = tojson(L, 2, 1, &err))) return rd__lua_pusherr(L, &err);

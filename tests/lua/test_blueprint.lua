@@ -36,7 +36,10 @@ test("blueprint-1.1 construct from string, table, blueprint", function()
   ok(a == b, "table round trip equal")
   ok(rd.blueprint(a) == a, "copy constructor")
   check_err("invalid", "^json: ", rd.blueprint, "{nope")
-  raises("bad argument #1", rd.blueprint, 42)
+  -- the user's argument is named, not the rd.blueprint table behind __call
+  raises("^bad argument #1 to 'blueprint' %(table or JSON string expected, got number%)$", rd.blueprint, 42)
+  raises("got boolean%)$", rd.blueprint, true)
+  raises("got no value%)$", rd.blueprint)
   check_err("invalid", "nesting", rd.blueprint, string.rep("[", 600) .. string.rep("]", 600))
 end)
 
