@@ -40,7 +40,8 @@ extern "C" {
   XX(-12, AUTH, "auth", "authentication refused")                          \
   XX(-13, RATE_LIMITED, "rate_limited", "rate limit exhausted")            \
   XX(-14, BUSY, "busy", "resource busy")                                   \
-  XX(-15, CORRUPT, "corrupt", "corrupt or foreign data")
+  XX(-15, CORRUPT, "corrupt", "corrupt or foreign data")                   \
+  XX(-16, TOO_LARGE, "too_large", "size limit exceeded")
 
 enum {
   RD_OK = 0,
@@ -91,7 +92,18 @@ typedef struct rd_http_req {
   int verify;                  /* TLS verification; set to 1 unless told */
   int gzip;                    /* ask for and decode gzip/deflate */
   const char *user, *pass;     /* basic auth, borrowed */
+  uint64_t max_body;           /* decoded body limit in bytes; 0 = RD_HTTP_MAX_BODY */
 } rd_http_req_t;
+
+/* Default limit on a response body, counted on the decoded bytes: a body
+ * past it fails the request with RD_ETOO_LARGE as soon as the byte that
+ * passes it arrives (nothing bigger is ever buffered). 16 MiB is far above
+ * any API page or run-data document redrive reads, and keeps 256 transfers
+ * at once (the connection cap) within 4 GiB even against a gzip bomb. */
+#define RD_HTTP_MAX_BODY ((uint64_t)16 << 20)
+/* Limit on the header block of one response (every header line of it):
+ * past it, RD_ETOO_LARGE. curl refuses a single line above 100 KiB itself. */
+#define RD_HTTP_MAX_HEADERS ((size_t)256 << 10)
 
 typedef struct rd_http_header {
   char *name;   /* lower-case */

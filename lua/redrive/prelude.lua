@@ -31,8 +31,8 @@ return function(rd)
   -- go on.
   function rd.each(src, fn, opts)
     if type(fn) ~= "function" then error("bad argument #2 to 'each' (function expected, got " .. type(fn) .. ")", 2) end
-    local n = opts and opts.concurrency or 16
-    if type(n) ~= "number" or n < 1 then error("bad argument #3 to 'each' (concurrency must be >= 1)", 2) end
+    local n, nerr = require("redrive.opts").number(opts and opts.concurrency, "concurrency", "concurrency", 16)
+    if not n then error("bad argument #3 to 'each' (" .. nerr .. ")", 2) end
     local next_item
     if type(src) == "table" then
       local i = 0

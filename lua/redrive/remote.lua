@@ -10,9 +10,10 @@
 --     rate = 10, concurrency = 8,          -- req/s cap and requests in flight
 --     retries = 4, rate_limit_retries = 8, -- budgets per request
 --     backoff = {base = 0.5, factor = 2, max = 30}, max_wait = 120,
---     timeout = 30, verify = true,
+--     timeout = 30, verify = true, max_body = bytes, -- response limit (decoded)
 --     parse_error = function(status, body_table_or_nil, res) -> text, extra, code end,
 --   })
+--   -> client | nil, msg, "invalid" (a numeric option out of range)
 --   client:request{method, path, query, json, body, headers, idempotent,
 --                  timeout} -> res (2xx) | nil, msg, code, detail
 --
@@ -21,7 +22,7 @@
 --   "auth" (401/403), "not_found" (404), "conflict" (409), "invalid"
 --   (400/406/422), "rate_limited" (429 after the budget), "http" (other
 --   statuses, 5xx after the budget), or the transport's "timeout" /
---   "connect" / "tls" / "http";
+--   "connect" / "tls" / "too_large" / "http";
 -- detail = {status, body, data (decoded JSON), ...parse_error's extra}.
 --
 -- Retries: a 429 is always retried (the request was refused, not performed),
@@ -30,13 +31,16 @@
 -- client waits too. A retried 5xx that carries Retry-After waits that long
 -- (at most max_wait). 5xx answers, timeouts and broken connections are retried
 -- only for idempotent requests (GET, HEAD, PUT, DELETE, or idempotent = true);
--- a refused connection is retried for any request (nothing was sent). Each
--- request has its own budget; when it is spent the error says so.
+-- a refused connection is retried for any request (nothing was sent). A TLS
+-- failure (certificate, handshake) and a body over max_body are never
+-- retried: the same server gives the same answer. Each request has its own
+-- budget; when it is spent the error says so.
 --
 -- Secrets: the token lives in the closures below only. Every message that
 -- leaves this file names the method and path (never the query string, never
 -- a header) and is scrubbed of the token's text, whatever its origin.
 local R = {}
+local num = require("redrive.opts").number
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
   Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
@@ -102,6 +106,8 @@ function R.retry_after(v, now)
 end
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+-- transport error codes a retry cannot fix
+local FINAL = { tls = true, too_large = true }
 
 local REASONS = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
@@ -157,18 +163,25 @@ function R.client(rd, opts)
   local extra = {}
   for k, v in pairs(opts.headers or {}) do extra[k] = v end
   local transport = opts.transport or rd.http.request -- tests may pass a fake
-  local rate = tonumber(opts.rate)
-  if rate and rate <= 0 then rate = nil end
-  local cap = math.tointeger(tonumber(opts.concurrency)) or 16
-  if cap < 1 then cap = 1 end
-  local retries = math.tointeger(tonumber(opts.retries)) or 4
-  local rl_retries = math.tointeger(tonumber(opts.rate_limit_retries)) or 8
+  -- numeric options: one rule (redrive.opts), refused with "invalid"
   local bo = opts.backoff or {}
-  local b_base = tonumber(bo.base or bo[1]) or 0.5
-  local b_factor = tonumber(bo.factor or bo[2]) or 2
-  local b_max = tonumber(bo.max or bo[3]) or 30
-  local max_wait = tonumber(opts.max_wait) or 300
-  local timeout = tonumber(opts.timeout) or 30
+  local numbers = {
+    { "rate", opts.rate, "rate", false }, { "concurrency", opts.concurrency, "concurrency", 16 },
+    { "retries", opts.retries, "count", 4, 0, 100 },
+    { "rate_limit_retries", opts.rate_limit_retries, "count", 8, 0, 1000 },
+    { "backoff.base", bo.base or bo[1], "seconds", 0.5 }, { "backoff.factor", bo.factor or bo[2], "number", 2, 1, 100 },
+    { "backoff.max", bo.max or bo[3], "seconds", 30 }, { "max_wait", opts.max_wait, "seconds", 300 },
+    { "timeout", opts.timeout, "timeout", 30 }, { "max_body", opts.max_body, "bytes", false },
+  }
+  local o = {}
+  for _, spec in ipairs(numbers) do
+    local v, err = num(spec[2], spec[1], spec[3], spec[4], spec[5], spec[6])
+    if v == nil then return nil, kind .. ": " .. err, "invalid" end
+    o[spec[1]] = v
+  end
+  local rate, cap, retries, rl_retries = o.rate or nil, o.concurrency, o.retries, o.rate_limit_retries
+  local b_base, b_factor, b_max = o["backoff.base"], o["backoff.factor"], o["backoff.max"]
+  local max_wait, timeout, max_body = o.max_wait, o.timeout, o.max_body or nil
   local verify = opts.verify
   local parse_error = opts.parse_error
   local pretty = require "redrive.pretty"
@@ -252,13 +265,15 @@ function R.client(rd, opts)
       local ok, res, err, ecode = pcall(transport, {
         method = method, url = url, query = req.query, json = req.json, body = req.body,
         headers = headers_for(req.headers), timeout = req.timeout or timeout, verify = verify,
+        max_body = max_body,
       })
       release()
       if not ok then error(scrub(res), 0) end -- cancellation or a bug: raise, scrubbed
       local wait, why
       if res == nil then
-        -- transport failure: a refused connection sent nothing; others may have
-        local retryable = ecode == "connect" or idem
+        -- transport failure: a refused connection sent nothing; others may
+        -- have. A TLS failure or an oversized body is not transient.
+        local retryable = ecode == "connect" or (idem and not FINAL[ecode])
         if not retryable or n_err >= retries then
           stats.errors = stats.errors + 1
           local msg = string.format("%s: %s: %s", kind, what, tostring(err))

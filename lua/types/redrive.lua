@@ -6,7 +6,7 @@
 ---@alias redrive.ErrCode
 ---| "not_found" | "invalid" | "http" | "timeout" | "connect" | "tls"
 ---| "unsupported" | "conflict" | "canceled" | "auth" | "rate_limited"
----| "busy" | "corrupt" | "io" | "nomem"
+---| "busy" | "corrupt" | "io" | "nomem" | "too_large"
 
 ---@alias redrive.Status "success" | "warning" | "error" | "running" | "canceled"
 
@@ -141,6 +141,7 @@ function json.kind(t) end
 ---@field gzip? boolean default true
 ---@field user? string
 ---@field password? string
+---@field max_body? integer decoded response body limit in bytes, default 16 MiB (`too_large`)
 
 ---@class redrive.Response
 ---@field status integer

@@ -121,6 +121,8 @@ static void guard_cb(uv_timer_t *h) { (void)h; }
  * and error paths run), for at most `grace` seconds. */
 static int l_drain(lua_State *L) {
   double grace = luaL_optnumber(L, 1, 5);
+  rd_err err = {0};
+  if (rd__num_check(grace, "grace", &rd__range_seconds, &err)) luaL_argerror(L, 1, err.msg);
   rd_rt *rt = rd__rt(L);
   if (rt->running) return luaL_error(L, "redrive: drain: the loop is already running");
   uv_timer_t guard;

@@ -19,6 +19,9 @@ struct rd_http_op {
   char method[16];
   char url[256];           /* redacted, for messages */
   long timeout_ms;
+  uint64_t max_body;       /* decoded body limit, enforced in on_body */
+  size_t header_bytes;     /* header lines seen, every response of the request */
+  int too_large;           /* 0, or which limit aborted the transfer */
   char errbuf[CURL_ERROR_SIZE];
   rd_http_op_t *prev, *next;
 };

@@ -6,6 +6,7 @@
 #include "http/http.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,20 @@ void rd_http_redact_url(const char *url, char *out, size_t n) {
   snprintf(out, n, "%.*s%.*s", (int)pre, url, (int)restlen, rest);
 }
 
+enum { TOO_LARGE_BODY = 1, TOO_LARGE_HEADERS = 2 };
+
+/* Decoded body bytes arrive here (curl inflates gzip before calling), so
+ * the limit is enforced where memory is taken: the chunk that would pass
+ * max_body aborts the transfer (returning short makes curl stop with
+ * CURLE_WRITE_ERROR) and is never stored. */
 static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
   rd_http_op_t *op = ud;
-  return rd__buf_add(&op->body, p, sz * n) == 0 ? sz * n : 0;
+  size_t len = sz * n;
+  if ((uint64_t)len > op->max_body - op->body.len) {
+    op->too_large = TOO_LARGE_BODY;
+    return 0;
+  }
+  return rd__buf_add(&op->body, p, len) == 0 ? len : 0;
 }
 
 static void clear_headers(rd_http_op_t *op) {
@@ -59,6 +71,13 @@ static int add_header(rd_http_op_t *op, const char *name, size_t nl, const char 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   rd_http_op_t *op = ud;
   size_t len = sz * n;
+  /* counted over every response of the request (redirects, 1xx), so an
+   * endless header stream or chain of interim responses is bounded too */
+  op->header_bytes += len;
+  if (op->header_bytes > RD_HTTP_MAX_HEADERS) {
+    op->too_large = TOO_LARGE_HEADERS;
+    return 0;
+  }
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     clear_headers(op);
     return len;
@@ -138,6 +157,7 @@ int rd_http_start(rd_http_t *h, const rd_http_req_t *req, rd_http_cb cb, void *u
   op->cb = cb;
   op->ud = ud;
   op->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 30000L;
+  op->max_body = req->max_body > 0 ? req->max_body : RD_HTTP_MAX_BODY;
   op->easy = rd__http_easy_get(h);
   int r = op->easy ? configure(op, op->easy, req, err)
                    : rd_err_set(err, RD_ENOMEM, "http: cannot create a curl handle");
@@ -219,6 +239,13 @@ void rd__http_op_finish(rd_http_op_t *op, CURLcode rc) {
   if (rc == CURLE_OK) {
     res = take_response(op);
     if (!res) status = rd_err_set(&err, RD_ENOMEM, "http: out of memory");
+  } else if (op->too_large == TOO_LARGE_BODY) {
+    status = rd_err_set(&err, RD_ETOO_LARGE,
+                        "http: %s %s: response body larger than max_body (%" PRIu64 " bytes)",
+                        op->method, op->url, op->max_body);
+  } else if (op->too_large == TOO_LARGE_HEADERS) {
+    status = rd_err_set(&err, RD_ETOO_LARGE, "http: %s %s: response headers larger than %zu bytes",
+                        op->method, op->url, RD_HTTP_MAX_HEADERS);
   } else {
     status = classify(rc);
     const char *why = op->errbuf[0] ? op->errbuf : curl_easy_strerror(rc);

@@ -1,6 +1,7 @@
 /*
- * rd.http.request{method, url, headers, query, body, json, timeout, follow,
- * verify, gzip, user, password} -> res | nil, err, code
+ * rd.http.request{method, url, headers, query, body, json, timeout,
+ * connect_timeout, follow, verify, gzip, user, password, max_body}
+ *   -> res | nil, err, code
  *
  * Checks every argument before anything is allocated, starts the request on
  * the runtime's curl multi and parks the task (or blocks the main thread)
@@ -210,18 +211,15 @@ static int opt_bool(lua_State *L, int t, const char *k, int dflt) {
   return v;
 }
 
-static long opt_ms(lua_State *L, int t, const char *k) {
-  lua_getfield(L, t, k);
-  long v = 0;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "bad argument #1 to 'request' (%s: number expected)", k);
-    double s = lua_tonumber(L, -1);
-    if (s <= 0) luaL_error(L, "bad argument #1 to 'request' (%s must be > 0)", k);
-    v = (long)(s * 1000.0 + 0.5);
-    if (v < 1) v = 1;
-  }
-  lua_pop(L, 1);
-  return v;
+/* Seconds option k as ms into *ms (0 when absent, at least 1 when set);
+ * RD_EINVALID (err names it) outside rd__range_timeout, left for the caller
+ * to return once every argument is checked. */
+static int opt_ms(lua_State *L, int t, const char *k, long *ms, rd_err *err) {
+  double s = 0;
+  int r = rd__opt_num(L, t, k, &rd__range_timeout, 0, &s, err);
+  long v = (long)(s * 1000.0 + 0.5); /* s <= 1e9: fits */
+  *ms = s > 0 && v < 1 ? 1 : v;
+  return r;
 }
 
 /* [-0, +1, m] a table of "Name: value" lines; sets *has_ctype. */
@@ -253,8 +251,12 @@ static int l_http_request(lua_State *L) {
   req.method = opt_string(L, 1, "method");
   req.user = opt_string(L, 1, "user");
   req.pass = opt_string(L, 1, "password");
-  req.timeout_ms = opt_ms(L, 1, "timeout");
-  req.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
+  rd_err bad = {0}; /* an out-of-range option: returned after the type checks */
+  double max_body = 0;
+  if (!opt_ms(L, 1, "timeout", &req.timeout_ms, &bad) &&
+      !opt_ms(L, 1, "connect_timeout", &req.connect_timeout_ms, &bad))
+    rd__opt_num(L, 1, "max_body", &rd__range_bytes, 0, &max_body, &bad);
+  req.max_body = (uint64_t)max_body; /* whole and <= 2^53: exact */
   req.follow = opt_bool(L, 1, "follow", 0);
   req.verify = opt_bool(L, 1, "verify", 1);
   req.gzip = opt_bool(L, 1, "gzip", 1);
@@ -283,6 +285,7 @@ static int l_http_request(lua_State *L) {
   }
   if (lua_isstring(L, 4)) req.body = lua_tolstring(L, 4, &req.body_len);
   if (!req.method) req.method = req.body ? "POST" : "GET";
+  if (bad.code) return rd__lua_fail(L, bad.code, "http: %s", bad.msg);
   rd__wait_check(L);
   size_t nh = lua_rawlen(L, 3);
   const char **lines = calloc(nh + 1, sizeof *lines);

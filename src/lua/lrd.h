@@ -140,7 +140,34 @@ int rd__json_isnull(lua_State *L, int idx);
 /* [-0, +1, -] push the JSON null sentinel. */
 void rd__json_pushnull(lua_State *L);
 
+/* ---- numeric options (lnum.c) --------------------------------------------
+ * The one rule for durations, sizes and counts read from options: a finite
+ * number inside the range (a whole number where `whole`), else RD_EINVALID
+ * naming the option. The Lua parts reach it through core.check_number. */
+typedef struct rd_range {
+  double min, max;       /* bounds; max inclusive */
+  int above_min;         /* min itself is refused (> min, not >= min) */
+  int whole;             /* a whole number is required (sizes, counts) */
+  const char *unit;      /* "seconds", "bytes"... for the message, or NULL */
+} rd_range;
+extern const rd_range rd__range_timeout;     /* seconds, > 0, <= 1e9 */
+extern const rd_range rd__range_seconds;     /* seconds, >= 0, <= 1e9 */
+extern const rd_range rd__range_bytes;       /* whole bytes, 1..2^53 */
+extern const rd_range rd__range_count;       /* whole, 0..1e9 */
+extern const rd_range rd__range_concurrency; /* whole, 1..10000 */
+extern const rd_range rd__range_rate;        /* per second, > 0, <= 1e6 */
+/* The range of a kind by name ("timeout", "bytes"...), NULL if unknown. */
+const rd_range *rd__range_named(const char *kind);
+/* 0 when v is inside r, else RD_EINVALID with err naming option `name`. */
+int rd__num_check(double v, const char *name, const rd_range *r, rd_err *err);
+/* [-0, +0, v] Field k of the table at absolute index t (the argument
+ * position): *out = dflt when nil; raises when it is not a number (a type
+ * error); else rd__num_check, writing *out only when it passes. */
+int rd__opt_num(lua_State *L, int t, const char *k, const rd_range *r, double dflt, double *out,
+                rd_err *err);
+
 /* ---- submodules: each adds its functions to the table on top ------------- */
+void rd__open_num(lua_State *L);
 void rd__open_task(lua_State *L);
 void rd__open_json(lua_State *L);
 void rd__open_http(lua_State *L);

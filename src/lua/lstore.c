@@ -291,13 +291,24 @@ static int f_bool(const fields *f, const char *k, int def, int *present) {
   return lua_toboolean(f->L, -1);
 }
 
+/* A duration, size or count field, checked by the one rule of lnum.c. This
+ * binding is internal (the sources check what users pass), so a value out
+ * of range here is a caller's bug: it raises, naming the field. A NaN
+ * default (RD_STORE_NONE) makes the field required. */
+static double f_ranged(const fields *f, const char *k, const rd_range *r, double dflt) {
+  int t = get(f, k);
+  double v = dflt;
+  if (t == LUA_TNUMBER) v = lua_tonumber(f->L, -1);
+  else if ((t != LUA_TNIL && t != -1) || isnan(dflt)) bad(f, k, "number");
+  rd_err err = {0};
+  if (rd__num_check(v, k, r, &err)) luaL_argerror(f->L, f->arg, err.msg);
+  return v;
+}
+
 static int f_limit(const fields *f) {
-  int64_t n = f_int(f, "limit", 0, NULL);
-  if (n < 0 || n > RD_STORE_MAX_LIMIT) {
-    lua_pushfstring(f->L, "field 'limit' out of range (0..%d)", RD_STORE_MAX_LIMIT);
-    luaL_argerror(f->L, f->arg, lua_tostring(f->L, -1));
-  }
-  return (int)n;
+  rd_range r = rd__range_count;
+  r.max = RD_STORE_MAX_LIMIT;
+  return (int)f_ranged(f, "limit", &r, 0);
 }
 
 /* Sub-table field as its own `fields` (t = 0 when absent). */
@@ -758,8 +769,10 @@ static int l_dlq_logs(lua_State *L) {
 /* ---- leases and retries ----------------------------------------------------- */
 
 static double check_ttl(lua_State *L, const fields *f, int arg) {
-  double ttl = f ? f_num(f, "ttl", NULL) : luaL_checknumber(L, arg);
-  if (!(ttl > 0)) luaL_argerror(L, arg, "ttl: positive number of seconds expected");
+  if (f) return f_ranged(f, "ttl", &rd__range_timeout, RD_STORE_NONE);
+  double ttl = luaL_checknumber(L, arg);
+  rd_err err = {0};
+  if (rd__num_check(ttl, "ttl", &rd__range_timeout, &err)) luaL_argerror(L, arg, err.msg);
   return ttl;
 }
 
@@ -870,12 +883,12 @@ static int l_health(lua_State *L) {
   fields f = args_table(L, 2, 1, "");
   int64_t scenario = f_int(&f, "scenario", 0, NULL);
   double since = f_num(&f, "since", NULL);
-  int64_t top = f_int(&f, "limit", 5, NULL);
-  if (top < 1 || top > RD_HEALTH_TOP_MAX) luaL_argerror(L, 2, "field 'limit' out of range (1..20)");
+  rd_range top_range = {1, RD_HEALTH_TOP_MAX, 0, 1, NULL};
+  int top = (int)f_ranged(&f, "limit", &top_range, 5);
   luaL_checkstack(L, 4, "store");
   rd_health_t h;
   rd_err err = {0};
-  if (rd_store_health(st, scenario, since, (int)top, &h, &err)) return rd__lua_pusherr(L, &err);
+  if (rd_store_health(st, scenario, since, top, &h, &err)) return rd__lua_pusherr(L, &err);
   /* h owns strings: build the table under protection, then free them. */
   lua_pushcfunction(L, health_p);
   lua_pushlightuserdata(L, &h);

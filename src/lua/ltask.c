@@ -398,7 +398,9 @@ static int sleep_done(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_task_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0 && s < 1e9, 1, "seconds must be >= 0");
+  rd_err err = {0};
+  /* rd.sleep has no failure to return: a bad duration is misuse, raised */
+  if (rd__num_check(s, "seconds", &rd__range_seconds, &err)) luaL_argerror(L, 1, err.msg);
   rd__wait_check(L);
   rd_rt *rt = rd__rt(L);
   sleep_wait *w = calloc(1, sizeof *w);

@@ -164,6 +164,7 @@ static void open_core(lua_State *L) {
   lua_pushcfunction(L, l_core_luafiles);
   lua_setfield(L, -2, "luafiles");
   rd__open_store(L);
+  rd__open_num(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "redrive.core");

@@ -117,7 +117,7 @@ test("http-1.15 misuse raises before anything starts", function()
   raises("table expected", rd.http.request, "http://x")
   raises("url: string expected", rd.http.request, {})
   raises("header 'X' contains a line break", rd.http.request, { url = S, headers = { ["X"] = "a\r\nInjected: 1" } })
-  raises("timeout must be > 0", rd.http.request, { url = S, timeout = -1 })
+  raises("timeout: number expected, got string", rd.http.request, { url = S, timeout = "1" })
   raises("body: string expected", rd.http.request, { url = S, body = {} })
 end)
 

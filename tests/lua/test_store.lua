@@ -86,7 +86,12 @@ test("store-2.2 misuse raises with the field named", function()
   raises("field 'exec.status': string expected, got number", st.record, st,
     { exec = { status = 1 } })
   raises("field 'exec': table expected, got nil", st.record, st, {})
-  raises("field 'limit' out of range", st.exec_list, st, { limit = -1 })
+  raises("option 'limit' must be a whole number >= 0 and <= 10000, got %-1", st.exec_list, st, { limit = -1 })
+  raises("got nan", st.exec_list, st, { limit = 0 / 0 })
+  raises("option 'ttl' must be a number of seconds > 0 and <= 1000000000, got inf", st.claim, st,
+    { all = true, owner = "w", ttl = math.huge })
+  raises("option 'ttl' .* got 1e%+300", st.renew, st, "w", 1e300)
+  raises("option 'limit' must be a whole number >= 1 and <= 20, got 0", st.health, st, { limit = 0 })
   raises("'ids' or 'all = true' expected", st.claim, st, { owner = "w", ttl = 1 })
   raises("field 'ids%[2%]': string expected, got number", st.dlq_delete, st, { ids = { "a", 2 } })
   raises("ttl", st.claim, st, { all = true, owner = "w" })

@@ -57,6 +57,8 @@
 #define LINGER_MS 2000                     /* wait for the peer's FIN this long */
 #define DELAY_MAX 3600000
 #define HUGE_MAX ((int64_t)64 << 20)
+#define BOMB_MIB 4096                      /* /gzip-bomb inflates to 4 GiB */
+#define PAD_LINE 1024                      /* /many-headers: bytes per header line */
 #define JSON "application/json"
 
 /* ------------------------------------------------------------------------ */
@@ -286,6 +288,8 @@ static struct {
   size_t tabsize, nent;
   unsigned char *gzip;
   size_t gzip_len;
+  unsigned char *bomb; /* /gzip-bomb: BOMB_MIB MiB of zeros, gzipped */
+  size_t bomb_len;
 } G;
 
 static char g_slab[SLAB_SIZE];
@@ -983,12 +987,8 @@ static void h_redirect_abs(conn *c, req *r, uint64_t arg) {
   reply_body(&r->f, 302, G.hdr.p);
 }
 
-static void h_big(conn *c, req *r, uint64_t n) {
-  if (n > BIG_MAX) {
-    reply_error(&r->f, 400, "size above 256 MiB");
-    return;
-  }
-  head_out(&r->f, 200, "application/octet-stream", (int64_t)n, NULL);
+/* Streams n bytes of the a..z pattern after the head already in G.out. */
+static void big_start(conn *c, const req *r, uint64_t n) {
   if (r->f.head_only || !n) return;
   conn_flush(c);
   c->busy = BIG;
@@ -997,9 +997,55 @@ static void h_big(conn *c, req *r, uint64_t n) {
   big_pump(c);
 }
 
+static void h_big(conn *c, req *r, uint64_t n) {
+  if (n > BIG_MAX) {
+    reply_error(&r->f, 400, "size above 256 MiB");
+    return;
+  }
+  head_out(&r->f, 200, "application/octet-stream", (int64_t)n, NULL);
+  big_start(c, r, n);
+}
+
+/* A body that never ends: no Content-Length, the connection closes only
+ * when the client goes (it ends at the client's limit or timeout). */
+static void h_endless(conn *c, req *r, uint64_t arg) {
+  (void)arg;
+  r->f.keep = false;
+  head_out(&r->f, 200, "application/octet-stream", -1, NULL);
+  big_start(c, r, UINT64_MAX);
+}
+
 static void h_gzip(conn *c, req *r, uint64_t arg) {
   (void)c, (void)arg;
   reply(&r->f, 200, JSON, "Content-Encoding: gzip\r\n", G.gzip, G.gzip_len);
+}
+
+static void h_gzip_bomb(conn *c, req *r, uint64_t arg) {
+  (void)c, (void)arg;
+  reply(&r->f, 200, "application/octet-stream", "Content-Encoding: gzip\r\n", G.bomb,
+        G.bomb_len);
+}
+
+/* ?n=N header lines of PAD_LINE bytes each (default 1024: 1 MiB of headers). */
+static void h_many_headers(conn *c, req *r, uint64_t arg) {
+  (void)c, (void)arg;
+  int64_t n = qint(r, "n", 1024);
+  if (n < 0 || n > 65536) {
+    reply_error(&r->f, 400, "n must be within 0..65536");
+    return;
+  }
+  sb *h = &G.hdr;
+  h->len = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int k = snprintf(NULL, 0, "X-Pad-%" PRId64 ": ", i);
+    sb_fmt(h, "X-Pad-%" PRId64 ": ", i);
+    sb_reserve(h, PAD_LINE);
+    memset(h->p + h->len, 'p', PAD_LINE - 2 - (size_t)k);
+    h->len += PAD_LINE - 2 - (size_t)k;
+    sb_add(h, "\r\n", 2);
+  }
+  sb_add(h, "", 1); /* extra headers are a C string */
+  reply(&r->f, 200, JSON, h->p, "{\"ok\":true}", 11);
 }
 
 static void h_bad_gzip(conn *c, req *r, uint64_t arg) {
@@ -1267,6 +1313,9 @@ static const route routes[] = {
   ROUTE("/redirect-abs", false, h_redirect_abs), /* ?to=URL */
   ROUTE("/big/", true, h_big),                   /* /big/N: N bytes a..z */
   ROUTE("/gzip", false, h_gzip),
+  ROUTE("/gzip-bomb", false, h_gzip_bomb),       /* ~4 MB inflating to 4 GiB of zeros */
+  ROUTE("/endless", false, h_endless),           /* a..z until the client goes */
+  ROUTE("/many-headers", false, h_many_headers), /* ?n=N header lines of 1 KiB */
   ROUTE("/bad-gzip", false, h_bad_gzip),
   ROUTE("/malformed-json", false, h_malformed_json),
   ROUTE("/json", false, h_json),                 /* ?body=...: that body */
@@ -1584,6 +1633,48 @@ static void gzip_init(void) {
   sb_free(&plain);
 }
 
+/* The /gzip-bomb body: BOMB_MIB MiB of zeros in one gzip member, built
+ * without compressing 4 GiB. After a full flush deflate keeps no history,
+ * so every further 1 MiB of zeros compresses to the same bytes: compress
+ * three chunks, check the second and third agree, repeat that block, then
+ * end the stream and write the trailer (CRC-32 and size of the whole). */
+static void bomb_init(void) {
+  enum { CHUNK = 1 << 20 };
+  unsigned char *zeros = calloc(1, CHUNK), out[3][16384];
+  size_t len[3];
+  z_stream zs = {0};
+  if (!zeros || deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    die("bomb: deflateInit2 failed");
+  for (int i = 0; i < 3; i++) {
+    zs.next_in = zeros;
+    zs.avail_in = CHUNK;
+    zs.next_out = out[i];
+    zs.avail_out = sizeof out[i];
+    if (deflate(&zs, Z_FULL_FLUSH) != Z_OK || zs.avail_in || !zs.avail_out)
+      die("bomb: deflate failed");
+    len[i] = sizeof out[i] - zs.avail_out;
+  }
+  if (len[1] != len[2] || memcmp(out[1], out[2], len[1])) die("bomb: flush blocks differ");
+  unsigned char tail[64];
+  zs.next_out = tail;
+  zs.avail_out = sizeof tail;
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) die("bomb: deflate finish failed");
+  size_t tail_len = sizeof tail - zs.avail_out - 8; /* zlib's trailer replaced below */
+  deflateEnd(&zs);
+  uLong crc_chunk = crc32(0L, zeros, CHUNK), crc = crc32(0L, Z_NULL, 0);
+  free(zeros);
+  G.bomb_len = len[0] + (BOMB_MIB - 1) * len[1] + tail_len + 8;
+  G.bomb = xrealloc(NULL, G.bomb_len);
+  unsigned char *p = G.bomb;
+  memcpy(p, out[0], len[0]), p += len[0];
+  for (int i = 1; i < BOMB_MIB; i++) memcpy(p, out[1], len[1]), p += len[1];
+  memcpy(p, tail, tail_len), p += tail_len;
+  for (int i = 0; i < BOMB_MIB; i++) crc = crc32_combine(crc, crc_chunk, CHUNK);
+  uint32_t size = (uint32_t)((uint64_t)BOMB_MIB * CHUNK); /* ISIZE: mod 2^32 */
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(crc >> (8 * i));
+  for (int i = 0; i < 4; i++) p[4 + i] = (unsigned char)(size >> (8 * i));
+}
+
 /* Thousands of concurrent connections need more than the usual 1024 fds. */
 static void raise_nofile(void) {
   struct rlimit rl;
@@ -1640,6 +1731,7 @@ int main(int argc, char **argv) {
   raise_nofile();
   for (size_t i = 0; i < sizeof g_pattern; i++) g_pattern[i] = (char)('a' + i % 26);
   gzip_init();
+  bomb_init();
   if (uv_loop_init(&G.loop)) die("uv_loop_init failed");
   int bound = listen_on((int)port);
   uv_signal_init(&G.loop, &G.sigterm);
@@ -1654,6 +1746,7 @@ int main(int argc, char **argv) {
   map_clear();
   free(G.tab);
   free(G.gzip);
+  free(G.bomb);
   sb_free(&G.out);
   sb_free(&G.body);
   sb_free(&G.hdr);

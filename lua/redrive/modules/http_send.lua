@@ -1,12 +1,16 @@
 -- http:ActionSendData — make an HTTP request (Make's "HTTP > Make a request").
 -- mapper: url, method, headers [{name, value}], qs [{name, value}],
 --   bodyType ("raw" | "json" | "x-www-form-urlencoded"), data, contentType,
---   gzip, timeout (seconds), parseResponse, followRedirect, rejectUnauthorized,
---   authUser / authPass (basic auth); shareCookies, useQuerystring, ca ignored.
+--   gzip, timeout (seconds), maxBody (bytes of decoded response body, default
+--   16 MiB: a bigger body fails the module with code "too_large"),
+--   parseResponse, followRedirect (redirects are followed only when true, as
+--   rd.http.request does), rejectUnauthorized, authUser / authPass (basic
+--   auth); shareCookies, useQuerystring, ca ignored.
 -- output: {statusCode, headers, data}; data is parsed when parseResponse is
 -- true and the response is JSON. A status >= 400 is a module error (code
 -- "http") naming the status and the URL without its query or userinfo.
 local rd = require("redrive.core").rd
+local opts_num = require("redrive.opts").number
 
 local function redact(url)
   url = url:gsub("[?#].*$", "")
@@ -105,11 +109,16 @@ local function run(ctx, m)
       if m.contentType and m.contentType ~= "" and not has_ctype() then headers["Content-Type"] = m.contentType end
     end
   end
-  local timeout = tonumber(m.timeout)
-  if timeout and timeout <= 0 then timeout = nil end
+  -- an empty or 0 timeout is Make's "default"; anything else obeys the rule
+  local timeout, max_body
+  local t = m.timeout
+  if t == "" or tonumber(t) == 0 then t = nil end
+  timeout, err = opts_num(t, "timeout", "timeout")
+  if err == nil then max_body, err = opts_num(m.maxBody ~= "" and m.maxBody or nil, "maxBody", "bytes") end
+  if err then return nil, "http: " .. err, "invalid" end
   local req = {
     method = method, url = url, headers = headers, query = query, body = body,
-    timeout = timeout, follow = opt_bool(m.followRedirect, true),
+    timeout = timeout, max_body = max_body, follow = opt_bool(m.followRedirect, false),
     verify = opt_bool(m.rejectUnauthorized, true), gzip = opt_bool(m.gzip, true),
   }
   if m.authUser ~= nil and m.authUser ~= "" then
@@ -190,7 +199,7 @@ return {
   redact_input = redact_input,
   fields = {
     url = "string", method = "string", headers = "array", qs = "array", bodyType = "string",
-    data = "any", contentType = "string", gzip = "boolean", timeout = "any",
+    data = "any", contentType = "string", gzip = "boolean", timeout = "any", maxBody = "any",
     parseResponse = "boolean", followRedirect = "boolean", rejectUnauthorized = "boolean",
     authUser = "string", authPass = "string", shareCookies = "boolean", useQuerystring = "boolean",
     ca = "string", serializeUrl = "boolean", useMtls = "boolean",

@@ -55,6 +55,7 @@
 --   C.check_table, C.when, C.stderr_is_tty.
 local remote = require "redrive.remote"
 local U = require "redrive.source.local_util"
+local opts_num, opts_check = require("redrive.opts").number, require("redrive.opts").check
 
 local C = {}
 C.iso_time, C.iso = remote.iso_time, remote.iso
@@ -107,13 +108,14 @@ function C.new_source(rd, opts, spec)
     return nil, string.format("%s: base_url must be an http(s) URL, got %s", kind, tostring(base)), "invalid"
   end
   base = base:gsub("/+$", "")
-  local client = remote.client(rd, {
+  local client, cerr, ccode = remote.client(rd, {
     kind = kind, base_url = base, token = token, auth = spec.auth, headers = opts.headers,
     rate = opts.rate, concurrency = opts.concurrency, retries = opts.retries,
     rate_limit_retries = opts.rate_limit_retries, backoff = opts.backoff, max_wait = opts.max_wait,
     timeout = opts.timeout, verify = opts.verify, parse_error = spec.parse_error,
-    transport = opts.transport, log = opts.log,
+    transport = opts.transport, log = opts.log, max_body = opts.max_body,
   })
+  if not client then return nil, cerr, ccode end
   token = nil -- the client's closures hold it now
   local methods = spec.methods
   local mt = {
@@ -123,7 +125,7 @@ function C.new_source(rd, opts, spec)
   local src = setmetatable({
     -- base_url as shown: credentials in the URL (user:pass@, ?api_key=) redacted
     kind = kind, name = opts.profile or kind, base_url = client.scrub(base), scenario = opts.scenario,
-    _rd = rd, _client = client, _bulk = math.tointeger(tonumber(opts.concurrency)) or 16,
+    _rd = rd, _client = client, _bulk = opts_num(opts.concurrency, "concurrency", "concurrency", 16),
   }, mt)
   src._mt = {
     exec = C.exec_class(src, spec.exec_methods or {}),
@@ -278,9 +280,12 @@ C.FINISHED = FINISHED
 -- backoff (the client's rate cap and 429 handling apply to each poll).
 function C.wait(rd, e, opts, refresh)
   opts = opts or {}
-  local deadline = opts.timeout and rd.now() + opts.timeout
-  local delay = tonumber(opts.interval) or 0.25
-  local max = tonumber(opts.max_interval) or 10
+  local timeout, delay, max, err
+  timeout, err = opts_num(opts.timeout, "timeout", "timeout", false)
+  if timeout ~= nil then delay, err = opts_num(opts.interval, "interval", "timeout", 0.25) end
+  if delay ~= nil then max, err = opts_num(opts.max_interval, "max_interval", "timeout", 10) end
+  if max == nil then return nil, err, "invalid" end
+  local deadline = timeout and rd.now() + timeout
   local cur = e
   while true do
     if FINISHED[cur.status] then return cur end
@@ -406,7 +411,7 @@ end
 
 function C.health(it, opts)
   opts = opts or {}
-  local top = math.tointeger(tonumber(opts.limit or opts.top)) or 5
+  local top = opts_check(opts.limit or opts.top, "limit", "count", 5)
   top = math.max(1, math.min(20, top))
   local h = { total = 0, finished = 0, succeeded = 0, failed = 0, running = 0 }
   local durations, reasons = {}, {}
@@ -473,10 +478,8 @@ end
 -- spec.act(t, forced) -> true | nil, msg, code; spec.verb; spec.total.
 -- In a dry run act is not called: the summary counts would_<verb>.
 function C.bulk(rd, opts, spec)
-  local concurrency = opts.concurrency or spec.concurrency or 16
-  if type(concurrency) ~= "number" or concurrency < 1 then
-    error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (concurrency must be >= 1)", 3)
-  end
+  local concurrency, cerr = opts_num(opts.concurrency or spec.concurrency, "concurrency", "concurrency", 16)
+  if not concurrency then error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (" .. cerr .. ")", 3) end
   local safe = opts.safe ~= false
   local dry = rd.is_dry_run()
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }

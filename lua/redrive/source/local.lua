@@ -247,7 +247,9 @@ function Exec:wait(opts)
   opts = opts or {}
   local src = exec_src(self)
   local rd = src._rd
-  local deadline = opts.timeout and rd.now() + opts.timeout
+  local timeout, terr = require("redrive.opts").number(opts.timeout, "timeout", "timeout", false)
+  if timeout == nil then return nil, "wait: " .. terr, "invalid" end
+  local deadline = timeout and rd.now() + timeout
   local delay = 0.02
   while true do
     local rec, err, code = src._st:exec_get(self.id)
@@ -487,12 +489,15 @@ function M.new(rd, opts)
   if path ~= nil and type(path) ~= "string" then
     error("bad argument #1 to 'connect' (db must be a path string)", 3)
   end
+  local ttl, terr = require("redrive.opts").number(opts.lease_ttl or os.getenv("REDRIVE_LEASE_TTL"),
+    "lease_ttl", "timeout", 120)
+  if not ttl then return nil, "local: " .. terr, "invalid" end
   local st, err, code = core.store_open(path)
   if not st then return nil, err, code end
   local src = setmetatable({
     kind = "local", name = opts.profile or "local",
     _rd = rd, _st = st, _pid = U.process_id(), _seq = 0,
-    _ttl = tonumber(opts.lease_ttl or os.getenv("REDRIVE_LEASE_TTL")) or 120,
+    _ttl = ttl,
   }, Source)
   src._mt = {
     exec = { __index = Exec, __src = src, __name = "redrive.Execution" },

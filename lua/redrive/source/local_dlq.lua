@@ -7,6 +7,7 @@
 -- and releases the lease, all in one transaction: an item is never retried by
 -- two processes at once, and a crash leaves it pending (the lease expires).
 local U = require "redrive.source.local_util"
+local opts_num = require("redrive.opts").number
 
 local D = {}
 local Item = {}
@@ -396,10 +397,10 @@ local function bulk_retry(src, opts)
   if opts.ids ~= nil and opts.all then
     return nil, "retry takes ids or all = true, not both", "invalid"
   end
-  local concurrency = opts.concurrency or 16
-  if type(concurrency) ~= "number" or concurrency < 1 then
-    error("bad argument #1 to 'retry' (concurrency must be >= 1)", 2)
-  end
+  local concurrency, ttl, nerr
+  concurrency, nerr = opts_num(opts.concurrency, "concurrency", "concurrency", 16)
+  if concurrency then ttl, nerr = opts_num(opts.lease_ttl, "lease_ttl", "timeout", src._ttl) end
+  if not ttl then return nil, "retry: " .. nerr, "invalid" end
   local ids = opts.ids
   if ids ~= nil then set_of(ids, "ids") end
   local except = set_of(opts.except, "except")
@@ -408,7 +409,6 @@ local function bulk_retry(src, opts)
   if rd.is_dry_run() then
     return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
   end
-  local ttl = tonumber(opts.lease_ttl) or src._ttl
   local owner = src:_owner()
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
 
