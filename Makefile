@@ -1,5 +1,5 @@
 # redrive — see README.md. `make`, `make test`, `make demo`, `make asan`,
-# `make bench`, `make install PREFIX=...`.
+# `make bench`, `make itest` (a real n8n), `make install PREFIX=...`.
 
 B       ?= build
 PREFIX  ?= /usr/local
@@ -78,6 +78,10 @@ test: all $(B)/test_c $(B)/testserver
 	@./scripts/deps --test
 	@B=$(B) SAN=$(SAN) ./tests/run
 
+# The n8n source against a real n8n (installed once by scripts/n8n).
+itest: all $(B)/testserver
+	@B=$(B) ./tests/itest/run
+
 asan:
 	@$(MAKE) --no-print-directory B=build/asan SAN=1 test
 
@@ -111,6 +115,6 @@ install: all
 clean:
 	rm -rf build redrive redrive.so
 
-.PHONY: all test asan valgrind demo bench reliability fuzz install clean redrive redrive.so
+.PHONY: all test itest asan valgrind demo bench reliability fuzz install clean redrive redrive.so
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

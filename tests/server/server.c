@@ -22,7 +22,8 @@
  * Choices a test may care about: query values are form-decoded ('+' is a
  * space); a missing `key` is the key ""; /count counts requests carrying `key`
  * on every endpoint except /count and /records themselves; defaults are
- * /flaky fail=1 code=500, /ratelimit rate=1, /chaos p=0.3 (no rate limit),
+ * /flaky fail=1 code=500 delay=0 (a success after the failures takes
+ * delay ms, answered as /delay answers), /ratelimit rate=1, /chaos p=0.3 (no rate limit),
  * /huge-header n=65536; /chaos and /ratelimit share a key's token bucket, and
  * each key has its own PRNG (seeded from --seed, default 1, and the key) so a
  * key's sequence does not depend on other traffic; POST /reset restarts it.
@@ -1154,6 +1155,14 @@ static void h_flaky(conn *c, req *r, uint64_t arg) {
   int64_t fail = qint(r, "fail", 1);
   const param *code = qget(r, "code");
   if (fail < 0 || hit > (uint64_t)fail) {
+    /* delay=MS: a success that takes that long (a slow job after failures) */
+    int64_t ms = qint(r, "delay", 0);
+    if (ms > 0 && ms <= DELAY_MAX) {
+      c->busy = DELAY;
+      c->pend = r->f;
+      uv_timer_start(&c->timer, on_delay, (uint64_t)ms, 0);
+      return;
+    }
     key_hit_body(true, k, kl, hit);
     reply_body(&r->f, 200, NULL);
     return;
@@ -1323,7 +1332,7 @@ static const route routes[] = {
   ROUTE("/bad-chunked", false, h_bad_chunked),
   ROUTE("/chunked", false, h_chunked),
   ROUTE("/garbage", false, h_garbage),
-  ROUTE("/flaky", false, h_flaky),               /* ?key&fail=N&code=C|reset */
+  ROUTE("/flaky", false, h_flaky),               /* ?key&fail=N&code=C|reset&delay=MS */
   ROUTE("/ratelimit", false, h_ratelimit),       /* ?key&rate=R[&burst=B][&retry_after=date] */
   ROUTE("/chaos", false, h_chaos),               /* ?key&p=P[&rate=R] */
   ROUTE("/record", false, h_record),             /* POST ?key: keep the body */
