@@ -59,6 +59,11 @@ function M.report(err, kind)
   msg = require("redrive.pretty").redact(tostring(msg))
   -- the runner's own frames say nothing to the user
   msg = msg:gsub("\n%s*%[C%]: in function 'xpcall'\n.*$", "")
+  -- an expected failure (a refused key, an unreachable host) is one line:
+  -- where in Lua it surfaced says nothing to the user
+  if kind == "auth" or kind == "connect" or kind == "interrupted" then
+    msg = msg:gsub("\nstack traceback:.*$", "")
+  end
   if M.options.json then
     M.emit({ error = msg:match("^[^\n]*"), code = kind, exit = EXIT_OF[kind] })
   end

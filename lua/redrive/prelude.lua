@@ -51,14 +51,18 @@ return function(rd)
     end
     -- Iterators (e.g. paginated listings that fetch a page) are not
     -- reentrant: one worker at a time pulls the next item.
-    local pull, busy, cv = next_item, false, rd.cond()
+    -- A failing iterator (a listing whose page cannot be read) fails the
+    -- whole call once, after every worker has stopped: one error, not one
+    -- per worker left for nobody to wait on.
+    local pull, busy, cv, pull_err = next_item, false, rd.cond(), nil
     next_item = function()
       while busy do cv:wait() end
+      if pull_err ~= nil then cv:signal(); return nil end -- wake the next one: it stops too
       busy = true
       local ok, i, v = pcall(pull)
       busy = false
       cv:signal()
-      if not ok then error(i, 0) end
+      if not ok then pull_err = i; return nil end
       return i, v
     end
     local summary = { ok = 0, failed = 0, errors = {} }
@@ -79,10 +83,13 @@ return function(rd)
     end
     local workers = {}
     for w = 1, n do workers[w] = spawn(worker) end
+    local werr
     for _, t in ipairs(workers) do
       local ok, err = t:wait()
-      if ok == nil and err then error(err, 0) end -- the iterator itself failed
+      if ok == nil and err and werr == nil then werr = err end
     end
+    if pull_err ~= nil then error(pull_err, 0) end -- the iterator itself failed
+    if werr ~= nil then error(werr, 0) end
     return summary
   end
 

@@ -160,4 +160,25 @@ test("task-1.15 stock lua5.4 main chunk blocks on the loop, and unwaited failure
   match(out, "nobody waited for it: .*lost task")
 end)
 
+test("task-1.16 rd.each: an iterator that fails mid-way fails the call once, every worker stopped", function()
+  local f = H.tmpname(".lua")
+  local fh = assert(io.open(f, "w"))
+  fh:write([[
+    local rd = require "redrive"
+    local n = 0
+    local ok, err = pcall(rd.each, function()
+      n = n + 1
+      if n > 3 then error("listing failed (auth)", 0) end
+      rd.sleep(0.001)
+      return n
+    end, function() rd.sleep(0.002) end, { concurrency = 8 })
+    print(ok, err)
+  ]])
+  fh:close()
+  local p = io.popen(string.format("%q %q 2>&1", os.getenv("REDRIVE"), f))
+  local out = p:read("a"); p:close()
+  os.remove(f)
+  eq(out, "false\tlisting failed (auth)\n") -- no trace per worker, no deadlock
+end)
+
 H.done()

@@ -34,6 +34,8 @@
 --       (and "dry-run: <line>" on stderr)
 --   C.refusal(exec) -> why a safe retry is refused (running, succeeded,
 --       already retried successfully) | nil
+--   C.chain_refusal(chain, exec) -> why, judged on the whole retry chain (a
+--       member succeeded, or a retry of it still runs) | nil
 --   C.wait(rd, exec, {timeout, interval, max_interval}, refresh) -> exec | nil, msg, "timeout"
 --   C.retry_attempts(rd, exec, {attempts, backoff}, once, wait) -> last exec
 --   C.chain(exec, get, {up, children}) -> {exec...} (root first; .missing)
@@ -43,7 +45,8 @@
 -- Bulk operations
 --   C.bulk(rd, opts, spec) -> {total, succeeded, failed, skipped, errors}
 --       spec = {targets (list or iterator), total, id(t), check(t) -> refusal, code,
---               act(t, forced) -> true | nil, msg, code, action, verb, noun, concurrency}
+--               act(t, forced) -> true | {status, execution, message} | nil, msg, code, {execution},
+--               action, verb, noun, concurrency}
 --       Runs act at bounded concurrency (rd.each); safe checks skip (opts.safe
 --       ~= false); in a dry run act is not called and the summary carries
 --       dry_run = true, would_<action> = n; a progress line on stderr when it
@@ -273,6 +276,26 @@ function C.refusal(e)
   end
 end
 
+-- chain_refusal(chain, e) -> why a safe retry of e is refused because of its
+-- retry chain (root first, as C.chain returns it) | nil. A chain is one piece
+-- of work: once any member succeeded there is nothing left to retry (a
+-- platform may mark only the execution retried directly), and while any
+-- retry in it still runs its outcome is unknown, so a second one would run
+-- the work twice.
+function C.chain_refusal(chain, e)
+  for _, m in ipairs(chain or {}) do
+    if tostring(m.id) ~= tostring(e.id) then
+      if m.status == "success" or m.status == "warning" then
+        return string.format("the retry chain of execution %s already succeeded (execution %s, status %s): "
+          .. "nothing to retry; pass safe = false to run it again", e.id, m.id, m.status)
+      elseif m.status == "running" then
+        return string.format("execution %s of the same retry chain is still running (started %s): its outcome "
+          .. "is not known yet; wait for it or pass safe = false", m.id, U.when(m.started_at))
+      end
+    end
+  end
+end
+
 local FINISHED = { success = true, warning = true, error = true, canceled = true }
 C.FINISHED = FINISHED
 
@@ -455,6 +478,17 @@ function C.add_error(s, e)
   else s.errors_truncated = (s.errors_truncated or 0) + 1 end
 end
 
+-- add_result(s, id, status, execution): summary.results, the first
+-- MAX_RESULTS in memory ({id, status, execution}; results_truncated counts
+-- the rest)
+local MAX_RESULTS = 1000
+function C.add_result(s, id, status, execution)
+  s.results = s.results or {}
+  if #s.results < MAX_RESULTS then
+    s.results[#s.results + 1] = { id = id, status = status, execution = execution }
+  else s.results_truncated = (s.results_truncated or 0) + 1 end
+end
+
 function C.set_of(list, what, fname)
   local set = {}
   if list == nil then return set end
@@ -519,11 +553,21 @@ function C.bulk(rd, opts, spec)
       s.would = s.would + 1
       if #sample < 3 then sample[#sample + 1] = tostring(id) end
     else
-      local ok, err, code = spec.act(t, forced)
-      if ok then s.succeeded = s.succeeded + 1
+      local ok, err, code, res = spec.act(t, forced)
+      if ok then
+        -- act may say more than "done": {status = "running" | "queued" |
+        -- "unknown" | "succeeded", execution}, counted under its status
+        local st = type(ok) == "table" and ok.status or "succeeded"
+        if st == "succeeded" then s.succeeded = s.succeeded + 1
+        else
+          s[st] = (s[st] or 0) + 1
+          if ok.message then C.add_error(s, { id = id, message = tostring(ok.message), code = st }) end
+        end
+        C.add_result(s, id, st, type(ok) == "table" and ok.execution or nil)
       else
         s.failed = s.failed + 1
         C.add_error(s, { id = id, message = tostring(err), code = code })
+        C.add_result(s, id, "failed", type(res) == "table" and res.execution or nil)
       end
     end
     if bar then bar.update(s) end
