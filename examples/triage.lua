@@ -66,8 +66,8 @@ if s.dry_run then
   print(string.format("dry run: would retry %d of %d matching %q, %d skipped (dry run)", s.would_retry or 0, s.total,
     pattern, s.skipped))
 else
-  print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped", s.total, pattern,
-    s.succeeded, s.failed, s.skipped))
+  print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped%s", s.total, pattern,
+    s.succeeded, s.failed, s.skipped, (s.queued or 0) > 0 and string.format(", %d queued", s.queued) or ""))
 end
 for i, e in ipairs(s.errors) do
   if i > 5 then print(string.format("  ... %d more", #s.errors - 5)); break end

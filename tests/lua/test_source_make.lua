@@ -115,10 +115,11 @@ test("retry one, bulk retry ids / all / except, safe", function()
   local r = assert(it:retry())
   eq(r.status, "queued"); eq(r.id, ITEM)
   local s = assert(src:retry { ids = { ITEM, "5a9c3e7b1d2f4a6c8e0b9d7f5a3c1e2b" }, progress = false })
-  eq(s.total, 2); eq(s.succeeded, 2); eq(s.failed, 0); eq(s.skipped, 0)
+  eq(s.total, 2); eq(s.queued, 2); eq(s.succeeded, 0); eq(s.failed, 0); eq(s.skipped, 0)
+  eq(s.results[1].status, "queued") -- queued is not succeeded: Make runs it later
   -- all: the listing's resolved item (9d2b...) is skipped unless safe = false
   s = assert(src:retry { all = true, scenario = SID, except = { "5a9c3e7b1d2f4a6c8e0b9d7f5a3c1e2b" }, progress = false })
-  eq(s.total, 2); eq(s.skipped, 1); eq(s.succeeded, 1)
+  eq(s.total, 2); eq(s.skipped, 1); eq(s.queued, 1)
   match(s.errors[1].message, "resolved already")
   -- forced: Make's own {all = true, exceptIds} form, one request
   local sent = {}
@@ -130,7 +131,7 @@ test("retry one, bulk retry ids / all / except, safe", function()
   eq(#sent, 1); eq(sent[1].method, "POST"); match(sent[1].url, "/dlqs/retry$")
   eq(sent[1].query.scenarioId, SID); eq(sent[1].json.all, true)
   eq(sent[1].json.exceptIds, { "9d2b7f4e6a1c3e5b8f0a2d4c6e8b1a3f" })
-  eq(s.total, 2); eq(s.succeeded, 2); eq(s.skipped, 0) -- the ids Make queued
+  eq(s.total, 2); eq(s.queued, 2); eq(s.succeeded, 0); eq(s.skipped, 0) -- the ids Make queued
   -- by ids: {ids} in one chunk, scenario from the items
   sent = {}
   s = assert(rec:retry { ids = { ITEM }, progress = false })

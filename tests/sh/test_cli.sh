@@ -84,6 +84,12 @@ check "cli-5.6 --verbose logs HTTP without secrets" 0 "$R" --verbose -e \
 has "cli-5.7 --verbose line" "$ERR" "http GET"
 lacks "cli-5.8 --verbose redacts" "$ERR" "s3cr3t"
 
+cat >"$T/make.lua" <<EOF
+return { profiles = { mk = { kind = "make", base_url = "${RD_TEST_SERVER:-http://127.0.0.1:1}/api/v2", token = "t0k3n-xyz" } } }
+EOF
+check "cli-5.9 ls on Make without a scenario is a usage error" 2 env REDRIVE_CONFIG="$T/make.lua" "$R" --profile mk ls
+has "cli-5.10 Make lists per scenario" "$ERR" "Make lists incomplete executions per scenario"
+
 # ---- signals
 "$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out1" 2>"$T/err1" &
 pid=$!

@@ -101,6 +101,9 @@ end
 
 local function cmd_ls(a)
   local src = connect()
+  if src.kind == "make" and not a.flags["--scenario"] and src.scenario == nil then
+    error({ usage = "Make lists incomplete executions per scenario: pass --scenario ID" })
+  end
   local limit = a.flags["--limit"] and math.tointeger(tonumber(a.flags["--limit"]))
   if a.flags["--limit"] and not limit then error({ usage = "--limit needs an integer" }) end
   local resolved = nil -- --all: resolved ones too
@@ -181,8 +184,10 @@ local function cmd_retry(a)
       out(string.format("dry run: would retry %s, skip %s", tostring(summary.would_retry or summary.total or 0),
         tostring(summary.skipped or 0)))
     else
-      out(string.format("retried %d: %d succeeded, %d failed, %d skipped", summary.total or 0,
-        summary.succeeded or 0, summary.failed or 0, summary.skipped or 0))
+      out(string.format("retried %d: %d succeeded, %d failed, %d skipped%s%s", summary.total or 0,
+        summary.succeeded or 0, summary.failed or 0, summary.skipped or 0,
+        (summary.queued or 0) > 0 and string.format(", %d queued", summary.queued) or "",
+        (summary.running or 0) > 0 and string.format(", %d still running", summary.running) or ""))
     end
     for _, e in ipairs(summary.errors or {}) do
       io.stderr:write("  ", tostring(e.id or "?"), ": ", require("redrive.pretty").redact(tostring(e.message or e.error)), "\n")

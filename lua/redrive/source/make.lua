@@ -342,7 +342,8 @@ end
 local CHUNK = 100
 
 -- src:retry{ids = {...} | all = true, except, scenario, safe = true, concurrency, progress}
--- -> {total, succeeded (queued), failed, skipped, errors}
+-- -> {total, succeeded, queued, failed, skipped, errors, results}: Make queues
+-- retries, so an accepted one is `queued` (not `succeeded`)
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   local rd = self._rd
@@ -366,10 +367,13 @@ function Source:retry(opts)
     end
     local data, rerr, rcode = api(self, { method = "POST", path = "/dlqs/retry", query = { scenarioId = sid }, json = body })
     if not data then return nil, rerr, rcode end
+    s.queued = 0
     for _, id in ipairs(data.dlqs or {}) do
-      if not except[tostring(id)] then s.total = s.total + 1; s.succeeded = s.succeeded + 1 end
+      if not except[tostring(id)] then
+        s.total, s.queued = s.total + 1, s.queued + 1
+        C.add_result(s, tostring(id), "queued")
+      end
     end
-    s.queued = s.succeeded
     return s
   end
   local targets, err, code = select_targets(self, opts, except, safe, s)
@@ -406,7 +410,10 @@ function Source:retry(opts)
         local queued = {}
         for _, id in ipairs(data.dlqs or {}) do queued[tostring(id)] = true end
         for _, id in ipairs(chunk) do
-          if queued[id] or data.dlqs == nil then s.succeeded = s.succeeded + 1
+          if queued[id] or data.dlqs == nil then
+            -- queued, not done: Make runs it later (its logs tell the outcome)
+            s.queued = (s.queued or 0) + 1
+            C.add_result(s, id, "queued")
           else
             s.failed = s.failed + 1
             C.add_error(s, { id = id, message = "make did not queue incomplete execution " .. id .. " for retry" })
@@ -417,7 +424,7 @@ function Source:retry(opts)
     end
   end
   if bar then bar.finish(s) end
-  s.queued = s.succeeded
+  s.queued = s.queued or 0
   return s
 end
 

@@ -422,13 +422,17 @@ local function post_retry(src, cur, opts, known)
     local new = exec_obj(src, data)
     new.retry_of = new.retry_of or cur.id
     -- the answer has no stoppedAt: the execution as n8n keeps it has
-    if new.id and new.stopped_at == nil then
+    if new.id and new.stopped_at == nil and new.status ~= "running" then
       local full = src:execution(new.id, { include_data = false })
       if full and full.id == new.id then new = full end
     end
     return new
   end
   if not (type(detail) == "table" and detail.transport) or code == "connect" then return nil, err, code end
+  if not cur.scenario or not cur.started_at then -- a bare id (bulk, safe = false): read it now
+    local e = src:execution(cur.id, { include_data = false })
+    if e then cur = e end
+  end
   local found = reconcile(src, cur, known or {})
   if found then
     found.reconciled = true
@@ -718,11 +722,7 @@ function Source:retry(opts)
     act = function(t, forced)
       local id = target_id(t)
       if forced then io.stderr:write("redrive: forced retry (safe = false) of n8n execution ", id, "\n") end
-      local cur = type(t) == "table" and t.raw and exec_obj(src, t.raw) or { id = id, scenario = opts.scenario }
-      if not cur.scenario or not cur.started_at then
-        local e = src:execution(id, { include_data = false })
-        if e then cur = e end
-      end
+      local cur = type(t) == "table" and t.raw and exec_obj(src, t.raw) or { id = id }
       local new, err, code, outcome = post_retry(src, cur, opts, known[id])
       if not new then
         if outcome == "unknown" then return { status = "unknown", message = err } end
@@ -732,7 +732,10 @@ function Source:retry(opts)
         return nil, "retry of " .. id .. " failed: execution " .. tostring(new.id) .. " ended with " ..
           (new.error and new.error.message or "an error"), "failed", { status = "failed", execution = new.id }
       end
-      return { status = new.status == "running" and "running" or "succeeded", execution = new.id }
+      -- an answered retry that still runs was accepted (n8n answers when it
+      -- ends; a proxy or a waiting node may answer sooner): succeeded, as
+      -- before; one found after no answer came is `running`: outcome unknown
+      return { status = (new.reconciled and new.status == "running") and "running" or "succeeded", execution = new.id }
     end,
   })
 end
