@@ -87,10 +87,7 @@ function M.configure(opts)
   for k, v in pairs(opts) do M.options[k] = v end
   local o = M.options
   if o.profile then rd._default_profile = o.profile end
-  if o.db then
-    sys().setenv("REDRIVE_DB", o.db)
-    rd._db = o.db
-  end
+  if o.db then rd._db = o.db end -- rd.connect's precedence (lua/redrive/sources.lua) reads it
   if o.dry_run then rd.dry_run(true) end
   rd._quiet = o.quiet or nil
   rd._verbose = o.verbose or nil

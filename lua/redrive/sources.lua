@@ -1,6 +1,15 @@
 -- rd.connect: picks a source implementation by kind (or by profile from the
 -- config file) and returns the source object. Each kind lives in
 -- lua/redrive/source/<kind>.lua and exports `new(rd, opts) -> src | nil, err, code`.
+--
+-- Which store a local source opens is decided here, and only here:
+--   1. `db` (or `path`) given to rd.connect{...} by the caller,
+--   2. `redrive --db PATH` (rd._db, set by redrive.cli),
+--   3. $REDRIVE_DB,
+--   4. the profile's `db`,
+--   5. the default path (rd_store_default_path: $XDG_DATA_HOME/redrive/redrive.db,
+--      else ~/.local/share/redrive/redrive.db).
+-- The kind's `new` gets the chosen path as opts.db (nil: the default).
 local KINDS = { ["local"] = true, make = true, n8n = true, sailpoint = true, kaizen = true }
 
 return function(rd)
@@ -37,36 +46,89 @@ return function(rd)
     return load_config(), config_path()
   end
 
+  local function nonempty(s) return s ~= nil and s ~= "" and s or nil end
+
+  -- store_path(explicit, profile_db) -> path | nil (the default path): the
+  -- precedence above, in one place
+  local function store_path(explicit, profile_db)
+    return explicit or nonempty(rd._db) or nonempty(os.getenv("REDRIVE_DB")) or profile_db
+  end
+
+  -- The profile rd.connect() uses: --profile, $REDRIVE_PROFILE, the config's
+  -- `default`; nil when there is none (the local source then).
+  local function selected_profile()
+    return rd._default_profile or nonempty(os.getenv("REDRIVE_PROFILE")) or load_config().default
+  end
+
+  -- rd._selected() -> name, profile table | nil: what rd.connect() would use
+  -- (the profile may be missing from the config: rd.connect() says so)
+  function rd._selected()
+    local name = selected_profile()
+    if not name then return nil end
+    return name, load_config().profiles[name]
+  end
+
   -- rd.connect() -> local source on the default store (or the default profile)
   -- rd.connect("name") -> the profile `name` of the config file
   -- rd.connect{kind = ..., ...} -> a source of that kind
   function rd.connect(opts)
-    if opts == nil then
-      local name = rd._default_profile or os.getenv("REDRIVE_PROFILE")
-      if not name then
-        local cfg = load_config()
-        name = cfg.default
-      end
-      opts = name and name or { kind = "local" }
-    end
+    if opts == nil then opts = selected_profile() or { kind = "local" } end
+    local o = {}
     if type(opts) == "string" then
       local cfg = load_config()
       local p = cfg.profiles[opts]
       if not p then return nil, "no profile '" .. opts .. "' in " .. config_path(), "not_found" end
-      local o = {}
+      if type(p) ~= "table" then error("redrive: config " .. config_path() .. ": profile '" .. opts .. "' must be a table", 2) end
       for k, v in pairs(p) do o[k] = v end
       o.profile = opts
-      opts = o
-    end
-    if type(opts) ~= "table" then
+      local pdb = o.db or o.path
+      o.path = nil
+      o.db = store_path(nil, pdb)
+    elseif type(opts) == "table" then
+      for k, v in pairs(opts) do o[k] = v end
+      local explicit = o.db or o.path
+      if explicit ~= nil and type(explicit) ~= "string" then
+        error("bad argument #1 to 'connect' (db must be a path string)", 2)
+      end
+      o.path = nil
+      o.db = store_path(explicit, nil)
+    else
       error("bad argument #1 to 'connect' (table, profile name or nil expected, got " .. type(opts) .. ")", 2)
     end
-    local kind = opts.kind or "local"
+    local kind = o.kind or "local"
     if not KINDS[kind] then
       error("bad argument #1 to 'connect' (unknown kind '" .. tostring(kind) ..
         "': expected local, make, n8n, sailpoint or kaizen)", 2)
     end
     local impl = require("redrive.source." .. kind)
-    return impl.new(rd, opts)
+    local src, err, code = impl.new(rd, o)
+    if src and o.profile ~= nil and type(src) == "table" then src.profile = o.profile end
+    return src, err, code
+  end
+
+  -- A URL (postgresql://user:pw@host/db?x) shown without userinfo or query.
+  local function bare(s)
+    s = tostring(s)
+    local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
+    if not scheme then return s end
+    rest = rest:gsub("[?#].*$", "")
+    local auth, path = rest:match("^([^/]*)(.*)$")
+    return scheme .. "://" .. (auth:gsub("^.*@", "")) .. path
+  end
+
+  -- rd._describe(src) -> "local store /x/y.db (profile 'ops')" |
+  -- "make at eu2.make.com (profile 'make_eu')": what a command acts on, for
+  -- the line it prints first. Never a token, a URL's userinfo or query.
+  function rd._describe(src)
+    local where
+    if src.kind == "local" then
+      local ok, p = pcall(src.path, src)
+      where = "local store " .. (ok and bare(p) or "?")
+    else
+      local host = src.base_url and tostring(src.base_url):match("^%a[%w+.-]*://([^/?#]*)")
+      where = tostring(src.kind) .. " at " .. (host and host:gsub("^.*@", "") or "?")
+    end
+    local profile = src.profile
+    return where .. (profile and (" (profile '" .. profile .. "')") or " (no profile)")
   end
 end

@@ -15,7 +15,6 @@ static void setbool(lua_State *L, const char *k, int v) {
 }
 
 int rd__cli_setup(lua_State *L, const rd_cli_opts *o) {
-  if (o->db) setenv("REDRIVE_DB", o->db, 1);
   luaL_requiref(L, "redrive", luaopen_redrive, 0);
   lua_setglobal(L, "rd");
   rd_rt *rt = rd__rt(L);

@@ -26,7 +26,8 @@ end
 -- "option" (redrive --profile PROFILE ...) or "env" (REDRIVE_PROFILE)
 local function triage(profile, pattern, dry, how)
   how = how or "arg"
-  local cmd = string.format("cd %q && REDRIVE_CONFIG=%q %s %q %s %s examples/triage.lua %s %q 2>&1",
+  -- REDRIVE_DB would take precedence over the profile's db: unset it
+  local cmd = string.format("cd %q && REDRIVE_DB= REDRIVE_CONFIG=%q %s %q %s %s examples/triage.lua %s %q 2>&1",
     H.root, cfg, how == "env" and ("REDRIVE_PROFILE=" .. profile) or "", REDRIVE, dry and "--dry-run" or "",
     how == "option" and ("--profile " .. profile) or "", how == "arg" and profile or "", pattern)
   local p = assert(io.popen(cmd))

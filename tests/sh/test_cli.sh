@@ -77,7 +77,7 @@ mkdir -p "$T/config/redrive"
 cat >"$T/config/redrive/config.lua" <<EOF
 return { profiles = { ops = { kind = "local", db = "$T/ops.db" } } }
 EOF
-check "cli-5.4 --profile" 0 "$R" --profile ops --json -e 'local s = assert(rd.connect()); return {name = s.name, path = s:path()}'
+check "cli-5.4 --profile" 0 env -u REDRIVE_DB "$R" --profile ops --json -e 'local s = assert(rd.connect()); return {name = s.name, path = s:path()}'
 has "cli-5.5 --profile source" "$(jq -r '.name + " " + .path' <<<"$OUT" 2>&1)" "ops $T/ops.db"
 check "cli-5.6 --verbose logs HTTP without secrets" 0 "$R" --verbose -e \
   "rd.http.request{url = '${RD_TEST_SERVER:-http://127.0.0.1:1}/ok?token=s3cr3t', headers = {Authorization = 'Bearer s3cr3t'}}"
@@ -197,6 +197,69 @@ EOF
 else
   echo "skip quick commands (no RD_TEST_SERVER)"
 fi
+
+# ---- the store you meant (issue 12, defect 1): explicit db > --db >
+# REDRIVE_DB > the profile's db > the default path; a mutating command names
+# the source it acts on (stderr) before it acts
+S=$T/stores
+mkdir -p "$S/cfg/redrive" "$S/data"
+cat >"$S/cfg/redrive/config.lua" <<EOF
+return { default = "local", profiles = {
+  ["local"] = { kind = "local", db = "$S/prof.db" },
+  remote = { kind = "make", base_url = "http://user:PASSWD7@127.0.0.1:9/api?api_key=QKEY9", token = "TOK3N", scenario = 1, retries = 0 },
+} }
+EOF
+cat >"$S/down.json" <<EOF
+{"name": "down", "flow": [{"id": 1, "module": "http:ActionSendData", "mapper": {"url": "http://127.0.0.1:1/x", "method": "get"}}]}
+EOF
+# rs: the README's config, no REDRIVE_DB, a default path of its own
+# (REDRIVE_DB only when RSDB names one)
+rs() { env -u REDRIVE_DB -u REDRIVE_PROFILE ${RSDB:+REDRIVE_DB=$RSDB} XDG_CONFIG_HOME="$S/cfg" XDG_DATA_HOME="$S/data" "$R" "$@"; }
+path_of() { rs "$@" -e 'print(assert(rd.connect()):path())' 2>&1; }
+[ "$(path_of)" = "$S/prof.db" ] && ok "store-1.1 the profile's db" || no "store-1.1" "$(path_of)"
+[ "$(RSDB=$S/env.db path_of)" = "$S/env.db" ] && ok "store-1.2 REDRIVE_DB over the profile" \
+  || no "store-1.2" "$(RSDB=$S/env.db path_of)"
+[ "$(RSDB=$S/env.db path_of --db "$S/b.db")" = "$S/b.db" ] && ok "store-1.3 --db over REDRIVE_DB" \
+  || no "store-1.3" "$(RSDB=$S/env.db path_of --db "$S/b.db")"
+[ "$(path_of --db="$S/c.db")" = "$S/c.db" ] && ok "store-1.4 --db=PATH" || no "store-1.4" "$(path_of --db="$S/c.db")"
+check "store-1.5 explicit db over --db" 0 rs --db "$S/b.db" -e "print(assert(rd.connect{db = '$S/x.db'}):path())"
+[ "$OUT" = "$S/x.db" ] && ok "store-1.6 ... is the explicit one" || no "store-1.6" "$OUT"
+check "store-1.7 no profile db: the default path" 0 rs -e 'print(assert(rd.connect{kind = "local"}):path())'
+[ "$OUT" = "$S/data/redrive/redrive.db" ] && ok "store-1.8 ... under XDG_DATA_HOME" || no "store-1.8" "$OUT"
+check "store-1.9 --db with an empty path" 2 rs --db "" -e 'print(1)'
+# one item in the profile's store, none in b.db
+check "store-2.1 run" 1 rs run "$S/down.json" --json
+id=$(jq -r .dlq_id <<<"$OUT")
+has "store-2.2 run names its store first" "$ERR" "redrive run: acting on local store $S/prof.db (profile 'local')"
+check "store-2.3 show finds what run stored" 0 rs show "$id" --json
+has "store-2.4 ... the same item" "$(jq -r .id <<<"$OUT")" "$id"
+check "store-2.5 --db: delete --all acts on b.db" 0 rs --db "$S/b.db" --dry-run delete --all --yes --json
+has "store-2.6 names b.db" "$ERR" "redrive delete: acting on local store $S/b.db (profile 'local')"
+has "store-2.7 nothing to delete in b.db" "$(jq -r .would_delete <<<"$OUT")" "0"
+rse() { RSDB=$S/env.db rs "$@"; }
+check "store-2.8 REDRIVE_DB: delete acts there" 0 rse --dry-run delete --all --yes --json
+has "store-2.9 names env.db" "$ERR" "acting on local store $S/env.db"
+has "store-2.10 nothing to delete there" "$(jq -r .would_delete <<<"$OUT")" "0"
+check "store-2.11 --db run then show, one store" 1 rs --db "$S/b.db" run "$S/down.json" --json
+bid=$(jq -r .dlq_id <<<"$OUT")
+check "store-2.12 show with the same --db" 0 rs --db "$S/b.db" show "$bid"
+check "store-2.13 the profile's store does not have it" 1 rs show "$bid"
+check "store-2.14 retry names its store" 1 rs retry "$id"
+has "store-2.15 ... before acting" "$(head -1 <<<"$ERR")" "redrive retry: acting on local store $S/prof.db"
+check "store-2.16 patch names its store" 0 rs --dry-run patch "$id" "$S/down.json"
+has "store-2.17 ..." "$ERR" "redrive patch: acting on local store $S/prof.db"
+check "store-2.18 --quiet drops the line" 0 rs -q --dry-run delete --all --yes
+lacks "store-2.19 ..." "$ERR" "acting on"
+check "store-2.20 ls reads, names nothing" 0 rs ls
+lacks "store-2.21 ..." "$ERR" "acting on"
+# a remote profile: host only, never userinfo, query or token
+check "store-3.1 remote retry, dead host" 1 rs --profile remote retry 1
+has "store-3.2 names kind and host" "$ERR" "redrive retry: acting on make at 127.0.0.1:9 (profile 'remote')"
+for w in PASSWD7 QKEY9 TOK3N user; do lacks "store-3.3 no $w" "$ERR" "$w"; done
+check "store-3.4 run with a remote profile and no store named" 2 rs --profile remote run "$S/down.json"
+has "store-3.5 says why" "$ERR" "run needs a local source: profile 'remote' is a make source"
+check "store-3.6 ... runs on the store --db names" 1 rs --profile remote --db "$S/b.db" run "$S/down.json"
+has "store-3.7 ... and says so" "$ERR" "acting on local store $S/b.db (no profile)"
 
 # ---- start-up stays cheap: no source, store or engine loaded
 check "cli-9.1 nothing heavy at start" 0 "$R" -e \

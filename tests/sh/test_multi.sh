@@ -19,6 +19,7 @@ return { default = "east", profiles = {
 } }
 CFG
 export REDRIVE_CONFIG=$T/config.lua
+unset REDRIVE_DB # it would take precedence over the profiles' db
 
 # 1. two local instances in one script, used concurrently
 out=$("$R" - <<LUA 2>&1

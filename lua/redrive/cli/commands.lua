@@ -2,7 +2,10 @@
 -- (ls, show, retry, patch, delete, health). The quick actions use only the
 -- source API (shared/API.md), so they work on every source; --profile picks
 -- it. Each honours --dry-run, --json, --profile and --db, given before or
--- after the command.
+-- after the command. Every command that changes something (retry, patch,
+-- delete, run, rules) first names on stderr the source it acts on
+-- ("redrive retry: acting on local store /x.db (profile 'ops')"), so a
+-- wrong store or profile shows before anything is done.
 local rd = require "redrive"
 local cli = require "redrive.cli"
 
@@ -33,7 +36,10 @@ local function parse(args, spec)
       return args[i]
     end
     if GLOBAL_BOOL[a] then globals[GLOBAL_BOOL[a]] = true
-    elseif GLOBAL_VAL[a] then globals[GLOBAL_VAL[a]] = value()
+    elseif GLOBAL_VAL[a] then
+      local v = value()
+      if v == "" then error({ usage = "option '" .. a .. "' needs a non-empty value" }) end
+      globals[GLOBAL_VAL[a]] = v
     elseif spec[a] == "bool" then r.flags[a] = true
     elseif spec[a] == "value" then r.flags[a] = value()
     elseif spec[a] == "list" then
@@ -59,12 +65,17 @@ local function out(...)
   io.stdout:write("\n")
 end
 
--- connect() -> src, or raises an error the runner maps to an exit status
-local function connect()
-  local src, err, code = rd.connect()
+-- connect(acting, opts) -> src (rd.connect(opts)), or raises an error the
+-- runner maps to an exit status. `acting` is the name of a command that
+-- changes something: the source is named on stderr before it acts.
+local function connect(acting, opts)
+  local src, err, code = rd.connect(opts)
   if not src then
     error({ code = (code == "connect" or code == "auth") and code or "script",
             message = "cannot connect to the source: " .. tostring(err) .. (code and (" (" .. code .. ")") or "") }, 0)
+  end
+  if acting and not cli.options.quiet then
+    io.stderr:write("redrive ", acting, ": acting on ", rd._describe(src), "\n")
   end
   return src
 end
@@ -169,7 +180,7 @@ local function cmd_retry(a)
   local all = a.flags["--all"]
   if not all and #a.pos == 0 then error({ usage = "retry needs IDs or --all" }) end
   if all and #a.pos > 0 then error({ usage = "retry takes IDs or --all, not both" }) end
-  local src = connect()
+  local src = connect("retry")
   local S = require "redrive.cli.sys"
   local summary, err, code = src:retry {
     ids = (not all) and a.pos or nil, all = all or nil, except = a.flags["--except"],
@@ -214,7 +225,7 @@ local function cmd_patch(a)
   local id, file = a.pos[1], a.pos[2]
   if not id or not file or a.pos[3] then error({ usage = "patch takes ID FILE" }) end
   local doc = read_json(file)
-  local src = connect()
+  local src = connect("patch")
   local item, err, code = src:incomplete_item(id)
   if not item then fail(err, code) end
   local opts = {}
@@ -265,7 +276,7 @@ local function cmd_delete(a)
   if all and not a.flags["--yes"] and not rd.is_dry_run() then
     error({ usage = "delete --all deletes every incomplete execution: add --yes to confirm" })
   end
-  local src = connect()
+  local src = connect("delete")
   local res, err, code = src:delete_incomplete {
     ids = (not all) and a.pos or nil, all = all or nil, confirmed = all and true or nil,
     except = a.flags["--except"], scenario = a.flags["--scenario"],
@@ -346,8 +357,18 @@ local function cmd_run(a)
     fail(file .. ": invalid blueprint: " .. table.concat(msgs, "; "), "invalid")
   end
   local name = type(doc.name) == "string" and doc.name or ("run " .. (file:match("([^/]+)$") or file))
-  local src, err, code = rd.connect { kind = "local", profile = "local" }
-  if not src then fail(err, code) end
+  -- the same source `show` and `retry` use: the selected profile when it is
+  -- local; with a profile of another kind, the store --db or $REDRIVE_DB names
+  local pname, profile = rd._selected()
+  local opts
+  if pname and profile and (profile.kind or "local") ~= "local" then
+    if not (rd._db or (os.getenv("REDRIVE_DB") or "") ~= "") then
+      error({ usage = string.format("run needs a local source: profile '%s' is a %s source " ..
+        "(pass --profile with a local profile, or --db PATH)", pname, tostring(profile.kind)) })
+    end
+    opts = { kind = "local" }
+  end
+  local src = connect("run", opts)
   if rd.is_dry_run() then
     local r = { dry_run = true, action = "run", blueprint = file, name = name, modules = #bp:modules() }
     if json_mode() then cli.emit(r) else out(string.format("dry run: would run %q (%d modules)", name, r.modules)) end

@@ -485,7 +485,7 @@ function M.new(rd, opts)
   if not core.store_open then
     return nil, "this build of redrive has no local store (built without SQLite support)", "unsupported"
   end
-  local path = opts.db or opts.path or rd._db -- rd._db: `redrive --db PATH`
+  local path = opts.db or opts.path -- rd.connect chose it (lua/redrive/sources.lua)
   if path ~= nil and type(path) ~= "string" then
     error("bad argument #1 to 'connect' (db must be a path string)", 3)
   end
