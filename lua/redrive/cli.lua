@@ -133,6 +133,12 @@ local function run(command, fn, ...)
     return EXIT_OF[kind]
   end
   if S.interrupted() then
+    if command then
+      -- the command finished and printed what it did (a bulk retry's
+      -- summary says interrupted): no second result, only the status
+      io.stderr:write("redrive: interrupted\n")
+      return 130
+    end
     M.report("interrupted", "interrupted")
     return 130
   end

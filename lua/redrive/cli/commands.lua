@@ -188,6 +188,8 @@ local function cmd_retry(a)
     concurrency = a.flags["--concurrency"] and tonumber(a.flags["--concurrency"]) or nil,
   }
   if not summary then fail(err, code) end
+  -- the summary is the output, interrupted or not (it then says so:
+  -- interrupted = true, not_attempted = n); the exit status is 130
   if json_mode() then
     cli.emit(summary)
   else
@@ -195,16 +197,18 @@ local function cmd_retry(a)
       out(string.format("dry run: would retry %s, skip %s", tostring(summary.would_retry or summary.total or 0),
         tostring(summary.skipped or 0)))
     else
-      out(string.format("retried %d: %d succeeded, %d failed, %d skipped%s%s", summary.total or 0,
+      out(string.format("retried %d: %d succeeded, %d failed, %d skipped%s%s%s%s", summary.total or 0,
         summary.succeeded or 0, summary.failed or 0, summary.skipped or 0,
         (summary.queued or 0) > 0 and string.format(", %d queued", summary.queued) or "",
-        (summary.running or 0) > 0 and string.format(", %d still running", summary.running) or ""))
+        (summary.running or 0) > 0 and string.format(", %d still running", summary.running) or "",
+        (summary.not_attempted or 0) > 0 and string.format(", %d not attempted", summary.not_attempted) or "",
+        summary.interrupted and " (interrupted)" or ""))
     end
     for _, e in ipairs(summary.errors or {}) do
       io.stderr:write("  ", tostring(e.id or "?"), ": ", require("redrive.pretty").redact(tostring(e.message or e.error)), "\n")
     end
   end
-  if S.interrupted() then return 130 end
+  if summary.interrupted or S.interrupted() then return 130 end
   if (summary.failed or 0) > 0 then return 1 end
   return 0
 end
