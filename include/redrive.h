@@ -470,6 +470,16 @@ struct cJSON;
 #define RD_JSON_MAX_DEPTH 512
 #endif
 
+/* Parse the JSON text s[0..len) (no NUL needed, none allowed outside escapes)
+ * strictly per RFC 8259: what is not JSON is RD_EINVALID with a message
+ * naming line, column and byte ("json: invalid number at line 1, column 2
+ * (byte 2)"). Also refused: bytes that are not UTF-8, \u escapes that are
+ * unpaired UTF-16 surrogates, numbers that overflow a double, and nesting
+ * deeper than RD_JSON_MAX_DEPTH containers ("json: nesting deeper than 512
+ * at ...", at the container that passes it). A leading UTF-8 byte order mark
+ * is ignored. On success *out is a new tree the caller owns; RD_ENOMEM. */
+int rd_json_parse(const char *s, size_t len, struct cJSON **out, rd_err *err);
+
 /* RFC 6901 JSON Pointer, as a string ("/a~1b/0") or a URI fragment
  * ("#/a~1b/0", percent-decoded). A syntax error ("a", "/~2") is
  * RD_EINVALID; a pointer that names nothing is RD_ENOT_FOUND (so is a

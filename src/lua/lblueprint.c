@@ -78,13 +78,8 @@ static cJSON *tojson(lua_State *L, int idx, int parse, rd_err *err) {
   if (parse && lua_type(L, idx) == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    cJSON *j = rd__json_parse(s, len, err);
-    if (j && rd_json_depth(j, RD_JSON_MAX_DEPTH) > RD_JSON_MAX_DEPTH) {
-      cJSON_Delete(j);
-      rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d", RD_JSON_MAX_DEPTH);
-      return NULL;
-    }
-    return j;
+    cJSON *j = NULL; /* the parse bounds the depth itself */
+    return rd_json_parse(s, len, &j, err) ? NULL : j;
   }
   const cJSON *src = NULL;
   lbp *bp = luaL_testudata(L, idx, RD_MT_BLUEPRINT);

@@ -329,8 +329,8 @@ static int l_response_json(lua_State *L) {
   const char *s = lua_tolstring(L, -1, &len);
   if (!s) return luaL_error(L, "response has no body");
   rd_err err = {0};
-  cJSON *j = rd__json_parse(s, len, &err);
-  if (!j) {
+  cJSON *j = NULL;
+  if (rd_json_parse(s, len, &j, &err)) {
     lua_getfield(L, 1, "url");
     char url[256];
     rd_http_redact_url(lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", url, sizeof url);

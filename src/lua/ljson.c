@@ -2,11 +2,15 @@
  * JSON bridge on cJSON: rd.json.decode / encode / null / array / object, and
  * the conversions the other bindings share (rd__json_push, rd__json_from_lua).
  *
- * Decoded arrays and objects carry a marker metatable so `[]` and `{}`
- * round-trip; integer-valued numbers become Lua integers (exact to 2^53).
- * Depth is bounded both ways so hostile input cannot exhaust the C stack.
+ * Text is parsed by rd_json_parse (src/json/parse.c: strict RFC 8259, the
+ * one parse of redrive). Decoded arrays and objects carry a marker
+ * metatable so `[]` and `{}` round-trip; integer-valued numbers become Lua
+ * integers (exact to 2^53). Depth is bounded both ways (RD_JSON_MAX_DEPTH
+ * containers) so hostile input cannot exhaust the C stack.
  */
 #include "lua/lrd.h"
+
+#include "json/parse.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,74 +18,7 @@
 
 #define RD_NULL_KEY "redrive.json.null.value"
 
-/* ---- UTF-8 ---------------------------------------------------------------- */
-
-/* Offset of the first invalid UTF-8 sequence in s, or -1 when valid. */
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    unsigned min;
-    if ((c & 0xE0) == 0xC0) len = 2, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) len = 3, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) len = 4, min = 0x10000;
-    else return (long)i;
-    if (i + len > n) return (long)i;
-    unsigned cp = c & (0xFF >> (len + 1));
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return (long)i;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
-    i += len;
-  }
-  return -1;
-}
-
 /* ---- decode ----------------------------------------------------------------- */
-
-static void where(const char *s, size_t off, int *line, int *col) {
-  *line = 1;
-  *col = 1;
-  for (size_t i = 0; i < off; i++) {
-    if (s[i] == '\n') (*line)++, *col = 1;
-    else (*col)++;
-  }
-}
-
-cJSON *rd__json_parse(const char *s, size_t len, rd_err *err) {
-  long bad = utf8_invalid_at((const unsigned char *)s, len);
-  if (bad >= 0) {
-    int line, col;
-    where(s, (size_t)bad, &line, &col);
-    rd_err_set(err, RD_EINVALID, "json: invalid UTF-8 at line %d, column %d (byte %ld)", line,
-               col, bad + 1);
-    return NULL;
-  }
-  if (memchr(s, '\0', len)) {
-    size_t off = (size_t)((const char *)memchr(s, '\0', len) - s);
-    rd_err_set(err, RD_EINVALID, "json: NUL byte at byte %zu", off + 1);
-    return NULL;
-  }
-  const char *end = NULL;
-  /* len + 1 includes the terminating NUL so trailing garbage is rejected */
-  cJSON *j = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
-  if (!j) {
-    size_t off = end && end >= s ? (size_t)(end - s) : 0;
-    if (off > len) off = len;
-    int line, col;
-    where(s, off, &line, &col);
-    const char *what = off >= len ? "unexpected end of input" : "syntax error";
-    rd_err_set(err, RD_EINVALID, "json: %s at line %d, column %d (byte %zu)", what, line, col,
-               off + 1);
-  }
-  return j;
-}
 
 static void push_number(lua_State *L, double d) {
   if (d == floor(d) && fabs(d) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
@@ -106,8 +43,11 @@ static cJSON *exact_number(lua_State *L, int idx) {
   return cJSON_CreateRaw(buf);
 }
 
+/* depth: containers around j. A container at depth RD_JSON_MAX_DEPTH would
+ * be one too many (the parse allows that many in all). Numbers are finite:
+ * the parse refuses overflow and Lua-made trees refuse NaN and infinity. */
 static int push_value(lua_State *L, const cJSON *j, int depth, rd_err *err) {
-  if (depth > RD_JSON_MAX_DEPTH)
+  if (depth >= RD_JSON_MAX_DEPTH && (cJSON_IsArray(j) || cJSON_IsObject(j)))
     return rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d", RD_JSON_MAX_DEPTH);
   if (!lua_checkstack(L, 3)) return rd_err_set(err, RD_ENOMEM, "json: Lua stack exhausted");
   switch (j->type & 0xFF) {
@@ -115,8 +55,6 @@ static int push_value(lua_State *L, const cJSON *j, int depth, rd_err *err) {
   case cJSON_False: lua_pushboolean(L, 0); return 0;
   case cJSON_True: lua_pushboolean(L, 1); return 0;
   case cJSON_Number:
-    if (isinf(j->valuedouble))
-      return rd_err_set(err, RD_EINVALID, "json: number out of range (%s)", j->valuedouble > 0 ? "too large" : "too small");
     push_number(L, j->valuedouble);
     return 0;
   case cJSON_String:
@@ -156,8 +94,8 @@ static int l_json_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   rd_err err = {0};
-  cJSON *j = rd__json_parse(s, len, &err);
-  if (!j) return rd__lua_pusherr(L, &err);
+  cJSON *j = NULL;
+  if (rd_json_parse(s, len, &j, &err)) return rd__lua_pusherr(L, &err);
   int r = rd__json_push(L, j, &err);
   cJSON_Delete(j);
   if (r) return rd__lua_pusherr(L, &err);
@@ -280,7 +218,7 @@ static cJSON *from_object(lua_State *L, int idx, int depth, int exact, rd_err *e
 }
 
 static cJSON *from_table(lua_State *L, int idx, int depth, int exact, rd_err *err) {
-  if (depth > RD_JSON_MAX_DEPTH) {
+  if (depth >= RD_JSON_MAX_DEPTH) { /* as push_value: at most that many containers */
     rd_err_set(err, RD_EINVALID, "json: nesting deeper than %d (or a cycle)", RD_JSON_MAX_DEPTH);
     return NULL;
   }
@@ -308,7 +246,7 @@ static cJSON *from_lua(lua_State *L, int idx, int depth, int exact, rd_err *err)
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    long bad = utf8_invalid_at((const unsigned char *)s, len);
+    long bad = rd__utf8_invalid_at((const unsigned char *)s, len);
     if (bad >= 0 || memchr(s, '\0', len)) {
       rd_err_set(err, RD_EINVALID, "json: cannot encode a string with invalid UTF-8 (byte %ld)",
                  bad >= 0 ? bad + 1 : (long)((const char *)memchr(s, 0, len) - s) + 1);

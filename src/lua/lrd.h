@@ -123,7 +123,6 @@ int rd__rt_run(lua_State *L);
 void rd__rt_report(rd_rt *rt);
 
 /* ---- JSON bridge (ljson.c) ----------------------------------------------- */
-#define RD_JSON_MAX_DEPTH 512
 /* [-0, +1, m] push `item` as Lua (arrays/objects marked), 0 or RD_E*. On
  * error nothing is pushed. */
 int rd__json_push(lua_State *L, const cJSON *item, rd_err *err);
@@ -133,8 +132,6 @@ cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err);
 /* [-0, +0, m] the Lua value at idx as JSON text, numbers printed exactly;
  * NULL + err on failure. Free with cJSON_free. */
 char *rd__json_encode(lua_State *L, int idx, int pretty, rd_err *err);
-/* Parse s (NUL-terminated: s[len] must be readable) with a positioned error message ("line 3, column 7"). */
-cJSON *rd__json_parse(const char *s, size_t len, rd_err *err);
 /* [-0, +0, -] is the value at idx the JSON null sentinel? */
 int rd__json_isnull(lua_State *L, int idx);
 /* [-0, +1, -] push the JSON null sentinel. */
