@@ -68,6 +68,63 @@ int rd_err_set(rd_err *err, int code, const char *fmt, ...)
 /* Reset `err` to "no error". */
 void rd_err_clear(rd_err *err);
 
+/* ---- secrets: the one redactor ----------------------------------------- *
+ *
+ * Everything redrive stores or prints (errors, reasons, run-data errors, logs,
+ * --json output, REPL results) goes through rd_redact. It replaces with
+ * RD_REDACTED:
+ *  - the value bound to a credential's name (rd_redact_is_secret_name) in a
+ *    header line `Name: value`, a query string or form body `name=value`, a
+ *    JSON member `"name": "value"` or Lua-ish `name = "value"`;
+ *  - the credential after `Bearer` / `Basic`, and URL userinfo (`//u:p@`);
+ *  - every literal credential this process has sent (the registry below),
+ *    wherever it appears, so a server that echoes a request cannot smuggle a
+ *    token into a stored error.
+ * Redact before truncating: half a token is no longer recognised.
+ * All functions are thread-safe (one process-wide mutex). */
+
+#define RD_REDACTED "<redacted>"
+#define RD_REDACT_MIN 6          /* shorter literals are not registered */
+#define RD_REDACT_MAX_LEN 4096   /* longer literals are not registered */
+#define RD_REDACT_SLOTS 1024     /* registered literals kept (oldest dropped) */
+
+/* Redact n bytes at s. On success *out is a malloc'd, NUL-terminated copy
+ * with every secret replaced (free() it; *outlen, if not NULL, gets its
+ * length), or NULL when s holds nothing to replace (use s as is).
+ * RD_ENOMEM (nothing written). */
+int rd_redact(const char *s, size_t n, char **out, size_t *outlen, rd_err *err);
+/* Redact the NUL-terminated message in buf (capacity cap) in place,
+ * truncating it to fit. Cannot fail: without memory the message is replaced
+ * by a note saying it was withheld. */
+void rd_redact_msg(char *buf, size_t cap);
+/* 1 when s holds a secret someone typed as a literal: a registered
+ * credential, a quoted or query value under a credential's name, a Bearer /
+ * Basic credential or URL userinfo; 0 otherwise (Lua code such as
+ * `token = os.getenv("T")` is not a secret). The REPL keeps such lines out
+ * of its history. */
+int rd_redact_holds_secret(const char *s, size_t n);
+/* 1 when `name` (a header, query parameter or field name; case, `-`, `_`,
+ * `.` and camelCase do not matter) names a credential: authorization,
+ * cookie, token, password, client_secret, x-api-key, ... (see redact.c). */
+int rd_redact_is_secret_name(const char *name, size_t n);
+/* Register a credential literal sent by this process (and its percent-
+ * encoded / decoded forms). Literals shorter than RD_REDACT_MIN or longer
+ * than RD_REDACT_MAX_LEN are ignored, so short values do not scrub ordinary
+ * text. The registry keeps a copy until rd_redact_clear; RD_ENOMEM. */
+int rd_redact_add(const char *secret, size_t n, rd_err *err);
+/* Register the credential of a "Name: value" header line when Name is a
+ * credential's name (the part after an auth scheme: `Bearer x` gives x;
+ * each cookie value of a Cookie header). RD_ENOMEM. */
+int rd_redact_add_header(const char *line, rd_err *err);
+/* Register the password of a URL's userinfo and the values of query
+ * parameters with credential names. RD_ENOMEM. */
+int rd_redact_add_url(const char *url, rd_err *err);
+/* Forget (and wipe) every registered literal. */
+void rd_redact_clear(void);
+/* Copy `url` into `out` (size n, truncated, always NUL-terminated) without
+ * userinfo, query and fragment: the form a URL takes in messages. */
+void rd_redact_url(const char *url, char *out, size_t n);
+
 /* ---- HTTP on a libuv loop (libcurl multi) ------------------------------ */
 
 struct uv_loop_s;
@@ -133,7 +190,9 @@ int rd_http_new(rd_http_t **out, struct uv_loop_s *loop, const rd_http_opts_t *o
 /* Cancel every request in flight (their callbacks are not called) and free
  * `h` once its handles are closed; the loop must run to finish closing. */
 void rd_http_close(rd_http_t *h);
-/* Start a request. On failure returns a code and `cb` is never called. */
+/* Start a request. Its credentials (secret headers, basic-auth password,
+ * URL password and secret query values) are registered with the redactor
+ * first. On failure returns a code and `cb` is never called. */
 int rd_http_start(rd_http_t *h, const rd_http_req_t *req, rd_http_cb cb, void *ud,
                   rd_http_op_t **op, rd_err *err);
 /* Abort a request in flight; its callback is not called. */
@@ -141,12 +200,11 @@ void rd_http_cancel(rd_http_op_t *op);
 void rd_http_res_free(rd_http_res_t *res);
 /* Header value by lower-case name, borrowed from res, NULL if absent. */
 const char *rd_http_res_header(const rd_http_res_t *res, const char *name);
-/* Copy `url` into `out` without userinfo and query, for messages. */
-void rd_http_redact_url(const char *url, char *out, size_t n);
 
 /* ---- store: the durable SQLite store of the local engine --------------- *
  *
- * One SQLite file (WAL, synchronous=FULL, mode 0600) holding scenarios,
+ * One SQLite file (WAL, synchronous=FULL, mode 0600: an existing file, -wal
+ * or -shm readable by others is made 0600 on open) holding scenarios,
  * executions, incomplete executions (DLQ items) and their retry logs. Once a
  * writing call returns 0, its change survives a crash or kill -9. Several
  * processes may use one file; leases keep them from retrying an item twice.

@@ -103,8 +103,13 @@ static int msghandler(lua_State *L) {
 
 int rd__cli_report(lua_State *L, int status) {
   if (status != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "redrive: %s\n", msg ? msg : "(error object is not a string)");
+    size_t n = 0;
+    const char *msg = lua_tolstring(L, -1, &n);
+    char *clean = NULL; /* the message through the redactor */
+    if (msg && rd_redact(msg, n, &clean, NULL, NULL) != 0)
+      msg = "(message withheld: out of memory)";
+    fprintf(stderr, "redrive: %s\n", clean ? clean : msg ? msg : "(error object is not a string)");
+    free(clean);
     fflush(stderr);
     lua_pop(L, 1);
   }

@@ -10,18 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rd_http_redact_url(const char *url, char *out, size_t n) {
-  if (!n) return;
-  const char *scheme_end = strstr(url, "://");
-  const char *host = scheme_end ? scheme_end + 3 : url;
-  size_t hostlen = strcspn(host, "/?#");
-  const char *at = memchr(host, '@', hostlen);
-  size_t pre = (size_t)(host - url);
-  const char *rest = at ? at + 1 : host;
-  size_t restlen = strcspn(rest, "?#");
-  snprintf(out, n, "%.*s%.*s", (int)pre, url, (int)restlen, rest);
-}
-
 enum { TOO_LARGE_BODY = 1, TOO_LARGE_HEADERS = 2 };
 
 /* Decoded body bytes arrive here (curl inflates gzip before calling), so
@@ -144,22 +132,35 @@ static int configure(rd_http_op_t *op, CURL *e, const rd_http_req_t *req, rd_err
   return set_method(e, req, m);
 }
 
+/* Every credential a request carries is registered before it is sent, so
+ * that whatever the server echoes back, and any message that quotes it
+ * later, is scrubbed of it (rd_redact). */
+static int register_secrets(const rd_http_req_t *req, rd_err *err) {
+  int r = rd_redact_add_url(req->url, err);
+  for (const char *const *hp = req->headers; r == 0 && hp && *hp; hp++)
+    r = rd_redact_add_header(*hp, err);
+  if (r == 0 && req->pass) r = rd_redact_add(req->pass, strlen(req->pass), err);
+  return r;
+}
+
 int rd_http_start(rd_http_t *h, const rd_http_req_t *req, rd_http_cb cb, void *ud,
                   rd_http_op_t **out, rd_err *err) {
   if (!req->url || !*req->url) return rd_err_set(err, RD_EINVALID, "http: missing url");
+  int r = register_secrets(req, err);
+  if (r != 0) return r;
   const char *m = req->method ? req->method : "GET";
   if (strlen(m) >= 16) return rd_err_set(err, RD_EINVALID, "http: bad method '%.20s'", m);
   rd_http_op_t *op = calloc(1, sizeof *op);
   if (!op) return rd_err_set(err, RD_ENOMEM, "http: out of memory");
   for (size_t i = 0; m[i]; i++) op->method[i] = (char)toupper((unsigned char)m[i]);
-  rd_http_redact_url(req->url, op->url, sizeof op->url);
+  rd_redact_url(req->url, op->url, sizeof op->url);
   op->h = h;
   op->cb = cb;
   op->ud = ud;
   op->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 30000L;
   op->max_body = req->max_body > 0 ? req->max_body : RD_HTTP_MAX_BODY;
   op->easy = rd__http_easy_get(h);
-  int r = op->easy ? configure(op, op->easy, req, err)
+  r = op->easy ? configure(op, op->easy, req, err)
                    : rd_err_set(err, RD_ENOMEM, "http: cannot create a curl handle");
   if (r == 0 && rd__http_add(h, op, op->easy) != 0)
     r = rd_err_set(err, RD_EHTTP, "http: %s %s: cannot start the transfer", op->method, op->url);
@@ -254,6 +255,7 @@ void rd__http_op_finish(rd_http_op_t *op, CURLcode rc) {
                  op->timeout_ms);
     else
       rd_err_set(&err, status, "http: %s %s: %s", op->method, op->url, why);
+    rd_redact_msg(err.msg, sizeof err.msg); /* curl's text may quote the URL */
   }
   rd__http_easy_put(h, op->easy);
   op->easy = NULL;

@@ -83,9 +83,13 @@ static int http_done(lua_State *L, int status, lua_KContext ctx) {
     return rd__wait_canceled(L);
   }
   if (w->base.rt->verbose) {
-    if (w->status) fprintf(stderr, "redrive: http %s -> %s\n", w->what, rd_err_name(w->status));
-    else fprintf(stderr, "redrive: http %s -> %ld (%.0f ms)\n", w->what, w->res->status,
-                 w->res->total_time * 1000.0);
+    char line[400];
+    if (w->status) snprintf(line, sizeof line, "redrive: http %s -> %s", w->what,
+                            rd_err_name(w->status));
+    else snprintf(line, sizeof line, "redrive: http %s -> %ld (%.0f ms)", w->what,
+                  w->res->status, w->res->total_time * 1000.0);
+    rd_redact_msg(line, sizeof line);
+    fprintf(stderr, "%s\n", line);
   }
   if (w->status != 0) {
     rd_err e = w->err;
@@ -304,7 +308,7 @@ static int l_http_request(lua_State *L) {
   rd_rt *rt = rd__rt(L);
   if (rt->verbose) {
     char url[256];
-    rd_http_redact_url(req.url, url, sizeof url);
+    rd_redact_url(req.url, url, sizeof url);
     snprintf(w->what, sizeof w->what, "%s %s", req.method, url);
   }
   w->base.rt = rt;
@@ -333,7 +337,7 @@ static int l_response_json(lua_State *L) {
   if (rd_json_parse(s, len, &j, &err)) {
     lua_getfield(L, 1, "url");
     char url[256];
-    rd_http_redact_url(lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", url, sizeof url);
+    rd_redact_url(lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", url, sizeof url);
     return rd__lua_fail(L, RD_EINVALID, "response of %s is not JSON: %s", url, err.msg);
   }
   int r = rd__json_push(L, j, &err);

@@ -170,5 +170,6 @@ void rd__open_json(lua_State *L);
 void rd__open_http(lua_State *L);
 void rd__open_store(lua_State *L);
 void rd__open_blueprint(lua_State *L);
+void rd__open_redact(lua_State *L);
 
 #endif

@@ -165,6 +165,7 @@ static void open_core(lua_State *L) {
   lua_setfield(L, -2, "luafiles");
   rd__open_store(L);
   rd__open_num(L);
+  rd__open_redact(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "redrive.core");

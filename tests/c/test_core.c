@@ -38,11 +38,3 @@ RD_TEST(buf_grows_and_steals) {
   free(p);
   rd__buf_free(&b);
 }
-
-RD_TEST(redact_url_drops_userinfo_and_query) {
-  char out[128];
-  rd_http_redact_url("https://u:pw@api.example.test:8443/a/b?token=x#f", out, sizeof out);
-  ASSERT_STR_EQ(out, "https://api.example.test:8443/a/b");
-  rd_http_redact_url("http://h/p", out, sizeof out);
-  ASSERT_STR_EQ(out, "http://h/p");
-}
