@@ -49,7 +49,7 @@ local EXIT_OF = { interrupted = 130, connect = 3, auth = 3, usage = 2, script = 
 function M.emit(v)
   local ok, s = pcall(rd.json.encode, v)
   if not ok then s = rd.json.encode({ value = require("redrive.pretty").format(v) }) end
-  io.stdout:write(s, "\n")
+  io.stdout:write(require("redrive.pretty").redact(s), "\n") -- the redactor keeps JSON valid
   io.stdout:flush()
 end
 

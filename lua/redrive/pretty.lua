@@ -13,39 +13,22 @@
 -- bearer tokens in strings are never printed.
 local M = {}
 
-local SECRET_KEYS = {
-  "token", "secret", "password", "passwd", "api_key", "apikey", "api%-key", "authorization",
-  "cookie", "credential", "private_key", "client_secret", "session",
-}
+-- Redaction lives in C (src/core/redact.c, one list of names and rules for
+-- everything that stores or prints); these entry points call it.
+local core = require "redrive.core"
 
 -- is_secret_key(k) -> boolean: does the key name a credential?
 function M.is_secret_key(k)
-  if type(k) ~= "string" then return false end
-  local l = k:lower()
-  if l == "token_env" then return false end -- names an env var, not a secret
-  for _, p in ipairs(SECRET_KEYS) do
-    if l:find(p) then return true end
-  end
-  return false
+  return type(k) == "string" and core.redact_is_secret_name(k)
 end
 
--- redact(s) -> s with bearer/basic credentials and secret query params masked
-function M.redact(s)
-  s = s:gsub("([Bb]earer%s+)[%w%-%._~%+/=]+", "%1<redacted>")
-  s = s:gsub("([Bb]asic%s+)[%w%+/=]+", "%1<redacted>")
-  s = s:gsub("([%?&][%w_%-]-)=([^&#%s\"']*)", function(name, v)
-    if M.is_secret_key(name:sub(2)) or name:lower():find("key") or name:lower():find("sig") then
-      return name .. "=<redacted>"
-    end
-    return name .. "=" .. v
-  end)
-  s = s:gsub("(%a[%w+.-]*://)[^/@%s]+@", "%1<redacted>@")
-  return s
-end
+-- redact(s) -> s with credentials (by name, Bearer/Basic, URL userinfo, and
+-- every literal this process sent) replaced by <redacted>
+M.redact = core.redact
 
--- redact_url(url) -> url without userinfo and with secret query values masked
+-- redact_url(url) -> the URL with userinfo and secret query values masked
 function M.redact_url(url)
-  return M.redact(tostring(url))
+  return core.redact(tostring(url))
 end
 
 local function fmt_time(t)

@@ -36,9 +36,11 @@
 -- retried: the same server gives the same answer. Each request has its own
 -- budget; when it is spent the error says so.
 --
--- Secrets: the token lives in the closures below only. Every message that
--- leaves this file names the method and path (never the query string, never
--- a header) and is scrubbed of the token's text, whatever its origin.
+-- Secrets: the token lives in the closures below only, and is registered
+-- with the C redactor (src/core/redact.c) when the client is made. Every
+-- message that leaves this file names the method and path (never the query
+-- string, never a header) and goes through the redactor, so it holds neither
+-- the token's text nor any other credential, whatever its origin.
 local R = {}
 local num = require("redrive.opts").number
 
@@ -152,8 +154,6 @@ local function generic_text(data, body)
 end
 R.generic_text = generic_text
 
-local function escape_pattern(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
-
 -- client(rd, opts) -> client
 function R.client(rd, opts)
   local kind = opts.kind or "remote"
@@ -184,15 +184,11 @@ function R.client(rd, opts)
   local max_wait, timeout, max_body = o.max_wait, o.timeout, o.max_body or nil
   local verify = opts.verify
   local parse_error = opts.parse_error
-  local pretty = require "redrive.pretty"
-  local tok_pat = type(token) == "string" and #token >= 4 and escape_pattern(token) or nil
+  local core = require "redrive.core"
+  if type(token) == "string" then core.redact_add(token) end
 
-  -- scrub(s): no token text, no secret-looking query value or credential
-  local function scrub(s)
-    s = tostring(s)
-    if tok_pat then s = s:gsub(tok_pat, "<redacted>") end
-    return pretty.redact(s)
-  end
+  -- scrub(s): the text through the redactor (which knows the token now)
+  local function scrub(s) return core.redact(tostring(s)) end
 
   local stats = { requests = 0, retries = 0, rate_limited = 0, errors = 0 }
   local client = { kind = kind, base_url = scrub(base), stats = stats, scrub = scrub }

@@ -258,7 +258,7 @@ end
 -- ---- running -------------------------------------------------------------------------
 
 local function url_for_audit(url)
-  return (pretty.redact_url(tostring(url)):gsub("[?#].*$", ""))
+  return require("redrive.core").redact_url(tostring(url)) -- no userinfo, no query
 end
 
 local function summary_of(res)

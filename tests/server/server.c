@@ -901,6 +901,35 @@ static void h_echo(conn *c, req *r, uint64_t arg) {
   reply_body(&r->f, 200, NULL);
 }
 
+/* /echo-raw/N: status N with the request itself as plain text (request
+ * line, header lines as sent, blank line, body), as a careless server's
+ * error page does: tests check that no credential survives into errors. */
+static void h_echo_raw(conn *c, req *r, uint64_t n) {
+  (void)c;
+  if (n < 200 || n > 599) {
+    reply_error(&r->f, 400, "status must be within 200..599");
+    return;
+  }
+  sb *b = body_begin();
+  sb_add(b, r->method, r->mlen);
+  sb_add(b, " ", 1);
+  sb_add(b, r->path, r->plen);
+  if (r->query) {
+    sb_add(b, "?", 1);
+    sb_add(b, r->query, r->qlen);
+  }
+  sb_str(b, " HTTP/1.1\n");
+  for (int i = 0; i < r->nh; i++) {
+    sb_add(b, r->h[i].name, r->h[i].nlen);
+    sb_add(b, ": ", 2);
+    sb_add(b, r->h[i].value, r->h[i].vlen);
+    sb_add(b, "\n", 1);
+  }
+  sb_add(b, "\n", 1);
+  if (r->blen) sb_add(b, r->body, r->blen);
+  reply(&r->f, (int)n, "text/plain", NULL, G.body.p, G.body.len);
+}
+
 static void h_status(conn *c, req *r, uint64_t n) {
   (void)c;
   if (n < 200 || n > 599) {
@@ -1312,6 +1341,7 @@ typedef struct {
 static const route routes[] = {
   ROUTE("/ok", false, h_ok),                     /* 200 {"ok":true}: the bench sink */
   ROUTE("/echo", false, h_echo),                 /* the request as JSON */
+  ROUTE("/echo-raw/", true, h_echo_raw),         /* /echo-raw/N: status N, the request as text */
   ROUTE("/status/", true, h_status),             /* /status/N: status N */
   ROUTE("/delay/", true, h_delay),               /* /delay/MS: /ok after MS ms */
   ROUTE("/stall", false, h_stall),               /* never answers */

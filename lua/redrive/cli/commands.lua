@@ -60,8 +60,9 @@ end
 
 local function json_mode() return cli.options.json end
 
+-- out(...): one line on stdout, through the redactor (src/core/redact.c)
 local function out(...)
-  io.stdout:write(...)
+  io.stdout:write(require("redrive.pretty").redact(table.concat({ ... })))
   io.stdout:write("\n")
 end
 
@@ -290,7 +291,9 @@ local function cmd_delete(a)
   else
     if res.dry_run then out(string.format("dry run: would delete %d", res.would_delete or 0))
     else out(string.format("deleted %d", res.deleted or 0)) end
-    for _, e in ipairs(res.errors or {}) do io.stderr:write("  ", tostring(e.id), ": ", tostring(e.message), "\n") end
+    for _, e in ipairs(res.errors or {}) do
+      io.stderr:write("  ", tostring(e.id), ": ", require("redrive.pretty").redact(tostring(e.message)), "\n")
+    end
   end
   return (res.errors and #res.errors > 0 and not res.dry_run) and 1 or 0
 end

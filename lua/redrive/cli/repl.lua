@@ -173,7 +173,7 @@ local function show(ok, r)
         local okf, s = pcall(pretty.format, r[i])
         parts[i] = okf and s or ("<" .. tostring(s) .. ">")
       end
-      io.stdout:write(table.concat(parts, "\t"), "\n")
+      io.stdout:write(pretty.redact(table.concat(parts, "\t")), "\n")
     end
   else
     local kind = cli.classify(r)

@@ -419,6 +419,9 @@ local function exec_module(R, m, def, outputs)
     rec.output, rec.error = out, nil
     return out, "ok"
   end
+  -- a module's message may quote what a server echoed: the error, the
+  -- reason and the run data keep only its redacted form
+  err = core.redact(tostring(err))
   rec.error = { message = err, code = code }
   rec.output = nil
   return handle_error(R, m, outputs, err, code, rec)

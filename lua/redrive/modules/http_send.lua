@@ -9,14 +9,12 @@
 -- output: {statusCode, headers, data}; data is parsed when parseResponse is
 -- true and the response is JSON. A status >= 400 is a module error (code
 -- "http") naming the status and the URL without its query or userinfo.
-local rd = require("redrive.core").rd
+local core = require("redrive.core")
+local rd = core.rd
 local opts_num = require("redrive.opts").number
-
-local function redact(url)
-  url = url:gsub("[?#].*$", "")
-  url = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")
-  return url
-end
+-- Redaction is the C redactor's (src/core/redact.c): URLs in messages lose
+-- userinfo and query, response text loses every credential.
+local redact, redact_url = core.redact, core.redact_url
 
 local function opt_bool(v, dflt)
   if v == nil or v == rd.json.null or v == "" then return dflt end
@@ -61,7 +59,7 @@ end
 local function run(ctx, m)
   local url = m.url
   if type(url) ~= "string" or url == "" then return nil, "http: url is empty", "invalid" end
-  if not url:find("^https?://") then return nil, "http: url must start with http:// or https://: " .. redact(url), "invalid" end
+  if not url:find("^https?://") then return nil, "http: url must start with http:// or https://: " .. redact_url(url), "invalid" end
   local method = (m.method == nil or m.method == "") and "GET" or str(m.method):upper()
   local headers = {}
   local hs, err = pairs_of(m.headers, "headers")
@@ -128,7 +126,9 @@ local function run(ctx, m)
   if not res then return nil, msg, code end
   ctx.run.transfer = ctx.run.transfer + (res.transfer or 0)
   if res.status >= 400 then
-    return nil, string.format("HTTP %d from %s: %s", res.status, redact(url), truncate(res.body or "", 200)), "http"
+    -- redacted before it is cut: half a token is no longer recognised
+    return nil, string.format("HTTP %d from %s: %s", res.status, redact_url(url),
+      truncate(redact(res.body or ""), 200)), "http"
   end
   local out = { statusCode = res.status, headers = res.headers, data = res.body }
   if opt_bool(m.parseResponse, false) then
@@ -136,7 +136,7 @@ local function run(ctx, m)
     if ct:find("json") and res.body ~= "" then
       local v, perr = rd.json.decode(res.body)
       if v == nil and perr then
-        return nil, string.format("HTTP %d from %s: response is not valid JSON: %s", res.status, redact(url), perr), "invalid"
+        return nil, string.format("HTTP %d from %s: response is not valid JSON: %s", res.status, redact_url(url), perr), "invalid"
       end
       out.data = v
     end
@@ -144,54 +144,35 @@ local function run(ctx, m)
   return out
 end
 
--- What run data records as the module's input: the mapper with credentials
--- replaced (password, secret-looking headers, query parameters and URL query
--- values), so that stored executions and incomplete executions hold no token.
-local SECRET = { "authorization", "cookie", "token", "secret", "password", "passwd", "api%-?_?key",
-                 "apikey", "signature", "sig$", "^key$", "credential", "session" }
--- Names repeat (the same headers on every run): remember each verdict.
-local verdicts = {}
-local nverdicts = 0
-local function secretish(name)
-  name = tostring(name)
-  local v = verdicts[name]
-  if v ~= nil then return v end
-  local lower = name:lower()
-  v = false
-  for _, p in ipairs(SECRET) do if lower:find(p) then v = true; break end end
-  if nverdicts >= 1024 then verdicts, nverdicts = {}, 0 end
-  verdicts[name], nverdicts = v, nverdicts + 1
-  return v
-end
-local HIDDEN = "[redacted]"
+-- What run data records as the module's input: a copy of the mapper in
+-- which every credential is hidden, so that stored executions and
+-- incomplete executions hold no token. The names and rules are the C
+-- redactor's: values under credential names (authPass, api_key, ...), the
+-- value of a {name, value} pair with such a name (headers, qs, form
+-- fields), and credentials inside strings (URL userinfo and query, a form
+-- or JSON body, Bearer tokens, literals this process sent).
+local HIDDEN = "<redacted>"
+local secret_name = core.redact_is_secret_name
 
-local function redact_list(list)
-  if type(list) ~= "table" then return list end
-  local out = rd.json.array {}
-  for i, p in ipairs(list) do
-    if type(p) == "table" and p.name ~= nil and secretish(p.name) and p.value ~= nil then
-      out[i] = { name = p.name, value = HIDDEN }
+local function hide(v, depth)
+  local t = type(v)
+  if t == "string" then return redact(v) end
+  if t ~= "table" or depth > 16 then return v end
+  local pair = type(v.name) == "string" and v.value ~= nil and secret_name(v.name)
+  local r = {}
+  for k, x in pairs(v) do
+    local scalar = (type(x) == "string" and x ~= "") or type(x) == "number"
+    if (pair and k == "value") or (scalar and type(k) == "string" and secret_name(k)) then
+      r[k] = HIDDEN
     else
-      out[i] = p
+      r[k] = hide(x, depth + 1)
     end
   end
-  return out
+  return setmetatable(r, getmetatable(v))
 end
 
 local function redact_input(m)
-  local r = {}
-  for k, v in pairs(m) do r[k] = v end
-  if type(r.url) == "string" then
-    r.url = r.url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1" .. HIDDEN .. "@")
-    r.url = r.url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
-      if secretish(k) then return sep .. k .. "=" .. HIDDEN end
-      return sep .. k .. "=" .. v
-    end)
-  end
-  if r.authPass ~= nil and r.authPass ~= "" then r.authPass = HIDDEN end
-  r.headers = redact_list(r.headers)
-  r.qs = redact_list(r.qs)
-  return rd.json.object(r)
+  return rd.json.object(hide(m, 0))
 end
 
 return {
@@ -206,5 +187,4 @@ return {
   },
   required = { "url" },
   run = run,
-  redact = redact,
 }

@@ -153,6 +153,9 @@ function U.run_engine(bp, opts)
   }
 end
 
+-- Errors and reasons are stored redacted (src/core/redact.c), whoever made them.
+local redact = require("redrive.core").redact
+
 local function encode(rd, v, what)
   local ok, s = pcall(rd.json.encode, v)
   if ok then return s end
@@ -173,7 +176,7 @@ function U.exec_record(rd, out, o)
     started_at = o.started_at, stopped_at = stopped,
     duration = math.floor(duration * 1000 + 0.5), -- milliseconds, as the store keeps them
     operations = out.operations or 0, transfer = out.transfer or 0,
-    error = out.error and encode(rd, out.error, "error") or nil,
+    error = out.error and redact(encode(rd, out.error, "error")) or nil,
     run_data = encode(rd, rd.json.object(rdata), "run data"),
     retry_of = o.retry_of, parent_id = o.parent_id, attempts = o.attempts,
   }
@@ -185,7 +188,7 @@ function U.dlq_record(rd, sc, blueprint_text, out)
   local state = encode(rd, inc.state or rd.json.object {}, "state")
   local reason = inc.reason or (out.error and out.error.message) or "error"
   return {
-    scenario_id = sc.id, scenario_name = sc.name, reason = reason,
+    scenario_id = sc.id, scenario_name = sc.name, reason = redact(tostring(reason)),
     size = #state, failer = inc.failer, blueprint = blueprint_text, state = state,
   }
 end
