@@ -328,10 +328,35 @@ static int l_readline(lua_State *L) {
   return 1;
 }
 
-/* sys.add_history(line) */
+/* sys.add_history(line): a line that holds a secret someone typed (a
+ * credential this process sent, `token = "..."`) is not kept. */
 static int l_add_history(lua_State *L) {
-  add_history(luaL_checkstring(L, 1));
+  size_t n;
+  const char *line = luaL_checklstring(L, 1, &n);
+  if (!rd_redact_holds_secret(line, n)) add_history(line);
   return 0;
+}
+
+/* Drop the entries that hold a secret now: a literal typed before it was
+ * sent is known to be a credential only once it has been. 0, or -1 when out
+ * of memory (the history is then left as it was). */
+static int scrub_history(void) {
+  int n = history_length, kept = 0;
+  char **keep = calloc((size_t)n + 1, sizeof *keep);
+  if (!keep) return -1;
+  int r = 0;
+  for (int i = 0; i < n && r == 0; i++) {
+    HIST_ENTRY *e = history_get(history_base + i);
+    if (!e || !e->line || rd_redact_holds_secret(e->line, strlen(e->line))) continue;
+    if (!(keep[kept++] = strdup(e->line))) r = -1;
+  }
+  if (r == 0 && kept < n) {
+    clear_history();
+    for (int i = 0; i < kept; i++) add_history(keep[i]);
+  }
+  for (int i = 0; i < kept; i++) free(keep[i]);
+  free(keep);
+  return r;
 }
 
 /* sys.load_history(path, max) */
@@ -345,6 +370,11 @@ static int l_load_history(lua_State *L) {
 /* sys.save_history(path, max) -> true | nil, msg */
 static int l_save_history(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  if (scrub_history() != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "history '%s' not written: out of memory", path);
+    return 2;
+  }
   int r = write_history(path);
   if (r != 0) {
     lua_pushnil(L);

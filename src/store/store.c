@@ -299,6 +299,19 @@ static int make_parents(const char *path, rd_err *err) {
   return r;
 }
 
+/* An existing store (or its -wal / -shm) readable by others is made
+ * owner-only: it holds run data. Best effort: a file we do not own stays. */
+static void tighten(const char *path) {
+  static const char *const suffix[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+    char name[4096];
+    struct stat sb;
+    if ((size_t)snprintf(name, sizeof name, "%s%s", path, suffix[i]) >= sizeof name) return;
+    if (stat(name, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077))
+      chmod(name, sb.st_mode & 0700);
+  }
+}
+
 /* Create the file with mode 0600 if it does not exist, so SQLite (and its
  * -wal and -shm files, which copy the mode) never makes it world-readable. */
 static int create_file(const char *path, rd_err *err) {
@@ -320,7 +333,10 @@ static int create_file(const char *path, rd_err *err) {
     }
     return 0;
   }
-  if (errno == EEXIST) return 0;
+  if (errno == EEXIST) {
+    tighten(path);
+    return 0;
+  }
   return rd_err_set(err, RD_EIO, "store: cannot create '%s': %s", path, strerror(errno));
 }
 

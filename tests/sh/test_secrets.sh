@@ -8,7 +8,12 @@ cd "$(dirname "$0")/../.."
 R=${REDRIVE:-$PWD/build/redrive}
 T=$(mktemp -d /tmp/rd-secrets.XXXXXX)
 SP=
-cleanup() { [ -n "$SP" ] && kill "$SP" 2>/dev/null; rm -rf "$T"; }
+SOCK=
+cleanup() {
+  [ -n "$SP" ] && kill "$SP" 2>/dev/null
+  [ -n "$SOCK" ] && tmux -L "$SOCK" kill-server 2>/dev/null
+  rm -rf "$T"
+}
 trap cleanup EXIT
 [ -n "${RD_KEEP:-}" ] && trap - EXIT && echo "keeping $T"
 if [ -z "${RD_TEST_SERVER:-}" ]; then
@@ -143,5 +148,72 @@ if command -v sqlite3 >/dev/null; then
   clean "secrets-5 the store: run data, states, errors, logs (all but blueprints) hold no token" "$OUT/atrest"
 fi
 
-echo "$pass passed, $fail failed"
+# An echoing server: module 1 sends an Authorization header to an endpoint
+# that answers 500 with the request as text. The module keeps 200 bytes of
+# that answer in its error; the execution's error, the item's reason, ls
+# and show (--json and not) must hold no token (a store of its own, so the
+# item is the only one).
+ECHO_DB=$T/echo.db
+cat >"$T/bp-echo.json" <<JSON
+{"name": "echo", "flow": [
+  {"id": 1, "module": "http:ActionSendData", "mapper": {"url": "$S/echo-raw/500",
+   "method": "get", "gzip": false, "headers": [{"name": "Authorization", "value": "Bearer $TOKEN"}]}}
+]}
+JSON
+"$R" --db "$ECHO_DB" --json run "$T/bp-echo.json" >"$OUT/echo-run.out" 2>"$OUT/echo-run.err"
+"$R" --db "$ECHO_DB" --json ls >"$OUT/echo-lsj.out" 2>&1
+"$R" --db "$ECHO_DB" ls >"$OUT/echo-ls.out" 2>&1
+EID=$(grep -o '"id": *"[0-9a-f]\{32\}"' "$OUT/echo-lsj.out" | head -1 | grep -o '[0-9a-f]\{32\}')
+if [ -n "$EID" ]; then
+  "$R" --db "$ECHO_DB" --json show "$EID" >"$OUT/echo-showj.out" 2>&1
+  "$R" --db "$ECHO_DB" show "$EID" >"$OUT/echo-show.out" 2>&1
+  if grep -q 'Authorization: <redacted>' "$OUT/echo-showj.out"; then ok "secrets-6.1 the echo reached the stored reason, scrubbed"
+  else bad "secrets-6.1 the echo reached the stored reason, scrubbed"; head -c 600 "$OUT/echo-showj.out" | sed 's/^/    /'; fi
+else bad "secrets-6.1 ls --json listed the echoed item"; head -5 "$OUT/echo-lsj.out" | sed 's/^/    /'; fi
+sqlite3 "$ECHO_DB" "SELECT error FROM execution; SELECT reason FROM dlq_item" >"$OUT/echo-sql.out" 2>&1
+grep -q 'echo-raw' "$OUT/echo-sql.out" || bad "secrets-6.2 read the error and the reason from the store"
+clean "secrets-6.2 execution.error, dlq reason, ls, show (--json too) hold no token" "$OUT"/echo-*
+
+# A store file (and its -wal, -shm) that others can read is made 0600 when opened.
+PERM_DB=$T/perm.db
+"$R" --db "$PERM_DB" -e 'assert(require("redrive").connect())' >/dev/null 2>&1
+: >"$PERM_DB-wal"; : >"$PERM_DB-shm"
+chmod 0644 "$PERM_DB" "$PERM_DB-wal" "$PERM_DB-shm"
+"$R" --db "$PERM_DB" ls >/dev/null 2>"$OUT/perm.err" || bad "secrets-7.0 ls on the 0644 store: $(cat "$OUT/perm.err")"
+modes=$(stat -c '%a' "$PERM_DB"; for f in "$PERM_DB-wal" "$PERM_DB-shm"; do [ -e "$f" ] && stat -c '%a' "$f"; done)
+if [ -z "$(grep -v '^600$' <<<"$modes")" ]; then ok "secrets-7.1 a 0644 store (and -wal, -shm) is 0600 after open"
+else bad "secrets-7.1 a 0644 store (and -wal, -shm) is 0600 after open: modes $(tr '\n' ' ' <<<"$modes")"; fi
+
+# The REPL history: a typed token is never written to the history file --
+# not a literal in `token = "..."`, not a literal that becomes a credential
+# only when it is sent later in the session.
+skip=0
+if ! command -v tmux >/dev/null; then
+  skip=$((skip + 1)); echo "skip secrets-8 REPL history (tmux is not installed)"
+else
+  SOCK=rd-secrets-$$
+  tmx() { tmux -L "$SOCK" "$@"; }
+  HIST=$T/state/history
+  TOK2=lit$RANDOM${RANDOM}Xy7later
+  tmx new-session -d -s h -x 200 -y 50 \
+    "env REDRIVE_HISTORY='$HIST' REDRIVE_DB='$T/repl.db' XDG_CONFIG_HOME='$T/config' '$R'; echo REPL-EXITED; sleep 30"
+  screen() { tmx capture-pane -p -t h -S -200 2>/dev/null; }
+  wait_for() { # wait_for FIXED-STRING: until the screen shows it (5 s at most)
+    local i; for ((i = 0; i < 100; i++)); do screen | grep -qF -- "$1" && return 0; sleep 0.05; done; return 1; }
+  send() { tmx send-keys -t h -l -- "$1"; tmx send-keys -t h Enter; }
+  wait_for "rd>" || bad "secrets-8.0 the REPL started"
+  send "c = {token = \"$TOKEN\"}"
+  send "saved = \"$TOK2\""
+  send "r = rd.http.request{url = \"$S/ok\", headers = {[\"X-Api-Key\"] = saved}}"
+  send 'print("sent-" .. r.status)'
+  wait_for "sent-200" || bad "secrets-8.0 the request ran: $(screen | tail -5)"
+  send '.quit'
+  wait_for "REPL-EXITED" || bad "secrets-8.0 the REPL exited"
+  if [ -s "$HIST" ] && grep -q 'sent-' "$HIST"; then ok "secrets-8.1 the history was written"
+  else bad "secrets-8.1 the history was written"; fi
+  if grep -a -q -e "$TOKEN" -e "$TOK2" "$HIST"; then bad "secrets-8.2 no typed token in the history"; sed 's/^/    /' "$HIST"
+  else ok "secrets-8.2 no typed token in the history (a literal and one sent later)"; fi
+fi
+
+echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
