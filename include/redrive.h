@@ -434,8 +434,9 @@ typedef struct rd_dlq_sel {
 
 typedef int (*rd_dlq_cb)(const rd_dlq_item_t *item, void *ud);
 typedef int (*rd_dlq_log_cb)(const rd_dlq_log_t *log, void *ud);
-/* An item a delete could not remove, with why ("being retried", "not found"). */
-typedef int (*rd_dlq_error_cb)(const char *id, const char *message, void *ud);
+/* An item a delete could not remove, with why: code RD_ECONFLICT ("being
+ * retried") or RD_ENOT_FOUND ("not found"). */
+typedef int (*rd_dlq_error_cb)(const char *id, int code, const char *message, void *ud);
 
 /* One transaction: insert (or, when exec->id exists, replace) the execution
  * and, when `dlq` is not NULL, its DLQ item, linked both ways (the item's
@@ -466,18 +467,20 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
 int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
                       rd_dlq_log_cb cb, void *ud, rd_err *err);
 
-/* Lease up to `limit` pending (unresolved) selected items with ids > after
- * for `owner` until now + ttl seconds, in one transaction; an item leased by
- * someone else is skipped unless the lease has expired; one leased by
- * `owner` already is leased again. Then hands each claimed item (with
- * blueprint and state) to cb in id order. Two processes never get the same
- * item while its lease runs. */
+/* Lease up to `limit` selected items with ids > after for `owner` until now
+ * + ttl seconds, in one transaction: pending (unresolved) ones, and with
+ * `resolved` resolved ones too (a forced retry); an item leased by someone
+ * else is skipped unless the lease has expired; one leased by `owner`
+ * already is leased again. Then hands each claimed item (with blueprint and
+ * state) to cb in id order. Two processes never get the same item while its
+ * lease runs. */
 typedef struct rd_claim_opts {
   rd_dlq_sel_t sel;
   const char *after;
   int limit;
   const char *owner;
   double ttl;                  /* seconds, > 0 */
+  int resolved;                /* lease resolved items as well */
 } rd_claim_opts_t;
 int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
                    rd_err *err);
@@ -486,16 +489,37 @@ int rd_store_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd
 /* Release owner's lease on `id`, or on all its items when id is NULL. */
 int rd_store_release(rd_store_t *st, const char *owner, const char *id, int64_t *n,
                      rd_err *err);
-/* One transaction after a retry of item `dlq_id` by `owner`: insert the
- * retry's execution (retry_of defaults to the item's execution, dlq_id to the
- * item) and its log (execution_id = the new execution). On success the item
- * is resolved and the original execution gets retry_success_id; either way
- * attempts + 1 and the lease is released. RD_ECONFLICT when `owner` does not
- * hold the lease (never claimed, released, or taken over by another process
- * after it expired) or the item is resolved already; RD_ENOT_FOUND. */
-int rd_store_retry_done(rd_store_t *st, const char *dlq_id, const char *owner,
-                        const rd_exec_t *exec, int success, const rd_dlq_log_t *log,
-                        char *exec_id, rd_err *err);
+
+/* What one retry produced, for rd_store_retry_done. */
+typedef struct rd_retry_done {
+  const rd_exec_t *exec;       /* the retry's execution: retry_of = the execution
+                                  retried (default: the item's), parent_id = the
+                                  chain's root (optional) */
+  int success;                 /* the retry succeeded */
+  const char *dlq_id;          /* the item retried, leased by `owner`; NULL when
+                                  the execution retried has no item to settle */
+  const char *owner;
+  const rd_dlq_log_t *log;     /* with dlq_id: the attempt's log (required) */
+  const rd_dlq_item_t *dlq;    /* without dlq_id: a new item for this failed
+                                  retry, linked both ways (may be NULL) */
+} rd_retry_done_t;
+
+/* Record a retry in ONE transaction, so that a crash can never leave half of
+ * it (a resolved item whose execution does not point at its retry would let a
+ * safe retry run the work again):
+ *  - the retry's execution (and, with r->dlq, its new item);
+ *  - with r->dlq_id: the attempt's log, attempts + 1, the item resolved on
+ *    success (it stays resolved if it was), the lease released;
+ *  - on success: retry_success_id = the new execution on the execution
+ *    retried (retry_of), on the given parent_id and on the root of retry_of
+ *    (its parent_id), so a safe retry of any member of the chain sees it.
+ * Writes the new execution's id into exec_id and the new item's id into
+ * dlq_id (each RD_STORE_ID_LEN + 1 bytes, may be NULL). RD_ECONFLICT when
+ * `owner` does not hold the lease on r->dlq_id (never claimed, released, or
+ * taken over by another process after it expired); RD_ENOT_FOUND; any
+ * failure rolls everything back. */
+int rd_store_retry_done(rd_store_t *st, const rd_retry_done_t *r, char *exec_id, char *dlq_id,
+                        rd_err *err);
 
 /* -- health: computed in SQL over executions of scenario_id (0 = all) with
  * started_at >= since (RD_STORE_NONE = all time). succeeded = success +

@@ -448,6 +448,7 @@ typedef struct collector {
   void (*push)(lua_State *L, const void *rec);
   const void *rec;
   const char *id, *msg;                  /* delete errors */
+  int code;
   int failed;                            /* a push raised: error object on top */
 } collector;
 
@@ -456,9 +457,10 @@ static int collect_p(lua_State *L) {
   if (c->push) {
     c->push(L, c->rec);
   } else {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     set_str(L, "id", c->id);
     set_str(L, "message", c->msg);
+    set_str(L, "code", rd_err_name(c->code));
   }
   lua_rawseti(L, 2, ++c->n);
   return 0;
@@ -495,9 +497,10 @@ static int cb_log(const rd_dlq_log_t *r, void *ud) {
   c->rec = r;
   return collect(c);
 }
-static int cb_error(const char *id, const char *msg, void *ud) {
+static int cb_error(const char *id, int code, const char *msg, void *ud) {
   collector *c = ud;
   c->id = id;
+  c->code = code;
   c->msg = msg;
   return collect(c);
 }
@@ -785,6 +788,7 @@ static int l_claim(lua_State *L) {
   o.limit = f_limit(&f);
   o.owner = f_reqstr(&f, "owner");
   o.ttl = check_ttl(L, &f, 2);
+  o.resolved = f_bool(&f, "resolved", 0, NULL);
   collector c;
   collector_start(L, &c, push_item);
   rd_err err = {0};
@@ -814,21 +818,39 @@ static int l_release(lua_State *L) {
   return 1;
 }
 
+/* st:retry_done{exec = rec, success = bool, dlq_id = id, owner = s, log = {...}}
+ * or st:retry_done{exec = rec, success = bool, dlq = item?}
+ * -> exec_id[, dlq_id of the new item] | nil, msg, code */
 static int l_retry_done(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
-  const char *dlq_id = f_reqstr(&f, "dlq_id");
-  const char *owner = f_reqstr(&f, "owner");
-  int success = f_bool(&f, "success", 0, NULL);
+  rd_retry_done_t d = {
+    .success = f_bool(&f, "success", 0, NULL),
+    .dlq_id = f_str(&f, "dlq_id", NULL),
+    .owner = f_str(&f, "owner", NULL),
+  };
   fields fe = f_table(&f, "exec", "exec.");
   fields fl = f_table(&f, "log", "log.");
+  fields fd = f_table(&f, "dlq", "dlq.");
   if (!fe.t) luaL_argerror(L, 2, "field 'exec': table expected, got nil");
-  if (!fl.t) luaL_argerror(L, 2, "field 'log': table expected, got nil");
+  if (d.dlq_id && !d.owner) f_reqstr(&f, "owner");
+  if (d.dlq_id && !fl.t) luaL_argerror(L, 2, "field 'log': table expected, got nil");
+  if (d.dlq_id && fd.t) luaL_argerror(L, 2, "fields 'dlq_id' and 'dlq' exclude each other");
   rd_exec_t e;
-  read_rec(&fe, &rd__rec_exec, &e, NULL);
   rd_dlq_log_t log;
-  read_rec(&fl, &rd__rec_log, &log, NULL);
-  if (log.status < 1 || log.status > 3) luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
+  rd_dlq_item_t item;
+  read_rec(&fe, &rd__rec_exec, &e, NULL);
+  d.exec = &e;
+  if (fl.t) {
+    read_rec(&fl, &rd__rec_log, &log, NULL);
+    if (log.status < 1 || log.status > 3)
+      luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
+    d.log = &log;
+  }
+  if (fd.t) {
+    read_rec(&fd, &rd__rec_item, &item, NULL);
+    d.dlq = &item;
+  }
   char eid[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
   lstore *u = to_lstore(L);
@@ -840,11 +862,13 @@ static int l_retry_done(lua_State *L) {
     if (!u->rt) u->rt = rd__rt(L);
     rd__rt_run_hooks(u->rt);
   }
-  if (rd_store_retry_done(st, dlq_id, owner, &e, success, &log, eid, &err))
-    return rd__lua_pusherr(L, &err);
-  if (batched) return batch_wait_commit(L, u, eid, NULL);
+  char did[RD_STORE_ID_LEN + 1];
+  if (rd_store_retry_done(st, &d, eid, did, &err)) return rd__lua_pusherr(L, &err);
+  if (batched) return batch_wait_commit(L, u, eid, d.dlq ? did : NULL);
   lua_pushstring(L, eid);
-  return 1;
+  if (!d.dlq) return 1;
+  lua_pushstring(L, did);
+  return 2;
 }
 
 /* ---- health ----------------------------------------------------------------- */

@@ -1,10 +1,7 @@
-/* Incomplete executions (DLQ items), their retry logs, and leases.
- *
- * A lease (lease_owner, lease_expiry) is what keeps two processes from
- * retrying one item: it is taken in a write transaction, which SQLite
- * serialises across processes, only when the item has no lease, an expired
- * one, or one of the same owner. Resolving an item (retry_done) checks the
- * lease in the same transaction that writes the result. */
+/* Incomplete executions (DLQ items) and their retry logs: recording a run,
+ * reading, patching, deleting. Leases and the record of a retry are in
+ * retry.c. Columns, binders and readers come from RD_DLQ_ITEM_FIELDS and
+ * RD_DLQ_LOG_FIELDS (record.c). */
 #include "store/store_int.h"
 
 #include "core/ids.h"
@@ -14,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "Someone holds a lease right now." */
-#define LEASED "(lease_owner IS NOT NULL AND lease_expiry > :now)"
-
 static const rd__record *const ITEM = &rd__rec_item, *const LOG = &rd__rec_log;
 
 static int q_item_insert(rd_buf *q) { return rd__sql_insert(q, ITEM, 0); }
@@ -24,16 +18,12 @@ static int q_item_get(rd_buf *q) {
   int rc = rd__sql_select(q, ITEM, 1);
   return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
 }
-static int q_log_insert(rd_buf *q) { return rd__sql_insert(q, LOG, 0); }
 
 static int nomem(rd_err *err) { return rd_err_set(err, RD_ENOMEM, "store: out of memory"); }
 
-/* Build (into q) and prepare a query from a fixed head (after the columns
- * of `cols` when not NULL, light ones only), optional conditions and a fixed
- * tail. Each conds[i] is added when use[i]. */
-static int prep_built(rd_store_t *st, const rd__record *cols, const char *head,
-                      const char *const *conds, const int *use, size_t n, const char *tail,
-                      sqlite3_stmt **s, rd_err *err) {
+int rd__prep_built(rd_store_t *st, const rd__record *cols, const char *head,
+                   const char *const *conds, const int *use, size_t n, const char *tail,
+                   sqlite3_stmt **s, rd_err *err) {
   rd_buf q = {0};
   int r = cols ? rd__sql_select(&q, cols, 0) : 0;
   if (!r) r = rd__buf_adds(&q, head);
@@ -47,8 +37,8 @@ static int prep_built(rd_store_t *st, const rd__record *cols, const char *head,
 
 /* ---- record ------------------------------------------------------------- */
 
-static int insert_item(rd_store_t *st, const rd_dlq_item_t *d, const char *id,
-                       const char *exec_id, rd_err *err) {
+int rd__item_insert(rd_store_t *st, const rd_dlq_item_t *d, const char *id, const char *exec_id,
+                    rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_ITEM_INSERT, q_item_insert, &s, err);
   if (r) return r;
@@ -59,8 +49,7 @@ static int insert_item(rd_store_t *st, const rd_dlq_item_t *d, const char *id,
   return rd__st_exec(st, s, "cannot write an incomplete execution to", err);
 }
 
-/* Use the caller's id if given (checked), else make one. */
-static int pick_id(const char *given, char out[RD_ID_LEN + 1], const char *what, rd_err *err) {
+int rd__pick_id(const char *given, char out[RD_ID_LEN + 1], const char *what, rd_err *err) {
   if (given) {
     if (!rd__id_valid(given))
       return rd_err_set(err, RD_EINVALID, "store: invalid %s id '%s'", what, given);
@@ -74,12 +63,12 @@ static int pick_id(const char *given, char out[RD_ID_LEN + 1], const char *what,
 int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *dlq,
                     char *exec_id, char *dlq_id, rd_err *err) {
   char eid[RD_ID_LEN + 1], did[RD_ID_LEN + 1] = "";
-  int r = pick_id(exec->id, eid, "execution", err);
-  if (!r && dlq) r = pick_id(dlq->id, did, "incomplete execution", err);
+  int r = rd__pick_id(exec->id, eid, "execution", err);
+  if (!r && dlq) r = rd__pick_id(dlq->id, did, "incomplete execution", err);
   if (!r) r = rd__st_begin(st, err);
   if (r) return r;
   r = rd__exec_put(st, exec, eid, dlq ? did : NULL, err);
-  if (!r && dlq) r = insert_item(st, dlq, did, eid, err);
+  if (!r && dlq) r = rd__item_insert(st, dlq, did, eid, err);
   r = rd__st_end(st, r, err);
   if (r) return r;
   if (exec_id) memcpy(exec_id, eid, sizeof eid);
@@ -89,10 +78,8 @@ int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* Read item `id` (with blueprint and state) and hand it to cb, or copy it to
- * *out when out is not NULL. */
-static int get_item(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb cb,
-                    void *ud, rd_err *err) {
+int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb cb, void *ud,
+                 rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_ITEM_GET, q_item_get, &s, err);
   if (r) return r;
@@ -118,7 +105,7 @@ static int get_item(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_
 }
 
 int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err *err) {
-  return get_item(st, id, out, NULL, NULL, err);
+  return rd__item_get(st, id, out, NULL, NULL, err);
 }
 
 static const char *const filter_conds[] = {
@@ -150,7 +137,7 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
   if (r) return r;
   filter_use(f, use, 1);
   sqlite3_stmt *s;
-  r = prep_built(st, ITEM, " WHERE 1", filter_conds, use, 6,
+  r = rd__prep_built(st, ITEM, " WHERE 1", filter_conds, use, 6,
                  " ORDER BY id LIMIT :limit", &s, err);
   if (r) return r;
   filter_bind(s, f);
@@ -173,7 +160,7 @@ int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_
   int use[6];
   filter_use(f, use, 0);
   sqlite3_stmt *s;
-  int r = prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use, 6, "", &s,
+  int r = rd__prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use, 6, "", &s,
                      err);
   if (r) return r;
   filter_bind(s, f);
@@ -205,7 +192,7 @@ int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t 
     return rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", dlq_id);
   if (rc != SQLITE_ROW) return rd__st_fail(st, rc, "cannot read", err);
   int use[4] = {f->status != 0, !isnan(f->from), !isnan(f->to), f->after != NULL};
-  r = prep_built(st, LOG, " WHERE dlq_id = :id", conds, use, 4,
+  r = rd__prep_built(st, LOG, " WHERE dlq_id = :id", conds, use, 4,
                  " ORDER BY id LIMIT :limit", &s, err);
   if (r) return r;
   rd__bind_text(s, ":id", dlq_id);
@@ -271,13 +258,13 @@ int rd_store_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, in
   return rd__st_end(st, r, err);
 }
 
-static const char *const sel_conds[] = {
+const char *const rd__sel_conds[] = {
   " AND scenario_id = :scenario",
   " AND id IN (SELECT value FROM json_each(:ids))",
   " AND id NOT IN (SELECT value FROM json_each(:except))",
 };
 
-static int sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
+int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
   if (!sel->all && !sel->ids)
     return rd_err_set(err, RD_EINVALID, "store: give ids or all");
   for (size_t i = 0; sel->ids && i < sel->n_ids; i++)
@@ -287,13 +274,13 @@ static int sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
   return 0;
 }
 
-static void sel_use(const rd_dlq_sel_t *sel, int use[3]) {
+void rd__sel_use(const rd_dlq_sel_t *sel, int use[3]) {
   use[0] = sel->scenario_id != 0;
   use[1] = !sel->all;
   use[2] = sel->except && sel->n_except > 0;
 }
 
-static int sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err) {
+int rd__sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err) {
   rd__bind_int(s, ":scenario", sel->scenario_id);
   if (rd__bind_strings(s, ":ids", sel->ids, sel->ids ? sel->n_ids : 0) ||
       rd__bind_strings(s, ":except", sel->except, sel->except ? sel->n_except : 0))
@@ -302,11 +289,11 @@ static int sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err) {
 }
 
 /* Step s (its first column an id) and report each row to on_error. */
-static int report(rd_store_t *st, sqlite3_stmt *s, const char *message,
+static int report(rd_store_t *st, sqlite3_stmt *s, int code, const char *message,
                   rd_dlq_error_cb on_error, void *ud, rd_err *err) {
   int rc, r = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    if (on_error && on_error(rd__col_text(s, 0), message, ud)) {
+    if (on_error && on_error(rd__col_text(s, 0), code, message, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: deletion stopped");
       break;
     }
@@ -318,20 +305,20 @@ static int report(rd_store_t *st, sqlite3_stmt *s, const char *message,
 
 int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
                         rd_dlq_error_cb on_error, void *ud, rd_err *err) {
-  int r = sel_check(sel, err);
+  int r = rd__sel_check(sel, err);
   if (!r) r = rd__st_begin(st, err);
   if (r) return r;
   double now = rd__st_now();
   int use[3];
-  sel_use(sel, use);
+  rd__sel_use(sel, use);
   sqlite3_stmt *s;
   /* 1. items leased right now stay, reported */
-  r = prep_built(st, NULL, "SELECT id FROM dlq_item WHERE " LEASED, sel_conds, use, 3,
+  r = rd__prep_built(st, NULL, "SELECT id FROM dlq_item WHERE " LEASED, rd__sel_conds, use, 3,
                  " ORDER BY id", &s, err);
-  if (!r) r = sel_bind(s, sel, err);
+  if (!r) r = rd__sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
-    r = report(st, s, "being retried", on_error, ud, err);
+    r = report(st, s, RD_ECONFLICT, "being retried", on_error, ud, err);
   }
   /* 2. requested ids that do not exist (in the scenario, if one is given) */
   if (!r && !sel->all) {
@@ -339,18 +326,19 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
       " AND scenario_id = :scenario", ")",
       " AND value NOT IN (SELECT value FROM json_each(:except))",
     };
-    r = prep_built(st, NULL,
+    r = rd__prep_built(st, NULL,
                    "SELECT DISTINCT value FROM json_each(:ids) WHERE value NOT IN"
                    " (SELECT id FROM dlq_item WHERE 1",
                    conds, (const int[]){use[0], 1, use[2]}, 3, " ORDER BY value", &s, err);
-    if (!r) r = sel_bind(s, sel, err);
-    if (!r) r = report(st, s, "not found", on_error, ud, err);
+    if (!r) r = rd__sel_bind(s, sel, err);
+    if (!r) r = report(st, s, RD_ENOT_FOUND, "not found", on_error, ud, err);
   }
   /* 3. the rest goes, with its logs (ON DELETE CASCADE) */
   if (!r)
-    r = prep_built(st, NULL, "DELETE FROM dlq_item WHERE NOT " LEASED, sel_conds, use, 3, "",
+    r = rd__prep_built(st, NULL, "DELETE FROM dlq_item WHERE NOT " LEASED, rd__sel_conds, use,
+                       3, "",
                    &s, err);
-  if (!r) r = sel_bind(s, sel, err);
+  if (!r) r = rd__sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
     r = rd__st_exec(st, s, "cannot delete incomplete executions from", err);
@@ -358,196 +346,5 @@ int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *delete
   int64_t n = r ? 0 : sqlite3_changes64(st->db);
   r = rd__st_end(st, r, err);
   if (!r && deleted) *deleted = n;
-  return r;
-}
-
-/* ---- leases ------------------------------------------------------------- */
-
-int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
-                   rd_err *err) {
-  int limit, use[4];
-  int r = rd__st_limit(o->limit, &limit, err);
-  if (!r) r = sel_check(&o->sel, err);
-  if (r) return r;
-  if (!o->owner || !*o->owner) return rd_err_set(err, RD_EINVALID, "store: claim needs an owner");
-  if (!(o->ttl > 0)) return rd_err_set(err, RD_EINVALID, "store: claim needs a ttl > 0");
-  char (*ids)[RD_ID_LEN + 1] = malloc((size_t)limit * sizeof *ids);
-  if (!ids) return nomem(err);
-  size_t n = 0;
-  r = rd__st_begin(st, err);
-  if (r) goto done;
-  double now = rd__st_now();
-  sel_use(&o->sel, use);
-  use[3] = o->after != NULL;
-  static const char *const conds[] = {
-    " AND scenario_id = :scenario",
-    " AND id IN (SELECT value FROM json_each(:ids))",
-    " AND id NOT IN (SELECT value FROM json_each(:except))",
-    " AND id > :after",
-  };
-  sqlite3_stmt *s;
-  r = prep_built(st, NULL,
-                 "SELECT id FROM dlq_item WHERE resolved = 0"
-                 " AND (lease_owner IS NULL OR lease_expiry <= :now OR lease_owner = :owner)",
-                 conds, use, 4, " ORDER BY id LIMIT :limit", &s, err);
-  if (!r) r = sel_bind(s, &o->sel, err);
-  if (!r) {
-    rd__bind_double(s, ":now", now);
-    rd__bind_text(s, ":owner", o->owner);
-    rd__bind_text(s, ":after", o->after);
-    rd__bind_int(s, ":limit", limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      const char *id = rd__col_text(s, 0);
-      if (n < (size_t)limit && id && strlen(id) <= RD_ID_LEN) strcpy(ids[n++], id);
-    }
-    if (rc != SQLITE_DONE) r = rd__st_fail(st, rc, "cannot read", err);
-    sqlite3_reset(s);
-  }
-  if (!r)
-    r = rd__st_prep(st,
-                    "UPDATE dlq_item SET lease_owner = :owner, lease_expiry = :expiry"
-                    " WHERE id = :id",
-                    &s, err);
-  for (size_t i = 0; !r && i < n; i++) {
-    sqlite3_reset(s);
-    rd__bind_text(s, ":owner", o->owner);
-    rd__bind_double(s, ":expiry", now + o->ttl);
-    rd__bind_text(s, ":id", ids[i]);
-    r = rd__st_exec(st, s, "cannot lease incomplete executions in", err);
-  }
-  r = rd__st_end(st, r, err);
-  /* The leases are ours now: nobody else changes these items until they
-   * expire, so reading them outside the transaction is safe. */
-  for (size_t i = 0; !r && i < n; i++) r = get_item(st, ids[i], NULL, cb, ud, err);
-done:
-  free(ids);
-  return r;
-}
-
-int rd_store_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_err *err) {
-  if (!owner) return rd_err_set(err, RD_EINVALID, "store: renew needs an owner");
-  if (!(ttl > 0)) return rd_err_set(err, RD_EINVALID, "store: renew needs a ttl > 0");
-  int r = rd__st_begin(st, err);
-  if (r) return r;
-  sqlite3_stmt *s;
-  r = rd__st_prep(st,
-                  "UPDATE dlq_item SET lease_expiry = :expiry"
-                  " WHERE lease_owner = :owner AND resolved = 0",
-                  &s, err);
-  if (!r) {
-    rd__bind_text(s, ":owner", owner);
-    rd__bind_double(s, ":expiry", rd__st_now() + ttl);
-    r = rd__st_exec(st, s, "cannot renew leases in", err);
-  }
-  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
-  r = rd__st_end(st, r, err);
-  if (!r && n) *n = changed;
-  return r;
-}
-
-int rd_store_release(rd_store_t *st, const char *owner, const char *id, int64_t *n,
-                     rd_err *err) {
-  if (!owner) return rd_err_set(err, RD_EINVALID, "store: release needs an owner");
-  int r = rd__st_begin(st, err);
-  if (r) return r;
-  sqlite3_stmt *s;
-  r = rd__st_prep(st,
-                  id ? "UPDATE dlq_item SET lease_owner = NULL, lease_expiry = NULL"
-                       " WHERE lease_owner = :owner AND id = :id"
-                     : "UPDATE dlq_item SET lease_owner = NULL, lease_expiry = NULL"
-                       " WHERE lease_owner = :owner",
-                  &s, err);
-  if (!r) {
-    rd__bind_text(s, ":owner", owner);
-    rd__bind_text(s, ":id", id);
-    r = rd__st_exec(st, s, "cannot release leases in", err);
-  }
-  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
-  r = rd__st_end(st, r, err);
-  if (!r && n) *n = changed;
-  return r;
-}
-
-/* ---- retry result ------------------------------------------------------- */
-
-static int insert_log(rd_store_t *st, const rd_dlq_log_t *l, const char *dlq_id,
-                      const char *exec_id, rd_err *err) {
-  char lid[RD_ID_LEN + 1];
-  int r = pick_id(l->id, lid, "log", err);
-  if (r) return r;
-  sqlite3_stmt *s;
-  r = rd__st_slot(st, RD__Q_LOG_INSERT, q_log_insert, &s, err);
-  if (r) return r;
-  rd__rec_bind(s, LOG, l);
-  rd__bind_text(s, ":id", lid);
-  rd__bind_text(s, ":dlq_id", dlq_id);
-  if (isnan(l->timestamp)) rd__bind_double(s, ":timestamp", rd__st_now());
-  rd__bind_text(s, ":execution_id", exec_id);
-  return rd__st_exec(st, s, "cannot write a retry log to", err);
-}
-
-int rd_store_retry_done(rd_store_t *st, const char *dlq_id, const char *owner,
-                        const rd_exec_t *exec, int success, const rd_dlq_log_t *log,
-                        char *exec_id, rd_err *err) {
-  if (!dlq_id || !owner)
-    return rd_err_set(err, RD_EINVALID, "store: retry_done needs an id and owner");
-  if (log->status < 1 || log->status > 3)
-    return rd_err_set(err, RD_EINVALID, "store: log status must be 1, 2 or 3");
-  char eid[RD_ID_LEN + 1];
-  int r = pick_id(exec->id, eid, "execution", err);
-  if (!r) r = rd__st_begin(st, err);
-  if (r) return r;
-  char orig[RD_ID_LEN + 1] = "";
-  sqlite3_stmt *s;
-  r = rd__st_prep(st, "SELECT lease_owner, resolved, execution_id FROM dlq_item WHERE id = :id",
-                  &s, err);
-  if (!r) {
-    rd__bind_text(s, ":id", dlq_id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-      r = rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", dlq_id);
-    } else if (rc != SQLITE_ROW) {
-      r = rd__st_fail(st, rc, "cannot read", err);
-    } else if (sqlite3_column_int(s, 1)) {
-      r = rd_err_set(err, RD_ECONFLICT, "store: incomplete execution '%s' is resolved already",
-                     dlq_id);
-    } else {
-      const char *holder = rd__col_text(s, 0);
-      if (!holder || strcmp(holder, owner) != 0)
-        r = rd_err_set(err, RD_ECONFLICT,
-                       "store: lease on incomplete execution '%s' is not held by '%s'%s%s",
-                       dlq_id, owner, holder ? " but by " : "", holder ? holder : "");
-      const char *o = rd__col_text(s, 2);
-      if (o && strlen(o) <= RD_ID_LEN) strcpy(orig, o);
-    }
-    sqlite3_reset(s);
-  }
-  if (!r) {
-    rd_exec_t e = *exec;
-    if (!e.retry_of && orig[0]) e.retry_of = orig;
-    r = rd__exec_put(st, &e, eid, exec->dlq_id ? NULL : dlq_id, err);
-  }
-  if (!r) r = insert_log(st, log, dlq_id, eid, err);
-  if (!r)
-    r = rd__st_prep(st,
-                    "UPDATE dlq_item SET resolved = :success, attempts = attempts + 1,"
-                    " lease_owner = NULL, lease_expiry = NULL WHERE id = :id",
-                    &s, err);
-  if (!r) {
-    rd__bind_int(s, ":success", success != 0);
-    rd__bind_text(s, ":id", dlq_id);
-    r = rd__st_exec(st, s, "cannot update an incomplete execution in", err);
-  }
-  if (!r && success && orig[0]) {
-    r = rd__st_prep(st, "UPDATE execution SET retry_success_id = :new WHERE id = :id", &s, err);
-    if (!r) {
-      rd__bind_text(s, ":new", eid);
-      rd__bind_text(s, ":id", orig);
-      r = rd__st_exec(st, s, "cannot update an execution in", err);
-    }
-  }
-  r = rd__st_end(st, r, err);
-  if (!r && exec_id) memcpy(exec_id, eid, sizeof eid);
   return r;
 }

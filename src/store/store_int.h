@@ -21,6 +21,7 @@ enum rd__slot {
   RD__Q_SCENARIO_INSERT, RD__Q_SCENARIO_GET, RD__Q_SCENARIO_LIST, RD__Q_SCENARIO_UPDATE,
   RD__Q_EXEC_PUT, RD__Q_EXEC_GET, RD__Q_EXEC_UPDATE,
   RD__Q_ITEM_INSERT, RD__Q_ITEM_GET, RD__Q_LOG_INSERT,
+  RD__Q_RETRY_SETTLE, RD__Q_RETRY_WHY, RD__Q_RETRY_LINK,
   RD__Q_COUNT
 };
 
@@ -94,6 +95,37 @@ void rd__rec_read(sqlite3_stmt *s, const rd__record *r, int heavy, void *rec);
 
 /* Is s one of the execution statuses? */
 int rd__st_valid_status(const char *s);
+
+/* ---- shared by dlq.c and retry.c ---------------------------------------- */
+
+/* "Someone holds a lease right now" (binds :now). */
+#define LEASED "(lease_owner IS NOT NULL AND lease_expiry > :now)"
+
+/* Build and prepare a query: the columns of `cols` (light ones, "SELECT ...
+ * FROM table") when not NULL, then head, each conds[i] for which use[i], and
+ * tail. Cached by its text (rd__st_prep). */
+int rd__prep_built(rd_store_t *st, const rd__record *cols, const char *head,
+                   const char *const *conds, const int *use, size_t n, const char *tail,
+                   sqlite3_stmt **s, rd_err *err);
+/* Use the caller's id if given (RD_EINVALID unless it is a valid id), else
+ * make a new one into out. `what` names the record in the message. */
+int rd__pick_id(const char *given, char out[RD_STORE_ID_LEN + 1], const char *what, rd_err *err);
+/* Inside a transaction: insert item d under `id`, pointing at exec_id. */
+int rd__item_insert(rd_store_t *st, const rd_dlq_item_t *d, const char *id, const char *exec_id,
+                    rd_err *err);
+/* Read item `id` (with blueprint and state) and hand it to cb (RD_ECANCELED
+ * if cb returns nonzero), or copy it to *out (free()) when out is not NULL;
+ * RD_ENOT_FOUND. */
+int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb cb, void *ud,
+                 rd_err *err);
+/* A selection of items (rd_dlq_sel_t) in SQL: the conditions (scenario,
+ * ids, except), which of them a selection uses, and their bindings. */
+extern const char *const rd__sel_conds[3];
+/* RD_EINVALID unless sel names ids or all, without NULL ids. */
+int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err);
+void rd__sel_use(const rd_dlq_sel_t *sel, int use[3]);
+/* Bind :scenario, :ids and :except; RD_ENOMEM. */
+int rd__sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err);
 
 /* Inside a transaction: insert (or replace, when it exists) execution `e`
  * under `id`, with dlq_id overridden by `dlq_id` when not NULL (exec.c). */

@@ -78,6 +78,13 @@ static void add_item(rd_store_t *st, int64_t scenario, char out[33]) {
   if (r) RD__FAIL("record: %s", err.msg);
 }
 
+/* rd_store_retry_done of a leased item. */
+static int item_done(rd_store_t *st, const char *id, const char *owner, const rd_exec_t *e,
+                     int success, const rd_dlq_log_t *log, char *eid, rd_err *err) {
+  rd_retry_done_t d = {.exec = e, .success = success, .dlq_id = id, .owner = owner, .log = log};
+  return rd_store_retry_done(st, &d, eid, NULL, err);
+}
+
 /* Collect ids from callbacks. */
 typedef struct {
   char ids[400][33];
@@ -99,10 +106,11 @@ static int collect_exec(const rd_exec_t *e, void *ud) {
   return 0;
 }
 
-static int collect_error(const char *id, const char *msg, void *ud) {
+static int collect_error(const char *id, int code, const char *msg, void *ud) {
   idlist *l = ud;
   snprintf(l->ids[l->n++], 33, "%s", id);
-  ASSERT(strcmp(msg, "being retried") == 0 || strcmp(msg, "not found") == 0);
+  ASSERT((code == RD_ECONFLICT && strcmp(msg, "being retried") == 0) ||
+         (code == RD_ENOT_FOUND && strcmp(msg, "not found") == 0));
   return 0;
 }
 
@@ -524,7 +532,7 @@ RD_TEST(store_retry_done) {
   rd_exec_t e = exec_rec(1, "error", 4);
   rd_dlq_log_t log = {.status = 3, .duration = 4, .operations = 2, .timestamp = NONE};
   /* not claimed: conflict, nothing written */
-  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_INT_EQ(item_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
   ASSERT_CONTAINS(err.msg, "not held by 'me'");
   ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), 0);
   static idlist l;
@@ -533,7 +541,7 @@ RD_TEST(store_retry_done) {
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
   ASSERT_INT_EQ(l.n, 1);
   /* failure: attempts + 1, lease released, log written, execution recorded */
-  ASSERT_OK(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err));
+  ASSERT_OK(item_done(st, id, "me", &e, 0, &log, eid, &err));
   rd_exec_t *re;
   ASSERT_OK(rd_store_exec_get(st, eid, &re, &err));
   ASSERT_STR_EQ(re->retry_of, orig);
@@ -544,7 +552,7 @@ RD_TEST(store_retry_done) {
   ASSERT_INT_EQ(item->resolved, 0);
   ASSERT(item->lease_owner == NULL);
   free(item);
-  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_INT_EQ(item_done(st, id, "me", &e, 0, &log, eid, &err), RD_ECONFLICT);
   /* another owner took it over: the first one's result is refused */
   l.n = 0;
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
@@ -553,12 +561,12 @@ RD_TEST(store_retry_done) {
   l.n = 0;
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
   ASSERT_INT_EQ(l.n, 1);
-  ASSERT_INT_EQ(rd_store_retry_done(st, id, "me", &e, 1, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_INT_EQ(item_done(st, id, "me", &e, 1, &log, eid, &err), RD_ECONFLICT);
   ASSERT_CONTAINS(err.msg, "but by other");
   /* success: resolved, original execution points at the retry */
   e.status = "success";
   log.status = 1;
-  ASSERT_OK(rd_store_retry_done(st, id, "other", &e, 1, &log, eid, &err));
+  ASSERT_OK(item_done(st, id, "other", &e, 1, &log, eid, &err));
   ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
   ASSERT_INT_EQ(item->resolved, 1);
   ASSERT_INT_EQ(item->attempts, 2);
@@ -571,9 +579,9 @@ RD_TEST(store_retry_done) {
   l.n = 0;
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
   ASSERT_INT_EQ(l.n, 0);
-  ASSERT_INT_EQ(rd_store_retry_done(st, id, "other", &e, 1, &log, eid, &err), RD_ECONFLICT);
-  ASSERT_CONTAINS(err.msg, "resolved already");
-  ASSERT_INT_EQ(rd_store_retry_done(st, "ffff", "other", &e, 1, &log, eid, &err),
+  ASSERT_INT_EQ(item_done(st, id, "other", &e, 1, &log, eid, &err), RD_ECONFLICT);
+  ASSERT_CONTAINS(err.msg, "not held by 'other'");
+  ASSERT_INT_EQ(item_done(st, "ffff", "other", &e, 1, &log, eid, &err),
                 RD_ENOT_FOUND);
   /* a bad execution rolls the whole thing back */
   const char *two[] = {id2};
@@ -582,7 +590,7 @@ RD_TEST(store_retry_done) {
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
   e.run_data = "{broken";
   long long logs = raw_sql(path, "SELECT count(*) FROM dlq_log");
-  ASSERT_INT_EQ(rd_store_retry_done(st, id2, "other", &e, 1, &log, eid, &err), RD_EINVALID);
+  ASSERT_INT_EQ(item_done(st, id2, "other", &e, 1, &log, eid, &err), RD_EINVALID);
   ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), logs);
   ASSERT_OK(rd_store_dlq_get(st, id2, &item, &err));
   ASSERT_STR_EQ(item->lease_owner, "other");
@@ -614,7 +622,7 @@ RD_TEST(store_dlq_logs_filters) {
     rd_exec_t e = exec_rec(1, i == 5 ? "success" : i % 2 ? "warning" : "error", i);
     rd_dlq_log_t log = {.status = i == 5 ? 1 : i % 2 ? 2 : 3, .duration = 10 * i,
                         .timestamp = 1000 + 100 * i, .forced = i == 5};
-    ASSERT_OK(rd_store_retry_done(st, id, "w", &e, i == 5, &log, eid, &err));
+    ASSERT_OK(item_done(st, id, "w", &e, i == 5, &log, eid, &err));
   }
   static idlist ll;
   ASSERT_OK(rd_store_dlq_logs(st, id, &(rd_log_filter_t){.status = 3, .from = NONE, .to = NONE},
@@ -679,7 +687,7 @@ RD_TEST(store_delete_rules) {
   rd_claim_opts_t o = {.sel = {.ids = first, .n_ids = 1}, .owner = "w", .ttl = 60};
   ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
   rd_exec_t e = exec_rec(1, "error", 1);
-  ASSERT_OK(rd_store_retry_done(st, ids[0], "w", &e, 0,
+  ASSERT_OK(item_done(st, ids[0], "w", &e, 0,
                                 &(rd_dlq_log_t){.status = 3, .timestamp = NONE}, eid, &err));
   /* lease ids[1] */
   const char *second[] = {ids[1]};
@@ -814,7 +822,7 @@ static void worker(const char *path, const char *owner, double ttl, int fd, int 
       rd_exec_t e = exec_rec(1, ok ? "success" : "error", 1);
       rd_dlq_log_t log = {.status = ok ? 1 : 3, .duration = 1, .timestamp = NONE};
       char eid[33];
-      int r = rd_store_retry_done(st, l.ids[i], owner, &e, ok, &log, eid, &err);
+      int r = item_done(st, l.ids[i], owner, &e, ok, &log, eid, &err);
       if (r) RD__FAIL("retry_done: %s", err.msg);
       if (done_fd >= 0 && write(done_fd, eid, 33) != 33) RD__FAIL("write");
     }

@@ -212,11 +212,20 @@ test("store-4.2 retry_done: conflict, failure, success", function()
   eq(d.resolved, true)
   eq(d.attempts, 2)
   eq(st:exec_get(orig).retry_success_id, r2)
-  check_err("conflict", "resolved already", st.retry_done, st,
+  -- resolved: released, and a claim without resolved = true leaves it
+  check_err("conflict", "not held by 'w'", st.retry_done, st,
     { dlq_id = did, owner = "w", exec = retry, success = true, log = log })
+  eq(#st:claim { ids = { did }, owner = "w", ttl = 60 }, 0)
+  -- a forced retry leases it (resolved = true); a failure keeps it resolved
+  eq(#st:claim { ids = { did }, owner = "w", ttl = 60, resolved = true }, 1)
+  retry.status = "error"
+  assert(st:retry_done { dlq_id = did, owner = "w", exec = retry, success = false,
+                         log = { status = 3, forced = true } })
+  d = st:dlq_get(did)
+  eq(d.resolved, true); eq(d.attempts, 3); eq(d.lease_owner, nil)
   -- logs with filters
   local logs = st:dlq_logs(did)
-  eq(#logs, 2)
+  eq(#logs, 3)
   eq(logs[1].status, 3)
   eq(logs[1].execution_id, r1)
   eq(logs[2].forced, true)
@@ -245,11 +254,11 @@ test("store-4.4 dlq_delete: ids, all, except; leased items reported", function()
   st:claim { ids = { ids[1] }, owner = "w", ttl = 60 }
   local res = st:dlq_delete { ids = { ids[1], ids[2], "missing" } }
   eq(res.deleted, 1)
-  eq(res.errors, { { id = ids[1], message = "being retried" },
-                   { id = "missing", message = "not found" } })
+  eq(res.errors, { { id = ids[1], message = "being retried", code = "conflict" },
+                   { id = "missing", message = "not found", code = "not_found" } })
   res = st:dlq_delete { all = true, except = { ids[3] } }
   eq(res.deleted, 3)
-  eq(res.errors, { { id = ids[1], message = "being retried" } })
+  eq(res.errors, { { id = ids[1], message = "being retried", code = "conflict" } })
   eq(st:dlq_count(), 2)
   eq(st:dlq_count { resolved = false, scenario = 1 }, 2)
   eq(#st:dlq_list { resolved = true }, 0)

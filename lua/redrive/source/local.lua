@@ -10,7 +10,9 @@
 -- transaction. The DLQ half (items, patch, retry one / many, delete) lives
 -- in local_dlq.lua; the helpers shared by both halves in local_util.lua.
 local U = require "redrive.source.local_util"
+local C = require "redrive.source.common"
 local DLQ = require "redrive.source.local_dlq"
+local Retry = require "redrive.source.local_retry"
 
 local M = {}
 
@@ -198,10 +200,13 @@ function Source:executions(opts)
     scenario = opts.scenario and U.scenario_id(opts.scenario, "executions") or nil,
     status = opts.status, mode = opts.mode, since = opts.since, ["until"] = opts["until"],
   }
-  return U.keyset(function(after, limit)
-    filter.after, filter.limit = after, limit
-    return st:exec_list(filter)
-  end, opts.limit, function(rec) return self:_exec(rec) end)
+  return C.keyset_iter {
+    fetch = function(after, limit)
+      filter.after, filter.limit = after, limit
+      return st:exec_list(filter)
+    end,
+    limit = opts.limit, map = function(rec) return self:_exec(rec) end,
+  }
 end
 
 -- exec:run_data() -> {[module_id] = {input, output, error, duration}}
@@ -265,20 +270,16 @@ function Exec:wait(opts)
   end
 end
 
--- The reason a safe retry of this execution record is refused, or nil.
-local function exec_refusal(rec)
-  if rec.status == "running" then
-    return string.format("execution %s is still running (started %s): wait for it or pass safe = false",
-      rec.id, U.when(rec.started_at))
-  elseif rec.status == "success" or rec.status == "warning" then
-    return string.format("execution %s succeeded (status %s): nothing to retry; pass safe = false to run it again",
-      rec.id, rec.status)
-  elseif rec.retry_success_id then
-    return string.format("execution %s was already retried successfully by execution %s; pass safe = false to retry anyway",
-      rec.id, rec.retry_success_id)
+-- The root of an execution's retry chain (following parent_id up).
+local function chain_root(st, rec)
+  local hops = 0
+  while rec.parent_id and hops < 100 do
+    local up = st:exec_get(rec.parent_id)
+    if not up then break end
+    rec, hops = up, hops + 1
   end
+  return rec
 end
-M.exec_refusal = exec_refusal
 
 -- The input of an execution: its own, else its root's (a resumed retry of an
 -- incomplete execution has none of its own).
@@ -296,16 +297,23 @@ local function exec_input(src, rec)
 end
 
 -- One retry of an execution record: a new execution of its scenario with the
--- same input. Returns exec | nil, msg, code.
+-- same input (local_retry.lua). A safe retry judges the whole chain: refused
+-- when the execution, or any execution of its chain, was retried successfully
+-- (the root points at the chain's successful retry).
+-- Returns exec, success | nil, msg, code.
 local function retry_once(src, rec, opts)
   local rd, st = src._rd, src._st
   local safe = opts.safe ~= false
-  local refusal = exec_refusal(rec)
+  local root = chain_root(st, rec)
+  local refusal = C.refusal(rec)
+  if not refusal and root.retry_success_id then
+    -- every successful retry links the chain's root to itself (local_retry)
+    refusal = C.chain_refusal({ root, st:exec_get(root.retry_success_id) }, rec)
+  end
   if refusal and safe then return nil, refusal, "conflict" end
   local sc, err, code = st:scenario_get(rec.scenario_id)
   if not sc then return nil, "execution " .. rec.id .. ": " .. tostring(err), code end
   local input = exec_input(src, rec)
-  local root = rec.parent_id or rec.id
   local attempt = (rec.attempts or 1) + 1
   if rd.is_dry_run() then
     return U.dry(rd, "retry_execution", {
@@ -317,54 +325,11 @@ local function retry_once(src, rec, opts)
     U.log(rd, "forced retry (safe = false) of execution %s: %s", rec.id,
       (refusal:gsub("[;:] [^;:]*safe = false.*$", "")))
   end
-  local bp, perr = U.blueprint(rd, sc.blueprint)
-  if bp == nil then return nil, "scenario " .. sc.id .. ": stored blueprint is not JSON: " .. tostring(perr), "invalid" end
-
-  -- The execution's incomplete item, when still pending, is taken along: a
-  -- successful full re-run resolves it, a failed one counts as an attempt.
-  local owner, item
-  if rec.dlq_id then
-    local it = st:dlq_get(rec.dlq_id)
-    if it and not it.resolved then
-      owner = src:_owner()
-      local got = st:claim { ids = { rec.dlq_id }, owner = owner, ttl = src._ttl }
-      if got and got[1] then item = got[1] else owner = nil end
-    end
-  end
-  local renew = owner and U.renewer(rd, st, owner, src._ttl)
-  local started = rd.time()
-  local ok, out = pcall(U.run_engine, bp, { input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name } })
-  if renew then renew() end
-  if not ok then -- cancelled: give the item back
-    if owner then st:release(owner, item.id) end
-    error(out, 0)
-  end
-  local success = U.succeeded(out)
-  local new = U.exec_record(rd, out, {
-    scenario_id = sc.id, mode = "retry", started_at = started, input = input,
-    retry_of = rec.id, parent_id = root, attempts = attempt,
+  local res, rerr, rcode = Retry.retry_exec(src, rec, sc, {
+    input = input, root = root.id, attempt = attempt, forced = refusal ~= nil,
   })
-  local eid, did
-  if item then
-    eid, err, code = st:retry_done {
-      dlq_id = item.id, owner = owner, exec = new, success = success,
-      log = U.log_record(rd, out, new, refusal ~= nil),
-    }
-    if not eid then st:release(owner, item.id); return nil, err, code end
-    new.dlq_id = item.id
-  else
-    local dlq
-    if out.incomplete and sc.dlq and not rec.dlq_id then dlq = U.dlq_record(rd, sc, sc.blueprint, out) end
-    eid, did, code = st:record { exec = new, dlq = dlq }
-    if not eid then return nil, did, code end
-    if dlq then new.dlq_id = did end
-  end
-  new.id = eid
-  if success then
-    st:exec_update(rec.id, { retry_success_id = eid })
-    if root ~= rec.id then st:exec_update(root, { retry_success_id = eid }) end
-  end
-  return src:_exec(new), success
+  if not res then return nil, rerr, rcode end
+  return res.execution, res.success
 end
 
 -- exec:retry{safe = true, attempts = n, backoff = {base, factor, max}} -> exec

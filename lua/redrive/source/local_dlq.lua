@@ -1,13 +1,14 @@
 -- The DLQ half of the local source: incomplete executions (items), their
 -- blueprint snapshot, bundle and logs, patch, retry one / many, delete.
 --
--- Every retry goes through a lease (st:claim) held by a per-operation owner
--- (this process's id plus a sequence number) and ends with st:retry_done,
--- which records the new execution and its log, resolves the item on success
--- and releases the lease, all in one transaction: an item is never retried by
--- two processes at once, and a crash leaves it pending (the lease expires).
+-- Every retry goes through local_retry.lua: a lease (st:claim) held by a
+-- per-operation owner, then st:retry_done, which records the new execution
+-- and its log, resolves the item on success, links the executions retried
+-- and releases the lease, all in one transaction: an item is never retried
+-- by two processes at once, and a crash leaves it pending (the lease expires).
 local U = require "redrive.source.local_util"
-local opts_num = require("redrive.opts").number
+local C = require "redrive.source.common"
+local Retry = require "redrive.source.local_retry"
 
 local D = {}
 local Item = {}
@@ -30,20 +31,7 @@ local function item_obj(src, rec)
   return setmetatable(it, src._mt.item)
 end
 
--- Is the item leased by someone right now?
-local function leased(rd, rec)
-  return rec.lease_owner ~= nil and (rec.lease_expiry == nil or rec.lease_expiry > rd.time())
-end
-
-local function lease_msg(rec)
-  return string.format("incomplete execution %s is being retried (leased by %s until %s)",
-    rec.id, tostring(rec.lease_owner), U.when(rec.lease_expiry))
-end
-
-local function resolved_msg(rec)
-  return string.format("incomplete execution %s is resolved already (retried successfully)%s",
-    rec.id, rec.execution_id and "; its execution is " .. rec.execution_id or "")
-end
+local leased, lease_msg, resolved_msg = Retry.leased, Retry.lease_msg, Retry.resolved_msg
 
 -- ---------------------------------------------------------------------------
 -- listing
@@ -54,12 +42,7 @@ local function incomplete(src, opts)
   opts = opts or {}
   U.check_table(opts, 1, "incomplete")
   local st = src._st
-  local pat = opts.reason
-  if pat ~= nil then
-    if type(pat) ~= "string" then error("bad argument #1 to 'incomplete' (reason must be a Lua pattern string)", 2) end
-    local ok, err = pcall(string.find, "", pat)
-    if not ok then error("bad argument #1 to 'incomplete' (reason: " .. tostring(err) .. ")", 2) end
-  end
+  local pat = C.pattern(opts.reason, "incomplete")
   local resolved = opts.resolved
   if resolved ~= nil and type(resolved) ~= "boolean" then
     error("bad argument #1 to 'incomplete' (resolved must be a boolean)", 2)
@@ -68,11 +51,14 @@ local function incomplete(src, opts)
     scenario = opts.scenario and U.scenario_id(opts.scenario, "incomplete") or nil,
     resolved = resolved, since = opts.since, ["until"] = opts["until"],
   }
-  return U.keyset(function(after, n)
-    filter.after, filter.limit = after, n
-    return st:dlq_list(filter)
-  end, opts.limit, function(rec) return item_obj(src, rec) end,
-  pat and function(rec) return rec.reason ~= nil and rec.reason:find(pat) ~= nil end or nil)
+  return C.keyset_iter {
+    fetch = function(after, n)
+      filter.after, filter.limit = after, n
+      return st:dlq_list(filter)
+    end,
+    limit = opts.limit, map = function(rec) return item_obj(src, rec) end,
+    filter = pat and function(rec) return rec.reason ~= nil and rec.reason:find(pat) ~= nil end or nil,
+  }
 end
 
 local function incomplete_item(src, id)
@@ -154,10 +140,13 @@ function Item:logs(opts)
       execution_id = l.execution_id, forced = l.forced, raw = l,
     }
   end
-  return U.keyset(function(after, n)
-    filter.after, filter.limit = after, n
-    return st:dlq_logs(id, filter)
-  end, opts.limit, map)
+  return C.keyset_iter {
+    fetch = function(after, n)
+      filter.after, filter.limit = after, n
+      return st:dlq_logs(id, filter)
+    end,
+    limit = opts.limit, map = map,
+  }
 end
 
 -- ---------------------------------------------------------------------------
@@ -210,65 +199,6 @@ end
 -- ---------------------------------------------------------------------------
 -- retry
 
--- Run one claimed item (a store record with blueprint and state, leased by
--- owner) from its failer and record the outcome with st:retry_done.
--- -> {status, execution, id, success} | nil, msg, code
-local function retry_claimed(src, rec, owner, forced)
-  local rd, st = src._rd, src._st
-  local bp, perr = rec.blueprint and U.blueprint(rd, rec.blueprint)
-  local state = rec.state and rd.json.decode(rec.state) or {}
-  local started = rd.time()
-  local out
-  if type(bp) ~= "table" then
-    out = { status = "error", operations = 0, transfer = 0, duration = 0, run_data = {},
-            error = { message = "stored blueprint is not JSON: " .. tostring(perr), code = "invalid" } }
-  else
-    out = U.run_engine(bp, {
-      resume = { failer = rec.failer, state = state }, dlq = true,
-      scenario = { id = rec.scenario_id, name = rec.scenario_name },
-    })
-  end
-  local success = U.succeeded(out)
-  local new = U.exec_record(rd, out, {
-    scenario_id = rec.scenario_id, mode = "retry", started_at = started,
-    parent_id = rec.execution_id, attempts = (rec.attempts or 0) + 2,
-  })
-  local eid, err, code = st:retry_done {
-    dlq_id = rec.id, owner = owner, exec = new, success = success,
-    log = U.log_record(rd, out, new, forced),
-  }
-  if not eid then return nil, err, code end
-  new.id, new.retry_of, new.dlq_id = eid, rec.execution_id, rec.id
-  return {
-    id = rec.id, status = out.status, success = success, execution = src:_exec(new),
-    error = out.error,
-  }
-end
-
--- A forced retry of a resolved item (safe = false): no lease can be taken on
--- a resolved item, so the run is recorded as an execution linked to the item
--- (retry_of, parent_id, dlq_id) without touching the item itself.
-local function retry_forced_resolved(src, rec)
-  local rd, st = src._rd, src._st
-  U.log(rd, "forced retry of resolved incomplete execution %s", rec.id)
-  local bp = U.blueprint(rd, rec.blueprint)
-  local started = rd.time()
-  local out = U.run_engine(bp, {
-    resume = { failer = rec.failer, state = rec.state and rd.json.decode(rec.state) or {} }, dlq = true,
-    scenario = { id = rec.scenario_id, name = rec.scenario_name },
-  })
-  local new = U.exec_record(rd, out, {
-    scenario_id = rec.scenario_id, mode = "retry", started_at = started,
-    retry_of = rec.execution_id, parent_id = rec.execution_id, attempts = (rec.attempts or 0) + 2,
-  })
-  new.dlq_id = rec.id
-  local eid, err, code = st:record { exec = new }
-  if not eid then return nil, err, code end
-  new.id = eid
-  local success = U.succeeded(out)
-  return { id = rec.id, status = out.status, success = success, execution = src:_exec(new), forced = true, error = out.error }
-end
-
 -- item:retry{safe = true} -> {status, execution} | nil, msg, code
 -- Resumes from the failed (or patched) module with the stored blueprint and
 -- state: modules before it are not run again.
@@ -289,22 +219,7 @@ function Item:retry(opts)
     }, string.format("would retry incomplete execution %s (scenario %d %q) from module %s%s", cur.id,
       cur.scenario_id, tostring(cur.scenario_name), tostring(cur.failer), cur.resolved and " (forced)" or ""))
   end
-  if cur.resolved then return retry_forced_resolved(src, cur) end
-  local owner = src:_owner()
-  local got, cerr, ccode = st:claim { ids = { self.id }, owner = owner, ttl = src._ttl }
-  if not got then return nil, cerr, ccode end
-  if not got[1] then
-    local now = st:dlq_get(self.id)
-    if not now then return nil, "incomplete execution " .. self.id .. " was deleted", "not_found" end
-    if now.resolved then return nil, resolved_msg(now), "conflict" end
-    return nil, lease_msg(now), "conflict"
-  end
-  local stop = U.renewer(rd, st, owner, src._ttl)
-  local ok, res, rerr, rcode = pcall(retry_claimed, src, got[1], owner, false)
-  stop()
-  if not ok then st:release(owner, self.id); error(res, 0) end
-  if not res then st:release(owner, self.id); return nil, rerr, rcode end
-  return res
+  return Retry.retry_item(src, cur)
 end
 
 -- item:delete() -> true | nil, msg, code
@@ -322,243 +237,12 @@ function Item:delete()
   if not r then return nil, err, code end
   if r.deleted == 1 then return true end
   local e = r.errors and r.errors[1]
-  local msg = e and e.message or "not deleted"
-  if msg:find("not found") then return nil, "incomplete execution " .. self.id .. ": " .. msg, "not_found" end
-  return nil, "incomplete execution " .. self.id .. ": " .. msg, "conflict"
+  return nil, "incomplete execution " .. self.id .. ": " .. (e and e.message or "not deleted"),
+    e and e.code or "conflict"
 end
 
 -- ---------------------------------------------------------------------------
--- bulk
-
-local MAX_ERRORS = 1000
-
-local function add_error(s, e)
-  if #s.errors < MAX_ERRORS then s.errors[#s.errors + 1] = e
-  else s.errors_truncated = (s.errors_truncated or 0) + 1 end
-end
-
-local function set_of(list, what)
-  local set = {}
-  if list == nil then return set end
-  if type(list) ~= "table" then error("bad argument #1 to 'retry' (" .. what .. " must be a list of ids)", 3) end
-  for _, id in ipairs(list) do set[id] = true end
-  return set
-end
-
--- Dry run of a bulk retry: read what would be retried, change nothing.
-local function dry_bulk(src, opts, except, safe)
-  local rd, st = src._rd, src._st
-  local s = { dry_run = true, action = "retry", total = 0, would_retry = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
-  local sample = {}
-  local function consider(rec)
-    if except[rec.id] then return end
-    if opts.scenario and rec.scenario_id ~= opts.scenario then return end
-    s.total = s.total + 1
-    if leased(rd, rec) then
-      s.skipped = s.skipped + 1
-      add_error(s, { id = rec.id, message = lease_msg(rec), skipped = true })
-    elseif rec.resolved and safe then
-      s.skipped = s.skipped + 1
-      add_error(s, { id = rec.id, message = resolved_msg(rec), skipped = true })
-    else
-      s.would_retry = s.would_retry + 1
-      if #sample < 3 then sample[#sample + 1] = rec.id end
-    end
-  end
-  if opts.ids then
-    for _, id in ipairs(opts.ids) do
-      local rec, err = st:dlq_get(id)
-      if rec then consider(rec)
-      elseif not except[id] then
-        s.total = s.total + 1
-        add_error(s, { id = id, message = tostring(err) })
-      end
-    end
-  else
-    local it = U.keyset(function(after, n)
-      return st:dlq_list { scenario = opts.scenario, resolved = false, after = after, limit = n }
-    end, nil, function(rec) return rec end)
-    for rec in it do consider(rec) end
-  end
-  io.stderr:write(string.format("dry-run: would retry %d incomplete execution(s)%s%s\n", s.would_retry,
-    s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
-    #sample > 0 and (": " .. table.concat(sample, ", ") .. (s.would_retry > #sample and ", ..." or "")) or ""))
-  return s
-end
-
--- src:retry{ids = {...} | all = true, except = {...}, scenario, concurrency = 16,
---           progress, safe = true, lease_ttl} -> {total, succeeded, failed, skipped, errors}
-local function bulk_retry(src, opts)
-  U.check_table(opts, 1, "retry")
-  local rd, st = src._rd, src._st
-  if opts.ids == nil and not opts.all then
-    return nil, "retry needs ids = {...} or all = true", "invalid"
-  end
-  if opts.ids ~= nil and opts.all then
-    return nil, "retry takes ids or all = true, not both", "invalid"
-  end
-  local concurrency, ttl, nerr
-  concurrency, nerr = opts_num(opts.concurrency, "concurrency", "concurrency", 16)
-  if concurrency then ttl, nerr = opts_num(opts.lease_ttl, "lease_ttl", "timeout", src._ttl) end
-  if not ttl then return nil, "retry: " .. nerr, "invalid" end
-  local ids = opts.ids
-  if ids ~= nil then set_of(ids, "ids") end
-  local except = set_of(opts.except, "except")
-  local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
-  local safe = opts.safe ~= false
-  if rd.is_dry_run() then
-    return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
-  end
-  local owner = src:_owner()
-  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
-
-  -- progress: true / false / a function(summary) / nil = when stderr is a TTY
-  local bar, on_progress
-  local want = opts.progress
-  if type(want) == "function" then on_progress = want
-  elseif want == true or (want == nil and U.stderr_is_tty()) then
-    local total
-    if ids then
-      total = 0
-      for _, id in ipairs(ids) do if not except[id] then total = total + 1 end end
-    else
-      total = st:dlq_count { scenario = scenario, resolved = false }
-      if total then total = math.max(0, total - (opts.except and #opts.except or 0)) end
-    end
-    bar = U.progress_bar(rd, total)
-  end
-  local function tick()
-    if bar then bar.update(s) end
-    if on_progress then on_progress(s) end
-  end
-
-  -- Claim in keyset batches as the workers need items: never more than one
-  -- batch (plus the items in flight) is held in memory or under lease.
-  local batch = math.max(8, math.min(500, concurrency * 2))
-  local sel_except = opts.except
-  local after, exhausted = nil, false
-  local buf, bi = {}, 0
-  local seen = ids and {} or nil
-  local function next_item()
-    bi = bi + 1
-    local it = buf[bi]
-    if it == nil then
-      if exhausted then return nil end
-      local got, err = st:claim {
-        ids = ids, all = (ids == nil) or nil, except = sel_except, scenario = scenario,
-        after = after, limit = batch, owner = owner, ttl = ttl,
-      }
-      if not got then error("claiming incomplete executions failed: " .. tostring(err), 0) end
-      if #got < batch then exhausted = true end
-      if #got == 0 then return nil end
-      after = got[#got].id
-      buf, bi = got, 1
-      it = got[1]
-    end
-    buf[bi] = nil
-    return it
-  end
-
-  local function work(rec)
-    if seen then seen[rec.id] = true end
-    s.total = s.total + 1
-    local ok, res, err = pcall(retry_claimed, src, rec, owner, false)
-    if not ok then
-      st:release(owner, rec.id)
-      s.failed = s.failed + 1
-      add_error(s, { id = rec.id, message = tostring(res) })
-    elseif not res then
-      s.failed = s.failed + 1
-      add_error(s, { id = rec.id, message = tostring(err) })
-    elseif res.success then
-      s.succeeded = s.succeeded + 1
-    else
-      s.failed = s.failed + 1
-      add_error(s, { id = rec.id, execution_id = res.execution.id,
-        message = res.error and res.error.message or ("status " .. tostring(res.status)) })
-    end
-    tick()
-  end
-
-  -- A pool of `concurrency` workers pulling from the claim stream. If this
-  -- task is cancelled (SIGINT, task:cancel) the workers are cancelled too,
-  -- what they hold is released, and the cancellation goes on to the caller.
-  -- (Store calls never yield, so two workers never claim at the same time.)
-  local stopped, claim_err = false, nil
-  local function pull()
-    if stopped then return nil end
-    local ok, it = pcall(next_item)
-    if not ok then claim_err = claim_err or tostring(it); stopped = true; return nil end
-    return it
-  end
-  local function worker()
-    while not stopped do
-      local rec = pull()
-      if rec == nil then return end
-      work(rec)
-    end
-  end
-  local stop = U.renewer(rd, st, owner, ttl)
-  local workers = {}
-  for w = 1, concurrency do workers[w] = rd.spawn(worker) end
-  -- (no <close> here: a __close handler cannot wait for the workers)
-  local ok, perr = pcall(function()
-    for _, t in ipairs(workers) do
-      local r, werr = t:wait()
-      if r == nil and werr then add_error(s, { message = tostring(werr) }) end
-    end
-  end)
-  stopped = true
-  if not ok then
-    for _, t in ipairs(workers) do t:cancel() end
-    for _, t in ipairs(workers) do pcall(t.wait, t) end
-  end
-  pcall(stop)
-  st:release(owner) -- whatever is still claimed (cancel, error) is free again
-  if bar then bar.finish(s) end
-  if not ok then
-    io.stderr:write(string.format("redrive: bulk retry stopped (%s): %d succeeded, %d failed, %d skipped; the rest is released\n",
-      tostring(perr):match("^[^\n]*"), s.succeeded, s.failed, s.skipped))
-    error(perr, 0)
-  end
-  if claim_err then
-    add_error(s, { message = claim_err })
-    s.error = claim_err
-  end
-
-  -- Requested ids that were not claimed: say why.
-  if ids then
-    for _, id in ipairs(ids) do
-      if not except[id] and not seen[id] then
-        seen[id] = true
-        local rec = st:dlq_get(id)
-        if not rec then
-          s.total = s.total + 1
-          add_error(s, { id = id, message = "incomplete execution " .. id .. " not found" })
-          s.failed = s.failed + 1
-        elseif scenario and rec.scenario_id ~= scenario then
-          -- not in the selected scenario: not part of this retry
-        elseif rec.resolved and not safe then
-          s.total = s.total + 1
-          local r, ferr = retry_forced_resolved(src, rec)
-          if r and r.success then s.succeeded = s.succeeded + 1
-          else
-            s.failed = s.failed + 1
-            add_error(s, { id = id, message = r and (r.error and r.error.message) or tostring(ferr) })
-          end
-        else
-          s.total = s.total + 1
-          s.skipped = s.skipped + 1
-          add_error(s, { id = id, skipped = true,
-            message = rec.resolved and resolved_msg(rec) or leased(rd, rec) and lease_msg(rec)
-              or ("incomplete execution " .. id .. " was not claimed") })
-        end
-        tick()
-      end
-    end
-  end
-  return s
-end
+-- bulk delete (bulk retry: local_retry.lua)
 
 -- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario} -> {deleted, errors}
 local function delete_incomplete(src, opts)
@@ -570,24 +254,25 @@ local function delete_incomplete(src, opts)
   if opts.all and opts.confirmed ~= true then
     return nil, "refusing to delete all incomplete executions without confirmed = true", "invalid"
   end
-  local except = set_of(opts.except, "except")
+  local except = C.set_of(opts.except, "except", "delete_incomplete")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "delete_incomplete") or nil
   if rd.is_dry_run() then
     local r = { dry_run = true, action = "delete", deleted = 0, would_delete = 0, errors = {} }
     local function consider(rec)
       if except[rec.id] or (scenario and rec.scenario_id ~= scenario) then return end
-      if leased(rd, rec) then add_error(r, { id = rec.id, message = "being retried" })
+      if leased(rd, rec) then C.add_error(r, { id = rec.id, message = "being retried", code = "conflict" })
       else r.would_delete = r.would_delete + 1 end
     end
     if opts.ids then
       for _, id in ipairs(opts.ids) do
         local rec = st:dlq_get(id)
-        if rec then consider(rec) elseif not except[id] then add_error(r, { id = id, message = "not found" }) end
+        if rec then consider(rec)
+        elseif not except[id] then C.add_error(r, { id = id, message = "not found", code = "not_found" }) end
       end
     else
-      for rec in U.keyset(function(after, n)
+      for rec in C.keyset_iter { fetch = function(after, n)
         return st:dlq_list { scenario = scenario, after = after, limit = n }
-      end, nil, function(rec) return rec end) do consider(rec) end
+      end } do consider(rec) end
     end
     io.stderr:write(string.format("dry-run: would delete %d incomplete execution(s)%s\n", r.would_delete,
       #r.errors > 0 and string.format(" (%d kept: being retried or not found)", #r.errors) or ""))
@@ -632,7 +317,7 @@ function D.install(src, Source)
   if Source.incomplete then return end
   Source.incomplete = incomplete
   Source.incomplete_item = incomplete_item
-  Source.retry = bulk_retry
+  Source.retry = Retry.bulk
   Source.delete_incomplete = delete_incomplete
   Source.wait_auto_retries = wait_auto_retries
 end

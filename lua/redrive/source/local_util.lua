@@ -1,7 +1,7 @@
--- Helpers shared by the two halves of the local source (local.lua,
--- local_dlq.lua): argument checks, blueprint validation, engine calls and
--- the store records built from an engine result, keyset iterators, dry-run
--- results, lease renewal.
+-- Helpers shared by the parts of the local source (local.lua, local_dlq.lua,
+-- local_retry.lua): argument checks, blueprint validation, engine calls and
+-- the store records built from an engine result, dry-run results, lease
+-- renewal. (Iterators, error lists and bulk summaries: common.lua.)
 local U = {}
 
 -- run_data key under which an execution keeps its input bundle, so that
@@ -115,9 +115,9 @@ end
 
 -- blueprint(rd, text) -> bp_table | nil, err
 -- Stored blueprint texts decoded once and kept (at most 64 texts): a bulk
--- retry of many items of one scenario, or many runs of it, decode and
--- validate the same text once instead of once per run. The tables are the
--- engine's alone (never handed to scripts), so sharing them is safe.
+-- retry of many items of one scenario, or many runs of it, decode the same
+-- text once instead of once per run. The tables are the engine's alone
+-- (never handed to scripts), so sharing them is safe.
 local bp_cache, bp_count = {}, 0
 function U.blueprint(rd, text)
   local hit = bp_cache[text]
@@ -129,28 +129,31 @@ function U.blueprint(rd, text)
   return bp
 end
 
-local validated = setmetatable({}, { __mode = "k" })
+-- failed_run(message, code, duration) -> an engine result for a run that
+-- could not happen (so that the attempt is still recorded).
+function U.failed_run(message, code, duration)
+  return {
+    status = "error", operations = 0, transfer = 0, duration = duration or 0, run_data = {},
+    error = { message = message, code = code },
+  }
+end
 
--- run_engine(bp_table, opts) -> out. An engine that raises (a bug in a module,
--- a bad state) becomes a failed run, so that the attempt is still recorded;
--- cancellation of the calling task is passed on.
+-- run_engine(bp_table, opts) -> out. A stored blueprint was validated when
+-- it was stored (scenario_create / scenario_update / item:patch), so the
+-- engine does not validate it again. An engine that raises (a bug in a
+-- module, a bad state) becomes a failed run, so that the attempt is still
+-- recorded; cancellation of the calling task is passed on.
 function U.run_engine(bp, opts)
   local engine = require "redrive.engine"
-  local t0 = require("redrive.core").rd.now()
-  opts.validated = validated[bp]
+  local now = require("redrive.core").rd.now
+  local t0 = now()
+  opts.validated = true
   local ok, out = pcall(engine.run, bp, opts)
-  if ok and type(out) == "table" then
-    if not (out.error and out.error.code == "invalid" and out.operations == 0) then validated[bp] = true end
-    return out
-  end
+  if ok and type(out) == "table" then return out end
   local msg = tostring(out)
   if msg:find("interrupted") or msg:find("canceled") then error(out, 0) end
   if ok then msg = "engine returned " .. type(out) .. " instead of a result table" end
-  return {
-    status = "error", operations = 0, transfer = 0,
-    duration = require("redrive.core").rd.now() - t0, run_data = {},
-    error = { message = "engine failure: " .. msg, code = "engine" },
-  }
+  return U.failed_run("engine failure: " .. msg, "engine", now() - t0)
 end
 
 -- Errors and reasons are stored redacted (src/core/redact.c), whoever made them.
@@ -206,41 +209,6 @@ function U.log_record(rd, out, rec, forced)
     status = s, duration = rec.duration, operations = rec.operations,
     transfer = rec.transfer, timestamp = rd.time(), forced = forced and true or false,
   }
-end
-
--- keyset(fetch, limit, map, filter) -> iterator. fetch(after, n) returns one
--- page (records with .id, in id order) or nil, msg; pages are fetched as the
--- iterator is consumed. filter(rec) may drop records (they do not count
--- towards limit). A store failure mid-way raises.
-function U.keyset(fetch, limit, map, filter)
-  if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
-    error("bad argument (limit must be a number >= 0)", 3)
-  end
-  local buf, i, after, done, n = {}, 0, nil, false, 0
-  return function()
-    while true do
-      if limit and n >= limit then return nil end
-      i = i + 1
-      local rec = buf[i]
-      if rec == nil then
-        if done then return nil end
-        local want = 200
-        if limit and not filter then want = math.max(1, math.min(500, limit - n)) end
-        local page, err = fetch(after, want)
-        if not page then error(err or "store listing failed", 0) end
-        if #page < want then done = true end
-        if #page == 0 then return nil end
-        after = page[#page].id
-        buf, i = page, 1
-        rec = page[1]
-      end
-      buf[i] = nil
-      if not filter or filter(rec) then
-        n = n + 1
-        return map(rec)
-      end
-    end
-  end
 end
 
 -- renewer(rd, st, owner, ttl) -> stop(): keeps owner's leases alive (renewed

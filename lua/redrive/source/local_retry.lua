@@ -1,0 +1,387 @@
+-- The one retry path of the local source. Every retry -- an item of a bulk
+-- retry, item:retry (forced on a resolved item too), exec:retry (with its
+-- pending item or without one) -- is one call of R.attempt, under one lease
+-- protocol:
+--
+--   claim    st:claim leases the item(s) to a per-operation owner (this
+--            process's id plus a sequence number, src:_owner()); a resolved
+--            item only when the retry is forced (safe = false);
+--   renew    a task extends the owner's leases every ttl/3 seconds while the
+--            operation runs;
+--   settle   st:retry_done records the retry's execution, its log, the item's
+--            resolution and the links from the executions retried to it, and
+--            drops the lease: one transaction, so a crash never leaves a
+--            resolved item whose execution does not point at its retry;
+--   release  what the owner still holds when the operation ends (an error, a
+--            cancellation) is released; after a crash the lease expires.
+local U = require "redrive.source.local_util"
+local C = require "redrive.source.common"
+local opts_num = require("redrive.opts").number
+
+local R = {}
+
+-- Is the item leased by someone right now?
+function R.leased(rd, rec)
+  return rec.lease_owner ~= nil and (rec.lease_expiry == nil or rec.lease_expiry > rd.time())
+end
+
+function R.lease_msg(rec)
+  return string.format("incomplete execution %s is being retried (leased by %s until %s)",
+    rec.id, tostring(rec.lease_owner), U.when(rec.lease_expiry))
+end
+
+function R.resolved_msg(rec)
+  return string.format("incomplete execution %s is resolved already (retried successfully)%s",
+    rec.id, rec.execution_id and "; its execution is " .. rec.execution_id or "")
+end
+
+-- session(src, ttl) -> {owner, claim(sel) -> items | nil, msg, code, close()}
+-- One owner whose leases are renewed until close(), which releases what the
+-- owner still holds.
+function R.session(src, ttl)
+  local rd, st = src._rd, src._st
+  ttl = ttl or src._ttl
+  local owner = src:_owner()
+  local stop = U.renewer(rd, st, owner, ttl)
+  return {
+    owner = owner,
+    claim = function(sel)
+      sel.owner, sel.ttl = owner, ttl
+      return st:claim(sel)
+    end,
+    close = function()
+      stop()
+      st:release(owner)
+    end,
+  }
+end
+
+-- attempt(src, plan) -> {id, status, success, execution, error, forced} | nil, msg, code
+-- plan = {
+--   blueprint = stored JSON text, run = engine options (resume or input),
+--   fields = the execution record's fields (scenario_id, mode, input,
+--            retry_of, parent_id, attempts; see U.exec_record),
+--   item = the claimed item record, lease = the session holding it (or nil),
+--   forced = a refusal was overridden (safe = false),
+--   keep = scenario record: keep a failed run without an item as a new item,
+-- }
+-- Runs the engine and records the outcome with one st:retry_done. A raise
+-- (cancellation) goes on to the caller, whose session releases the lease.
+function R.attempt(src, plan)
+  local rd, st = src._rd, src._st
+  local started = rd.time()
+  local out
+  local bp, perr = U.blueprint(rd, plan.blueprint)
+  if bp == nil then
+    out = U.failed_run("stored blueprint is not JSON: " .. tostring(perr), "invalid", 0)
+  else
+    out = U.run_engine(bp, plan.run)
+  end
+  local success = U.succeeded(out)
+  plan.fields.started_at = started
+  local new = U.exec_record(rd, out, plan.fields)
+  local req = { exec = new, success = success }
+  if plan.item then
+    req.dlq_id, req.owner = plan.item.id, plan.lease.owner
+    req.log = U.log_record(rd, out, new, plan.forced)
+    new.dlq_id = plan.item.id
+  elseif out.incomplete and plan.keep then
+    req.dlq = U.dlq_record(rd, plan.keep, plan.keep.blueprint, out)
+  end
+  local eid, did, code = st:retry_done(req)
+  if not eid then return nil, did, code end
+  new.id = eid
+  if req.dlq then new.dlq_id = did end
+  return {
+    id = plan.item and plan.item.id, status = out.status, success = success,
+    execution = src:_exec(new), error = out.error, forced = plan.forced or nil,
+  }
+end
+
+-- How to retry a claimed item: resume from its failer with its blueprint
+-- snapshot and state.
+function R.item_plan(src, rec, lease, forced)
+  local rd = src._rd
+  return {
+    item = rec, lease = lease, forced = forced, blueprint = rec.blueprint,
+    run = {
+      resume = { failer = rec.failer, state = rec.state and rd.json.decode(rec.state) or {} },
+      dlq = true, scenario = { id = rec.scenario_id, name = rec.scenario_name },
+    },
+    fields = {
+      scenario_id = rec.scenario_id, mode = "retry", retry_of = rec.execution_id,
+      parent_id = rec.execution_id, attempts = (rec.attempts or 0) + 2,
+    },
+  }
+end
+
+-- Why item `id` could not be claimed: nil, msg, code.
+local function unclaimed(st, id)
+  local now = st:dlq_get(id)
+  if not now then return nil, "incomplete execution " .. id .. " was deleted", "not_found" end
+  if now.resolved then return nil, R.resolved_msg(now), "conflict" end
+  return nil, R.lease_msg(now), "conflict"
+end
+
+-- with_item(src, id, forced, fn) -> fn(rec, lease) | nil, msg, code
+-- Claims item `id` (a resolved one too when forced) in a session of its
+-- own, calls fn with the claimed record, and closes the session whatever
+-- happens.
+function R.with_item(src, id, forced, fn)
+  local lease = R.session(src)
+  local got, err, code = lease.claim { ids = { id }, limit = 1, resolved = forced or nil }
+  if not got or not got[1] then
+    lease.close()
+    if not got then return nil, err, code end
+    return unclaimed(src._st, id)
+  end
+  local ok, res, rerr, rcode = pcall(fn, got[1], lease)
+  lease.close()
+  if not ok then error(res, 0) end
+  return res, rerr, rcode
+end
+
+-- retry_item(src, rec) -> result | nil, msg, code: item:retry{safe} once
+-- the safety checks passed (rec: the item as read; resolved = forced).
+function R.retry_item(src, rec)
+  if rec.resolved then U.log(src._rd, "forced retry of resolved incomplete execution %s", rec.id) end
+  return R.with_item(src, rec.id, rec.resolved, function(item, lease)
+    return R.attempt(src, R.item_plan(src, item, lease, item.resolved))
+  end)
+end
+
+-- retry_exec(src, rec, sc, o) -> result | nil, msg, code: exec:retry once,
+-- a new run of the execution's scenario with its input. The execution's
+-- incomplete item, when it has one, is taken along under a lease (a forced
+-- retry takes a resolved one too): a successful re-run resolves it, a failed
+-- one counts as an attempt. Without an item, a failed re-run that must be
+-- kept becomes a new item. o = {input, root, attempt, forced}.
+function R.retry_exec(src, rec, sc, o)
+  local plan = {
+    blueprint = sc.blueprint, forced = o.forced,
+    run = { input = o.input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name } },
+    fields = {
+      scenario_id = sc.id, mode = "retry", input = o.input, retry_of = rec.id,
+      parent_id = o.root, attempts = o.attempt,
+    },
+  }
+  local item = rec.dlq_id and src._st:dlq_get(rec.dlq_id)
+  if item and (not item.resolved or o.forced) then
+    return R.with_item(src, item.id, o.forced, function(claimed, lease)
+      plan.item, plan.lease = claimed, lease
+      return R.attempt(src, plan)
+    end)
+  end
+  if not rec.dlq_id and sc.dlq then plan.keep = sc end
+  return R.attempt(src, plan)
+end
+
+-- ---------------------------------------------------------------------------
+-- bulk: src:retry{...}
+
+-- Dry run of a bulk retry: read what would be retried, change nothing.
+local function dry_bulk(src, opts, except, safe)
+  local rd, st = src._rd, src._st
+  local s = { dry_run = true, action = "retry", total = 0, would_retry = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local sample = {}
+  local function consider(rec)
+    if except[rec.id] then return end
+    if opts.scenario and rec.scenario_id ~= opts.scenario then return end
+    s.total = s.total + 1
+    if R.leased(rd, rec) then
+      s.skipped = s.skipped + 1
+      C.add_error(s, { id = rec.id, message = R.lease_msg(rec), skipped = true })
+    elseif rec.resolved and safe then
+      s.skipped = s.skipped + 1
+      C.add_error(s, { id = rec.id, message = R.resolved_msg(rec), skipped = true })
+    else
+      s.would_retry = s.would_retry + 1
+      if #sample < 3 then sample[#sample + 1] = rec.id end
+    end
+  end
+  if opts.ids then
+    for _, id in ipairs(opts.ids) do
+      local rec, err = st:dlq_get(id)
+      if rec then consider(rec)
+      elseif not except[id] then
+        s.total = s.total + 1
+        C.add_error(s, { id = id, message = tostring(err) })
+      end
+    end
+  else
+    for rec in C.keyset_iter { fetch = function(after, n)
+      return st:dlq_list { scenario = opts.scenario, resolved = false, after = after, limit = n }
+    end } do consider(rec) end
+  end
+  io.stderr:write(string.format("dry-run: would retry %d incomplete execution(s)%s%s\n", s.would_retry,
+    s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
+    #sample > 0 and (": " .. table.concat(sample, ", ") .. (s.would_retry > #sample and ", ..." or "")) or ""))
+  return s
+end
+
+-- src:retry{ids = {...} | all = true, except = {...}, scenario, concurrency = 16,
+--           progress, safe = true, lease_ttl} -> {total, succeeded, failed, skipped, errors}
+-- One lease session for the whole operation; items are claimed in keyset
+-- batches as the workers need them (explicit ids that are resolved too, when
+-- safe = false) and each goes through R.attempt.
+function R.bulk(src, opts)
+  U.check_table(opts, 1, "retry")
+  local rd, st = src._rd, src._st
+  if opts.ids == nil and not opts.all then
+    return nil, "retry needs ids = {...} or all = true", "invalid"
+  end
+  if opts.ids ~= nil and opts.all then
+    return nil, "retry takes ids or all = true, not both", "invalid"
+  end
+  local concurrency, ttl, nerr
+  concurrency, nerr = opts_num(opts.concurrency, "concurrency", "concurrency", 16)
+  if concurrency then ttl, nerr = opts_num(opts.lease_ttl, "lease_ttl", "timeout", src._ttl) end
+  if not ttl then return nil, "retry: " .. nerr, "invalid" end
+  local ids = opts.ids
+  if ids ~= nil then C.set_of(ids, "ids", "retry") end
+  local except = C.set_of(opts.except, "except", "retry")
+  local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
+  local safe = opts.safe ~= false
+  if rd.is_dry_run() then
+    return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
+  end
+  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+
+  -- progress: true / false / a function(summary) / nil = when stderr is a TTY
+  local bar, on_progress
+  local want = opts.progress
+  if type(want) == "function" then on_progress = want
+  elseif want == true or (want == nil and U.stderr_is_tty()) then
+    local total
+    if ids then
+      total = 0
+      for _, id in ipairs(ids) do if not except[id] then total = total + 1 end end
+    else
+      total = st:dlq_count { scenario = scenario, resolved = false }
+      if total then total = math.max(0, total - (opts.except and #opts.except or 0)) end
+    end
+    bar = U.progress_bar(rd, total)
+  end
+  local function tick()
+    if bar then bar.update(s) end
+    if on_progress then on_progress(s) end
+  end
+
+  local lease = R.session(src, ttl)
+  -- Claim in keyset batches as the workers need items: never more than one
+  -- batch (plus the items in flight) is held in memory or under lease.
+  local batch = math.max(8, math.min(500, concurrency * 2))
+  local after, exhausted = nil, false
+  local buf, bi = {}, 0
+  local seen = ids and {} or nil
+  local function next_item()
+    bi = bi + 1
+    local it = buf[bi]
+    if it == nil then
+      if exhausted then return nil end
+      local got, err = lease.claim {
+        ids = ids, all = (ids == nil) or nil, except = opts.except, scenario = scenario,
+        after = after, limit = batch, resolved = (ids ~= nil and not safe) or nil,
+      }
+      if not got then error("claiming incomplete executions failed: " .. tostring(err), 0) end
+      if #got < batch then exhausted = true end
+      if #got == 0 then return nil end
+      after = got[#got].id
+      buf, bi = got, 1
+      it = got[1]
+    end
+    buf[bi] = nil
+    return it
+  end
+
+  local function work(rec)
+    if seen then seen[rec.id] = true end
+    s.total = s.total + 1
+    local res, err = R.attempt(src, R.item_plan(src, rec, lease, rec.resolved))
+    if not res then
+      s.failed = s.failed + 1
+      C.add_error(s, { id = rec.id, message = tostring(err) })
+    elseif res.success then
+      s.succeeded = s.succeeded + 1
+    else
+      s.failed = s.failed + 1
+      C.add_error(s, { id = rec.id, execution_id = res.execution.id,
+        message = res.error and res.error.message or ("status " .. tostring(res.status)) })
+    end
+    tick()
+  end
+
+  -- A pool of `concurrency` workers pulling from the claim stream. A raise
+  -- in one (its task was cancelled: SIGINT, task:cancel) stops them all.
+  -- If this task is cancelled the workers are cancelled too, what they hold
+  -- is released, and the cancellation goes on to the caller.
+  -- (Store calls never yield, so two workers never claim at the same time.)
+  local stopped, claim_err, raised = false, nil, nil
+  local function pull()
+    if stopped then return nil end
+    local ok, it = pcall(next_item)
+    if not ok then claim_err = claim_err or tostring(it); stopped = true; return nil end
+    return it
+  end
+  local function worker()
+    while not stopped do
+      local rec = pull()
+      if rec == nil then return end
+      local ok, err = pcall(work, rec)
+      if not ok then raised = raised or err; stopped = true end
+    end
+  end
+  local workers = {}
+  for w = 1, concurrency do workers[w] = rd.spawn(worker) end
+  -- (no <close> here: a __close handler cannot wait for the workers)
+  local ok, perr = pcall(function()
+    for _, t in ipairs(workers) do
+      local r, werr = t:wait()
+      if r == nil and werr then C.add_error(s, { message = tostring(werr) }) end
+    end
+  end)
+  stopped = true
+  if not ok then
+    for _, t in ipairs(workers) do t:cancel() end
+    for _, t in ipairs(workers) do pcall(t.wait, t) end
+  end
+  lease.close() -- whatever is still claimed (cancel, error) is free again
+  if bar then bar.finish(s) end
+  if ok and raised then ok, perr = false, raised end
+  if not ok then
+    io.stderr:write(string.format("redrive: bulk retry stopped (%s): %d succeeded, %d failed, %d skipped; the rest is released\n",
+      tostring(perr):match("^[^\n]*"), s.succeeded, s.failed, s.skipped))
+    error(perr, 0)
+  end
+  if claim_err then
+    C.add_error(s, { message = claim_err })
+    s.error = claim_err
+  end
+
+  -- Requested ids that were not claimed: say why.
+  if ids then
+    for _, id in ipairs(ids) do
+      if not except[id] and not seen[id] then
+        seen[id] = true
+        local rec = st:dlq_get(id)
+        if not rec then
+          s.total = s.total + 1
+          C.add_error(s, { id = id, message = "incomplete execution " .. id .. " not found" })
+          s.failed = s.failed + 1
+        elseif scenario and rec.scenario_id ~= scenario then
+          -- not in the selected scenario: not part of this retry
+        else
+          s.total = s.total + 1
+          s.skipped = s.skipped + 1
+          C.add_error(s, { id = id, skipped = true,
+            message = rec.resolved and R.resolved_msg(rec) or R.leased(rd, rec) and R.lease_msg(rec)
+              or ("incomplete execution " .. id .. " was not claimed") })
+        end
+        tick()
+      end
+    end
+  end
+  return s
+end
+
+return R
