@@ -608,6 +608,131 @@ RD_TEST(store_retry_done) {
   rd_store_close(st);
 }
 
+/* Defect 3: the link from the executions retried to their successful retry
+ * is part of the retry's one transaction. A trigger refuses the link: the
+ * whole retry is rolled back -- no execution, no log, the item pending, its
+ * attempts unchanged and the lease still held -- instead of a resolved item
+ * whose execution does not point at its retry. */
+RD_TEST(store_retry_done_one_transaction) {
+  const char *path = tmp_path("rd.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  char id[33], eid[33];
+  add_item(st, 1, id);
+  static idlist l;
+  const char *one[] = {id};
+  rd_claim_opts_t o = {.sel = {.ids = one, .n_ids = 1}, .owner = "me", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  raw_sql(path, "CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON execution"
+                " BEGIN SELECT RAISE(ABORT, 'link refused'); END");
+  long long execs = raw_sql(path, "SELECT count(*) FROM execution");
+  rd_exec_t e = exec_rec(1, "success", 4);
+  rd_dlq_log_t log = {.status = 1, .duration = 4, .timestamp = NONE};
+  ASSERT(item_done(st, id, "me", &e, 1, &log, eid, &err) != 0);
+  ASSERT_CONTAINS(err.msg, "link refused");
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution"), execs);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log"), 0);
+  rd_dlq_item_t *item;
+  ASSERT_OK(rd_store_dlq_get(st, id, &item, &err));
+  ASSERT_INT_EQ(item->resolved, 0);
+  ASSERT_INT_EQ(item->attempts, 0);
+  ASSERT_STR_EQ(item->lease_owner, "me");
+  free(item);
+  /* without an item: the new execution is not recorded either */
+  rd_retry_done_t d = {.exec = &e, .success = 1};
+  char orig[33];
+  rd_exec_t first = exec_rec(1, "error", 3);
+  ASSERT_OK(rd_store_record(st, &first, NULL, orig, NULL, &err));
+  e.retry_of = orig;
+  ASSERT(rd_store_retry_done(st, &d, eid, NULL, &err) != 0);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution"), execs + 1);
+  /* a failed retry writes no link: it goes through */
+  e.status = "error";
+  d.success = 0;
+  log.status = 3;
+  ASSERT_OK(item_done(st, id, "me", &e, 0, &log, eid, &err));
+  ASSERT_OK(rd_store_retry_done(st, &d, eid, NULL, &err));
+  raw_sql(path, "DROP TRIGGER no_link");
+  rd_store_close(st);
+}
+
+/* A successful retry is linked from the execution retried, from the root
+ * given, and from the root of the execution retried; a failed retry of an
+ * execution without an item keeps a new item, linked both ways. */
+RD_TEST(store_retry_done_links_chain) {
+  const char *path = tmp_path("rd.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  char root[33], r1[33], did[33], r2[33], r3[33];
+  rd_exec_t e = exec_rec(1, "error", 3);
+  ASSERT_OK(rd_store_record(st, &e, NULL, root, NULL, &err));
+  /* r1 retries root and fails: kept as a new item */
+  e.retry_of = root;
+  e.parent_id = root;
+  rd_dlq_item_t keep = dlq_rec(1, "again");
+  rd_retry_done_t d = {.exec = &e, .success = 0, .dlq = &keep};
+  ASSERT_OK(rd_store_retry_done(st, &d, r1, did, &err));
+  rd_dlq_item_t *item;
+  ASSERT_OK(rd_store_dlq_get(st, did, &item, &err));
+  ASSERT_STR_EQ(item->execution_id, r1);
+  free(item);
+  rd_exec_t *got;
+  ASSERT_OK(rd_store_exec_get(st, r1, &got, &err));
+  ASSERT_STR_EQ(got->dlq_id, did);
+  ASSERT(got->retry_success_id == NULL);
+  free(got);
+  ASSERT_OK(rd_store_exec_get(st, root, &got, &err));
+  ASSERT(got->retry_success_id == NULL);
+  free(got);
+  /* the item is retried (its execution r1 is the one retried, as the local
+   * source passes it: parent_id = the item's execution) and succeeds */
+  static idlist l;
+  const char *one[] = {did};
+  rd_claim_opts_t o = {.sel = {.ids = one, .n_ids = 1}, .owner = "me", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  rd_exec_t ok = exec_rec(1, "success", 2);
+  ok.parent_id = r1;
+  rd_dlq_log_t log = {.status = 1, .timestamp = NONE};
+  ASSERT_OK(item_done(st, did, "me", &ok, 1, &log, r2, &err));
+  ASSERT_OK(rd_store_exec_get(st, r2, &got, &err));
+  ASSERT_STR_EQ(got->retry_of, r1); /* defaulted to the item's execution */
+  ASSERT_STR_EQ(got->dlq_id, did);
+  free(got);
+  const char *linked[] = {r1, root};
+  for (int i = 0; i < 2; i++) {
+    ASSERT_OK(rd_store_exec_get(st, linked[i], &got, &err));
+    ASSERT_STR_EQ(got->retry_success_id, r2);
+    free(got);
+  }
+  /* a forced retry of the resolved item: claimed only with `resolved` */
+  l.n = 0;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 0);
+  o.resolved = 1;
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 1);
+  int64_t n = 0;
+  ASSERT_OK(rd_store_renew(st, "me", 60, &n, &err));
+  ASSERT_INT_EQ(n, 1); /* its lease is renewed like any other */
+  log.forced = 1;
+  ASSERT_OK(item_done(st, did, "me", &ok, 1, &log, r3, &err));
+  ASSERT_OK(rd_store_dlq_get(st, did, &item, &err));
+  ASSERT_INT_EQ(item->resolved, 1);
+  ASSERT_INT_EQ(item->attempts, 2);
+  ASSERT(item->lease_owner == NULL);
+  free(item);
+  ASSERT_OK(rd_store_exec_get(st, root, &got, &err));
+  ASSERT_STR_EQ(got->retry_success_id, r3);
+  free(got);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_log WHERE forced = 1"), 1);
+  /* misuse */
+  d = (rd_retry_done_t){.exec = &ok, .dlq_id = did};
+  ASSERT_INT_EQ(rd_store_retry_done(st, &d, r3, NULL, &err), RD_EINVALID);
+  d = (rd_retry_done_t){.exec = &ok, .dlq_id = did, .owner = "me", .log = &log, .dlq = &keep};
+  ASSERT_INT_EQ(rd_store_retry_done(st, &d, r3, NULL, &err), RD_EINVALID);
+  rd_store_close(st);
+}
+
 RD_TEST(store_dlq_logs_filters) {
   rd_store_t *st = open_store(tmp_path("l.db"));
   rd_err err = {0};

@@ -418,21 +418,24 @@ test("local-6.4 a cancelled bulk retry stops its workers and releases its leases
   local sc = assert(src:scenario_create { name = "slow", blueprint = blueprint("slow", {
     S .. "/ok", S .. "/status/500?{{0.n}}" }) })
   for i = 1, 40 do assert(src:run(sc.id, { input = { n = i } })) end
-  local slow = blueprint("slow", { S .. "/ok", S .. "/delay/100" })
+  local slow = blueprint("slow", { S .. "/ok", S .. "/delay/20" })
   for it in src:incomplete {} do assert(it:patch { blueprint = slow }) end
-  local t = rd.spawn(function() return src:retry { all = true, concurrency = 4 } end)
-  rd.sleep(0.35)
-  eq(t:cancel(), true)
+  -- cancelled from the progress callback once 5 items are done
+  local t
+  t = rd.spawn(function()
+    return src:retry { all = true, concurrency = 4, progress = function(s)
+      if s.succeeded == 5 then t:cancel() end
+    end }
+  end)
   local r, err = t:wait()
   eq(r, nil); match(err, "interrupted")
-  rd.sleep(0.1) -- nothing keeps running behind our back
   local resolved, leased = 0, 0
   for it in src:incomplete {} do
     if it.resolved then resolved = resolved + 1 end
     if it.lease_owner then leased = leased + 1 end
   end
   eq(leased, 0)
-  ok(resolved > 0 and resolved < 40, "some items were retried before the cancel", resolved)
+  ok(resolved >= 5 and resolved < 40, "some items were retried before the cancel", resolved)
   -- the rest is retried by the next run
   local s = assert(src:retry { all = true, concurrency = 8 })
   eq(s.succeeded, 40 - resolved)
@@ -562,6 +565,102 @@ test("local-8.3 a chain of 3 retries is walked from any member", function()
   -- other executions of the scenario are not part of the chain
   assert(src:run(sc.id, { input = { key = key("other") } }))
   eq(#r2:chain(), 4)
+end)
+
+-- Raw SQL on a store file (test-only triggers), with the sqlite3 shell.
+local have_sqlite3 = os.execute("command -v sqlite3 >/dev/null 2>&1") == true
+local function sql(path, text)
+  local f = assert(io.popen(string.format("sqlite3 %q %q 2>&1", path, text)))
+  local out = f:read("a")
+  assert(f:close(), "sqlite3: " .. out)
+  return out
+end
+local NO_LINK = "CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON execution" ..
+  " BEGIN SELECT RAISE(ABORT, 'link refused'); END"
+
+if not have_sqlite3 then
+  skip("local-8.4 a retry and its links are one transaction", "needs the sqlite3 shell for a test trigger")
+else
+test("local-8.4 a retry and its links are one transaction: a refused link rolls the whole retry back", function()
+  local src, path = connect()
+  -- exec:retry of an execution without an item (the scenario keeps none)
+  local k = key("link")
+  local sc = assert(src:scenario_create { name = "link", dlq = false,
+    blueprint = blueprint("link", { S .. "/flaky?fail=1&key=" .. k }) })
+  local e = assert(src:run(sc.id))
+  eq(e.status, "error"); eq(e.dlq_id, nil)
+  sql(path, NO_LINK)
+  check_err("invalid", "link refused", e.retry, e)
+  eq(count(k), 2) -- it ran, but nothing of it was recorded:
+  eq(#collect(src:executions { scenario = sc.id }), 1)
+  eq(src:execution(e.id).retry_success_id, nil)
+  -- the item path: the item stays pending, unleased, its attempt unlogged
+  local k2 = key("link-item")
+  local sc2 = assert(src:scenario_create { name = "link2",
+    blueprint = blueprint("link2", { S .. "/flaky?fail=1&key=" .. k2 }) })
+  local e2 = assert(src:run(sc2.id))
+  local it = assert(src:incomplete_item(e2.dlq_id))
+  check_err("invalid", "link refused", it.retry, it)
+  it = it:refresh()
+  eq(it.resolved, false); eq(it.attempts, 0); eq(it.lease_owner, nil)
+  eq(#collect(it:logs {}), 0)
+  eq(#collect(src:executions { scenario = sc2.id }), 1)
+  -- without the trigger both retries are recorded and linked
+  sql(path, "DROP TRIGGER no_link")
+  local r = assert(e:retry())
+  eq(r.status, "success")
+  eq(src:execution(e.id).retry_success_id, r.id)
+  local ri = assert(it:retry())
+  eq(ri.status, "success")
+  eq(src:execution(e2.id).retry_success_id, ri.execution.id)
+  eq(it:refresh().resolved, true)
+end)
+end
+
+test("local-8.5 a safe retry judges the whole chain: a middle member of a chain that succeeded is refused", function()
+  local src = connect()
+  local k = key("chainsafe")
+  local sc = assert(src:scenario_create { name = "chainsafe", dlq = false,
+    blueprint = blueprint("chainsafe", { S .. "/flaky?fail=3&key=" .. k }) })
+  local e = assert(src:run(sc.id))
+  local r1 = assert(e:retry())
+  local r2 = assert(r1:retry())
+  local r3 = assert(r2:retry())
+  eq({ r1.status, r2.status, r3.status }, { "error", "error", "success" })
+  eq(src:execution(r2.id).retry_success_id, r3.id)
+  eq(src:execution(e.id).retry_success_id, r3.id)
+  eq(src:execution(r1.id).retry_success_id, nil)
+  -- r1 itself was never linked, but its chain's root was
+  check_err("conflict", "retry chain of execution " .. e.id, r1.retry, r1)
+  eq(count(k), 4)
+  local forced = assert(r1:retry { safe = false })
+  eq(forced.status, "success"); eq(forced.parent_id, e.id)
+  eq(count(k), 5)
+end)
+
+test("local-8.6 exec:retry takes its item under the lease: refused while another process retries it", function()
+  local src = connect()
+  local k = key("held")
+  local sc = assert(src:scenario_create { name = "held",
+    blueprint = blueprint("held", { S .. "/flaky?fail=1&key=" .. k }) })
+  local e = assert(src:run(sc.id))
+  local other = assert(core.store_open(src:path()))
+  eq(#other:claim { ids = { e.dlq_id }, owner = "other-process", ttl = 60 }, 1)
+  check_err("conflict", "being retried", e.retry, e)
+  eq(count(k), 1) -- not run
+  other:release("other-process")
+  other:close()
+  local r = assert(e:retry())
+  eq(r.status, "success"); eq(r.dlq_id, e.dlq_id)
+  local it = src:incomplete_item(e.dlq_id)
+  eq(it.resolved, true); eq(it.attempts, 1)
+  -- a forced retry of the resolved item is leased and logged like any other
+  local f = assert(it:retry { safe = false })
+  eq(f.forced, true)
+  local logs = collect(it:logs {})
+  eq(#logs, 2); eq(logs[2].forced, true)
+  it = it:refresh()
+  eq(it.resolved, true); eq(it.attempts, 2); eq(it.lease_owner, nil)
 end)
 
 test("local-9.1 health: 70 successes, 30 failures with two reasons", function()

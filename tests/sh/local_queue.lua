@@ -9,7 +9,8 @@
 --       prints "check: ..." lines and "problems: K"; exits 1 if K > 0.
 --       Always: N items, none lost; no item resolved twice (at most one
 --       success log and one successful retry execution per item); attempts
---       equal the number of logs. With `final`: every item resolved, no lease
+--       equal the number of logs; a resolved item's execution points at its
+--       successful retry. With `final`: every item resolved, no lease
 --       left. With `exact`: every item's flaky key was hit exactly twice
 --       (the failed run, then one retry).
 local rd = require "redrive"
@@ -75,6 +76,15 @@ elseif cmd == "check" then
     if (success_execs[it.id] or 0) > 1 then bad("item %s has %d successful retries", it.id, success_execs[it.id]) end
     if it.resolved ~= (nsuccess == 1) then bad("item %s resolved=%s with %d success logs", it.id, tostring(it.resolved), nsuccess) end
     if it.attempts ~= nlogs then bad("item %s: attempts %d but %d logs", it.id, it.attempts, nlogs) end
+    -- the link from the execution retried is part of the retry's transaction
+    if it.resolved then
+      local orig = it.execution_id and src:execution(it.execution_id)
+      local link = orig and orig.retry_success_id and src:execution(orig.retry_success_id)
+      if not link or link.status ~= "success" or link.dlq_id ~= it.id then
+        bad("item %s resolved but its execution %s does not point at its successful retry", it.id,
+          tostring(it.execution_id))
+      end
+    end
     if final and not it.resolved then bad("item %s still pending", it.id) end
     if final and it.lease_owner then bad("item %s still leased by %s", it.id, it.lease_owner) end
   end
