@@ -631,7 +631,8 @@ test("local-8.5 a safe retry judges the whole chain: a middle member of a chain 
   eq(src:execution(e.id).retry_success_id, r3.id)
   eq(src:execution(r1.id).retry_success_id, nil)
   -- r1 itself was never linked, but its chain's root was
-  check_err("conflict", "retry chain of execution " .. e.id, r1.retry, r1)
+  check_err("conflict", "retry chain of execution " .. r1.id .. " already succeeded %(execution " .. r3.id, r1.retry,
+    r1)
   eq(count(k), 4)
   local forced = assert(r1:retry { safe = false })
   eq(forced.status, "success"); eq(forced.parent_id, e.id)
