@@ -179,13 +179,14 @@ function R.load_file(path, opts)
   for _, k in ipairs { "name", "match", "action" } do
     if rule[k] == nil then return nil, string.format("%s: missing field '%s'", path, k) end
   end
-  if rule.every ~= nil and rule.every <= 0 then return nil, path .. ": 'every' must be > 0 seconds" end
-  if rule.limit ~= nil and (rule.limit < 0 or math.type(rule.limit) ~= "integer") then
-    return nil, path .. ": 'limit' must be an integer >= 0"
+  -- numbers: the one rule of options (redrive.opts): no NaN, infinity or
+  -- value out of range reaches the scheduler or rd.each
+  local num = require("redrive.opts").number
+  for _, n in ipairs { { "every", "timeout", 60 }, { "limit", "count", false }, { "concurrency", "concurrency", 4 } } do
+    local v, err = num(rule[n[1]], n[1], n[2], n[3])
+    if v == nil then return nil, path .. ": " .. err end
+    rule[n[1]] = v or nil
   end
-  if rule.concurrency ~= nil and rule.concurrency < 1 then return nil, path .. ": 'concurrency' must be >= 1" end
-  rule.every = rule.every or 60
-  rule.concurrency = math.floor(rule.concurrency or 4)
   rule.budget = opts.budget
   return rule
 end

@@ -93,4 +93,33 @@ test("options-5 the http module: timeout and maxBody from the mapper", function(
   eq(run({ url = S .. "/redirect/1", followRedirect = true }).run_data["1"].output.statusCode, 200)
 end)
 
+test("options-6 rule files: every, limit and concurrency obey the rule", function()
+  local rules = require "redrive.rules"
+  local function rule_with(field)
+    local path = H.tmpname(".lua")
+    local f = assert(io.open(path, "w"))
+    f:write("return { name = 'r', match = function() return true end, action = function() end, ", field, " }\n")
+    f:close()
+    return path
+  end
+  for _, c in ipairs {
+    { "every = 0/0", "option 'every' must be a number of seconds > 0" },
+    { "every = math.huge", "option 'every' .* got inf" },
+    { "every = -1", "option 'every'" },
+    { "limit = 1.5", "option 'limit' must be a whole number" },
+    { "limit = -1", "option 'limit'" },
+    { "concurrency = math.huge", "option 'concurrency' .* got inf" },
+    { "concurrency = 0", "option 'concurrency'" },
+  } do
+    local path = rule_with(c[1])
+    local r, msg = rules.load_file(path)
+    eq(r, nil, c[1])
+    match(msg, "^" .. path:gsub("%p", "%%%0") .. ": " .. c[2], c[1])
+  end
+  local r = assert(rules.load_file(rule_with("every = 5, limit = 3, concurrency = 2")))
+  eq({ r.every, r.limit, r.concurrency }, { 5, 3, 2 })
+  r = assert(rules.load_file(rule_with("every = nil")))
+  eq({ r.every, r.limit, r.concurrency }, { 60, nil, 4 })
+end)
+
 H.done()
