@@ -15,10 +15,20 @@
 -- re-arms on every line of the rule so a pcall in the rule cannot swallow it.
 -- A rule that raises is reported with file:line and the other rules go on.
 -- ctx: retry(), patch{blueprint, failer}, delete(), notify{url, json},
--- log(...), dry_run, rule, source. Every action (or, in a dry run, the action
--- that would be taken) is appended to the audit log as a JSON line.
+-- log(...), dry_run, rule, source.
+--
+-- Audit: each rule has an observer on the mutation gate
+-- (lua/redrive/mutation.lua), bound to every source the rule reaches (its
+-- `source`, and any source it gets from rd.connect). So every mutation made
+-- while the rule runs — ctx.retry() or item:retry(), on any of those
+-- sources, whatever call made it — is appended to the audit log as a JSON
+-- line (in a dry run: the mutation that would be made), counted in the pass
+-- summary and counted toward `limit` (the gate refuses the ones past it, code
+-- "limit"). Outside its pass (while loading, under --check) a rule's
+-- mutations are refused (code "refused").
 local rd = require "redrive"
 local pretty = require "redrive.pretty"
+local G = require "redrive.mutation"
 
 local R = {}
 
@@ -39,8 +49,14 @@ local function copy(t)
 end
 
 -- A read-only view of the redrive module: rules may read, request and
--- connect, but not switch dry-run off.
-local function rd_view()
+-- connect, but not switch dry-run off; a source they connect to is bound to
+-- the rule's observer, so what they do there is audited too.
+local function rd_view(scope)
+  local function connect(...)
+    local src, err, code = rd.connect(...)
+    if src then G.observe(src, scope) end
+    return src, err, code
+  end
   local view = setmetatable({}, {
     __index = function(_, k)
       if k == "dry_run" then
@@ -49,6 +65,7 @@ local function rd_view()
           return rd.dry_run(on)
         end
       end
+      if k == "connect" then return connect end
       return rd[k]
     end,
     __newindex = function(_, k) error("rd is read-only in rules (assignment to rd." .. tostring(k) .. ")", 2) end,
@@ -57,7 +74,7 @@ local function rd_view()
   return view
 end
 
-local function make_env(path, logf)
+local function make_env(scope, logf)
   local allowed = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
     xpcall = xpcall, select = select, tonumber = tonumber, tostring = tostring, type = type,
@@ -65,7 +82,7 @@ local function make_env(path, logf)
     getmetatable = getmetatable, unpack = table.unpack,
     string = copy(string), table = copy(table), math = copy(math), utf8 = copy(utf8),
     os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime, getenv = os.getenv },
-    rd = rd_view(),
+    rd = rd_view(scope),
     print = function(...) logf(...) end,
     log = function(...) logf(...) end,
     _VERSION = _VERSION,
@@ -145,6 +162,78 @@ function R.guard(rule, fn, ...)
   return table.unpack(r, 1, r.n)
 end
 
+-- ---- the rule's observer on the mutation gate ----------------------------------
+
+local CLOSED = "a rule acts only while its pass runs (not while loading or checking)"
+
+-- The observer (lua/redrive/mutation.lua) of one rule: closed (every
+-- mutation refused) except during a pass, when R.pass opens it with the
+-- audit writer, the pass state and the rule's limit.
+local function new_scope(name_hint)
+  return { name = "rule '" .. name_hint .. "'", closed = CLOSED, count = 0, before = nil, after = nil }
+end
+
+local function summary_of(res)
+  if res == true then return "ok" end
+  if type(res) ~= "table" then return res end
+  if res.dry_run then return "dry-run" end
+  if res.status then return res.status end
+  return "ok"
+end
+
+local function source_name(src)
+  return src.name or src.kind
+end
+
+-- The audit record of one gate event (see mutation.lua for ev).
+local function record_of(scope, ev)
+  local rule = scope.rule
+  local rec = { rule = rule and rule.name or scope.name, file = rule and rule.file, source = source_name(ev.source),
+                action = ev.action, dry_run = ev.dry_run }
+  if ev.id ~= nil then rec.item = ev.id
+  elseif ev.ids ~= nil then rec.items = ev.ids end
+  if ev.n ~= nil and ev.id == nil then rec.count = ev.n end
+  if ev.refused then rec.result, rec.error, rec.code = "refused", ev.error, ev.code
+  elseif ev.error ~= nil then
+    rec.result, rec.code = "error", ev.code
+    rec.error = rd.is_canceled and rd.is_canceled(ev.error) and "interrupted" or tostring(ev.error)
+  else
+    local res = ev.result
+    rec.result = summary_of(res)
+    if type(res) == "table" and not res.dry_run then
+      if type(res.execution) == "table" then rec.execution = res.execution.id
+      elseif ev.action == "retry_execution" or ev.action == "run" then rec.execution = res.id end
+    end
+  end
+  for k, v in pairs(ev.detail or {}) do rec[k] = v end
+  return rec
+end
+
+-- open(scope, state, limit) / close(scope): a pass starts and ends
+local function open_scope(scope, state, limit)
+  scope.state, scope.audit, scope.closed = state, state.audit, nil
+  scope.count, scope.limit = 0, limit
+  scope.before = function(ev)
+    local g = guards[coroutine.running()]
+    if g then ev.guard = g; g.pause() end -- the source's code is not the rule's budget
+  end
+  scope.after = function(ev)
+    if ev.guard then ev.guard.resume() end
+    scope.audit:write(record_of(scope, ev))
+    local st = scope.state
+    if not st then return end
+    if ev.refused then st.refused = st.refused + (ev.n or 1)
+    else
+      st.actions = st.actions + (ev.n or 1)
+      if ev.error ~= nil then st.action_errors = st.action_errors + 1 end
+    end
+  end
+end
+
+local function close_scope(scope)
+  scope.state, scope.closed = nil, CLOSED
+end
+
 -- ---- loading ---------------------------------------------------------------------
 
 -- load_file(path, opts) -> rule | nil, message
@@ -156,7 +245,8 @@ function R.load_file(path, opts)
     for i = 1, select("#", ...) do parts[i] = pretty.redact(tostring((select(i, ...)))) end
     io.stderr:write("rules: [", name_hint, "] ", table.concat(parts, " "), "\n")
   end
-  local env = make_env(path, logf)
+  local scope = new_scope(name_hint)
+  local env = make_env(scope, logf)
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, "syntax error: " .. err end
   local proto = { name = name_hint, chunk = "@" .. path, budget = opts.budget }
@@ -165,7 +255,7 @@ function R.load_file(path, opts)
   if type(res) ~= "table" then
     return nil, path .. ": a rule file must return a table {name, match, action, ...}, got " .. type(res)
   end
-  local rule = { file = path, chunk = "@" .. path, env = env, log = logf }
+  local rule = { file = path, chunk = "@" .. path, env = env, log = logf, scope = scope }
   for k, v in pairs(res) do
     local want = FIELDS[k]
     if not want then
@@ -188,6 +278,7 @@ function R.load_file(path, opts)
     rule[n[1]] = v or nil
   end
   rule.budget = opts.budget
+  scope.rule, scope.name = rule, "rule '" .. rule.name .. "'"
   return rule
 end
 
@@ -228,10 +319,13 @@ end
 local Audit = {}
 Audit.__index = Audit
 
--- audit(path | nil) -> writer: appends JSON lines, flushed one by one
+-- audit(path | nil) -> writer: appends JSON lines, flushed one by one. A
+-- new file is created with mode 0600: the log names items and errors.
 function R.audit(path)
-  local a = setmetatable({ path = path, records = {} }, Audit)
+  local a = setmetatable({ path = path }, Audit)
   if path then
+    local ok, cerr = require("redrive.cli.sys").create_private(path)
+    if not ok then return nil, "cannot open audit log: " .. tostring(cerr) end
     local f, err = io.open(path, "a")
     if not f then return nil, "cannot open audit log: " .. tostring(err) end
     a.f = f
@@ -244,7 +338,6 @@ function Audit:write(rec)
   if rec.error ~= nil then rec.error = pretty.redact(tostring(rec.error)) end
   local ok, line = pcall(rd.json.encode, rec)
   if not ok then line = rd.json.encode({ time = rec.time, rule = rec.rule, error = "unencodable audit record" }) end
-  self.records[#self.records + 1] = rec
   if self.f then
     self.f:write(line, "\n")
     self.f:flush()
@@ -262,85 +355,41 @@ local function url_for_audit(url)
   return require("redrive.core").redact_url(tostring(url)) -- no userinfo, no query
 end
 
-local function summary_of(res)
-  if type(res) ~= "table" then return res end
-  if res.dry_run then return "dry-run" end
-  if res.status then return res.status end
-  return "ok"
-end
-
--- ctx for one item: every call is recorded in the audit log
+-- ctx for one item: thin calls on the item; the audit, the count and the
+-- limit are the rule observer's (mutations go through the gate whatever
+-- call makes them). notify goes through the gate too, on the rule's source.
 local function make_ctx(rule, item, src, state)
-  local dry = state.dry_run
-  local base = { rule = rule.name, file = rule.file, source = src.name or src.kind, item = item.id,
-                 dry_run = dry or nil }
-  local function record(action, result, err, extra)
-    local rec = {}
-    for k, v in pairs(base) do rec[k] = v end
-    rec.action, rec.result, rec.error = action, result, err
-    for k, v in pairs(extra or {}) do rec[k] = v end
-    state.audit:write(rec)
-    state.actions = state.actions + 1
-    if err then state.action_errors = state.action_errors + 1 end
-  end
-  local function act(action, fn, extra)
-    if dry then
-      record(action, "dry-run", nil, extra)
-      if not state.quiet then
-        io.stderr:write(string.format("dry-run: rule '%s' would %s %s\n", rule.name, action, tostring(item.id)))
-      end
-      return { dry_run = true, action = action }
-    end
-    local g = guards[coroutine.running()]
-    if g then g.pause() end
-    local ok, res, err, code = pcall(fn)
-    if g then g.resume() end
-    if not ok then
-      record(action, "error", res, extra)
-      error(res, 0)
-    end
-    if res == nil then
-      record(action, "error", tostring(err) .. (code and (" (" .. tostring(code) .. ")") or ""), extra)
-      return nil, err, code
-    end
-    local ex = extra or {}
-    if type(res) == "table" and type(res.execution) == "table" then ex.execution = res.execution.id end
-    record(action, summary_of(res), nil, ex)
-    return res
-  end
-  local ctx = { dry_run = dry, rule = rule.name, source = base.source }
-  function ctx.retry(opts) return act("retry", function() return item:retry(opts) end) end
+  local ctx = { dry_run = state.dry_run, rule = rule.name, source = source_name(src) }
+  function ctx.retry(opts) return item:retry(opts) end
   function ctx.patch(p)
     if type(p) ~= "table" then error("ctx.patch: table expected {blueprint = bp, failer = id}", 2) end
-    local what = {}
-    for k in pairs(p) do what[#what + 1] = tostring(k) end
-    table.sort(what)
-    return act("patch", function() return item:patch(p) end, { fields = table.concat(what, ",") })
+    return item:patch(p)
   end
-  function ctx.delete() return act("delete", function() return item:delete() end) end
+  function ctx.delete() return item:delete() end
   function ctx.notify(n)
     if type(n) ~= "table" or type(n.url or n[1]) ~= "string" then
       error("ctx.notify: {url = string, json = value} expected", 2)
     end
     local url = n.url or n[1]
-    return act("notify", function()
-      local res, err, code = rd.http.request {
-        method = n.method or "POST", url = url, json = n.json, body = n.body,
-        headers = n.headers, timeout = n.timeout or 10,
-      }
-      if res and res.status >= 400 then return nil, "HTTP " .. res.status, "http" end
-      return res, err, code
-    end, { url = url_for_audit(url) })
+    local shown = url_for_audit(url)
+    return G.mutate(src, { action = "notify", id = item.id, detail = { url = shown },
+                           line = string.format("rule '%s' would notify %s about %s", rule.name, shown, tostring(item.id)) },
+      function()
+        local res, err, code = rd.http.request {
+          method = n.method or "POST", url = url, json = n.json, body = n.body,
+          headers = n.headers, timeout = n.timeout or 10,
+        }
+        if res and res.status >= 400 then return nil, "HTTP " .. res.status, "http" end
+        return res, err, code
+      end)
   end
   function ctx.log(...)
     local parts = {}
     for i = 1, select("#", ...) do parts[i] = pretty.redact(tostring((select(i, ...)))) end
     local msg = table.concat(parts, " ")
     rule.log(tostring(item.id) .. ": " .. msg)
-    local rec = {}
-    for k, v in pairs(base) do rec[k] = v end
-    rec.action, rec.result = "log", msg
-    state.audit:write(rec)
+    state.audit:write { rule = rule.name, file = rule.file, source = ctx.source, item = item.id,
+                        dry_run = state.dry_run or nil, action = "log", result = msg }
   end
   return ctx
 end
@@ -350,32 +399,55 @@ local function report(state, rule, msg)
   io.stderr:write("rules: rule '", rule.name, "' (", rule.file, "): ", pretty.redact(tostring(msg)), "\n")
 end
 
+-- A source failure that ends the command with 3 (unreachable, credentials
+-- refused; see redrive.cli): by the error's code, else the CLI's classifier.
+local SOURCE_DOWN = { connect = true, auth = true, http = true, timeout = true, tls = true }
+
+local function failure_code(err, code)
+  if code == nil and type(err) == "table" then code = err.code end
+  if SOURCE_DOWN[code] then return code end
+  local kind = require("redrive.cli").classify(err)
+  if kind == "connect" or kind == "auth" then return kind end
+  return nil
+end
+
 -- One pass of a rule: list the source's unresolved incomplete executions,
--- match, act at bounded concurrency. Returns the pass summary.
+-- match, act at bounded concurrency, with the rule's observer open on the
+-- gate (its mutations audited, counted and limited). Returns the summary.
 function R.pass(rule, ctxopts)
   local state = {
     audit = ctxopts.audit, dry_run = ctxopts.dry_run, quiet = ctxopts.quiet,
-    actions = 0, action_errors = 0, errors = 0,
+    actions = 0, action_errors = 0, errors = 0, refused = 0,
   }
   local summary = { rule = rule.name, file = rule.file, matched = 0, actions = 0, errors = 0 }
-  local src, err, code = ctxopts.connect(rule.source)
+  -- a source that cannot be reached: reported, audited, and exit 3 (--once)
+  local function source_error(action, what, err, code)
+    local fc = failure_code(err, code)
+    report(state, rule, what .. ": " .. tostring(err))
+    ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source,
+                          action = action, result = "error", code = fc or code, error = tostring(err) }
+    summary.source_failed = summary.source_failed or fc
+  end
+  local src, err, code = ctxopts.connect(rule.source, rule)
   summary.source = rule.source or (src and src.name) or "default"
   if not src then
-    report(state, rule, "cannot connect to source '" .. tostring(rule.source or "default") .. "': " .. tostring(err))
-    ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source, action = "connect",
-                          result = "error", error = tostring(err) }
-    summary.errors, summary.source_failed = 1, (code == "connect" or code == "auth" or code == "http"
-      or code == "timeout" or code == "tls") and code or "connect"
+    source_error("connect", "cannot connect to source '" .. tostring(rule.source or "default") .. "'", err,
+      code or "connect")
+    summary.errors, summary.source_failed = 1, summary.source_failed or "connect"
     return summary
   end
-  local it, ierr = src:incomplete { resolved = false, scenario = rule.scenario, reason = rule.reason }
+  local scope = rule.scope or new_scope(rule.name)
+  G.observe(src, scope)
+  local it, ierr, icode = src:incomplete { resolved = false, scenario = rule.scenario, reason = rule.reason }
   if not it then
-    report(state, rule, "listing incomplete executions failed: " .. tostring(ierr))
+    source_error("list", "listing incomplete executions failed", ierr, icode)
     summary.errors = 1
     return summary
   end
   local matched = {}
   local limit = rule.limit or math.huge
+  open_scope(scope, state, rule.limit)
+  local _ <close> = setmetatable({}, { __close = function() close_scope(scope) end })
   local ok_iter, iter_err = pcall(function()
     for item in it do
       if #matched >= limit then break end
@@ -391,7 +463,7 @@ function R.pass(rule, ctxopts)
   end)
   if not ok_iter then
     if tostring(iter_err):find("interrupted") then error(iter_err, 0) end
-    report(state, rule, "listing incomplete executions failed: " .. tostring(iter_err))
+    source_error("list", "listing incomplete executions failed", iter_err)
   end
   summary.matched = #matched
   if #matched > 0 then
@@ -407,6 +479,7 @@ function R.pass(rule, ctxopts)
     for _, e in ipairs(res.errors) do report(state, rule, e.error) end
   end
   summary.actions = state.actions
+  if state.refused > 0 then summary.refused = state.refused end
   summary.errors = state.errors + state.action_errors
   summary.dry_run = state.dry_run or nil
   return summary
@@ -456,17 +529,27 @@ end
 -- quiet, poll (seconds between checks of the files, --watch)
 function R.main(dir, opts)
   if opts.check then return R.check(dir, opts) end
+  if opts.dry_run then rd.dry_run(true) end -- the gate decides: one switch
   local audit, aerr = R.audit(opts.audit)
   if not audit then
     io.stderr:write("rules: ", aerr, "\n")
     return 2
   end
-  local sources = {}
-  local function connect(name)
+  -- one source object per rule (and profile), so the rule's observer sees
+  -- only that rule's mutations; each named on stderr before it is used
+  local sources = setmetatable({}, { __mode = "k" }) -- rule -> {profile -> src}
+  local function connect(name, rule)
+    local mine = sources[rule]
+    if not mine then mine = {}; sources[rule] = mine end
     local key = name or ""
-    if sources[key] then return sources[key] end
+    if mine[key] then return mine[key] end
     local s, e, c = rd.connect(name)
-    if s then sources[key] = s end
+    if s then
+      mine[key] = s
+      if not opts.quiet then
+        io.stderr:write("rules: rule '", rule and rule.name or "?", "' acts on ", rd._describe(s), "\n")
+      end
+    end
     return s, e, c
   end
   local ctxopts = { audit = audit, dry_run = opts.dry_run or rd.is_dry_run(), quiet = opts.quiet, connect = connect }

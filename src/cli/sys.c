@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <editline/readline.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,13 +388,29 @@ static int l_save_history(lua_State *L) {
   return 1;
 }
 
+/* sys.create_private(path) -> true | nil, msg: create path with mode 0600 if
+ * it does not exist (io.open would create it with the umask's mode); an
+ * existing file is left as it is. */
+static int l_create_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot create '%s': %s", path, strerror(errno));
+    return 2;
+  }
+  if (fd >= 0) close(fd);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
   {"interrupted", l_interrupted}, {"clear_interrupt", l_clear_interrupt},
   {"watch_thread", l_watch_thread}, {"drain", l_drain}, {"isatty", l_isatty},
   {"setenv", l_setenv}, {"listdir", l_listdir}, {"stat", l_stat}, {"mkdir_p", l_mkdir_p},
   {"set_completer", l_set_completer}, {"readline", l_readline},
   {"add_history", l_add_history}, {"load_history", l_load_history},
-  {"save_history", l_save_history}, {NULL, NULL},
+  {"save_history", l_save_history}, {"create_private", l_create_private}, {NULL, NULL},
 };
 
 void rd__cli_open_sys(lua_State *L) {

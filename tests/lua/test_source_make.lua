@@ -184,9 +184,10 @@ test("errors: 401 / 403 auth, 404, 429 budget, no token in messages", function()
   match(msg, "gave up after 3 attempt")
   ok(rd.now() - t0 < 2, "backoff is bounded")
   eq(limited._client.stats.rate_limited, 3)
-  -- an iterator raises with the code in the message
+  -- an iterator raises an error object with the code
   local err = raises("auth", function() for _ in bad:incomplete { scenario = SID } do end end)
-  no_token(err)
+  eq(err.code, "auth")
+  no_token(tostring(err))
   -- connection refused -> "connect"
   local dead = rd.connect { kind = "make", base_url = "http://127.0.0.1:9", token = TOKEN, retries = 1, backoff = { base = 0.01 } }
   msg = check_err("connect", nil, dead.incomplete_item, dead, ITEM)
@@ -222,7 +223,9 @@ test("every call surfaces Make's error body (403, 404, 429)", function()
         if ok_ then
           eq(r, nil, name .. " " .. status); eq(code, want.code, name .. " " .. status)
         else
-          msg = r -- an iterator raises "message (code)"
+          -- an iterator raises an error object: its code, and "message (code)" as text
+          eq(type(r) == "table" and r.code, want.code, name .. " " .. status)
+          msg = tostring(r)
           match(msg, "%(" .. want.code .. "%)", name .. " " .. status)
         end
         match(msg, want.text, name .. " " .. status)
@@ -231,6 +234,37 @@ test("every call surfaces Make's error body (403, 404, 429)", function()
       end
     end
   end
+end)
+
+test("mutation gate: one observer event per mutating request; a limit stops the request", function()
+  local G = require "redrive.mutation"
+  local sent = 0
+  local src = connect(nil, { transport = function(req)
+    if req.method ~= "GET" then sent = sent + 1 end
+    return rd.http.request(req)
+  end })
+  local events = {}
+  local obs = G.observe(src, { name = "test", after = function(ev) events[#events + 1] = ev end })
+  local it = assert(src:incomplete_item(ITEM))
+  assert(it:patch { failer = 1 })
+  assert(it:retry { safe = false })
+  assert(it:delete()) -- through delete_incomplete: part of the same gated call
+  local s = assert(src:retry { ids = { ITEM }, scenario = SID, safe = false, progress = false })
+  eq(s.queued, 1)
+  eq(sent, 4); eq(#events, 4); eq(obs.count, 4)
+  local acts = {}
+  for i, ev in ipairs(events) do acts[i] = ev.action; ok(not ev.refused and ev.error == nil, ev.action) end
+  eq(table.concat(acts, " "), "patch retry delete retry")
+  eq(events[1].id, ITEM); eq(#events[4].ids, 1)
+  obs.limit = obs.count + 1
+  assert(it:retry { safe = false })
+  check_err("limit", "limit of 5 action%(s%) reached", it.delete, it)
+  eq(sent, 5) -- the refused call sent nothing
+  eq(events[#events].refused, true); eq(events[#events].code, "limit")
+  obs.limit = nil
+  G.unobserve(src, obs)
+  assert(it:retry { safe = false })
+  eq(#events, 6) -- no longer observed
 end)
 
 test("dry run: reads happen, nothing mutating is sent", function()

@@ -86,7 +86,9 @@ test("error bodies: detailCode, messages, causes, trackingId; auth; 429 Retry-Af
   local bad = mock("code=400")
   local msg, code
   local it = function() for _ in bad:executions { scenario = WF } do end end
-  msg = raises("400%.1 Bad Request Content", it)
+  local e = raises("400%.1 Bad Request Content", it)
+  eq(e.code, "invalid") -- the listing raises an error object: its code
+  msg = tostring(e)
   match(msg, "semantically invalid"); match(msg, "trackingId e7eab60924f64aa284175b9fa3309599"); match(msg, "%(invalid%)")
   local forb = mock("code=403")
   _, msg, code = forb:count_executions { scenario = WF }

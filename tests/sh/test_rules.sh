@@ -161,6 +161,98 @@ n1=$(grep -c "rule w2" "$T/w.out"); sleep 0.5; n2=$(grep -c "rule w2" "$T/w.out"
 kill -INT $WPID; wait $WPID; rc=$?; WPID=
 [ $rc -eq 130 ] && ok "rules-6.6 --watch stops on SIGINT with 130" || no "rules-6.6" "exit $rc"
 
+# ---- every mutation made while rules run is audited, counted and limited
+# (issue 12, defect 4): direct item calls, sources reached through
+# rd.connect, load time, a dead host, the audit file's mode.
+A=$T/audit
+mkdir -p "$A/rules" "$A/load"
+cat >"$A/config.lua" <<EOF
+return { profiles = {
+  a = { kind = "local", db = "$A/a.db" },
+  b = { kind = "local", db = "$A/b.db" },
+  dead = { kind = "make", base_url = "http://127.0.0.1:9", token = "DEADTOKEN42", scenario = 1, retries = 0 },
+} }
+EOF
+cat >"$A/fail.json" <<EOF
+{"name": "fail", "flow": [{"id": 1, "module": "http:ActionSendData",
+  "mapper": {"url": "$RD_TEST_SERVER/status/500", "method": "get"}}]}
+EOF
+ra() { env -u REDRIVE_DB REDRIVE_CONFIG="$A/config.lua" "$R" "$@"; }
+for _ in 1 2; do ra --profile a run "$A/fail.json" >/dev/null 2>&1; done
+ra --profile b run "$A/fail.json" >/dev/null 2>&1
+queue() { ra --profile "$1" ls --all --json | jq -c '[.id, .attempts, .resolved]' | sort; }
+[ "$(queue a | wc -l)" -eq 2 ] && [ "$(queue b | wc -l)" -eq 1 ] && ok "rules-8.0 two items in a, one in b" \
+  || no "rules-8.0 queues" "$(queue a; queue b)"
+# patch + retry per item with direct item calls (not ctx), one at a time,
+# limit 2: the first item's two mutations pass, the second item's are refused
+cat >"$A/rules/direct.lua" <<'EOF'
+return {
+  name = "direct", source = "a", limit = 2, concurrency = 1,
+  match = function(item) return true end,
+  action = function(item, ctx)
+    local bp = assert(item:blueprint())
+    local p, perr, pcode = item:patch { blueprint = bp }
+    if not p then ctx.log("patch refused: " .. tostring(pcode)) end
+    local r, rerr, rcode = item:retry()
+    if not r then ctx.log("retry refused: " .. tostring(rcode)) end
+  end,
+}
+EOF
+# acting through another profile: deletes b's items from a rule on a
+cat >"$A/rules/other.lua" <<'EOF'
+return {
+  name = "other", source = "a", limit = 5,
+  match = function(item) return item.attempts == 0 end,
+  action = function(item, ctx)
+    local b = assert(rd.connect("b"))
+    for x in b:incomplete {} do assert(x:delete()) end
+  end,
+}
+EOF
+a0=$(queue a); b0=$(queue b)
+check "rules-8.1 --once --dry-run" 0 ra rules "$A/rules" --once --dry-run --audit "$A/dry.jsonl"
+[ "$(queue a)" = "$a0" ] && [ "$(queue b)" = "$b0" ] && ok "rules-8.2 dry run acted on nothing (a and b)" \
+  || no "rules-8.2 dry run changed a queue" "$(queue a; queue b)"
+c=$(jq -r 'select(.rule == "direct" and .result == "dry-run") | .action' "$A/dry.jsonl" | sort | tr '\n' ' ')
+[ "$c" = "patch retry " ] && ok "rules-8.3 dry run audits the direct calls up to the limit" || no "rules-8.3" "$c" "$(cat "$A/dry.jsonl")"
+c=$(jq -r 'select(.rule == "other" and .source == "b" and .action == "delete") | .result' "$A/dry.jsonl" | sort -u)
+[ "$c" = "dry-run" ] && ok "rules-8.4 dry run audits what the rule would do on profile b" || no "rules-8.4" "$(cat "$A/dry.jsonl")"
+check "rules-8.5 --once" 0 ra rules "$A/rules" --once --json --audit "$A/real.jsonl"
+has "rules-8.6 direct calls counted, past-limit ones refused" \
+  "$(jq -c 'select(.rule == "direct") | [.matched, .actions, .refused, .errors]' <<<"$OUT")" "[2,2,2,0]"
+c=$(jq -r 'select(.rule == "direct" and .result != "refused" and .action != "log") | .action + ":" + .item' "$A/real.jsonl" \
+  | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')
+[ "$c" = "1 1 " ] && ok "rules-8.7 item:patch and item:retry audited once each" || no "rules-8.7" "$c" "$(cat "$A/real.jsonl")"
+c=$(jq -r 'select(.rule == "direct" and .result == "refused") | .code' "$A/real.jsonl" | sort -u)
+[ "$c" = "limit" ] && ok "rules-8.8 refusals audited with code limit" || no "rules-8.8" "$(cat "$A/real.jsonl")"
+c=$(queue a | jq -r '.[1]' | sort | tr '\n' ' ')
+[ "$c" = "0 1 " ] && ok "rules-8.9 exactly one item of a retried" || no "rules-8.9" "$(queue a)"
+c=$(jq -r 'select(.rule == "other" and .source == "b" and .action == "delete") | .result' "$A/real.jsonl")
+[ "$c" = "ok" ] && ok "rules-8.10 a delete on profile b is audited" || no "rules-8.10" "$(cat "$A/real.jsonl")"
+[ -z "$(queue b)" ] && ok "rules-8.11 ... and was made" || no "rules-8.11" "$(queue b)"
+has "rules-8.12 the source acted on is named" "$ERR" "rules: rule 'direct' acts on local store $A/a.db (profile 'a')"
+m=$(stat -c %a "$A/real.jsonl")
+[ "$m" = "600" ] && ok "rules-8.13 audit file created 0600" || no "rules-8.13 audit mode" "$m"
+# a rule file cannot act while it loads (nor under --check)
+ra --profile b run "$A/fail.json" >/dev/null 2>&1
+cat >"$A/load/early.lua" <<'EOF'
+local b = rd.connect("b")
+for x in b:incomplete {} do local ok, err, code = x:delete(); log("load-time delete: " .. tostring(code)) end
+return { name = "early", source = "b", match = function() return false end, action = function() end }
+EOF
+b0=$(queue b)
+check "rules-8.14 --check with a rule that mutates at load" 0 ra rules "$A/load" --check
+has "rules-8.15 the load-time call is refused" "$ERR" "load-time delete: refused"
+[ "$(queue b)" = "$b0" ] && [ -n "$b0" ] && ok "rules-8.16 --check changed nothing" || no "rules-8.16" "$(queue b)"
+# a dead host: exit 3 and an audit line
+mkdir -p "$A/dead"
+printf 'return { name = "dead", source = "dead", match = function() return true end, action = function(i, ctx) ctx.retry() end }\n' \
+  >"$A/dead/dead.lua"
+check "rules-8.17 --once with an unreachable source exits 3" 3 ra rules "$A/dead" --once --audit "$A/dead.jsonl"
+has "rules-8.18 audit line for the dead source" \
+  "$(jq -c 'select(.rule == "dead") | [.source, .action, .result, .code]' "$A/dead.jsonl")" '["dead","list","error","connect"]'
+lacks "rules-8.19 no token in that line" "$(cat "$A/dead.jsonl")" "DEADTOKEN42"
+
 # ---- the example rules run for real (dry) against this queue
 check "rules-7.1 example rules --once --dry-run" 0 "$R" rules examples/rules --once --dry-run
 has "rules-7.2 example summaries" "$OUT" "rule delete-noise [local] (dry run)"

@@ -21,7 +21,8 @@
 --   setmetatable(fields, mt); C.src_of(obj) -> src
 --
 -- Lazy iterators (closures for `for x in it do`; pages fetched as consumed;
--- a failure mid-way raises "message (code)")
+-- a failure mid-way raises an error object {message, code} whose tostring
+-- is "message (code)", so a caller tells a dead host by its code)
 --   C.offset_iter{fetch = function(offset, n) -> list | nil, msg, code,
 --                 page, limit, offset, map, filter, stop}
 --   C.cursor_iter{fetch = function(cursor, n) -> list, next_cursor | nil, msg, code, ...}
@@ -30,8 +31,9 @@
 --
 -- Results and checks
 --   C.unsupported(kind, what, instead) -> nil, msg, "unsupported"
---   C.dry(rd, action, details, line) -> {dry_run = true, action, ...details}
---       (and "dry-run: <line>" on stderr)
+--   Mutating calls go through the gate (lua/redrive/mutation.lua; C.mutate,
+--   C.dry_run are its mutate, dry_run): it decides dry run, notifies
+--   observers (the rules audit) and counts.
 --   C.refusal(exec) -> why a safe retry is refused (running, succeeded,
 --       already retried successfully) | nil
 --   C.chain_refusal(chain, exec) -> why, judged on the whole retry chain (a
@@ -44,11 +46,12 @@
 --
 -- Bulk operations
 --   C.bulk(rd, opts, spec) -> {total, succeeded, failed, skipped, errors}
---       spec = {targets (list or iterator), total, id(t), check(t) -> refusal, code,
+--       spec = {src, targets (list or iterator), total, id(t), check(t) -> refusal, code,
 --               act(t, forced) -> true | {status, execution, message} | nil, msg, code, {execution},
 --               action, verb, noun, concurrency}
---       Runs act at bounded concurrency (rd.each); safe checks skip (opts.safe
---       ~= false); in a dry run act is not called and the summary carries
+--       Runs act at bounded concurrency (rd.each), each call through the
+--       mutation gate of src; safe checks skip (opts.safe ~= false); in a dry
+--       run act is not called and the summary carries
 --       dry_run = true, would_<action> = n; a progress line on stderr when it
 --       is a TTY (opts.progress = true / false / function(summary) overrides).
 --   C.progress(rd, want, total, verb), C.add_error(summary, e), C.set_of(list, what, fname)
@@ -59,6 +62,7 @@
 local remote = require "redrive.remote"
 local U = require "redrive.source.local_util"
 local opts_num, opts_check = require("redrive.opts").number, require("redrive.opts").check
+local G = require "redrive.mutation"
 
 local C = {}
 C.iso_time, C.iso = remote.iso_time, remote.iso
@@ -70,8 +74,8 @@ function C.unsupported(kind, what, instead)
     instead and ("; " .. instead) or ""), "unsupported"
 end
 
--- dry(rd, action, details, line) -> {dry_run = true, action = ..., ...}
-C.dry = U.dry
+-- mutate(src, op, fn, ...): the mutation gate (lua/redrive/mutation.lua)
+C.mutate, C.dry_run = G.mutate, G.dry_run
 
 -- ---------------------------------------------------------------------------
 -- the source skeleton
@@ -156,6 +160,10 @@ function C.api(src, req) return src._client:json(req) end
 -- ---------------------------------------------------------------------------
 -- iterators
 
+-- what a listing raises when a page cannot be fetched
+local ListError = { __name = "redrive.ListError" }
+ListError.__tostring = function(e) return string.format("%s (%s)", tostring(e.message), tostring(e.code)) end
+
 local function check_limit(limit)
   if limit ~= nil and (type(limit) ~= "number" or limit < 0) then
     error("bad argument (limit must be a number >= 0)", 4)
@@ -180,7 +188,9 @@ local function paged(o)
       if rec == nil then
         if done then return nil end
         local page, nxt, code = o.fetch(state, o.limit and not o.filter and math.max(1, math.min(o.page, o.limit - n)) or o.page)
-        if page == nil then error(string.format("%s (%s)", tostring(nxt), tostring(code or "http")), 0) end
+        if page == nil then
+          error(setmetatable({ message = tostring(nxt), code = code or "http" }, ListError), 0)
+        end
         if #page == 0 then return nil end
         if nxt == nil or (o.cursor and seen_state[nxt]) then done = true end
         if nxt ~= nil then seen_state[nxt] = true end
@@ -509,13 +519,14 @@ end
 -- bulk(rd, src, opts, spec) -> summary {total, succeeded, failed, skipped, errors}
 -- spec.targets: list or iterator of targets (records or ids); spec.id(t);
 -- spec.check(t) -> refusal | nil (safe retries; nil when forced or fine);
--- spec.act(t, forced) -> true | nil, msg, code; spec.verb; spec.total.
+-- spec.act(t, forced) -> true | nil, msg, code; spec.verb; spec.total;
+-- spec.src: each act goes through its mutation gate (one event per target).
 -- In a dry run act is not called: the summary counts would_<verb>.
 function C.bulk(rd, opts, spec)
   local concurrency, cerr = opts_num(opts.concurrency or spec.concurrency, "concurrency", "concurrency", 16)
   if not concurrency then error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (" .. cerr .. ")", 3) end
   local safe = opts.safe ~= false
-  local dry = rd.is_dry_run()
+  local dry = G.dry_run(rd)
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
   if dry then s.dry_run, s.action, s.would = true, spec.action or "retry", 0 end
   local bar = C.progress(rd, opts.progress, spec.total, spec.verb)
@@ -549,11 +560,12 @@ function C.bulk(rd, opts, spec)
       end
       forced = true
     end
-    if dry then
+    local ok, err, code, res = G.mutate(spec.src, { action = spec.action or "retry", id = id, quiet = true },
+      spec.act, t, forced)
+    if type(ok) == "table" and ok.dry_run then
       s.would = s.would + 1
       if #sample < 3 then sample[#sample + 1] = tostring(id) end
     else
-      local ok, err, code, res = spec.act(t, forced)
       if ok then
         -- act may say more than "done": {status = "running" | "queued" |
         -- "unknown" | "succeeded", execution}, counted under its status

@@ -50,10 +50,8 @@ end
 -- src:retry_execution(id) -> exec (the new attempt)
 function Source:retry_execution(id)
   if type(id) ~= "string" then error("bad argument #1 to 'retry_execution' (string id expected, got " .. type(id) .. ")", 2) end
-  if self._rd.is_dry_run() then
-    return C.dry(self._rd, "retry_execution", { id = id, status = "dry_run" }, "would retry kaizen execution " .. id)
-  end
-  return post_retry(self, id)
+  return C.mutate(self, { action = "retry_execution", id = id, dry = { id = id, status = "dry_run" },
+    line = "would retry kaizen execution " .. id }, post_retry, self, id)
 end
 
 local function refusal(e)
@@ -107,7 +105,7 @@ function Source:retry(opts)
   local except = C.set_of(opts.except, "except", "retry")
   local src = self
   return C.bulk(self._rd, opts, {
-    targets = C.ids_iter(opts.ids, except), total = #opts.ids, action = "retry", noun = "kaizen execution(s)",
+    src = self, targets = C.ids_iter(opts.ids, except), total = #opts.ids, action = "retry", noun = "kaizen execution(s)",
     concurrency = opts.concurrency or self._bulk,
     act = function(id)
       local e, err, code = post_retry(src, id)

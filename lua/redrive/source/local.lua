@@ -13,6 +13,8 @@ local U = require "redrive.source.local_util"
 local C = require "redrive.source.common"
 local DLQ = require "redrive.source.local_dlq"
 local Retry = require "redrive.source.local_retry"
+local G = require "redrive.mutation" -- every mutating call goes through G.mutate
+local run_scenario -- below: src:run past its checks
 
 local M = {}
 
@@ -52,14 +54,14 @@ function Source:scenario_create(opts)
   local bp, text, code = U.validated(self._rd, opts.blueprint)
   if not bp then return nil, text, code end
   local dlq = opts.dlq ~= false
-  if self._rd.is_dry_run() then
-    return U.dry(self._rd, "scenario_create", {
-      name = opts.name, dlq = dlq, modules = #bp:modules(),
-    }, string.format("would create scenario %q (%d modules, dlq %s)", opts.name, #bp:modules(), tostring(dlq)))
-  end
-  local id, err, ecode = self._st:scenario_create { name = opts.name, blueprint = text, dlq = dlq }
-  if not id then return nil, err, ecode end
-  return self:scenario(id)
+  return G.mutate(self, {
+    action = "scenario_create", dry = { name = opts.name, dlq = dlq, modules = #bp:modules() },
+    line = string.format("would create scenario %q (%d modules, dlq %s)", opts.name, #bp:modules(), tostring(dlq)),
+  }, function()
+    local id, err, ecode = self._st:scenario_create { name = opts.name, blueprint = text, dlq = dlq }
+    if not id then return nil, err, ecode end
+    return self:scenario(id)
+  end)
 end
 
 -- src:scenario(id) -> scenario | nil, msg, "not_found"
@@ -100,21 +102,24 @@ function Source:scenario_update(id, opts)
   end
   if opts.dlq ~= nil then fields.dlq = not not opts.dlq end
   if next(fields) == nil then return scenario_obj(self, cur) end
-  if self._rd.is_dry_run() then
-    local details = { id = id, fields = {} }
-    for k in pairs(fields) do details.fields[#details.fields + 1] = k end
-    table.sort(details.fields)
-    if bp then
-      local old = U.blueprint_of(self._rd, cur.blueprint)
-      details.diff = old and old:diff(bp) or nil
-    end
-    return U.dry(self._rd, "scenario_update", details, string.format(
-      "would update scenario %d (%s)%s", id, table.concat(details.fields, ", "),
-      details.diff and string.format(": %d blueprint change(s)", #details.diff) or ""))
-  end
-  local ok, uerr, ucode = self._st:scenario_update(id, fields)
-  if not ok then return nil, uerr, ucode end
-  return self:scenario(id)
+  return G.mutate(self, {
+    action = "scenario_update", id = id,
+    dry = function()
+      local details = { id = id, fields = {} }
+      for k in pairs(fields) do details.fields[#details.fields + 1] = k end
+      table.sort(details.fields)
+      if bp then
+        local old = U.blueprint_of(self._rd, cur.blueprint)
+        details.diff = old and old:diff(bp) or nil
+      end
+      return details, string.format("would update scenario %d (%s)%s", id, table.concat(details.fields, ", "),
+        details.diff and string.format(": %d blueprint change(s)", #details.diff) or "")
+    end,
+  }, function()
+    local ok, uerr, ucode = self._st:scenario_update(id, fields)
+    if not ok then return nil, uerr, ucode end
+    return self:scenario(id)
+  end)
 end
 
 -- ---------------------------------------------------------------------------
@@ -130,13 +135,17 @@ function Source:run(scenario_id, opts)
   if not sc then return nil, err, code end
   local mode = opts.mode or "manual"
   if type(mode) ~= "string" then error("bad argument #2 to 'run' (mode must be a string)", 2) end
-  if self._rd.is_dry_run() then
-    return U.dry(self._rd, "run", { scenario = sc.id, scenario_name = sc.name, mode = mode, input = opts.input },
-      string.format("would run scenario %d %q (mode %s)", sc.id, sc.name, mode))
-  end
+  return G.mutate(self, {
+    action = "run", id = sc.id,
+    dry = { scenario = sc.id, scenario_name = sc.name, mode = mode, input = opts.input },
+    line = string.format("would run scenario %d %q (mode %s)", sc.id, sc.name, mode),
+  }, run_scenario, self, sc, mode, opts.input)
+end
+
+-- the run itself (src:run past its checks, through the gate)
+function run_scenario(self, sc, mode, input)
   local bp, perr = U.blueprint(self._rd, sc.blueprint)
   if bp == nil then return nil, "scenario " .. sc.id .. ": stored blueprint is not JSON: " .. tostring(perr), "invalid" end
-  local input = opts.input
   local started = self._rd.time()
   local out = U.run_engine(bp, {
     input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name },
@@ -236,13 +245,14 @@ end
 -- exec:delete() -> true | nil, msg, code
 function Exec:delete()
   local src = exec_src(self)
-  if src._rd.is_dry_run() then
-    local rec, err, code = src._st:exec_get(self.id)
-    if not rec then return nil, err, code end
-    return U.dry(src._rd, "delete_execution", { id = self.id, scenario = rec.scenario_id },
-      "would delete execution " .. self.id)
-  end
-  return src._st:exec_delete(self.id)
+  return G.mutate(src, {
+    action = "delete_execution", id = self.id,
+    dry = function()
+      local rec, err, code = src._st:exec_get(self.id)
+      if not rec then return nil, err, code end
+      return { id = self.id, scenario = rec.scenario_id }, "would delete execution " .. self.id
+    end,
+  }, src._st.exec_delete, src._st, self.id)
 end
 
 -- exec:wait{timeout} -> exec | nil, msg, "timeout"
@@ -315,21 +325,22 @@ local function retry_once(src, rec, opts)
   if not sc then return nil, "execution " .. rec.id .. ": " .. tostring(err), code end
   local input = exec_input(src, rec)
   local attempt = (rec.attempts or 1) + 1
-  if rd.is_dry_run() then
-    return U.dry(rd, "retry_execution", {
-      id = rec.id, scenario = sc.id, forced = refusal ~= nil, attempt = attempt,
-    }, string.format("would retry execution %s (scenario %d %q, attempt %d)%s", rec.id, sc.id, sc.name,
-      attempt, refusal and " (forced: " .. refusal .. ")" or ""))
-  end
-  if refusal then
-    U.log(rd, "forced retry (safe = false) of execution %s: %s", rec.id,
-      (refusal:gsub("[;:] [^;:]*safe = false.*$", "")))
-  end
-  local res, rerr, rcode = Retry.retry_exec(src, rec, sc, {
-    input = input, root = root.id, attempt = attempt, forced = refusal ~= nil,
-  })
-  if not res then return nil, rerr, rcode end
-  return res.execution, res.success
+  return G.mutate(src, {
+    action = "retry_execution", id = rec.id,
+    dry = { id = rec.id, scenario = sc.id, forced = refusal ~= nil, attempt = attempt },
+    line = string.format("would retry execution %s (scenario %d %q, attempt %d)%s", rec.id, sc.id, sc.name,
+      attempt, refusal and " (forced: " .. refusal .. ")" or ""),
+  }, function()
+    if refusal then
+      U.log(rd, "forced retry (safe = false) of execution %s: %s", rec.id,
+        (refusal:gsub("[;:] [^;:]*safe = false.*$", "")))
+    end
+    local res, rerr, rcode = Retry.retry_exec(src, rec, sc, {
+      input = input, root = root.id, attempt = attempt, forced = refusal ~= nil,
+    })
+    if not res then return nil, rerr, rcode end
+    return res.execution, res.success
+  end)
 end
 
 -- exec:retry{safe = true, attempts = n, backoff = {base, factor, max}} -> exec

@@ -9,6 +9,7 @@
 local U = require "redrive.source.local_util"
 local C = require "redrive.source.common"
 local Retry = require "redrive.source.local_retry"
+local G = require "redrive.mutation" -- every mutating call goes through G.mutate
 
 local D = {}
 local Item = {}
@@ -181,19 +182,23 @@ function Item:patch(opts)
     end
   end
   if leased(rd, cur) then return nil, lease_msg(cur) .. ": patch it when the retry is over", "conflict" end
-  if rd.is_dry_run() then
-    local details = { id = self.id, failer = failer }
-    if bp then
-      local old = U.blueprint_of(rd, cur.blueprint)
-      details.diff = old and old:diff(bp) or nil
-    end
-    return U.dry(rd, "patch", details, string.format("would patch incomplete execution %s%s%s", self.id,
-      details.diff and string.format(" (%d blueprint change(s))", #details.diff) or "",
-      failer and string.format(" (failer %d)", failer) or ""))
-  end
-  local ok, perr, pcode = st:dlq_patch(self.id, { blueprint = text, failer = failer })
-  if not ok then return nil, perr, pcode end
-  return incomplete_item(src, self.id)
+  return G.mutate(src, {
+    action = "patch", id = self.id,
+    dry = function()
+      local details = { id = self.id, failer = failer }
+      if bp then
+        local old = U.blueprint_of(rd, cur.blueprint)
+        details.diff = old and old:diff(bp) or nil
+      end
+      return details, string.format("would patch incomplete execution %s%s%s", self.id,
+        details.diff and string.format(" (%d blueprint change(s))", #details.diff) or "",
+        failer and string.format(" (failer %d)", failer) or "")
+    end,
+  }, function()
+    local ok, perr, pcode = st:dlq_patch(self.id, { blueprint = text, failer = failer })
+    if not ok then return nil, perr, pcode end
+    return incomplete_item(src, self.id)
+  end)
 end
 
 -- ---------------------------------------------------------------------------
@@ -212,33 +217,35 @@ function Item:retry(opts)
   if not cur then return nil, err, code end
   if leased(rd, cur) then return nil, lease_msg(cur), "conflict" end
   if cur.resolved and safe then return nil, resolved_msg(cur) .. "; pass safe = false to retry anyway", "conflict" end
-  if rd.is_dry_run() then
-    return U.dry(rd, "retry", {
-      id = cur.id, scenario = cur.scenario_id, failer = cur.failer, forced = cur.resolved or nil,
-      status = "dry_run",
-    }, string.format("would retry incomplete execution %s (scenario %d %q) from module %s%s", cur.id,
-      cur.scenario_id, tostring(cur.scenario_name), tostring(cur.failer), cur.resolved and " (forced)" or ""))
-  end
-  return Retry.retry_item(src, cur)
+  return G.mutate(src, {
+    action = "retry", id = cur.id,
+    dry = { id = cur.id, scenario = cur.scenario_id, failer = cur.failer, forced = cur.resolved or nil,
+            status = "dry_run" },
+    line = string.format("would retry incomplete execution %s (scenario %d %q) from module %s%s", cur.id,
+      cur.scenario_id, tostring(cur.scenario_name), tostring(cur.failer), cur.resolved and " (forced)" or ""),
+  }, Retry.retry_item, src, cur)
 end
 
 -- item:delete() -> true | nil, msg, code
 function Item:delete()
   local src = item_src(self)
   local rd, st = src._rd, src._st
-  if rd.is_dry_run() then
-    local cur, err, code = st:dlq_get(self.id)
-    if not cur then return nil, err, code end
-    if leased(rd, cur) then return nil, lease_msg(cur), "conflict" end
-    return U.dry(rd, "delete", { id = self.id, deleted = 0, would_delete = 1, errors = {} },
-      "would delete incomplete execution " .. self.id)
-  end
-  local r, err, code = st:dlq_delete { ids = { self.id } }
-  if not r then return nil, err, code end
-  if r.deleted == 1 then return true end
-  local e = r.errors and r.errors[1]
-  return nil, "incomplete execution " .. self.id .. ": " .. (e and e.message or "not deleted"),
-    e and e.code or "conflict"
+  return G.mutate(src, {
+    action = "delete", id = self.id,
+    dry = function()
+      local cur, err, code = st:dlq_get(self.id)
+      if not cur then return nil, err, code end
+      if leased(rd, cur) then return nil, lease_msg(cur), "conflict" end
+      return { id = self.id, deleted = 0, would_delete = 1, errors = {} }, "would delete incomplete execution " .. self.id
+    end,
+  }, function()
+    local r, err, code = st:dlq_delete { ids = { self.id } }
+    if not r then return nil, err, code end
+    if r.deleted == 1 then return true end
+    local e = r.errors and r.errors[1]
+    return nil, "incomplete execution " .. self.id .. ": " .. (e and e.message or "not deleted"),
+      e and e.code or "conflict"
+  end)
 end
 
 -- ---------------------------------------------------------------------------
@@ -256,8 +263,10 @@ local function delete_incomplete(src, opts)
   end
   local except = C.set_of(opts.except, "except", "delete_incomplete")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "delete_incomplete") or nil
-  if rd.is_dry_run() then
-    local r = { dry_run = true, action = "delete", deleted = 0, would_delete = 0, errors = {} }
+  -- one store call (one transaction) deletes them all: one gate event, its
+  -- count known beforehand for ids, from the answer for all = true
+  local op = { action = "delete", ids = opts.ids, dry = function(o)
+    local r = { deleted = 0, would_delete = 0, errors = {} }
     local function consider(rec)
       if except[rec.id] or (scenario and rec.scenario_id ~= scenario) then return end
       if leased(rd, rec) then C.add_error(r, { id = rec.id, message = "being retried", code = "conflict" })
@@ -274,11 +283,16 @@ local function delete_incomplete(src, opts)
         return st:dlq_list { scenario = scenario, after = after, limit = n }
       end } do consider(rec) end
     end
-    io.stderr:write(string.format("dry-run: would delete %d incomplete execution(s)%s\n", r.would_delete,
-      #r.errors > 0 and string.format(" (%d kept: being retried or not found)", #r.errors) or ""))
-    return r
-  end
-  return st:dlq_delete { ids = opts.ids, all = opts.all and true or nil, except = opts.except, scenario = scenario }
+    o.n = r.would_delete
+    return r, string.format("would delete %d incomplete execution(s)%s", r.would_delete,
+      #r.errors > 0 and string.format(" (%d kept: being retried or not found)", #r.errors) or "")
+  end }
+  return G.mutate(src, op, function()
+    local r, err, code = st:dlq_delete { ids = opts.ids, all = opts.all and true or nil, except = opts.except,
+                                         scenario = scenario }
+    if r then op.n = r.deleted end
+    return r, err, code
+  end)
 end
 
 -- ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 --            cancellation) is released; after a crash the lease expires.
 local U = require "redrive.source.local_util"
 local C = require "redrive.source.common"
+local G = require "redrive.mutation" -- each item's retry goes through G.mutate
 local opts_num = require("redrive.opts").number
 
 local R = {}
@@ -194,9 +195,15 @@ local function dry_bulk(src, opts, except, safe)
     elseif rec.resolved and safe then
       s.skipped = s.skipped + 1
       C.add_error(s, { id = rec.id, message = R.resolved_msg(rec), skipped = true })
-    else
-      s.would_retry = s.would_retry + 1
-      if #sample < 3 then sample[#sample + 1] = rec.id end
+    else -- through the gate item by item, as a real bulk retry (observers, limits)
+      local r, err, code = G.mutate(src, { action = "retry", id = rec.id, quiet = true }, function() end)
+      if r then
+        s.would_retry = s.would_retry + 1
+        if #sample < 3 then sample[#sample + 1] = rec.id end
+      else
+        s.failed = s.failed + 1
+        C.add_error(s, { id = rec.id, message = tostring(err), code = code })
+      end
     end
   end
   if opts.ids then
@@ -242,7 +249,7 @@ function R.bulk(src, opts)
   local except = C.set_of(opts.except, "except", "retry")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
   local safe = opts.safe ~= false
-  if rd.is_dry_run() then
+  if G.dry_run(rd) then
     return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
   end
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
@@ -297,7 +304,8 @@ function R.bulk(src, opts)
   local function work(rec)
     if seen then seen[rec.id] = true end
     s.total = s.total + 1
-    local res, err = R.attempt(src, R.item_plan(src, rec, lease, rec.resolved))
+    local res, err = G.mutate(src, { action = "retry", id = rec.id, quiet = true },
+      R.attempt, src, R.item_plan(src, rec, lease, rec.resolved))
     if not res then
       s.failed = s.failed + 1
       C.add_error(s, { id = rec.id, message = tostring(err) })

@@ -1,7 +1,8 @@
 -- Helpers shared by the parts of the local source (local.lua, local_dlq.lua,
 -- local_retry.lua): argument checks, blueprint validation, engine calls and
--- the store records built from an engine result, dry-run results, lease
--- renewal. (Iterators, error lists and bulk summaries: common.lua.)
+-- the store records built from an engine result, lease renewal. (Iterators,
+-- error lists and bulk summaries: common.lua; dry-run results: the mutation
+-- gate, lua/redrive/mutation.lua.)
 local U = {}
 
 -- run_data key under which an execution keeps its input bundle, so that
@@ -30,15 +31,6 @@ end
 
 function U.log(rd, fmt, ...)
   io.stderr:write("redrive: ", string.format(fmt, ...), "\n")
-end
-
--- A dry-run result: {dry_run = true, action = what, ...details}, and a line
--- on stderr saying what would have been done.
-function U.dry(rd, action, details, line)
-  io.stderr:write("dry-run: ", line or action, "\n")
-  local r = { dry_run = true, action = action }
-  for k, v in pairs(details or {}) do r[k] = v end
-  return r
 end
 
 -- progress_bar(rd, total, verb) -> {update(s), finish(s)}: a bar on stderr,

@@ -215,24 +215,28 @@ function Item:patch(opts)
     if bp and bp:module(f) == nil then return nil, string.format("failer: module %d is not in the blueprint", f), "invalid" end
     body.failer = f
   end
-  if rd.is_dry_run() then
-    local cur, err, code = src:incomplete_item(self.id)
-    if not cur then return nil, err, code end
-    local details = { id = self.id, failer = body.failer }
-    if bp then
-      local old = cur:blueprint()
-      details.diff = old and old:diff(bp) or nil
-    end
-    return C.dry(rd, "patch", details, string.format("would patch make incomplete execution %s%s%s", self.id,
-      details.diff and string.format(" (%d blueprint change(s))", #details.diff) or "",
-      body.failer and string.format(" (failer %d)", body.failer) or ""))
-  end
-  local data, err, code = api(src, { method = "PATCH", path = "/dlqs/" .. self.id, json = body })
-  if not data then return nil, err, code end
-  local it = {}
-  for k, v in pairs(self) do it[k] = v end
-  if type(data.dlq) == "table" and data.dlq.failer then it.failer = data.dlq.failer end
-  return setmetatable(it, getmetatable(self))
+  return C.mutate(src, {
+    action = "patch", id = self.id,
+    dry = function()
+      local cur, err, code = src:incomplete_item(self.id)
+      if not cur then return nil, err, code end
+      local details = { id = self.id, failer = body.failer }
+      if bp then
+        local old = cur:blueprint()
+        details.diff = old and old:diff(bp) or nil
+      end
+      return details, string.format("would patch make incomplete execution %s%s%s", self.id,
+        details.diff and string.format(" (%d blueprint change(s))", #details.diff) or "",
+        body.failer and string.format(" (failer %d)", body.failer) or "")
+    end,
+  }, function()
+    local data, err, code = api(src, { method = "PATCH", path = "/dlqs/" .. self.id, json = body })
+    if not data then return nil, err, code end
+    local it = {}
+    for k, v in pairs(self) do it[k] = v end
+    if type(data.dlq) == "table" and data.dlq.failer then it.failer = data.dlq.failer end
+    return setmetatable(it, getmetatable(self))
+  end)
 end
 
 local function resolved_msg(it)
@@ -247,38 +251,51 @@ function Item:retry(opts)
   local rd = src._rd
   local safe = opts.safe ~= false
   local cur = self
-  if safe or rd.is_dry_run() then
+  if safe then
     local c, err, code = src:incomplete_item(self.id)
     if not c then return nil, err, code end
     cur = c
-    if cur.resolved and safe then return nil, resolved_msg(cur), "conflict" end
+    if cur.resolved then return nil, resolved_msg(cur), "conflict" end
   end
-  if rd.is_dry_run() then
-    return C.dry(rd, "retry", { id = self.id, scenario = cur.scenario, status = "dry_run", forced = cur.resolved or nil },
-      string.format("would retry make incomplete execution %s (scenario %s)", self.id, tostring(cur.scenario)))
-  end
-  local data, err, code = api(src, { method = "POST", path = "/dlqs/" .. self.id .. "/retry" })
-  if not data then return nil, err, code end
-  return { id = self.id, status = "queued", queued = true, raw = data }
+  return C.mutate(src, {
+    action = "retry", id = self.id,
+    dry = function()
+      if not safe then
+        local c, err, code = src:incomplete_item(self.id)
+        if not c then return nil, err, code end
+        cur = c
+      end
+      return { id = self.id, scenario = cur.scenario, status = "dry_run", forced = cur.resolved or nil },
+        string.format("would retry make incomplete execution %s (scenario %s)", self.id, tostring(cur.scenario))
+    end,
+  }, function()
+    local data, err, code = api(src, { method = "POST", path = "/dlqs/" .. self.id .. "/retry" })
+    if not data then return nil, err, code end
+    return { id = self.id, status = "queued", queued = true, raw = data }
+  end)
 end
 
 -- item:delete() -> true
 function Item:delete()
   local src = isrc(self)
-  if src._rd.is_dry_run() then
-    local c, err, code = src:incomplete_item(self.id)
-    if not c then return nil, err, code end
-    return C.dry(src._rd, "delete", { id = self.id, deleted = 0, would_delete = 1, errors = {} },
-      "would delete make incomplete execution " .. self.id)
-  end
-  if self.scenario then
-    local r, err, code = src:delete_incomplete { ids = { self.id }, scenario = self.scenario }
-    if not r then return nil, err, code end
+  return C.mutate(src, {
+    action = "delete", id = self.id,
+    dry = function()
+      local c, err, code = src:incomplete_item(self.id)
+      if not c then return nil, err, code end
+      return { id = self.id, deleted = 0, would_delete = 1, errors = {} },
+        "would delete make incomplete execution " .. self.id
+    end,
+  }, function()
+    if self.scenario then -- (the gated call inside is part of this one)
+      local r, err, code = src:delete_incomplete { ids = { self.id }, scenario = self.scenario }
+      if not r then return nil, err, code end
+      return true
+    end
+    local data, err, code = api(src, { method = "DELETE", path = "/dlqs/" .. self.id })
+    if not data then return nil, err, code end
     return true
-  end
-  local data, err, code = api(src, { method = "DELETE", path = "/dlqs/" .. self.id })
-  if not data then return nil, err, code end
-  return true
+  end)
 end
 
 function Item:execution()
@@ -356,8 +373,9 @@ function Source:retry(opts)
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
   local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
-  if opts.all and not safe and not rd.is_dry_run() then
+  if opts.all and not safe and not C.dry_run(rd) then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
+    -- (a dry run counts the targets below instead)
     if opts.scenario == nil then return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid" end
     local sid = scenario_id(opts.scenario, "retry")
     local body = { all = true }
@@ -365,29 +383,30 @@ function Source:retry(opts)
       body.exceptIds = {}
       for i, id in ipairs(opts.except) do body.exceptIds[i] = tostring(id) end
     end
-    local data, rerr, rcode = api(self, { method = "POST", path = "/dlqs/retry", query = { scenarioId = sid }, json = body })
+    local op = { action = "retry" } -- how many: known from the answer
+    local data, rerr, rcode = C.mutate(self, op, function()
+      local d, e, c = api(self, { method = "POST", path = "/dlqs/retry", query = { scenarioId = sid }, json = body })
+      if d then
+        op.ids = {}
+        for _, id in ipairs(d.dlqs or {}) do
+          if not except[tostring(id)] then op.ids[#op.ids + 1] = tostring(id) end
+        end
+      end
+      return d, e, c
+    end)
     if not data then return nil, rerr, rcode end
     s.queued = 0
-    for _, id in ipairs(data.dlqs or {}) do
-      if not except[tostring(id)] then
-        s.total, s.queued = s.total + 1, s.queued + 1
-        C.add_result(s, tostring(id), "queued")
-      end
+    for _, id in ipairs(op.ids) do
+      s.total, s.queued = s.total + 1, s.queued + 1
+      C.add_result(s, id, "queued")
     end
     return s
   end
   local targets, err, code = select_targets(self, opts, except, safe, s)
   if not targets then return nil, err, code end
   s.total = s.total + #targets
-  if rd.is_dry_run() then
-    s.dry_run, s.action, s.would_retry = true, "retry", #targets
-    local sample = {}
-    for i = 1, math.min(3, #targets) do sample[i] = targets[i].id end
-    io.stderr:write(string.format("dry-run: would retry %d make incomplete execution(s)%s%s\n", #targets,
-      s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
-      #sample > 0 and (": " .. table.concat(sample, ", ") .. (#targets > 3 and ", ..." or "")) or ""))
-    return s
-  end
+  local dry = C.dry_run(rd)
+  if dry then s.dry_run, s.action, s.would_retry = true, "retry", 0 end
   -- group by scenario (POST /dlqs/retry takes one scenario), chunks of CHUNK ids
   local groups, order = {}, {}
   for _, t in ipairs(targets) do
@@ -396,14 +415,16 @@ function Source:retry(opts)
     local g = groups[k]
     g[#g + 1] = t.id
   end
-  local bar = C.progress(rd, opts.progress, s.total, "retrying")
+  local bar = not dry and C.progress(rd, opts.progress, s.total, "retrying")
   for _, k in ipairs(order) do
     local ids = groups[k]
     for i = 1, #ids, CHUNK do
       local chunk = table.move(ids, i, math.min(#ids, i + CHUNK - 1), 1, {})
-      local data, rerr, rcode = api(self, { method = "POST", path = "/dlqs/retry",
-        query = { scenarioId = k }, json = { ids = chunk } })
-      if not data then
+      local data, rerr, rcode = C.mutate(self, { action = "retry", ids = chunk, quiet = true }, api, self,
+        { method = "POST", path = "/dlqs/retry", query = { scenarioId = k }, json = { ids = chunk } })
+      if data and data.dry_run then
+        s.would_retry = s.would_retry + #chunk
+      elseif not data then
         s.failed = s.failed + #chunk
         for _, id in ipairs(chunk) do C.add_error(s, { id = id, message = rerr, code = rcode }) end
       else
@@ -424,6 +445,14 @@ function Source:retry(opts)
     end
   end
   if bar then bar.finish(s) end
+  if dry then
+    local sample = {}
+    for i = 1, math.min(3, #targets) do sample[i] = targets[i].id end
+    io.stderr:write(string.format("dry-run: would retry %d make incomplete execution(s)%s%s\n", s.would_retry,
+      s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
+      #sample > 0 and (": " .. table.concat(sample, ", ") .. (#targets > 3 and ", ..." or "")) or ""))
+    return s
+  end
   s.queued = s.queued or 0
   return s
 end
@@ -455,13 +484,12 @@ function Source:delete_incomplete(opts)
       table.insert(groups[k], t.id)
     end
     local r = { deleted = 0, ids = {}, errors = s.errors }
-    if rd.is_dry_run() then
-      return C.dry(rd, "delete", { deleted = 0, would_delete = #targets, errors = s.errors },
-        string.format("would delete %d make incomplete execution(s) in %d scenario(s)", #targets, #order))
-    end
+    if C.dry_run(rd) then r.dry_run, r.action, r.would_delete = true, "delete", 0 end
     for _, k in ipairs(order) do
       local g, gerr, gcode = self:delete_incomplete { scenario = k, ids = groups[k] }
-      if g then
+      if g and g.dry_run then
+        r.would_delete = r.would_delete + g.would_delete
+      elseif g then
         r.deleted = r.deleted + g.deleted
         for _, id in ipairs(g.ids) do r.ids[#r.ids + 1] = id end
       else
@@ -483,28 +511,35 @@ function Source:delete_incomplete(opts)
     body.ids = {}
     for id in C.ids_iter(opts.ids, except) do body.ids[#body.ids + 1] = tostring(id) end
   end
-  if rd.is_dry_run() then
-    local n = body.ids and #body.ids
-    if not n then
-      local ex = C.set_of(opts.except, "except", "delete_incomplete")
-      n = 0
-      for it in self:incomplete { scenario = sid } do if not ex[tostring(it.id)] then n = n + 1 end end
+  local op = {
+    action = "delete", ids = body.ids, -- all = true: how many is known from the answer
+    dry = function(o)
+      local n = body.ids and #body.ids
+      if not n then
+        local ex = C.set_of(opts.except, "except", "delete_incomplete")
+        n = 0
+        for it in self:incomplete { scenario = sid } do if not ex[tostring(it.id)] then n = n + 1 end end
+        o.n = n
+      end
+      return { deleted = 0, would_delete = n, errors = {} },
+        string.format("would delete %d make incomplete execution(s) of scenario %d", n, sid)
+    end,
+  }
+  return C.mutate(self, op, function()
+    local q = { scenarioId = sid }
+    if opts.confirmed then q.confirmed = "true" end
+    local data, err, code = api(self, { method = "DELETE", path = "/dlqs", query = q, json = body })
+    if not data then return nil, err, code end
+    local ids = data.dlqs or {}
+    if body.ids then -- count what was asked for (Make answers with the deleted ids)
+      local asked, kept = {}, {}
+      for _, id in ipairs(body.ids) do asked[id] = true end
+      for _, id in ipairs(ids) do if asked[tostring(id)] then kept[#kept + 1] = tostring(id) end end
+      ids = kept
     end
-    return C.dry(rd, "delete", { deleted = 0, would_delete = n, errors = {} },
-      string.format("would delete %d make incomplete execution(s) of scenario %d", n, sid))
-  end
-  local q = { scenarioId = sid }
-  if opts.confirmed then q.confirmed = "true" end
-  local data, err, code = api(self, { method = "DELETE", path = "/dlqs", query = q, json = body })
-  if not data then return nil, err, code end
-  local ids = data.dlqs or {}
-  if body.ids then -- count what was asked for (Make answers with the deleted ids)
-    local asked, kept = {}, {}
-    for _, id in ipairs(body.ids) do asked[id] = true end
-    for _, id in ipairs(ids) do if asked[tostring(id)] then kept[#kept + 1] = tostring(id) end end
-    ids = kept
-  end
-  return { deleted = #ids, ids = ids, errors = {} }
+    op.ids = ids
+    return { deleted = #ids, ids = ids, errors = {} }
+  end)
 end
 
 -- ---------------------------------------------------------------------------

@@ -449,19 +449,21 @@ local function retry_once(src, e, opts)
   if not cur then return nil, err, code end
   local refusal = C.refusal(cur)
   local known = {}
-  if not refusal and (safe or rd.is_dry_run()) then
+  if not refusal and (safe or C.dry_run(rd)) then
     local chain = chain_of(src, cur)
     for _, m in ipairs(chain) do known[m.id] = true end
     refusal = C.chain_refusal(chain, cur)
   end
   if refusal and safe then return nil, refusal, "conflict" end
-  if rd.is_dry_run() then
-    return C.dry(rd, "retry_execution", { id = cur.id, scenario = cur.scenario, forced = refusal ~= nil, status = "dry_run" },
-      string.format("would retry n8n execution %s (workflow %s)%s", cur.id, tostring(cur.scenario),
-        refusal and " (forced: " .. refusal .. ")" or ""))
-  end
-  if refusal then io.stderr:write("redrive: forced retry (safe = false) of n8n execution ", cur.id, "\n") end
-  return post_retry(src, cur, opts, known)
+  return C.mutate(src, {
+    action = "retry_execution", id = cur.id,
+    dry = { id = cur.id, scenario = cur.scenario, forced = refusal ~= nil, status = "dry_run" },
+    line = string.format("would retry n8n execution %s (workflow %s)%s", cur.id, tostring(cur.scenario),
+      refusal and " (forced: " .. refusal .. ")" or ""),
+  }, function()
+    if refusal then io.stderr:write("redrive: forced retry (safe = false) of n8n execution ", cur.id, "\n") end
+    return post_retry(src, cur, opts, known)
+  end)
 end
 
 -- exec:retry{safe = true, load_workflow, attempts, backoff, timeout, retry_timeout} -> exec
@@ -486,15 +488,18 @@ end
 -- exec:delete() -> true
 function Exec:delete()
   local src = esrc(self)
-  if src._rd.is_dry_run() then
-    local cur, err, code = src:execution(self.id, { include_data = false })
-    if not cur then return nil, err, code end
-    return C.dry(src._rd, "delete_execution", { id = self.id, scenario = cur.scenario },
-      "would delete n8n execution " .. self.id)
-  end
-  local data, err, code = api(src, { method = "DELETE", path = "/executions/" .. self.id })
-  if not data then return nil, err, code end
-  return true
+  return C.mutate(src, {
+    action = "delete_execution", id = self.id,
+    dry = function()
+      local cur, err, code = src:execution(self.id, { include_data = false })
+      if not cur then return nil, err, code end
+      return { id = self.id, scenario = cur.scenario }, "would delete n8n execution " .. self.id
+    end,
+  }, function()
+    local data, err, code = api(src, { method = "DELETE", path = "/executions/" .. self.id })
+    if not data then return nil, err, code end
+    return true
+  end)
 end
 
 -- ---------------------------------------------------------------------------
@@ -698,14 +703,14 @@ function Source:retry(opts)
     claimed[root] = id
   end
   return C.bulk(self._rd, opts, {
-    targets = it, total = total, id = target_id, action = "retry", noun = "n8n execution(s)",
+    src = self, targets = it, total = total, id = target_id, action = "retry", noun = "n8n execution(s)",
     concurrency = opts.concurrency or self._bulk,
     check = function(t)
       if type(t) == "table" then -- from incomplete{}: judged on its chain already
         local why = C.refusal(t.raw and exec_obj(src, t.raw) or t)
         return why or claim(t.id, t.id), "conflict"
       end
-      if not safe and not src._rd.is_dry_run() then return nil end
+      if not safe and not C.dry_run(src._rd) then return nil end
       local e, err, code = src:execution(t, { include_data = false })
       if not e then return err, code end
       if opts.scenario and e.scenario ~= tostring(opts.scenario) then
@@ -751,7 +756,7 @@ function Source:delete_incomplete(opts)
   local it, total = targets(self, opts, except, "delete_incomplete")
   local src = self
   local s = C.bulk(self._rd, { concurrency = opts.concurrency, progress = opts.progress or false, safe = true }, {
-    targets = it, total = total, id = target_id, action = "delete", verb = "deleting", noun = "n8n execution(s)",
+    src = self, targets = it, total = total, id = target_id, action = "delete", verb = "deleting", noun = "n8n execution(s)",
     concurrency = opts.concurrency or self._bulk,
     act = function(t)
       local data, err, code = api(src, { method = "DELETE", path = "/executions/" .. target_id(t) })

@@ -1,0 +1,158 @@
+-- The mutation gate: the one home of the policy for calls that change a
+-- source (patch, retry, delete, run, scenario create/update, on every kind).
+-- Every such call goes through M.mutate at the point where it would send its
+-- request or write its store, so:
+--   * dry run is decided here, once: in a dry run the call is not made and a
+--     result {dry_run = true, action = ..., ...details} comes back (with a
+--     "dry-run: would ..." line on stderr);
+--   * observers bound to the source (the rules runner's audit, see
+--     lua/redrive/rules.lua) see every mutation, whichever call made it, and
+--     may refuse it (a closed observer, a limit);
+--   * each observer's mutations are counted here, and its `limit` enforced
+--     before the call is made (dry-run calls count too, so a dry run shows
+--     what the real one would do).
+-- A bulk call goes through the gate once per request it sends (one item, or
+-- one batch of ids), never as a whole, so a mutation is seen exactly once.
+--
+--   M.mutate(src, op, fn, ...) -> fn(...) | dry result | nil, msg, code
+--     op = { action = "retry" | "patch" | "delete" | ..., id = target id,
+--            ids = {...} (a batch request), n = how many items (default #ids,
+--            or 1 with id; nil with neither: unknown, e.g. "all of a
+--            scenario"), dry = table | function(op) -> details [, line]
+--            | nil, msg, code, line = text of the dry-run line, quiet = true
+--            (no dry-run line: a bulk call prints its own), detail = extra
+--            fields for observers (e.g. {url = ...}) }
+--     fn(...) makes the call; it may set op.n (or op.ids) once the count is
+--     known. A call made from inside another gated call on the same task is
+--     part of it and passes straight through.
+--   M.dry_run(rd) -> boolean: whether mutations are dry now (a bulk call
+--     plans its summary with it; the per-request decision is M.mutate's)
+--   M.observe(src, obs) -> obs; M.unobserve(src, obs)
+--     obs = { name = "...", limit = n | nil, count = 0 (kept here),
+--             closed = "why" | nil (refuse everything),
+--             before = function(ev), after = function(ev) }
+--     ev = { source, action, id, ids, n, dry_run, detail, result, error,
+--            code, refused, raised }: `after` gets the outcome of every
+--     mutation the gate saw for that source, refused ones included.
+local M = {}
+
+local observers = setmetatable({}, { __mode = "k" }) -- src -> {obs...}
+local depth = setmetatable({}, { __mode = "k" })     -- coroutine -> gated calls in progress
+
+function M.observe(src, obs)
+  local list = observers[src]
+  if not list then list = {}; observers[src] = list end
+  for _, o in ipairs(list) do if o == obs then return obs end end
+  obs.count = obs.count or 0
+  list[#list + 1] = obs
+  return obs
+end
+
+function M.unobserve(src, obs)
+  local list = observers[src]
+  if not list then return end
+  for i = #list, 1, -1 do if list[i] == obs then table.remove(list, i) end end
+end
+
+function M.dry_run(rd) return rd.is_dry_run() end
+
+local function count_of(op)
+  if op.n ~= nil then return op.n end
+  if op.ids ~= nil then return #op.ids end
+  if op.id ~= nil then return 1 end
+  return nil
+end
+
+local function what(op)
+  if op.id ~= nil then return op.action .. " " .. tostring(op.id) end
+  if op.ids ~= nil then return string.format("%s %d item(s)", op.action, #op.ids) end
+  return op.action
+end
+
+-- admit(list, op, n) -> true | nil, msg, code: every observer must accept;
+-- the counts move only when all of them do.
+local function admit(list, op, n)
+  for _, o in ipairs(list) do
+    if o.closed then
+      return nil, string.format("%s: %s refused: %s", o.name or "redrive", what(op), o.closed), "refused"
+    end
+    if o.limit then
+      if n == nil then
+        return nil, string.format("%s: %s refused: its count is not known in advance and the limit is %d action(s)",
+          o.name or "redrive", what(op), o.limit), "limit"
+      end
+      if o.count + n > o.limit then
+        return nil, string.format("%s: %s refused: limit of %d action(s) reached", o.name or "redrive", what(op),
+          o.limit), "limit"
+      end
+    end
+  end
+  for _, o in ipairs(list) do o.count = o.count + (n or 0) end
+  return true
+end
+
+local function notify(list, hook, ev)
+  for _, o in ipairs(list) do
+    local f = o[hook]
+    if f then f(ev) end
+  end
+end
+
+-- the dry-run result: {dry_run = true, action, ...details}, and its line
+local function dry_result(op)
+  local details, line = op.dry, op.line
+  if type(details) == "function" then
+    local d, l, code = details(op)
+    if d == nil then return nil, l, code end
+    details, line = d, line or l
+  end
+  local r = { dry_run = true, action = op.action }
+  for k, v in pairs(details or {}) do r[k] = v end
+  if not op.quiet then
+    io.stderr:write("dry-run: ", line or ("would " .. what(op)), "\n")
+  end
+  return r
+end
+
+-- mutate(src, op, fn, ...) -> see the header
+function M.mutate(src, op, fn, ...)
+  local co = coroutine.running()
+  if (depth[co] or 0) > 0 then return fn(...) end -- part of the call that is being gated
+  local rd = src._rd
+  local list = observers[src] or {}
+  local ev = { source = src, action = op.action, id = op.id, ids = op.ids, detail = op.detail,
+               dry_run = M.dry_run(rd) or nil }
+  local admitted = count_of(op)
+  local ok, msg, code = admit(list, op, admitted)
+  if not ok then
+    ev.refused, ev.error, ev.code, ev.n = true, msg, code, count_of(op)
+    notify(list, "after", ev)
+    return nil, msg, code
+  end
+  if ev.dry_run then
+    local r, err, ecode = dry_result(op)
+    ev.n, ev.ids = count_of(op), op.ids
+    if r then ev.result = r else ev.error, ev.code = err, ecode end
+    notify(list, "after", ev)
+    return r, err, ecode
+  end
+  notify(list, "before", ev)
+  depth[co] = (depth[co] or 0) + 1
+  local res = table.pack(pcall(fn, ...))
+  depth[co] = depth[co] - 1
+  ev.n, ev.ids = count_of(op), op.ids
+  if admitted == nil and ev.n then -- the count became known during the call
+    for _, o in ipairs(list) do o.count = o.count + ev.n end
+  end
+  if not res[1] then
+    ev.error, ev.raised = res[2], true
+    notify(list, "after", ev)
+    error(res[2], 0)
+  end
+  if res[2] == nil then ev.error, ev.code = res[3], res[4]
+  else ev.result = res[2] end
+  notify(list, "after", ev)
+  return table.unpack(res, 2, res.n)
+end
+
+return M
