@@ -447,6 +447,11 @@ static void check_module(vctx *v, const cJSON *mod, const char *pointer, const c
     check_handler(v, mod, h, pointer, i);
 }
 
+static int is_router(const cJSON *mod) {
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(mod, "module");
+  return cJSON_IsString(type) && strcmp(type->valuestring, RD_BLUEPRINT_ROUTER) == 0;
+}
+
 /* `owner` is the router holding this flow (NULL for the top level): flow
  * problems are reported against it. */
 static void check_flow(vctx *v, const cJSON *owner, const cJSON *flow, const char *pointer,
@@ -464,6 +469,19 @@ static void check_flow(vctx *v, const cJSON *owner, const cJSON *flow, const cha
     if (rd__buf_adds(&b, pointer) || rd__jptr_push_index(&b, (size_t)i)) v->nomem = 1;
     snprintf(where, sizeof where, "%s[%d]", field, i);
     if (!v->nomem) check_module(v, m, b.data, where);
+    if (!v->nomem && m->next && is_router(m)) {
+      /* the engine runs the routes and stops: a module after a router would
+       * silently never run */
+      int64_t rid = 0, nid = 0;
+      rd__blueprint_module_id(m, &rid);
+      rd__blueprint_module_id(m->next, &nid);
+      b.len = 0;
+      if (rd__buf_adds(&b, pointer) || rd__jptr_push_index(&b, (size_t)i + 1)) v->nomem = 1;
+      else
+        problem(v, m->next, "module", strdup(b.data),
+                "module %lld follows router %lld: a router must be the last module of its flow",
+                (long long)nid, (long long)rid);
+    }
   }
   rd__buf_free(&b);
 }

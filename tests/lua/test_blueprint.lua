@@ -179,6 +179,9 @@ test("blueprint-1.9 validate lists every problem", function()
      message = "required field missing"},
     {module = 1, field = "id", pointer = "/flow/1/routes/1/flow/0/id",
      message = "duplicate id 1 (also at /flow/0)"},
+    -- appended after the router: the one validator (C) says it would never run
+    {module = 8, field = "module", pointer = "/flow/2",
+     message = "module 8 follows router 2: a router must be the last module of its flow"},
     {module = 8, field = "module", pointer = "/flow/2/module",
      message = "unknown module type 'unknown:Thing'"},
     {field = "metadata.scenario.maxErrors", pointer = "/metadata/scenario/maxErrors",

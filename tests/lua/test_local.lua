@@ -94,6 +94,32 @@ test("local-1.3 scenario_create / scenario / scenarios / scenario_update", funct
   eq(up:blueprint():get("/flow/0/mapper/url"), S .. "/ok?v=2")
 end)
 
+test("local-1.4 a stored blueprint is validated once, when it is stored; never on a run or a retry", function()
+  local engine = require "redrive.engine"
+  local real, calls = engine.validate, 0
+  engine.validate = function(...) calls = calls + 1; return real(...) end
+  local ok_, err = pcall(function()
+    local src = connect()
+    local sc = assert(src:scenario_create { name = "once",
+      blueprint = blueprint("once", { S .. "/ok", S .. "/status/500" }) })
+    eq(calls, 1)
+    for _ = 1, 3 do assert(src:run(sc.id)) end
+    local e = assert(src:run(sc.id))
+    local it = assert(src:incomplete_item(e.dlq_id))
+    assert(it:retry())
+    assert(src:retry { all = true, progress = false })
+    eq(calls, 1, "validations after runs and retries")
+    assert(it:patch { blueprint = blueprint("once", { S .. "/ok", S .. "/ok" }) })
+    eq(calls, 2)
+    -- a bad blueprint is refused when it is stored, by the same validator
+    check_err("invalid", "module 1, mapper.url", src.scenario_create, src, { name = "bad",
+      blueprint = { name = "bad", flow = { { id = 1, module = "http:ActionSendData", mapper = {} } } } })
+    eq(calls, 3)
+  end)
+  engine.validate = real
+  assert(ok_, err)
+end)
+
 test("local-2.1 run success: exec fields, run_data per module, input", function()
   local src = connect()
   local k = key("run")

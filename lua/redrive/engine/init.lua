@@ -95,10 +95,6 @@ local function copy(t)
   return o
 end
 
-local function is_array(v) return type(v) == "table" and (json.kind(v) == "array" or #v > 0 or next(v) == nil) end
-
-local function flow_of(v) if is_array(v) then return v end end
-
 -- ---------------------------------------------------------------------------
 -- validation
 
@@ -106,79 +102,6 @@ local function fmt_problem(p)
   local s = p.module and ("module " .. tostring(p.module)) or nil
   if p.field and p.field ~= "" then s = s and (s .. ", " .. p.field) or p.field end
   return (s and (s .. ": ") or "") .. tostring(p.message)
-end
-
--- The engine's own checks (also the whole validation when the blueprint
--- toolkit is not built in): ids, module types, required fields, routers.
-local function check(bp)
-  local problems, seen = {}, {}
-  local function add(mod, field, msg)
-    problems[#problems + 1] = { module = mod, field = field, message = msg }
-  end
-  local walk
-  local function module(m, where)
-    if type(m) ~= "table" then add(nil, where, "module must be an object"); return end
-    local id = m.id
-    if math.type(id) ~= "integer" and not (type(id) == "number" and id == math.floor(id)) then
-      add(nil, where .. ".id", id == nil and "missing module id" or "id must be an integer")
-      id = nil
-    else
-      id = math.tointeger(id)
-      if seen[id] then add(id, "id", "duplicate id " .. id .. " (also at " .. seen[id] .. ")") end
-      seen[id] = where
-    end
-    local t = m.module
-    local def = E.modules[t]
-    if type(t) ~= "string" then add(id, "module", "module type must be a string")
-    elseif HANDLERS[t] then add(id, "module", t .. " is an error handler: only valid in onerror")
-    elseif not def then add(id, "module", "unknown module type '" .. t .. "'") end
-    local mapper = m.mapper
-    if mapper ~= nil and mapper ~= null and type(mapper) ~= "table" then
-      add(id, "mapper", "mapper must be an object")
-    elseif def then
-      for _, f in ipairs(def.required or {}) do
-        local v = mapper and mapper[f]
-        if v == nil or v == null then add(id, "mapper." .. f, "required field missing") end
-      end
-    end
-    if m.onerror ~= nil and m.onerror ~= null then
-      if not is_array(m.onerror) then add(id, "onerror", "onerror must be an array of error handlers")
-      else
-        for i, h in ipairs(m.onerror) do
-          if type(h) ~= "table" or not HANDLERS[h.module] then
-            add(id, "onerror[" .. (i - 1) .. "].module", "error handler must be builtin:Break, Resume, Ignore, Commit or Rollback")
-          end
-        end
-      end
-    end
-    if def and def.router then
-      if not is_array(m.routes) then add(id, "routes", "a router needs routes (an array)")
-      else
-        for r, route in ipairs(m.routes) do
-          if type(route) ~= "table" or not flow_of(route.flow) then
-            add(id, "routes[" .. (r - 1) .. "].flow", "flow must be an array of modules")
-          else
-            walk(route.flow, where .. ".routes[" .. (r - 1) .. "].flow")
-          end
-        end
-      end
-    end
-  end
-  function walk(flow, where)
-    for i, m in ipairs(flow) do
-      module(m, where .. "[" .. (i - 1) .. "]")
-      local def = type(m) == "table" and E.modules[m.module]
-      if def and def.router and i < #flow then
-        add(math.tointeger(flow[i + 1].id), "module", string.format(
-          "module %s follows router %s: a router must be the last module of its flow",
-          tostring(flow[i + 1].id), tostring(m.id)))
-      end
-    end
-  end
-  if type(bp) ~= "table" then return { { message = "blueprint must be an object" } } end
-  if not flow_of(bp.flow) then add(nil, "flow", "flow must be an array of modules")
-  else walk(bp.flow, "flow") end
-  return problems
 end
 
 -- A blueprint built in Lua may hold `flow = {}`: an empty table is a JSON
@@ -199,18 +122,16 @@ local function mark_lists(flow)
   end
 end
 
--- validate(bp) -> true | nil, message
+-- validate(bp) -> true | nil, message, problems
+-- The one blueprint validator is the C one (src/engine/blueprint.c, through
+-- rd.blueprint(bp):validate()), against the module types registered here;
+-- this only shapes its problems into one message.
 function E.validate(bp)
   if type(bp) == "table" then mark_lists(bp.flow) end
-  local problems
-  if rd.blueprint then
-    local b, err = rd.blueprint(bp)
-    if not b then return nil, "invalid blueprint: " .. tostring(err) end
-    local ok, ps = b:validate()
-    if not ok then problems = ps end
-  end
-  problems = problems or check(bp)
-  if #problems == 0 then return true end
+  local b, err = rd.blueprint(bp)
+  if not b then return nil, "invalid blueprint: " .. tostring(err) end
+  local ok, problems = b:validate()
+  if ok then return true end
   local parts = {}
   for i, p in ipairs(problems) do
     if i > 10 then parts[#parts + 1] = string.format("(%d more)", #problems - 10); break end

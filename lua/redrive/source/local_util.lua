@@ -53,31 +53,6 @@ function U.progress_bar(rd, total, verb)
   return { update = draw, finish = function(s) draw(s, true); io.stderr:write("\n") end }
 end
 
--- Blueprint errors from bp:validate() as one message naming module and field.
-local function format_errors(errs)
-  if type(errs) ~= "table" then return tostring(errs) end
-  local parts = {}
-  for i, e in ipairs(errs) do
-    if type(e) == "table" then
-      local s = e.message or e.msg or ""
-      local where = {}
-      if e.module ~= nil and not s:find("module " .. tostring(e.module), 1, true) then
-        where[#where + 1] = "module " .. tostring(e.module)
-      end
-      if e.field ~= nil and not s:find(tostring(e.field), 1, true) then
-        where[#where + 1] = "field " .. tostring(e.field)
-      end
-      parts[i] = (#where > 0 and (table.concat(where, ", ") .. ": ") or "") .. s
-    else
-      parts[i] = tostring(e)
-    end
-    if i >= 10 then parts[i + 1] = string.format("(%d more)", #errs - i); break end
-  end
-  if #parts == 0 then return "invalid blueprint" end
-  return table.concat(parts, "; ")
-end
-U.format_errors = format_errors
-
 -- to_blueprint(rd, table | json string | bp) -> bp | nil, msg, "invalid"
 function U.to_blueprint(rd, v)
   if type(v) == "userdata" then return v end
@@ -90,13 +65,15 @@ function U.to_blueprint(rd, v)
 end
 
 -- validated(rd, v) -> bp, json_text | nil, msg, "invalid"
--- (loading the engine first: it registers the module types checked here)
+-- The validation of a blueprint being stored (scenario_create /
+-- scenario_update / item:patch): the one validator, engine.validate (C),
+-- which names module and field. What is stored is never validated again.
 function U.validated(rd, v)
-  require "redrive.engine"
+  local engine = require "redrive.engine"
   local bp, err, code = U.to_blueprint(rd, v)
   if not bp then return nil, err, code end
-  local ok, errs = bp:validate()
-  if not ok then return nil, "invalid blueprint: " .. format_errors(errs), "invalid" end
+  local ok, msg = engine.validate(bp)
+  if not ok then return nil, msg, "invalid" end
   return bp, bp:json()
 end
 
