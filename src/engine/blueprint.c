@@ -473,14 +473,16 @@ static void check_flow(vctx *v, const cJSON *owner, const cJSON *flow, const cha
       /* the engine runs the routes and stops: a module after a router would
        * silently never run */
       int64_t rid = 0, nid = 0;
+      char after[40] = "a module";
       rd__blueprint_module_id(m, &rid);
-      rd__blueprint_module_id(m->next, &nid);
+      if (rd__blueprint_module_id(m->next, &nid))
+        snprintf(after, sizeof after, "module %lld", (long long)nid);
       b.len = 0;
       if (rd__buf_adds(&b, pointer) || rd__jptr_push_index(&b, (size_t)i + 1)) v->nomem = 1;
       else
         problem(v, m->next, "module", strdup(b.data),
-                "module %lld follows router %lld: a router must be the last module of its flow",
-                (long long)nid, (long long)rid);
+                "%s follows router %lld: a router must be the last module of its flow", after,
+                (long long)rid);
     }
   }
   rd__buf_free(&b);

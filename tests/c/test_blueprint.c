@@ -106,6 +106,7 @@ RD_TEST(blueprint_2_problems) {
     "2|routes[1].filter|/flow/1/routes/1/filter|filter must be an object, got string",
     "1|id|/flow/1/routes/1/flow/0/id|duplicate id 1 (also at /flow/0)",
     "-|routes[1].flow[1]|/flow/1/routes/1/flow/1|module must be an object, got number",
+    "-|module|/flow/2|a module follows router 2: a router must be the last module of its flow",
     "-|id|/flow/2/id|missing module id",
     "-|module|/flow/2/module|unknown module type 'nope:Nope'",
     "-|metadata.scenario.maxErrors|/metadata/scenario/maxErrors|expected integer, got string",
@@ -132,6 +133,7 @@ RD_TEST(blueprint_3_structure) {
   expect_problems("[{'op': 'replace', 'path': '/flow', 'value': {}}]", want1, 1);
   static const char *const want2[] = {
     "2|routes|/flow/0/routes|a router needs routes (an array), got nothing",
+    "1|module|/flow/1|module 1 follows router 2: a router must be the last module of its flow",
     "1|onerror|/flow/1/onerror|onerror must be an array of error handlers, got object",
     "-|metadata|/metadata|metadata must be an object, got array",
   };
@@ -139,7 +141,7 @@ RD_TEST(blueprint_3_structure) {
                   " {'op': 'replace', 'path': '/flow/0/onerror', 'value': {}},"
                   " {'op': 'move', 'from': '/flow/1', 'path': '/flow/0'},"
                   " {'op': 'replace', 'path': '/metadata', 'value': []}]",
-                  want2, 3);
+                  want2, 4);
   static const char *const want3[] = {
     "-|id|/flow/0/id|id must be an integer, got string",
     "-|onerror[1].id|/flow/0/onerror/1/id|duplicate id 7 (also at /flow/0/onerror/0)",
