@@ -11,10 +11,13 @@ M.EXIT = { ok = 0, script = 1, usage = 2, source = 3, interrupted = 130 }
 local function sys() return require "redrive.cli.sys" end
 
 -- classify(err) -> "interrupted" | "connect" | "auth" | "usage" | "script"
--- Sources report unreachable hosts and refused credentials with the codes
--- "connect" and "auth"; a script usually turns them into an error with
--- assert(), which keeps only the message, so messages are recognised too.
+-- Cancellation is rd.canceled itself (compared by identity: a script's own
+-- "payment was canceled" is a script error). Sources report unreachable
+-- hosts and refused credentials with the codes "connect" and "auth"; a
+-- script usually turns them into an error with assert(), which keeps only
+-- the message, so messages are recognised too.
 function M.classify(err)
+  if rd.is_canceled(err) then return "interrupted" end
   if type(err) == "table" then
     local c = err.code
     if c == "connect" or c == "auth" or c == "interrupted" or c == "usage" then return c end
@@ -23,9 +26,6 @@ function M.classify(err)
   end
   local s = tostring(err)
   local first = s:match("^[^\n]*")
-  if first:find("interrupted$") or first:find(": interrupted%s") or first == "interrupted" then
-    return "interrupted"
-  end
   if first:find("%f[%w]connect%)") or first:find("%(connect%)") or first:find("%[connect%]")
     or first:find("[Cc]ouldn't connect") or first:find("[Cc]ould not connect")
     or first:find("[Cc]onnection refused") or first:find("[Ff]ailed to connect")
@@ -119,7 +119,7 @@ local function run(command, fn, ...)
     return EXIT_OF[kind]
   end
   if st ~= "done" then
-    M.report("interrupted", "interrupted")
+    M.report(rd.canceled, "interrupted")
     return 130
   end
   if not r[1] then
@@ -139,7 +139,7 @@ local function run(command, fn, ...)
       io.stderr:write("redrive: interrupted\n")
       return 130
     end
-    M.report("interrupted", "interrupted")
+    M.report(rd.canceled, "interrupted")
     return 130
   end
   if command then return math.tointeger(r[2]) or 0 end

@@ -4,6 +4,21 @@
 return function(rd)
   local spawn, traceback = rd.spawn, debug.traceback
 
+  -- Wait for each task in turn, handing its outcome to on_result(i, ...).
+  -- If the waiting task is cancelled (or on_result raises), on_stop() runs,
+  -- the tasks are cancelled too and waited for, so nothing keeps running
+  -- behind the caller's back, and the error goes on.
+  local function wait_all(tasks, on_result, on_stop)
+    local ok, err = pcall(function()
+      for i, t in ipairs(tasks) do on_result(i, t:wait()) end
+    end)
+    if ok then return end
+    if on_stop then on_stop() end
+    for _, t in ipairs(tasks) do t:cancel() end
+    for _, t in ipairs(tasks) do pcall(t.wait, t) end
+    error(err, 0)
+  end
+
   -- rd.all{fn1, fn2, ...} -> {r1, r2, ...} | nil, err
   -- Runs every function as its own task and waits for all of them; ri is the
   -- first result of fn i. If any fails, returns nil and the first error once
@@ -16,11 +31,10 @@ return function(rd)
       tasks[i] = spawn(function() return xpcall(fn, traceback) end)
     end
     local results, first_err = {}, nil
-    for i, t in ipairs(tasks) do
-      local ok, res_or_err = t:wait()
+    wait_all(tasks, function(i, ok, res_or_err)
       if ok then results[i] = res_or_err
       elseif first_err == nil then first_err = res_or_err end
-    end
+    end)
     if first_err ~= nil then return nil, first_err end
     return results
   end
@@ -77,17 +91,16 @@ return function(rd)
           summary.failed = summary.failed + 1
           summary.errors[#summary.errors + 1] = { index = i, item = item, error = err }
           -- an interrupt (Ctrl-C, SIGTERM, task:cancel) stops the whole map
-          if tostring(err):find("^[^\n]*interrupted") then stopped = true end
+          if rd.is_canceled(err) then stopped = true end
         end
       end
     end
     local workers = {}
     for w = 1, n do workers[w] = spawn(worker) end
     local werr
-    for _, t in ipairs(workers) do
-      local ok, err = t:wait()
+    wait_all(workers, function(_, ok, err)
       if ok == nil and err and werr == nil then werr = err end
-    end
+    end, function() stopped = true end)
     if pull_err ~= nil then error(pull_err, 0) end -- the iterator itself failed
     if werr ~= nil then error(werr, 0) end
     return summary

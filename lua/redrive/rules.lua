@@ -143,6 +143,7 @@ function R.guard(rule, fn, ...)
     end
   end
   local function handler(e)
+    if rd.is_canceled(e) then return e end -- cancellation stays itself (identity)
     local msg = type(e) == "string" and e or pretty.format(e)
     local where = rule_where(chunk)
     if where and not msg:find(where, 1, true) then msg = where .. ": " .. msg end
@@ -452,6 +453,7 @@ function R.pass(rule, ctxopts)
     for item in it do
       if #matched >= limit then break end
       local ok, m = R.guard(rule, rule.match, item)
+      if not ok and rd.is_canceled(m) then error(m, 0) end
       if not ok then
         report(state, rule, "match: " .. m)
         ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source, item = item.id,
@@ -462,7 +464,7 @@ function R.pass(rule, ctxopts)
     end
   end)
   if not ok_iter then
-    if tostring(iter_err):find("interrupted") then error(iter_err, 0) end
+    if rd.is_canceled(iter_err) then error(iter_err, 0) end
     source_error("list", "listing incomplete executions failed", iter_err)
   end
   summary.matched = #matched
@@ -470,6 +472,7 @@ function R.pass(rule, ctxopts)
     local res = rd.each(matched, function(item)
       local ctx = make_ctx(rule, item, src, state)
       local ok, e = R.guard(rule, rule.action, item, ctx)
+      if not ok and rd.is_canceled(e) then error(e, 0) end
       if not ok then
         report(state, rule, "action on " .. tostring(item.id) .. ": " .. e)
         ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source, item = item.id,
@@ -586,7 +589,7 @@ function R.main(dir, opts)
         e.state = "running"
         local ok, s = pcall(R.pass, rule, ctxopts)
         if ok then show_summary(opts, s)
-        elseif tostring(s):find("interrupted") then return
+        elseif rd.is_canceled(s) then return
         else report({ errors = 0 }, rule, s) end
         if e.stop then break end
         e.state = "sleeping"

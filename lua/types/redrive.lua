@@ -52,6 +52,16 @@ function rd.all(fns) end
 ---@return redrive.EachSummary
 function rd.each(src, fn, opts) end
 
+---The one value every cancelled wait raises (SIGINT, SIGTERM, task:cancel());
+---prints as "interrupted". Compare with rd.is_canceled, never by text.
+---@type userdata
+rd.canceled = nil
+
+---Is err the cancellation (rd.canceled itself)?
+---@param err any
+---@return boolean
+function rd.is_canceled(err) end
+
 ---A condition variable for tasks.
 ---@return redrive.Cond
 function rd.cond() end
@@ -89,7 +99,7 @@ local Task = {}
 function Task:wait() end
 ---@return "ready"|"waiting"|"running"|"done"|"failed"
 function Task:status() end
----Interrupt what the task waits on; it resumes with an "interrupted" error.
+---Interrupt what the task waits on: that wait raises rd.canceled.
 ---@return boolean was_waiting
 function Task:cancel() end
 

@@ -9,7 +9,9 @@
  * async-signal-safe things: record the signal, uv_async_send() so the loop
  * cancels every wait (rd__rt_interrupt), and lua_sethook() on the thread that
  * runs the user's code so a busy Lua loop stops too (lua.c `laction`). A
- * second SIGINT while the first is still being handled ends the process.
+ * second SIGINT or SIGTERM while the first is still being handled ends the
+ * process at once (exit 130): a script that ignores the cancellation, or a
+ * __close handler that hangs, cannot make redrive unkillable short of -9.
  */
 #include "cli/cli.h"
 #include "lua/lrd.h"
@@ -32,10 +34,11 @@ static volatile sig_atomic_t sig_prompt;   /* blocked in readline */
 static volatile sig_atomic_t sig_prompt_int;
 static lua_State *volatile sig_thread;     /* thread running user code */
 
+/* Raises rd.canceled, the same value a cancelled wait raises. */
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted");
+  rd__wait_canceled(L);
 }
 
 static void on_signal(int signo) {
@@ -43,7 +46,7 @@ static void on_signal(int signo) {
     sig_prompt_int = 1;
     return;
   }
-  if (sig_pending && signo == SIGINT) {
+  if (sig_pending) {
     static const char msg[] = "\nredrive: interrupted twice, exiting\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;

@@ -22,6 +22,7 @@
 #define RD_MT_JSON_OBJECT "redrive.json.object"
 #define RD_MT_STORE "redrive.Store"
 #define RD_MT_BLUEPRINT "redrive.Blueprint"
+#define RD_MT_CANCELED "redrive.canceled"
 
 /* ---- errors --------------------------------------------------------------
  * Expected failures return `nil, message, code` to Lua. */
@@ -31,6 +32,17 @@ int rd__lua_pusherr(lua_State *L, const rd_err *err);
 /* [-0, +3, m] same with a code and printf-style message; returns 3. */
 int rd__lua_fail(lua_State *L, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- cancellation --------------------------------------------------------
+ * A cancelled wait raises one unique value, rd.canceled, and code recognises
+ * cancellation by identity (rd.is_canceled), never by the text of an error:
+ * a module's own "payment was canceled" is an ordinary failure. The value
+ * prints as "interrupted", so users still read that word. */
+
+/* [-0, +1, -] push rd.canceled. */
+void rd__lua_push_canceled(lua_State *L);
+/* [-0, +0, -] is the value at idx rd.canceled? */
+int rd__lua_is_canceled(lua_State *L, int idx);
 
 /* ---- runtime -------------------------------------------------------------
  * One per lua_State (registry), owning the single uv loop and the HTTP
@@ -102,7 +114,7 @@ int rd__wait_check(lua_State *L);
 int rd__await(lua_State *L, rd_wait *w, lua_KFunction k);
 /* Mark w finished and schedule its task; safe from any loop callback. */
 void rd__wait_done(rd_wait *w);
-/* [-0, +0, v] raise the standard "canceled" error. */
+/* [-0, +0, v] raise rd.canceled (a wait ended with RD_ECANCELED). */
 int rd__wait_canceled(lua_State *L);
 
 /* ---- tasks --------------------------------------------------------------- */

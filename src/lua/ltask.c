@@ -100,7 +100,8 @@ static void finish(rd_task *t) {
 }
 
 /* Keep the error on the dead thread's stack, with a traceback when it is a
- * string, so task:wait() and the failure report can show where. */
+ * string, so task:wait() and the failure report can show where. Any other
+ * value (rd.canceled, an error table) stays itself: callers compare it. */
 static void fail(rd_task *t) {
   lua_State *L = t->rt->L, *co = t->co;
   lua_checkstack(L, 4);
@@ -182,7 +183,10 @@ int rd__wait_check(lua_State *L) {
   return 0;
 }
 
-int rd__wait_canceled(lua_State *L) { return luaL_error(L, "interrupted"); }
+int rd__wait_canceled(lua_State *L) {
+  rd__lua_push_canceled(L);
+  return lua_error(L);
+}
 
 int rd__await(lua_State *L, rd_wait *w, lua_KFunction k) {
   rd_rt *rt = w->rt;
@@ -341,7 +345,7 @@ static int l_task_status(lua_State *L) {
   return 1;
 }
 
-/* task:cancel(): stop what the task waits on; it resumes with "interrupted". */
+/* task:cancel(): stop what the task waits on; the wait raises rd.canceled. */
 static int l_task_cancel(lua_State *L) {
   rd_task *t = check_task(L, 1);
   rd_wait *w = t->wait;

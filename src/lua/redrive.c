@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define RD_RT_KEY "redrive.runtime"
+#define RD_CANCELED_KEY "redrive.canceled"
 
 struct rd__luafile {
   const char *name, *chunk, *src;
@@ -36,6 +37,57 @@ int rd__lua_fail(lua_State *L, int code, const char *fmt, ...) {
   vsnprintf(e.msg, sizeof e.msg, fmt, ap);
   va_end(ap);
   return rd__lua_pusherr(L, &e);
+}
+
+/* ---- cancellation ---------------------------------------------------------- */
+
+void rd__lua_push_canceled(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_CANCELED_KEY);
+}
+
+int rd__lua_is_canceled(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  rd__lua_push_canceled(L);
+  int r = !lua_isnil(L, -1) && lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+static int l_canceled_tostring(lua_State *L) {
+  lua_pushliteral(L, "interrupted");
+  return 1;
+}
+
+/* "stopped: " .. rd.canceled reads as text, as a string error did; other
+ * operands follow Lua's rules. */
+static int l_canceled_concat(lua_State *L) {
+  for (int i = 1; i <= 2; i++) {
+    if (rd__lua_is_canceled(L, i)) lua_pushliteral(L, "interrupted");
+    else if (lua_type(L, i) == LUA_TSTRING || lua_type(L, i) == LUA_TNUMBER) lua_pushvalue(L, i);
+    else return luaL_error(L, "attempt to concatenate a %s value", luaL_typename(L, i));
+  }
+  lua_concat(L, 2);
+  return 1;
+}
+
+/* The unique value (a userdata nobody can change) stored once per state. */
+static void canceled_new(lua_State *L) {
+  lua_newuserdatauv(L, 0, 0);
+  luaL_newmetatable(L, RD_MT_CANCELED);
+  lua_pushcfunction(L, l_canceled_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, l_canceled_concat);
+  lua_setfield(L, -2, "__concat");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, RD_CANCELED_KEY);
+}
+
+/* rd.is_canceled(v) -> boolean: is v the cancellation (rd.canceled)? */
+static int l_rd_is_canceled(lua_State *L) {
+  lua_pushboolean(L, rd__lua_is_canceled(L, 1));
+  return 1;
 }
 
 /* ---- runtime ------------------------------------------------------------- */
@@ -154,7 +206,7 @@ static int l_rd_verbose(lua_State *L) {
 }
 
 static const luaL_Reg rd_funcs[] = {
-  {"verbose", l_rd_verbose},
+  {"verbose", l_rd_verbose}, {"is_canceled", l_rd_is_canceled},
   {"dry_run", l_rd_dry_run}, {"is_dry_run", l_rd_is_dry_run}, {NULL, NULL},
 };
 
@@ -176,12 +228,17 @@ int luaopen_redrive(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, RD_RT_KEY);
   int have_rt = !lua_isnil(L, -1);
   lua_pop(L, 1);
-  if (!have_rt) rt_new(L);
+  if (!have_rt) {
+    rt_new(L);
+    canceled_new(L);
+  }
   install_preloads(L);
   open_core(L);                  /* [core] */
   lua_newtable(L);               /* [core, rd] */
   lua_pushliteral(L, RD_VERSION);
   lua_setfield(L, -2, "version");
+  rd__lua_push_canceled(L);
+  lua_setfield(L, -2, "canceled");
   luaL_setfuncs(L, rd_funcs, 0);
   rd__open_task(L);
   rd__open_json(L);

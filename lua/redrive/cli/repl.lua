@@ -156,7 +156,7 @@ function M.eval(chunk)
     sys.watch_thread(false)
     local st = t:status()
     if st == "done" or st == "failed" then pcall(t.wait, t) end -- observed: no late report
-    return false, "interrupted"
+    return false, rd.canceled
   end
   sys.watch_thread(false)
   if not ok then return false, r end

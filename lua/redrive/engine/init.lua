@@ -218,11 +218,6 @@ end
 -- ---------------------------------------------------------------------------
 -- running
 
-local function interrupted(err)
-  local s = tostring(err)
-  return s:find("interrupted$") ~= nil or s:find("canceled$") ~= nil
-end
-
 local function scope_of(R, outputs)
   return { outputs = outputs, input = R.input, scenario = R.scenario }
 end
@@ -325,7 +320,7 @@ local function exec_module(R, m, def, outputs)
     local ctx = { rd = rd, run = R, module = m, log = R.log }
     local ok, a, b, c = pcall(def.run, ctx, mapper, bundle_of(R, outputs))
     if not ok then
-      if interrupted(a) then error(a, 0) end
+      if rd.is_canceled(a) then error(a, 0) end -- the run is cancelled, not the module
       err, code = string.format("module %s (%s) raised an error: %s", tostring(m.id), m.module, tostring(a)), "engine"
     elseif a == nil and b ~= nil then
       err, code = tostring(b), c or "error"

@@ -59,10 +59,11 @@ local function sandbox(id, killed)
     select = select, error = error, assert = assert, next = next, os = os_,
     rd = { json = { encode = J.encode, decode = J.decode, null = J.null, array = J.array, object = J.object, kind = J.kind } },
   }
-  -- a pcall that cannot swallow the instruction limit
+  -- a pcall that cannot swallow the instruction limit or a cancellation
   env.pcall = function(f, ...)
     local r = table.pack(pcall(f, ...))
     if killed.yes then error(killed.msg, 0) end
+    if not r[1] and rd.is_canceled(r[2]) then error(r[2], 0) end
     return table.unpack(r, 1, r.n)
   end
   return setmetatable(env, {
@@ -131,6 +132,7 @@ local function run(ctx, m, bundle)
   debug.sethook(oldhook, oldmask or "", oldcount or 0)
   smt.__index = sindex
   if killed.yes then return nil, killed.msg, "limit" end
+  if not ok and rd.is_canceled(res) then error(res, 0) end -- the run is cancelled
   if not ok then
     local msg = tostring(res)
     if not msg:find(where, 1, true) then msg = where .. ": " .. msg end

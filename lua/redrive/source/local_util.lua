@@ -119,8 +119,8 @@ function U.run_engine(bp, opts)
   opts.validated = true
   local ok, out = pcall(engine.run, bp, opts)
   if ok and type(out) == "table" then return out end
+  if require("redrive.core").rd.is_canceled(out) then error(out, 0) end
   local msg = tostring(out)
-  if msg:find("interrupted") or msg:find("canceled") then error(out, 0) end
   if ok then msg = "engine returned " .. type(out) .. " instead of a result table" end
   return U.failed_run("engine failure: " .. msg, "engine", now() - t0)
 end
