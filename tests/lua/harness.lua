@@ -2,6 +2,16 @@
 -- pass/fail; done() prints "N passed, N failed[, N skipped]" and exits.
 local rd = require "redrive"
 local H = { passed = 0, failed = 0, skipped = 0 }
+
+-- Each test process gets names and a random seed of its own: Lua's default
+-- seed repeats between files started within one second when addresses are
+-- predictable (ASan), and two files then share store paths and server keys.
+do
+  local f = io.open("/proc/self/stat")
+  H.pid = f and f:read("n") or 0
+  if f then f:close() end
+  math.randomseed(os.time(), H.pid)
+end
 local expected_calls = {}
 
 local function show(v)
@@ -102,7 +112,7 @@ H.shared = os.getenv("RD_SHARED") or "../shared"
 function H.tmpname(suffix)
   local dir = os.getenv("REDRIVE_DB"):match("^(.*)/") or "/tmp"
   H._n = (H._n or 0) + 1
-  return string.format("%s/t%d-%d%s", dir, math.random(1 << 30), H._n, suffix or "")
+  return string.format("%s/t%d-%d-%d%s", dir, H.pid, math.random(1 << 30), H._n, suffix or "")
 end
 
 test, eq, ok, match, check_err, raises, expect, skip = H.test, H.eq, H.ok, H.match, H.check_err, H.raises, H.expect, H.skip
