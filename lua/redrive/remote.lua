@@ -264,7 +264,9 @@ function R.client(rd, opts)
         max_body = max_body,
       })
       release()
-      if not ok then error(scrub(res), 0) end -- cancellation or a bug: raise, scrubbed
+      if not ok then -- cancellation (itself, compared by identity) or a bug (scrubbed)
+        error(rd.is_canceled(res) and res or scrub(res), 0)
+      end
       local wait, why
       if res == nil then
         -- transport failure: a refused connection sent nothing; others may

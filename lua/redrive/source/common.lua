@@ -396,6 +396,7 @@ function C.chain(start, get, opts)
   end
   if opts.children then
     local ok, kids = pcall(opts.children, by_id)
+    if not ok and require("redrive.core").rd.is_canceled(kids) then error(kids, 0) end
     if ok then
       for _, e in ipairs(kids or {}) do add(e) end
     else
@@ -537,6 +538,7 @@ function C.bulk(rd, opts, spec)
     local refusal, forced
     if spec.check then
       local ok, why, code = pcall(spec.check, t)
+      if not ok and rd.is_canceled(why) then error(why, 0) end -- rd.each stops the map
       if not ok then
         s.failed = s.failed + 1
         C.add_error(s, { id = id, message = tostring(why) })
