@@ -41,7 +41,8 @@ extern "C" {
   XX(-13, RATE_LIMITED, "rate_limited", "rate limit exhausted")            \
   XX(-14, BUSY, "busy", "resource busy")                                   \
   XX(-15, CORRUPT, "corrupt", "corrupt or foreign data")                   \
-  XX(-16, TOO_LARGE, "too_large", "size limit exceeded")
+  XX(-16, TOO_LARGE, "too_large", "size limit exceeded")                   \
+  XX(-17, LIMIT, "limit", "work limit exceeded")
 
 enum {
   RD_OK = 0,

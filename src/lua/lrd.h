@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 #include <lauxlib.h>
+#include <stdatomic.h>
 #include <lua.h>
 #include <uv.h>
 
@@ -23,6 +24,7 @@
 #define RD_MT_STORE "redrive.Store"
 #define RD_MT_BLUEPRINT "redrive.Blueprint"
 #define RD_MT_CANCELED "redrive.canceled"
+#define RD_MT_ERROR "redrive.Error"
 
 /* ---- errors --------------------------------------------------------------
  * Expected failures return `nil, message, code` to Lua. */
@@ -32,6 +34,11 @@ int rd__lua_pusherr(lua_State *L, const rd_err *err);
 /* [-0, +3, m] same with a code and printf-style message; returns 3. */
 int rd__lua_fail(lua_State *L, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* [-0, +0, v] raise an error object {code = rd_err_name(err->code),
+ * message = err->msg} whose tostring() is the message: for failures that
+ * must raise (inside an iterator, a string.find) yet keep their code, so
+ * callers compare `e.code`, never the text. */
+int rd__lua_raise(lua_State *L, const rd_err *err);
 
 /* ---- cancellation --------------------------------------------------------
  * A cancelled wait raises one unique value, rd.canceled, and code recognises
@@ -175,6 +182,15 @@ int rd__num_check(double v, const char *name, const rd_range *r, rd_err *err);
 int rd__opt_num(lua_State *L, int t, const char *k, const rd_range *r, double dflt, double *out,
                 rd_err *err);
 
+/* ---- bounded patterns (lpattern.c) --------------------------------------- */
+/* [-0, +1, m] push a table {find, match, gmatch, gsub, steps}: Lua 5.4's
+ * string functions of those names (same signatures, results and errors),
+ * each call bounded by `steps` matcher steps and stopped once *stop (if not
+ * NULL) is nonzero; either raises an error object with code "limit". `stop`
+ * is only read, may be set from another thread or a signal handler, and
+ * must outlive the functions. For a sandbox's string table. */
+void rd__pattern_push_lib(lua_State *L, uint64_t steps, const atomic_int *stop);
+
 /* ---- submodules: each adds its functions to the table on top ------------- */
 void rd__open_num(lua_State *L);
 void rd__open_task(lua_State *L);
@@ -183,5 +199,6 @@ void rd__open_http(lua_State *L);
 void rd__open_store(lua_State *L);
 void rd__open_blueprint(lua_State *L);
 void rd__open_redact(lua_State *L);
+void rd__open_pattern(lua_State *L);
 
 #endif

@@ -90,6 +90,50 @@ static int l_rd_is_canceled(lua_State *L) {
   return 1;
 }
 
+/* ---- error objects ----------------------------------------------------------- */
+
+static int l_error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "message");
+  return 1;
+}
+
+/* Is the value at i an error object of rd__lua_raise? */
+static int is_error_object(lua_State *L, int i) {
+  if (lua_type(L, i) != LUA_TTABLE || !lua_getmetatable(L, i)) return 0;
+  luaL_getmetatable(L, RD_MT_ERROR);
+  int r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* "listing failed: " .. err reads as text, as with a string error; other
+ * operands follow Lua's rules. */
+static int l_error_concat(lua_State *L) {
+  for (int i = 1; i <= 2; i++) {
+    if (is_error_object(L, i)) lua_getfield(L, i, "message");
+    else if (lua_type(L, i) == LUA_TSTRING || lua_type(L, i) == LUA_TNUMBER) lua_pushvalue(L, i);
+    else return luaL_error(L, "attempt to concatenate a %s value", luaL_typename(L, i));
+  }
+  lua_concat(L, 2);
+  return 1;
+}
+
+int rd__lua_raise(lua_State *L, const rd_err *err) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, err && err->msg[0] ? err->msg : rd_strerror(err ? err->code : RD_EIO));
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, rd_err_name(err ? err->code : RD_EIO));
+  lua_setfield(L, -2, "code");
+  if (luaL_newmetatable(L, RD_MT_ERROR)) {
+    lua_pushcfunction(L, l_error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, l_error_concat);
+    lua_setfield(L, -2, "__concat");
+  }
+  lua_setmetatable(L, -2);
+  return lua_error(L);
+}
+
 /* ---- runtime ------------------------------------------------------------- */
 
 rd_rt *rd__rt(lua_State *L) {
@@ -244,6 +288,7 @@ int luaopen_redrive(lua_State *L) {
   rd__open_json(L);
   rd__open_http(L);
   rd__open_blueprint(L);
+  rd__open_pattern(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "rd");     /* core.rd = rd, for the Lua parts */
   /* pure-Lua parts add rd.all, rd.each, rd.connect, ... */
