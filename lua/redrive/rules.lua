@@ -270,6 +270,9 @@ function R.load_file(path, opts)
   for _, k in ipairs { "name", "match", "action" } do
     if rule[k] == nil then return nil, string.format("%s: missing field '%s'", path, k) end
   end
+  local pat_ok, pat_err = true, nil
+  if rule.reason ~= nil then pat_ok, pat_err = require("redrive.pattern_filter").compile(rule.reason) end
+  if not pat_ok then return nil, path .. ": field 'reason': " .. pat_err end
   -- numbers: the one rule of options (redrive.opts): no NaN, infinity or
   -- value out of range reaches the scheduler or rd.each
   local num = require("redrive.opts").number
@@ -465,7 +468,9 @@ function R.pass(rule, ctxopts)
   end)
   if not ok_iter then
     if rd.is_canceled(iter_err) then error(iter_err, 0) end
-    source_error("list", "listing incomplete executions failed", iter_err)
+    local icode = type(iter_err) == "table" and iter_err.code or nil -- "limit": the reason pattern
+    source_error("list", "listing incomplete executions failed", iter_err, icode)
+    summary.error_code = icode
   end
   summary.matched = #matched
   if #matched > 0 then

@@ -30,7 +30,7 @@
 #define RD_PAT_STOP_EVERY 4096
 /* The budget of one call when the caller names none (docs/internals.md says
  * what it costs). */
-#define RD_PAT_DEFAULT_STEPS 20000000ULL
+#define RD_PAT_DEFAULT_STEPS 10000000ULL
 
 /* What a match may spend. Every elementary step counts one: an item of the
  * pattern tried at a subject position, a subject byte taken by a repetition

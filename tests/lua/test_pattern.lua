@@ -300,4 +300,113 @@ test("pattern-2.3 a tripped match does not stall the loop: another task keeps ti
   ticker:wait()
 end)
 
+-- ---- user-supplied filter patterns ------------------------------------------
+
+local core = require "redrive.core"
+local A = rd.json.array
+local LONG = ("a"):rep(3000)
+local SLOW = ".-.-.-.-b"
+
+-- A local source whose DLQ holds one item with a 3000-byte reason and one
+-- with a short one, recorded into a real SQLite store.
+local function local_source()
+  local src = assert(rd.connect { kind = "local", db = H.tmpname(".db") })
+  local sc = assert(src:scenario_create { name = "p", blueprint = {
+    name = "p", flow = { { id = 1, module = "util:SetVariable", mapper = { name = "x", value = "1" } } },
+    metadata = { version = 1, scenario = {} } } })
+  local st = assert(core.store_open(src:path()))
+  for i, reason in ipairs { "timeout", LONG } do
+    assert(st:record { exec = { scenario_id = sc.id, status = "error", mode = "manual", started_at = 1700000000 + i },
+      dlq = { scenario_id = sc.id, scenario_name = "p", reason = reason, size = 1, failer = 1,
+              blueprint = src:scenario(sc.id).raw.blueprint, state = "{}" } })
+  end
+  st:close()
+  return src
+end
+
+test("pattern-3.1 src:incomplete{reason}: validated up front, bounded, a trip raises code 'limit'", function()
+  local src = local_source()
+  local n = 0
+  for _ in src:incomplete { reason = "^time" } do n = n + 1 end
+  eq(n, 1)
+  -- a pattern Lua would only refuse on a matching subject is refused at once
+  raises("bad argument #1 to 'incomplete' %(reason: unfinished capture%)", src.incomplete, src, { reason = "a(" })
+  raises("reason: a Lua pattern string expected, got number", src.incomplete, src, { reason = 5 })
+  -- the catastrophic one: the listing raises the limit, another task ticks on
+  local ticks, stop = 0, false
+  local ticker = rd.spawn(function() while not stop do ticks = ticks + 1; rd.sleep(0) end end)
+  local before = ticks
+  local it = src:incomplete { reason = SLOW }
+  local e = limit_of(function() for _ in it do end end)
+  eq(e.code, "limit")
+  match(tostring(e), "^pattern '%.%-%.%-%.%-%.%-b': step budget of %d+ exceeded$")
+  rd.sleep(0)
+  ok(ticks > before, "the ticker ran after the trip", ticks)
+  stop = true
+  ticker:wait()
+end)
+
+test("pattern-3.2 remote sources share the same filter (C.pattern)", function()
+  local C = require "redrive.source.common"
+  eq(C.pattern(nil, "incomplete"), nil)
+  local test = C.pattern("^HTTP 4%d%d", "incomplete")
+  eq(test("HTTP 410 gone"), true)
+  eq(test("HTTP 500"), false)
+  eq(limit_of(C.pattern(SLOW, "incomplete"), LONG).code, "limit")
+  raises("bad argument #1 to 'incomplete' %(reason: malformed pattern %(missing '%]'%)%)", C.pattern, "[x", "incomplete")
+end)
+
+test("pattern-3.3 engine text:pattern filters: a trip fails the execution with code 'limit'", function()
+  local engine = require "redrive.engine"
+  local function flt(o, b) return { name = "f", conditions = { { { a = "{{1.s}}", o = o, b = b } } } } end
+  local function run(filter, router)
+    local flow = { { id = 1, module = "gateway:CustomWebHook", version = 1, mapper = {} } }
+    local set = { id = 2, module = "util:SetVariable", mapper = { name = "x", value = "1" } }
+    if router then
+      flow[2] = { id = 3, module = "builtin:BasicRouter", routes = A { { filter = filter, flow = A { set } } } }
+    else
+      set.filter = filter
+      flow[2] = set
+    end
+    return engine.run({ name = "t", flow = flow, metadata = { version = 1, scenario = {} } }, { input = { s = LONG } })
+  end
+  for _, router in ipairs { false, true } do
+    for _, o in ipairs { "text:pattern", "text:notpattern" } do
+      local out = run(flt(o, SLOW), router)
+      eq(out.status, "error", o)
+      eq(out.error.code, "limit", o)
+      match(out.error.message, "filter 'f': pattern '%.%-%.%-%.%-%.%-b': step budget")
+    end
+    eq(run(flt("text:pattern", "^a+$"), router).status, "success")
+    local out = run(flt("text:pattern", "a("), router)
+    eq(out.error.code, "invalid")
+    match(out.error.message, "bad pattern \"a%(\": unfinished capture")
+  end
+end)
+
+test("pattern-3.4 rules: a bad reason is refused at load, a trip surfaces code 'limit'", function()
+  local R = require "redrive.rules"
+  local dir = H.tmpname("-rules")
+  os.execute("mkdir -p " .. dir)
+  local function rule_file(name, reason)
+    local path = dir .. "/" .. name .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write(string.format("return { name = %q, reason = %q, match = function() return true end,\n" ..
+      "  action = function() end }\n", name, reason))
+    f:close()
+    return path
+  end
+  local r, err = R.load_file(rule_file("bad", "x)"))
+  eq(r, nil)
+  match(err, "bad%.lua: field 'reason': invalid pattern capture$")
+  local rule = assert(R.load_file(rule_file("slow", SLOW)))
+  local src = local_source()
+  local audit = assert(R.audit(H.tmpname(".jsonl")))
+  local s = R.pass(rule, { audit = audit, quiet = true, dry_run = true, connect = function() return src end })
+  eq(s.error_code, "limit")
+  eq(s.errors, 1)
+  eq(s.matched, 0)
+  audit:close()
+end)
+
 H.done()

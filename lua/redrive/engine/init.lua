@@ -31,6 +31,7 @@
 local core = require "redrive.core"
 local rd = core.rd
 local M = require "redrive.engine.mapper"
+local PF = require "redrive.pattern_filter"
 local json = rd.json
 local null = json.null
 
@@ -161,10 +162,9 @@ local function cond_ok(o, a, b)
     elseif op == "startwith" then return x:sub(1, #y) == y
     elseif op == "endwith" then return y == "" or x:sub(-#y) == y
     elseif op == "pattern" or op == "notpattern" then
-      local ok, r = pcall(string.find, x, y)
-      if not ok then error("bad pattern " .. string.format("%q", y) .. ": " .. tostring(r), 0) end
-      if op == "pattern" then return r ~= nil end
-      return r == nil
+      local test, perr = PF.compile(y)
+      if not test then error("bad pattern " .. string.format("%q", y) .. ": " .. tostring(perr), 0) end
+      return test(x) == (op == "pattern") -- a tripped budget raises {code = "limit"}
     end
   elseif kind == "number" then
     local x, y = M.tonum(a), M.tonum(b)
@@ -188,7 +188,8 @@ local function cond_ok(o, a, b)
   error("unknown filter operator '" .. tostring(o) .. "'", 0)
 end
 
--- filter_pass(filter, scope) -> bool | nil, msg
+-- filter_pass(filter, scope) -> bool | nil, msg[, code] (code "limit" when a
+-- pattern's step budget tripped; "invalid" is the caller's default)
 function E.filter_pass(filter, scope)
   if filter == nil or filter == null then return true end
   if type(filter) ~= "table" then return nil, "filter must be an object" end
@@ -207,7 +208,7 @@ function E.filter_pass(filter, scope)
       b, err = M.resolve(c.b, scope)
       if err then return nil, "filter" .. name .. ": " .. err end
       local ok, r = pcall(cond_ok, tostring(c.o or "text:equal"), a, b)
-      if not ok then return nil, "filter" .. name .. ": " .. tostring(r) end
+      if not ok then return nil, "filter" .. name .. ": " .. tostring(r), type(r) == "table" and r.code or nil end
       if not r then all = false; break end
     end
     if all then return true end
@@ -348,9 +349,10 @@ local run_flow
 local function run_routes(R, router, first, outputs)
   for r = first, #router.routes do
     local route = router.routes[r]
-    local pass, err = E.filter_pass(route.filter, scope_of(R, outputs))
+    local pass, err, code = E.filter_pass(route.filter, scope_of(R, outputs))
     if pass == nil then
-      local _, how = fail(R, router, outputs, "route " .. r .. " of router " .. tostring(router.id) .. ": " .. err, "invalid")
+      local _, how = fail(R, router, outputs, "route " .. r .. " of router " .. tostring(router.id) .. ": " .. err,
+        code or "invalid")
       return how == "stop"
     end
     if pass and run_flow(R, route.flow, 1, copy(outputs)) then return true end
@@ -375,9 +377,9 @@ function run_flow(R, flow, i, outputs)
     local m = flow[i]
     local def = E.modules[m.module]
     if m.filter ~= nil and m.filter ~= null then
-      local pass, err = E.filter_pass(m.filter, scope_of(R, outputs))
+      local pass, err, code = E.filter_pass(m.filter, scope_of(R, outputs))
       if pass == nil then
-        local _, how = fail(R, m, outputs, "module " .. tostring(m.id) .. ": " .. err, "invalid")
+        local _, how = fail(R, m, outputs, "module " .. tostring(m.id) .. ": " .. err, code or "invalid")
         return how == "stop"
       end
       if not pass then return false end

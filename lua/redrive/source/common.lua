@@ -55,11 +55,14 @@
 --       dry_run = true, would_<action> = n; a progress line on stderr when it
 --       is a TTY (opts.progress = true / false / function(summary) overrides).
 --   C.progress(rd, want, total, verb), C.add_error(summary, e), C.set_of(list, what, fname)
---   C.pattern(pat, fname): validates a Lua pattern argument
+--   C.pattern(pat, fname) -> test(s) -> boolean | nil: a reason filter
+--       (redrive.pattern_filter: validated, bounded; a tripped budget raises
+--       an error object with code "limit")
 --
 -- Small helpers: C.iso_time(text) -> Unix seconds, C.iso(t [, ms]) -> text,
 --   C.check_table, C.when, C.stderr_is_tty.
 local remote = require "redrive.remote"
+local PF = require "redrive.pattern_filter"
 local U = require "redrive.source.local_util"
 local opts_num, opts_check = require("redrive.opts").number, require("redrive.opts").check
 local G = require "redrive.mutation"
@@ -260,13 +263,10 @@ function C.keyset_iter(o)
   }
 end
 
--- a reason filter (Lua pattern), checked once
+-- a reason filter (Lua pattern): checked once, matched bounded
+-- (redrive.pattern_filter)
 function C.pattern(pat, fname)
-  if pat == nil then return nil end
-  if type(pat) ~= "string" then error("bad argument #1 to '" .. fname .. "' (reason must be a Lua pattern string)", 3) end
-  local ok, err = pcall(string.find, "", pat)
-  if not ok then error("bad argument #1 to '" .. fname .. "' (reason: " .. tostring(err) .. ")", 3) end
-  return pat
+  return PF.arg(pat, fname, "reason", 2)
 end
 
 -- ---------------------------------------------------------------------------

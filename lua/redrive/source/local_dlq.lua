@@ -58,7 +58,7 @@ local function incomplete(src, opts)
       return st:dlq_list(filter)
     end,
     limit = opts.limit, map = function(rec) return item_obj(src, rec) end,
-    filter = pat and function(rec) return rec.reason ~= nil and rec.reason:find(pat) ~= nil end or nil,
+    filter = pat and function(rec) return rec.reason ~= nil and pat(rec.reason) end or nil,
   }
 end
 

@@ -110,7 +110,7 @@ function Source:incomplete(opts)
       local t = C.iso_time(rec.created)
       if since and t and t < since then return false end
       if till and t and t >= till then return false end
-      if pat and not (type(rec.reason) == "string" and rec.reason:find(pat)) then return false end
+      if pat and not (type(rec.reason) == "string" and pat(rec.reason)) then return false end
       return true
     end
   end

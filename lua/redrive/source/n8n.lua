@@ -540,7 +540,7 @@ function Source:incomplete(opts)
         rec.data, rec.workflowData = full.data, full.workflowData
       end
     end
-    if pat and not reason_of(rec):find(pat) then return false end
+    if pat and not pat(reason_of(rec)) then return false end
     return true
   end
   return list(self, o, function(rec)
