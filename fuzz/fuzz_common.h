@@ -34,6 +34,32 @@ static void fuzz_lua_do(lua_State *L, const char *code) {
   }
 }
 
+/* Load `code`, a chunk that returns the harness function, and keep that
+ * function in the registry under `key` (abort when it does not load: the
+ * harness is broken, not the target). */
+static void fuzz_lua_harness(lua_State *L, const char *key, const char *code) {
+  if (luaL_loadstring(L, code) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    fprintf(stderr, "fuzz harness: %s\n", lua_tostring(L, -1));
+    abort();
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Call the harness function `key` with the n strings parts[i] (lens[i]
+ * bytes); what it raises -- a violated property -- aborts, named by `who`.
+ * Collects garbage now and then (`gc`). */
+static void fuzz_lua_run(lua_State *L, const char *key, const char *who, int n,
+                         const unsigned char *const *parts, const size_t *lens, int gc) {
+  lua_getfield(L, LUA_REGISTRYINDEX, key);
+  for (int i = 0; i < n; i++) lua_pushlstring(L, (const char *)parts[i], lens[i]);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+    fprintf(stderr, "%s: raised: %s\n", who, lua_tostring(L, -1));
+    abort();
+  }
+  lua_settop(L, 0);
+  if (gc) lua_gc(L, LUA_GCCOLLECT);
+}
+
 /* Split data at the first SEP byte: part 0 before it, *rest after it.
  * Bytes 0xFE/0xFF never occur in valid UTF-8, so as separators they do not
  * take anything away from valid JSON or template text. */

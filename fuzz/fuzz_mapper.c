@@ -36,26 +36,15 @@ static const char *HARNESS =
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
   L = fuzz_lua_state();
-  if (luaL_loadstring(L, HARNESS) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    fprintf(stderr, "fuzz harness: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.mapper");
+  fuzz_lua_harness(L, "fuzz.mapper", HARNESS);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  const unsigned char *rest;
-  size_t rn;
-  size_t tn = fuzz_split(data, size, 0xFF, &rest, &rn);
-  lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.mapper");
-  lua_pushlstring(L, (const char *)data, tn);
-  lua_pushlstring(L, (const char *)rest, rn);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    fprintf(stderr, "fuzz_mapper: raised: %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_settop(L, 0);
-  if (size % 32 == 0) lua_gc(L, LUA_GCCOLLECT);
+  const unsigned char *parts[2];
+  size_t lens[2];
+  parts[0] = data;
+  lens[0] = fuzz_split(data, size, 0xFF, &parts[1], &lens[1]);
+  fuzz_lua_run(L, "fuzz.mapper", "fuzz_mapper", 2, parts, lens, size % 32 == 0);
   return 0;
 }

@@ -6,7 +6,7 @@
 ---@alias redrive.ErrCode
 ---| "not_found" | "invalid" | "http" | "timeout" | "connect" | "tls"
 ---| "unsupported" | "conflict" | "canceled" | "auth" | "rate_limited"
----| "busy" | "corrupt" | "io" | "nomem" | "too_large"
+---| "busy" | "corrupt" | "io" | "nomem" | "too_large" | "limit"
 
 ---@alias redrive.Status "success" | "warning" | "error" | "running" | "canceled"
 
@@ -14,6 +14,7 @@
 ---@field version string
 ---@field json redrive.json
 ---@field http redrive.http
+---@field pattern redrive.pattern
 local rd = {}
 
 ---Run `fn(...)` in a new coroutine (task) on the loop.
@@ -136,6 +137,28 @@ function json.object(t) end
 ---@param t any
 ---@return "array"|"object"|nil
 function json.kind(t) end
+
+---Lua 5.4's string.find/match/gmatch/gsub, bounded: a call that exceeds
+---`steps` matcher steps raises an error object `{code = "limit", message}`.
+---@class redrive.PatternLib
+---@field steps integer steps a call may spend
+---@field find fun(s: string, pattern: string, init?: integer, plain?: boolean): integer?, integer?, ...
+---@field match fun(s: string, pattern: string, init?: integer): ...
+---@field gmatch fun(s: string, pattern: string, init?: integer): fun(): ...
+---@field gsub fun(s: string, pattern: string, repl: string|table|function, n?: integer): string, integer
+
+---@class redrive.pattern: redrive.PatternLib
+local pattern = {}
+---The same functions with `steps` steps a call.
+---@param steps integer
+---@return redrive.PatternLib
+function pattern.bounded(steps) end
+---Validate a pattern for find up front.
+---@param p string
+---@return true|nil
+---@return string? err
+---@return redrive.ErrCode? code
+function pattern.check(p) end
 
 ---@class redrive.HttpRequest
 ---@field url string

@@ -73,6 +73,8 @@ static void usage(FILE *f) {
     "          rd.all{f1, f2}; rd.each(list_or_iter, fn, {concurrency = 8}); rd.run()\n"
     "  json    rd.json.decode('[1]'); rd.json.encode(v, {pretty = true}); rd.json.null\n"
     "          rd.json.array{}; rd.json.object{}\n"
+    "  pattern rd.pattern.find/match/gmatch/gsub: string.* with a step budget (code\n"
+    "          'limit'); rd.pattern.bounded(steps); rd.pattern.check(p)\n"
     "  http    res = rd.http.request{url = u, method = 'POST', json = {a = 1},\n"
     "            headers = {}, query = {}, timeout = 5, follow = true, verify = true}\n"
     "          res.status, res.headers['content-type'], res.body, res:json()\n"

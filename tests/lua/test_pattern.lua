@@ -8,60 +8,8 @@ local P = rd.pattern
 
 -- ---- differential: stock string library vs rd.pattern --------------------
 
--- A value as text that tells types apart ("s:\"ab\"", "i:3", "f:3.0").
-local function show(v)
-  local t = type(v)
-  if t == "string" then return string.format("s:%q", v) end
-  if t == "number" then return (math.type(v) == "integer" and "i:" or "f:") .. tostring(v) end
-  return t .. ":" .. tostring(v)
-end
-
-local function showall(t)
-  local parts = {}
-  for i = 1, t.n do parts[i] = show(t[i]) end
-  return table.concat(parts, ",")
-end
-
--- One operation through library L. Every call sits on the same line for
--- both libraries, so error positions and function names agree.
-local function run(L, op, a)
-  if op == "find" then
-    local r = table.pack(L.find(a.s, a.p, a.init, a.plain))
-    return showall(r)
-  elseif op == "match" then
-    local r = table.pack(L.match(a.s, a.p, a.init))
-    return showall(r)
-  elseif op == "gmatch" then
-    local out, n = {}, 0
-    for x, y, z in L.gmatch(a.s, a.p, a.init) do
-      n = n + 1
-      out[n] = show(x) .. "|" .. show(y) .. "|" .. show(z)
-      if n > 60 then break end
-    end
-    return table.concat(out, ";")
-  else
-    local calls = {}
-    local repl = a.repl
-    if repl == "function" then
-      repl = function(...)
-        local args = table.pack(...)
-        calls[#calls + 1] = showall(args)
-        local k = #calls % 4
-        if k == 0 then return nil elseif k == 1 then return (...) .. "!" elseif k == 2 then return false end
-        return #calls
-      end
-    end
-    local r = table.pack(L.gsub(a.s, a.p, repl, a.n))
-    return showall(r) .. " calls " .. table.concat(calls, ";")
-  end
-end
-
-local function outcome(L, op, a)
-  local ok, res = pcall(run, L, op, a)
-  if ok then return "ok " .. res end
-  if type(res) == "table" then return "error object " .. tostring(res.code) .. " " .. tostring(res) end
-  return "error " .. tostring(res)
-end
+local D = dofile(H.root .. "/tests/lua/pattern_diff.lua")
+local outcome, desc = D.outcome, D.desc
 
 local ATOMS = {
   "a", "b", "c", "x", " ", "1", "\0", "\255", "-", "]", "^", "$", ".", "%a", "%d", "%s", "%w",
@@ -113,11 +61,6 @@ local function gen_case()
   if n == false then n = nil end
   local plain = ({ nil, false, true })[math.random(3)]
   return { s = s, p = p, init = init, plain = plain, repl = repl, n = n }
-end
-
-local function desc(op, a)
-  return string.format("%s(%q, %q, init=%s, plain=%s, repl=%s, n=%s)", op, a.s, a.p, tostring(a.init),
-    tostring(a.plain), type(a.repl) == "string" and string.format("%q", a.repl) or tostring(a.repl), tostring(a.n))
 end
 
 local CASES = tonumber(os.getenv("RD_PATTERN_CASES")) or 6000
