@@ -344,12 +344,22 @@ test("pattern-3.4 rules: a bad reason is refused at load, a trip surfaces code '
   match(err, "bad%.lua: field 'reason': invalid pattern capture$")
   local rule = assert(R.load_file(rule_file("slow", SLOW)))
   local src = local_source()
-  local audit = assert(R.audit(H.tmpname(".jsonl")))
+  local audit_path = H.tmpname(".jsonl")
+  local audit = assert(R.audit(audit_path))
   local s = R.pass(rule, { audit = audit, quiet = true, dry_run = true, connect = function() return src end })
   eq(s.error_code, "limit")
   eq(s.errors, 1)
   eq(s.matched, 0)
+  eq(s.source_failed, nil, "a tripped pattern is not an unreachable source")
   audit:close()
+  local listed
+  for line in io.lines(audit_path) do
+    local rec = rd.json.decode(line)
+    if rec.action == "list" then listed = rec end
+  end
+  ok(listed, "the listing failure is audited")
+  eq(listed.code, "limit")
+  match(listed.error, "^pattern '%.%-%.%-%.%-%.%-b': step budget")
 end)
 
 H.done()
