@@ -191,6 +191,9 @@ test("pattern-2.1 catastrophic patterns trip the budget with code 'limit'", func
   eq(e.code, "limit")
   eq(tostring(e), "pattern '.-.-.-.-b': step budget of " .. P.steps .. " exceeded")
   eq(e.message, tostring(e))
+  eq("failed: " .. e, "failed: " .. e.message) -- reads as text where a string error was expected
+  eq(e .. "!", e.message .. "!")
+  raises("attempt to concatenate a table value", function() return e .. {} end)
   eq(limit_of(P.match, a3000, "(.-)(.-)(.-)(.-)b").code, "limit")
   eq(limit_of(P.gsub, a3000, ".-.-.-.-b", "").code, "limit")
   eq(limit_of(function() for _ in P.gmatch(a3000, "a*a*a*a*b") do end end).code, "limit")
