@@ -197,7 +197,7 @@ local function record_of(scope, ev)
   if ev.refused then rec.result, rec.error, rec.code = "refused", ev.error, ev.code
   elseif ev.error ~= nil then
     rec.result, rec.code = "error", ev.code
-    rec.error = rd.is_canceled and rd.is_canceled(ev.error) and "interrupted" or tostring(ev.error)
+    rec.error = rd.is_canceled(ev.error) and "interrupted" or tostring(ev.error)
   else
     local res = ev.result
     rec.result = summary_of(res)

@@ -260,6 +260,27 @@ test("fake: dry run sends no mutating request", function()
   for _, c in ipairs(F.calls) do match(c, "^GET ", "dry run") end
 end)
 
+test("fake: the mutation gate sees each item of a bulk call once; a limit refuses before the request", function()
+  local G = require "redrive.mutation"
+  local F = fake_n8n()
+  for _ = 1, 6 do F.add { status = "error" } end
+  local src = fsrc(F)
+  local events = {}
+  local obs = G.observe(src, { name = "test", limit = 4, after = function(ev) events[#events + 1] = ev end })
+  local s = assert(src:retry { all = true, concurrency = 1, progress = false })
+  eq(#events, 6); eq(obs.count, 4)
+  eq(s.succeeded, 4); eq(s.failed, 2)
+  local posts, refused = 0, 0
+  for _, c in ipairs(F.calls) do if c:find("^POST") then posts = posts + 1 end end
+  for _, ev in ipairs(events) do if ev.refused then refused = refused + 1; eq(ev.code, "limit") end end
+  eq(posts, 4); eq(refused, 2)
+  obs.limit = nil
+  local it = assert(src:incomplete_item(events[6].id))
+  assert(it:delete()) -- item:delete calls exec:delete: one event
+  eq(#events, 7); eq(events[7].action, "delete_execution")
+  G.unobserve(src, obs)
+end)
+
 test("fake: health from the listing", function()
   local F = fake_n8n()
   for i = 1, 10 do F.add { status = i <= 7 and "success" or "error", reason = i == 10 and "other" or "boom" } end
