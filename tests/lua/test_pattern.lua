@@ -63,7 +63,8 @@ local function gen_case()
   return { s = s, p = p, init = init, plain = plain, repl = repl, n = n }
 end
 
-local CASES = tonumber(os.getenv("RD_PATTERN_CASES")) or 6000
+-- fewer under valgrind, which checks memory, not the breadth of semantics
+local CASES = tonumber(os.getenv("RD_PATTERN_CASES")) or (os.getenv("VALGRIND") and 800 or 6000)
 
 test("pattern-1.1 rd.pattern agrees with string.* on generated cases", function()
   math.randomseed(13)

@@ -1,6 +1,7 @@
 -- Reliability of the limits: a run that hits every input limit at once
 -- (response body and headers, JSON strictness and depth, numbers in
--- options, the http module's maxBody) while a second task keeps ticking.
+-- options, the http module's maxBody, pattern step budgets) while a second
+-- task keeps ticking.
 -- Each limit must trip with its code and the ticker must advance while
 -- they trip. `make test` runs one round; `make reliability` (RD_FULL=1) 20.
 local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
@@ -28,6 +29,16 @@ local HOSTILE = {
   end },
   { "option: max_body = nan", "invalid", function()
     return rd.http.request { url = S .. "/ok", max_body = 0 / 0 }
+  end },
+  { "pattern: .-.-.-.-b on 3000 bytes", "limit", function()
+    local ok, e = pcall(rd.pattern.find, string.rep("a", 3000), ".-.-.-.-b")
+    return ok and true or nil, tostring(e), type(e) == "table" and e.code or nil
+  end },
+  { "engine text:pattern filter", "limit", function()
+    local out = engine.run({ name = "r", flow = { { id = 1, module = "util:SetVariable",
+      mapper = { name = "x", value = "1" }, filter = { name = "f", conditions = {
+        { { a = "{{0.s}}", o = "text:pattern", b = ".-.-.-.-b" } } } } } } }, { input = { s = string.rep("a", 3000) } })
+    return nil, out.error and out.error.message, out.error and out.error.code
   end },
 }
 
