@@ -14,15 +14,18 @@
 --   F.arg(pat, fname, what [, level]) -> test, or nil when pat is nil;
 --       raises "bad argument #1 to 'fname' (what: message)" for a bad pattern
 --       (level as error()'s, counted from the caller of F.arg; default 1).
-local rd = require("redrive.core").rd -- as the engine does: usable while "redrive" loads
+-- core.pattern, not rd.pattern: a script may replace rd.pattern.find, and
+-- the filters must stay bounded whatever scripts do
+local P = require("redrive.core").pattern
+
+local find, check = P.find, P.check
 
 local F = {}
 
 function F.compile(pat)
   if type(pat) ~= "string" then return nil, "a Lua pattern string expected, got " .. type(pat), "invalid" end
-  local good, msg, code = rd.pattern.check(pat)
+  local good, msg, code = check(pat)
   if not good then return nil, msg, code end
-  local find = rd.pattern.find
   return function(s) return find(s, pat) ~= nil end
 end
 

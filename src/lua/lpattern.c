@@ -278,6 +278,9 @@ static int l_pattern_bounded(lua_State *L) {
   return 1;
 }
 
+/* Adds `pattern` (a fresh table each call) to the table on top: rd.pattern
+ * for scripts, core.pattern for redrive's own filters, so a script that
+ * replaces rd.pattern.find cannot unbound them. */
 void rd__open_pattern(lua_State *L) {
   rd__pattern_push_lib(L, RD_PAT_DEFAULT_STEPS, NULL);
   lua_pushcfunction(L, l_pattern_check);

@@ -260,6 +260,7 @@ static void open_core(lua_State *L) {
   lua_pushcfunction(L, l_core_luafiles);
   lua_setfield(L, -2, "luafiles");
   rd__open_store(L);
+  rd__open_pattern(L); /* core.pattern: the filters' own copy, out of scripts' reach */
   rd__open_num(L);
   rd__open_redact(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

@@ -303,6 +303,20 @@ test("pattern-3.2 remote sources share the same filter (C.pattern)", function()
   raises("bad argument #1 to 'incomplete' %(reason: malformed pattern %(missing '%]'%)%)", C.pattern, "[x", "incomplete")
 end)
 
+test("pattern-3.5 a script that replaces rd.pattern's functions does not reach the filters", function()
+  local saved_find, saved_check = P.find, P.check
+  P.find = function() error("a filter called the replaced rd.pattern.find") end
+  P.check = function() return true end
+  local okc, e = pcall(function()
+    local C = require "redrive.source.common"
+    raises("unfinished capture", C.pattern, "a(", "incomplete")
+    return limit_of(C.pattern(SLOW, "incomplete"), LONG)
+  end)
+  P.find, P.check = saved_find, saved_check
+  ok(okc, "filters stay bounded", e)
+  eq(e.code, "limit")
+end)
+
 test("pattern-3.3 engine text:pattern filters: a trip fails the execution with code 'limit'", function()
   local engine = require "redrive.engine"
   local function flt(o, b) return { name = "f", conditions = { { { a = "{{1.s}}", o = o, b = b } } } } end
