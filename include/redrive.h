@@ -451,7 +451,8 @@ int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err
 /* One page in id order, without blueprint and state. */
 int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
                       rd_err *err);
-/* Count items (scenario_id, resolved of f; the rest is ignored). */
+/* Count items (scenario_id, resolved and after of f; since, until and limit
+ * are ignored): an interrupted bulk retry counts what it did not reach. */
 int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err);
 /* Replace the blueprint (when not NULL) and the failer (when > 0).
  * RD_ENOT_FOUND; RD_ECONFLICT while someone holds a lease on the item. */

@@ -678,16 +678,16 @@ static int l_dlq_get(lua_State *L) {
   return push_owned(L, r, d, push_item, &err);
 }
 
-static void read_dlq_filter(const fields *f, rd_dlq_filter_t *flt, int full) {
+static void read_dlq_filter(const fields *f, rd_dlq_filter_t *flt) {
   int p;
   int resolved = f_bool(f, "resolved", 0, &p);
   *flt = (rd_dlq_filter_t){
     .scenario_id = f_int(f, "scenario", 0, NULL),
     .resolved = p ? resolved : -1,
-    .since = full ? f_num(f, "since", NULL) : RD_STORE_NONE,
-    .until = full ? f_num(f, "until", NULL) : RD_STORE_NONE,
-    .after = full ? f_str(f, "after", NULL) : NULL,
-    .limit = full ? f_limit(f) : 0,
+    .since = f_num(f, "since", NULL),
+    .until = f_num(f, "until", NULL),
+    .after = f_str(f, "after", NULL),
+    .limit = f_limit(f),
   };
 }
 
@@ -695,7 +695,7 @@ static int l_dlq_list(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 1, "");
   rd_dlq_filter_t flt;
-  read_dlq_filter(&f, &flt, 1);
+  read_dlq_filter(&f, &flt);
   collector c;
   collector_start(L, &c, push_item);
   rd_err err = {0};
@@ -707,7 +707,7 @@ static int l_dlq_count(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 1, "");
   rd_dlq_filter_t flt;
-  read_dlq_filter(&f, &flt, 0);
+  read_dlq_filter(&f, &flt);
   int64_t n;
   rd_err err = {0};
   if (rd_store_dlq_count(st, &flt, &n, &err)) return rd__lua_pusherr(L, &err);

@@ -120,7 +120,7 @@ static void filter_use(const rd_dlq_filter_t *f, int use[6], int full) {
   use[2] = f->resolved == 1;
   use[3] = full && !isnan(f->since);
   use[4] = full && !isnan(f->until);
-  use[5] = full && f->after != NULL;
+  use[5] = f->after != NULL;
 }
 
 static void filter_bind(sqlite3_stmt *s, const rd_dlq_filter_t *f) {

@@ -439,13 +439,33 @@ test("local-6.3 bulk retry streams: a batch at a time, never the whole queue", f
   st:close()
 end)
 
-test("local-6.4 a cancelled bulk retry stops its workers and releases its leases", function()
-  local src = connect()
+-- A store summary of the items: resolved, pending, leased.
+local function queue_state(src)
+  local q = { resolved = 0, pending = 0, leased = 0 }
+  for it in src:incomplete {} do
+    if it.resolved then q.resolved = q.resolved + 1 else q.pending = q.pending + 1 end
+    if it.lease_owner then q.leased = q.leased + 1 end
+  end
+  return q
+end
+
+-- 40 failed runs whose items now retry against a slow endpoint.
+local function slow_queue(src)
   local sc = assert(src:scenario_create { name = "slow", blueprint = blueprint("slow", {
     S .. "/ok", S .. "/status/500?{{0.n}}" }) })
   for i = 1, 40 do assert(src:run(sc.id, { input = { n = i } })) end
   local slow = blueprint("slow", { S .. "/ok", S .. "/delay/20" })
-  for it in src:incomplete {} do assert(it:patch { blueprint = slow }) end
+  local ids = {}
+  for it in src:incomplete {} do assert(it:patch { blueprint = slow }); ids[#ids + 1] = it.id end
+  return ids
+end
+
+-- Defect 5: an interrupted bulk retry returns its summary, and the summary
+-- tells the truth: what was recorded counts as such, the rest as
+-- not_attempted -- pending and unleased, retried by the next run.
+test("local-6.4 a cancelled bulk retry returns a true summary: interrupted, not_attempted, the rest pending", function()
+  local src = connect()
+  slow_queue(src)
   -- cancelled from the progress callback once 5 items are done
   local t
   t = rd.spawn(function()
@@ -453,18 +473,63 @@ test("local-6.4 a cancelled bulk retry stops its workers and releases its leases
       if s.succeeded == 5 then t:cancel() end
     end }
   end)
-  local r, err = t:wait()
-  eq(r, nil); ok(rd.is_canceled(err), "cancelled: rd.canceled", err)
-  local resolved, leased = 0, 0
-  for it in src:incomplete {} do
-    if it.resolved then resolved = resolved + 1 end
-    if it.lease_owner then leased = leased + 1 end
+  local s = assert(t:wait())
+  eq(s.interrupted, true)
+  eq(s.succeeded + s.failed + s.skipped + s.not_attempted, s.total)
+  eq(s.total, 40)
+  ok(s.succeeded >= 5 and s.not_attempted > 0, "some done, some not attempted", s)
+  eq(s.failed, 0)
+  -- the store agrees: resolved = succeeded, pending = not attempted, no lease left
+  local q = queue_state(src)
+  eq(q.resolved, s.succeeded); eq(q.pending, s.not_attempted); eq(q.leased, 0)
+  -- results: one per item acted on (and per item claimed but not reached)
+  local by = {}
+  for _, r in ipairs(s.results) do by[r.status] = (by[r.status] or 0) + 1 end
+  eq(by.succeeded, s.succeeded)
+  for _, r in ipairs(s.results) do
+    if r.status == "succeeded" then ok(src:execution(r.execution), "the result names its execution", r) end
   end
-  eq(leased, 0)
-  ok(resolved >= 5 and resolved < 40, "some items were retried before the cancel", resolved)
-  -- the rest is retried by the next run
-  local s = assert(src:retry { all = true, concurrency = 8 })
-  eq(s.succeeded, 40 - resolved)
+  -- the rest is retried by the next run, each item once
+  local s2 = assert(src:retry { all = true, concurrency = 8 })
+  eq(s2.succeeded, s.not_attempted); eq(s2.interrupted, nil); eq(s2.not_attempted, 0)
+  eq(queue_state(src).resolved, 40)
+end)
+
+test("local-6.5 an interrupted bulk retry of ids counts the ids it never reached", function()
+  local src = connect()
+  local ids = slow_queue(src)
+  local t
+  t = rd.spawn(function()
+    return src:retry { ids = ids, concurrency = 2, progress = function(s)
+      if s.succeeded == 3 then t:cancel() end
+    end }
+  end)
+  local s = assert(t:wait())
+  eq(s.interrupted, true)
+  eq(s.total, 40)
+  eq(s.succeeded + s.failed + s.skipped + s.not_attempted, 40)
+  local q = queue_state(src)
+  eq(q.resolved, s.succeeded); eq(q.pending, s.not_attempted); eq(q.leased, 0)
+end)
+
+test("local-6.6 bulk summaries list each item's result, the first 1000 in memory", function()
+  local src = connect()
+  local sc = assert(src:scenario_create { name = "many", blueprint = blueprint("many", {
+    S .. "/ok", S .. "/status/500" }) })
+  local st = assert(core.store_open(src:path()))
+  local bp = src:scenario(sc.id).raw.blueprint
+  for i = 1, 1003 do
+    assert(st:record { exec = { scenario_id = sc.id, status = "error", mode = "manual", started_at = 1700000000 + i },
+      dlq = { scenario_id = sc.id, scenario_name = "many", reason = "x", size = 1, failer = 2,
+              blueprint = bp, state = '{}' } })
+  end
+  st:close()
+  local s = assert(src:retry { all = true, concurrency = 16, progress = false })
+  eq(s.total, 1003); eq(s.failed, 1003)
+  eq(#s.results, 1000); eq(s.results_truncated, 3)
+  eq(#s.errors, 1000); eq(s.errors_truncated, 3)
+  eq(s.results[1].status, "failed")
+  ok(src:execution(s.results[1].execution), "a failed retry's execution is named too")
 end)
 
 test("local-7.1 delete rules: all without confirmed refused; leased items reported", function()

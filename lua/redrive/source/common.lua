@@ -45,7 +45,7 @@
 --       success_rate, avg_duration, p95_duration, top_reasons}
 --
 -- Bulk operations
---   C.bulk(rd, opts, spec) -> {total, succeeded, failed, skipped, errors}
+--   C.bulk(rd, opts, spec) -> summary (C.summary)
 --       spec = {src, targets (list or iterator), total, id(t), check(t) -> refusal, code,
 --               act(t, forced) -> true | {status, execution, message} | nil, msg, code, {execution},
 --               action, verb, noun, concurrency}
@@ -54,7 +54,14 @@
 --       run act is not called and the summary carries
 --       dry_run = true, would_<action> = n; a progress line on stderr when it
 --       is a TTY (opts.progress = true / false / function(summary) overrides).
---   C.progress(rd, want, total, verb), C.add_error(summary, e), C.set_of(list, what, fname)
+--   C.summary() -> {total, succeeded, failed, skipped, not_attempted, errors,
+--       results}: one summary for every source's bulk calls (results and
+--       errors bounded to the first C.MAX_RESULTS / C.MAX_ERRORS = 1000)
+--   C.outcome(s, id, status, {execution, message, code}), C.not_attempted(s, n),
+--   C.add_error(s, e), C.add_result(s, id, status, execution)
+--   C.drive(rd, s, {targets, id, act, concurrency, settle}) -> interrupted:
+--       the bulk loop; a cancellation ends it with a true summary
+--   C.progress(rd, want, total, verb), C.set_of(list, what, fname)
 --   C.pattern(pat, fname) -> test(s) -> boolean | nil: a reason filter
 --       (redrive.pattern_filter: validated, bounded; a tripped budget raises
 --       an error object with code "limit")
@@ -483,21 +490,103 @@ end
 -- ---------------------------------------------------------------------------
 -- bulk operations
 
-local MAX_ERRORS = 1000
+-- Summaries: one builder for every source's bulk calls. A summary counts
+-- every item once, under its status -- succeeded, failed, skipped (a safe
+-- retry refused it), not_attempted (never acted on: the call was interrupted
+-- first, nothing of it was recorded), or a platform's own (queued, running,
+-- unknown) -- and total is their sum. results = {{id, status, execution},
+-- ...} and errors = {{id, message, code}, ...} keep the first C.MAX_RESULTS
+-- and C.MAX_ERRORS entries (1000 each) in memory; results_truncated and
+-- errors_truncated count the rest. An interrupted call (SIGINT,
+-- task:cancel) still returns its summary, with interrupted = true (and
+-- more = true when it stopped in a listing whose rest it cannot count).
+C.MAX_ERRORS, C.MAX_RESULTS = 1000, 1000
+
+-- summary() -> a new, empty summary
+function C.summary()
+  return { total = 0, succeeded = 0, failed = 0, skipped = 0, not_attempted = 0, errors = {},
+           results = {} }
+end
+
 function C.add_error(s, e)
-  if #s.errors < MAX_ERRORS then s.errors[#s.errors + 1] = e
+  if #s.errors < C.MAX_ERRORS then s.errors[#s.errors + 1] = e
   else s.errors_truncated = (s.errors_truncated or 0) + 1 end
 end
 
--- add_result(s, id, status, execution): summary.results, the first
--- MAX_RESULTS in memory ({id, status, execution}; results_truncated counts
--- the rest)
-local MAX_RESULTS = 1000
+-- add_result(s, id, status, execution): one entry of s.results (bounded)
 function C.add_result(s, id, status, execution)
   s.results = s.results or {}
-  if #s.results < MAX_RESULTS then
+  if #s.results < C.MAX_RESULTS then
     s.results[#s.results + 1] = { id = id, status = status, execution = execution }
   else s.results_truncated = (s.results_truncated or 0) + 1 end
+end
+
+-- outcome(s, id, status, o): one item, counted under status and in total,
+-- listed in results; o = {execution = id, message, code}: a message also
+-- goes to errors (with skipped = true for a skipped item).
+function C.outcome(s, id, status, o)
+  o = o or {}
+  s.total = s.total + 1
+  s[status] = (s[status] or 0) + 1
+  C.add_result(s, id, status, o.execution)
+  if o.message ~= nil then
+    C.add_error(s, { id = id, message = tostring(o.message), code = o.code, execution_id = o.execution,
+                     skipped = status == "skipped" or nil })
+  end
+end
+
+-- not_attempted(s, n): n more items an interrupted call never reached
+-- (counted, not listed: their ids may not even be known)
+function C.not_attempted(s, n)
+  if n > 0 then s.not_attempted, s.total = s.not_attempted + n, s.total + n end
+end
+
+-- drive(rd, s, o) -> interrupted: the bulk loop of every source. Runs
+-- o.act(t, id) for each target of o.targets (a list or an iterator; o.id(t)
+-- names it) with rd.each at o.concurrency; act records its item's outcome in
+-- s itself. A cancellation (rd.is_canceled: SIGINT, task:cancel) stops it:
+-- rd.each cancels the calls in flight and waits for them; each item whose
+-- act did not return is settled by o.settle(t, id) when given (what the
+-- store knows of it), else counted not_attempted, and so is every target of
+-- a list never reached (an iterator left before its end sets s.more = true:
+-- more items were not reached, how many is not known, unless o.counts_rest
+-- says the caller counts them); s.interrupted = true and nothing is raised.
+-- Another raise of act counts its item failed; a failing iterator raises.
+function C.drive(rd, s, o)
+  local list = type(o.targets) == "table" and o.targets or nil
+  local closed, inflight, i, pulled, ended = false, {}, 0, 0, false
+  local function next_target()
+    if closed then return nil end
+    local t
+    if list then i = i + 1; t = list[i] else t = o.targets() end
+    if t ~= nil then pulled = pulled + 1 else ended = true end
+    return t
+  end
+  local ok, r = pcall(rd.each, next_target, function(t)
+    local id = o.id and o.id(t) or t
+    inflight[id] = t
+    local aok, err = pcall(o.act, t, id)
+    if not aok and rd.is_canceled(err) then error(err, 0) end -- stops rd.each; id stays in flight
+    inflight[id] = nil
+    if not aok then C.outcome(s, id, "failed", { message = err }) end
+  end, { concurrency = o.concurrency })
+  closed = true
+  local interrupted = not ok
+  if not ok and not rd.is_canceled(r) then error(r, 0) end
+  for _, e in ipairs(ok and r.errors or {}) do
+    if rd.is_canceled(e.error) then interrupted = true end
+  end
+  if not interrupted then return false end
+  s.interrupted = true
+  for id, t in pairs(inflight) do
+    if not (o.settle and o.settle(t, id)) then
+      C.outcome(s, id, "not_attempted", { message = "interrupted in flight: nothing of it was recorded" ..
+        (o.in_flight_note or "") })
+    end
+  end
+  if list then C.not_attempted(s, #list - pulled)
+  elseif not ended and not o.counts_rest then s.more = true end
+  return true
 end
 
 function C.set_of(list, what, fname)
@@ -517,46 +606,43 @@ function C.progress(rd, want, total, verb)
   return U.progress_bar(rd, total, verb)
 end
 
--- bulk(rd, src, opts, spec) -> summary {total, succeeded, failed, skipped, errors}
+-- bulk(rd, opts, spec) -> summary (see C.summary)
 -- spec.targets: list or iterator of targets (records or ids); spec.id(t);
 -- spec.check(t) -> refusal | nil (safe retries; nil when forced or fine);
--- spec.act(t, forced) -> true | nil, msg, code; spec.verb; spec.total;
--- spec.src: each act goes through its mutation gate (one event per target).
--- In a dry run act is not called: the summary counts would_<verb>.
+-- spec.act(t, forced) -> true | {status, execution, message} | nil, msg,
+-- code, {execution}; spec.verb; spec.total; spec.src: each act goes through
+-- its mutation gate (one event per target). In a dry run act is not called:
+-- the summary counts would_<action>. Interrupted (SIGINT, task:cancel), it
+-- returns its summary with interrupted = true (C.drive).
 function C.bulk(rd, opts, spec)
   local concurrency, cerr = opts_num(opts.concurrency or spec.concurrency, "concurrency", "concurrency", 16)
   if not concurrency then error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (" .. cerr .. ")", 3) end
   local safe = opts.safe ~= false
   local dry = G.dry_run(rd)
-  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local s = C.summary()
   if dry then s.dry_run, s.action, s.would = true, spec.action or "retry", 0 end
   local bar = C.progress(rd, opts.progress, spec.total, spec.verb)
   local sample = {}
-  local r = rd.each(spec.targets, function(t)
-    s.total = s.total + 1
-    local id = spec.id and spec.id(t) or t
+  local function act(t, id)
     local refusal, forced
     if spec.check then
       local ok, why, code = pcall(spec.check, t)
-      if not ok and rd.is_canceled(why) then error(why, 0) end -- rd.each stops the map
       if not ok then
-        s.failed = s.failed + 1
-        C.add_error(s, { id = id, message = tostring(why) })
+        if rd.is_canceled(why) then error(why, 0) end -- C.drive stops the run
+        C.outcome(s, id, "failed", { message = why })
         if bar then bar.update(s) end
         return
       end
       refusal = why
       if refusal and code ~= "skip" and code ~= nil and code ~= "conflict" then
-        s.failed = s.failed + 1
-        C.add_error(s, { id = id, message = refusal, code = code })
+        C.outcome(s, id, "failed", { message = refusal, code = code })
         if bar then bar.update(s) end
         return
       end
     end
     if refusal then
       if safe then
-        s.skipped = s.skipped + 1
-        C.add_error(s, { id = id, message = refusal, skipped = true })
+        C.outcome(s, id, "skipped", { message = refusal })
         if bar then bar.update(s) end
         return
       end
@@ -565,31 +651,23 @@ function C.bulk(rd, opts, spec)
     local ok, err, code, res = G.mutate(spec.src, { action = spec.action or "retry", id = id, quiet = true },
       spec.act, t, forced)
     if type(ok) == "table" and ok.dry_run then
-      s.would = s.would + 1
+      C.outcome(s, id, "would")
       if #sample < 3 then sample[#sample + 1] = tostring(id) end
+    elseif ok then
+      -- act may say more than "done": {status = "running" | "queued" |
+      -- "unknown" | "succeeded", execution}, counted under its status
+      local st = type(ok) == "table" and ok.status or "succeeded"
+      local o = type(ok) == "table" and ok or {}
+      C.outcome(s, id, st, { execution = o.execution, message = st ~= "succeeded" and o.message or nil,
+                              code = st })
     else
-      if ok then
-        -- act may say more than "done": {status = "running" | "queued" |
-        -- "unknown" | "succeeded", execution}, counted under its status
-        local st = type(ok) == "table" and ok.status or "succeeded"
-        if st == "succeeded" then s.succeeded = s.succeeded + 1
-        else
-          s[st] = (s[st] or 0) + 1
-          if ok.message then C.add_error(s, { id = id, message = tostring(ok.message), code = st }) end
-        end
-        C.add_result(s, id, st, type(ok) == "table" and ok.execution or nil)
-      else
-        s.failed = s.failed + 1
-        C.add_error(s, { id = id, message = tostring(err), code = code })
-        C.add_result(s, id, "failed", type(res) == "table" and res.execution or nil)
-      end
+      C.outcome(s, id, "failed", { execution = type(res) == "table" and res.execution or nil,
+                                   message = err, code = code })
     end
     if bar then bar.update(s) end
-  end, { concurrency = concurrency })
-  for _, e in ipairs(r.errors) do
-    s.failed = s.failed + 1
-    C.add_error(s, { id = e.item and spec.id and spec.id(e.item) or e.item, message = tostring(e.error) })
   end
+  C.drive(rd, s, { targets = spec.targets, id = spec.id, act = act, concurrency = concurrency,
+                   in_flight_note = "; the platform may have received its request" })
   if bar then bar.finish(s) end
   if dry then
     s["would_" .. (spec.action or "retry")] = s.would

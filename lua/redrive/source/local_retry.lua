@@ -183,43 +183,38 @@ end
 -- Dry run of a bulk retry: read what would be retried, change nothing.
 local function dry_bulk(src, opts, except, safe)
   local rd, st = src._rd, src._st
-  local s = { dry_run = true, action = "retry", total = 0, would_retry = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local s = C.summary()
+  s.dry_run, s.action, s.would = true, "retry", 0
   local sample = {}
   local function consider(rec)
     if except[rec.id] then return end
     if opts.scenario and rec.scenario_id ~= opts.scenario then return end
-    s.total = s.total + 1
     if R.leased(rd, rec) then
-      s.skipped = s.skipped + 1
-      C.add_error(s, { id = rec.id, message = R.lease_msg(rec), skipped = true })
+      C.outcome(s, rec.id, "skipped", { message = R.lease_msg(rec) })
     elseif rec.resolved and safe then
-      s.skipped = s.skipped + 1
-      C.add_error(s, { id = rec.id, message = R.resolved_msg(rec), skipped = true })
+      C.outcome(s, rec.id, "skipped", { message = R.resolved_msg(rec) })
     else -- through the gate item by item, as a real bulk retry (observers, limits)
       local r, err, code = G.mutate(src, { action = "retry", id = rec.id, quiet = true }, function() end)
       if r then
-        s.would_retry = s.would_retry + 1
+        C.outcome(s, rec.id, "would")
         if #sample < 3 then sample[#sample + 1] = rec.id end
       else
-        s.failed = s.failed + 1
-        C.add_error(s, { id = rec.id, message = tostring(err), code = code })
+        C.outcome(s, rec.id, "failed", { message = err, code = code })
       end
     end
   end
   if opts.ids then
     for _, id in ipairs(opts.ids) do
-      local rec, err = st:dlq_get(id)
+      local rec, err, code = st:dlq_get(id)
       if rec then consider(rec)
-      elseif not except[id] then
-        s.total = s.total + 1
-        C.add_error(s, { id = id, message = tostring(err) })
-      end
+      elseif not except[id] then C.outcome(s, id, "failed", { message = err, code = code }) end
     end
   else
     for rec in C.keyset_iter { fetch = function(after, n)
       return st:dlq_list { scenario = opts.scenario, resolved = false, after = after, limit = n }
     end } do consider(rec) end
   end
+  s.would_retry = s.would
   io.stderr:write(string.format("dry-run: would retry %d incomplete execution(s)%s%s\n", s.would_retry,
     s.skipped > 0 and string.format(", skipping %d", s.skipped) or "",
     #sample > 0 and (": " .. table.concat(sample, ", ") .. (s.would_retry > #sample and ", ..." or "")) or ""))
@@ -227,10 +222,13 @@ local function dry_bulk(src, opts, except, safe)
 end
 
 -- src:retry{ids = {...} | all = true, except = {...}, scenario, concurrency = 16,
---           progress, safe = true, lease_ttl} -> {total, succeeded, failed, skipped, errors}
+--           progress, safe = true, lease_ttl} -> summary (common.summary):
+-- {total, succeeded, failed, skipped, not_attempted, errors, results}
 -- One lease session for the whole operation; items are claimed in keyset
 -- batches as the workers need them (explicit ids that are resolved too, when
--- safe = false) and each goes through R.attempt.
+-- safe = false) and each goes through R.attempt. Interrupted (SIGINT,
+-- task:cancel), it returns its summary with interrupted = true: what was
+-- recorded counts as such, the rest as not_attempted, pending and unleased.
 function R.bulk(src, opts)
   U.check_table(opts, 1, "retry")
   local rd, st = src._rd, src._st
@@ -252,14 +250,11 @@ function R.bulk(src, opts)
   if G.dry_run(rd) then
     return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
   end
-  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local s = C.summary()
 
   -- progress: true / false / a function(summary) / nil = when stderr is a TTY
-  local bar, on_progress
-  local want = opts.progress
-  if type(want) == "function" then on_progress = want
-  elseif want == true or (want == nil and U.stderr_is_tty()) then
-    local total
+  local total
+  if opts.progress == true or (opts.progress == nil and U.stderr_is_tty()) then
     if ids then
       total = 0
       for _, id in ipairs(ids) do if not except[id] then total = total + 1 end end
@@ -267,103 +262,93 @@ function R.bulk(src, opts)
       total = st:dlq_count { scenario = scenario, resolved = false }
       if total then total = math.max(0, total - (opts.except and #opts.except or 0)) end
     end
-    bar = U.progress_bar(rd, total)
   end
-  local function tick()
-    if bar then bar.update(s) end
-    if on_progress then on_progress(s) end
-  end
+  local bar = C.progress(rd, opts.progress, total, "retrying")
 
   local lease = R.session(src, ttl)
   -- Claim in keyset batches as the workers need items: never more than one
   -- batch (plus the items in flight) is held in memory or under lease.
   local batch = math.max(8, math.min(500, concurrency * 2))
   local after, exhausted = nil, false
-  local buf, bi = {}, 0
+  local buf, bi, bn = {}, 0, 0
   local seen = ids and {} or nil
   local function next_item()
     bi = bi + 1
     local it = buf[bi]
     if it == nil then
-      if exhausted then return nil end
+      if exhausted or s.error then return nil end
       local got, err = lease.claim {
         ids = ids, all = (ids == nil) or nil, except = opts.except, scenario = scenario,
         after = after, limit = batch, resolved = (ids ~= nil and not safe) or nil,
       }
-      if not got then error("claiming incomplete executions failed: " .. tostring(err), 0) end
+      if not got then -- the retry stops here; what was claimed so far is done
+        s.error = "claiming incomplete executions failed: " .. tostring(err)
+        C.add_error(s, { message = s.error })
+        return nil
+      end
       if #got < batch then exhausted = true end
       if #got == 0 then return nil end
       after = got[#got].id
-      buf, bi = got, 1
+      buf, bi, bn = got, 1, #got
       it = got[1]
     end
     buf[bi] = nil
+    if seen then seen[it.id] = true end
     return it
   end
 
-  local function work(rec)
-    if seen then seen[rec.id] = true end
-    s.total = s.total + 1
-    local res, err = G.mutate(src, { action = "retry", id = rec.id, quiet = true },
+  local function act(rec, id)
+    local res, err, code = G.mutate(src, { action = "retry", id = id, quiet = true },
       R.attempt, src, R.item_plan(src, rec, lease, rec.resolved))
     if not res then
-      s.failed = s.failed + 1
-      C.add_error(s, { id = rec.id, message = tostring(err) })
+      C.outcome(s, id, "failed", { message = err, code = code })
     elseif res.success then
-      s.succeeded = s.succeeded + 1
+      C.outcome(s, id, "succeeded", { execution = res.execution.id })
     else
-      s.failed = s.failed + 1
-      C.add_error(s, { id = rec.id, execution_id = res.execution.id,
+      C.outcome(s, id, "failed", { execution = res.execution.id,
         message = res.error and res.error.message or ("status " .. tostring(res.status)) })
     end
-    tick()
+    if bar then bar.update(s) end
   end
 
-  -- A pool of `concurrency` workers pulling from the claim stream. A raise
-  -- in one (its task was cancelled: SIGINT, task:cancel) stops them all.
-  -- If this task is cancelled the workers are cancelled too, what they hold
-  -- is released, and the cancellation goes on to the caller.
-  -- (Store calls never yield, so two workers never claim at the same time.)
-  local stopped, claim_err, raised = false, nil, nil
-  local function pull()
-    if stopped then return nil end
-    local ok, it = pcall(next_item)
-    if not ok then claim_err = claim_err or tostring(it); stopped = true; return nil end
-    return it
-  end
-  local function worker()
-    while not stopped do
-      local rec = pull()
-      if rec == nil then return end
-      local ok, err = pcall(work, rec)
-      if not ok then raised = raised or err; stopped = true end
+  -- An item in flight when the retry was interrupted: its attempt counts if
+  -- it reached the store (its log is there), else it is not_attempted.
+  local function settle(rec, id)
+    local now = st:dlq_get(id)
+    if not now or (now.attempts or 0) <= (rec.attempts or 0) then return false end
+    local last
+    for l in C.keyset_iter { fetch = function(a, n) return st:dlq_logs(id, { after = a, limit = n }) end } do
+      last = l
     end
+    C.outcome(s, id, last and last.status ~= 3 and "succeeded" or "failed",
+      { execution = last and last.execution_id })
+    return true
   end
-  local workers = {}
-  for w = 1, concurrency do workers[w] = rd.spawn(worker) end
-  -- (no <close> here: a __close handler cannot wait for the workers)
-  local ok, perr = pcall(function()
-    for _, t in ipairs(workers) do
-      local r, werr = t:wait()
-      if r == nil and werr then C.add_error(s, { message = tostring(werr) }) end
-    end
-  end)
-  stopped = true
-  if not ok then
-    for _, t in ipairs(workers) do t:cancel() end
-    for _, t in ipairs(workers) do pcall(t.wait, t) end
-  end
-  lease.close() -- whatever is still claimed (cancel, error) is free again
+
+  local interrupted = C.drive(rd, s, { targets = next_item, id = function(rec) return rec.id end,
+    act = act, settle = settle, concurrency = concurrency, counts_rest = true })
+  lease.close() -- whatever is still claimed (interrupted, failed) is free again
   if bar then bar.finish(s) end
-  if ok and raised then ok, perr = false, raised end
-  if not ok then
-    io.stderr:write(string.format("redrive: bulk retry stopped (%s): %d succeeded, %d failed, %d skipped; the rest is released\n",
-      tostring(perr):match("^[^\n]*"), s.succeeded, s.failed, s.skipped))
-    error(perr, 0)
-  end
-  if claim_err then
-    C.add_error(s, { message = claim_err })
-    s.error = claim_err
+
+  if interrupted then
+    -- claimed but never handed out, then what was never claimed
+    for k = bi + 1, bn do
+      if seen then seen[buf[k].id] = true end
+      C.outcome(s, buf[k].id, "not_attempted")
+    end
+    if ids then
+      for _, id in ipairs(ids) do
+        if not except[id] and not seen[id] then seen[id] = true; C.not_attempted(s, 1) end
+      end
+    elseif not exhausted then
+      local n = st:dlq_count { scenario = scenario, resolved = false, after = after } or 0
+      for id in pairs(except) do
+        local rec = (after == nil or id > after) and st:dlq_get(id)
+        if rec and not rec.resolved and (not scenario or rec.scenario_id == scenario) then n = n - 1 end
+      end
+      C.not_attempted(s, math.max(0, n))
+    end
+    return s
   end
 
   -- Requested ids that were not claimed: say why.
@@ -373,19 +358,15 @@ function R.bulk(src, opts)
         seen[id] = true
         local rec = st:dlq_get(id)
         if not rec then
-          s.total = s.total + 1
-          C.add_error(s, { id = id, message = "incomplete execution " .. id .. " not found" })
-          s.failed = s.failed + 1
+          C.outcome(s, id, "failed", { message = "incomplete execution " .. id .. " not found", code = "not_found" })
         elseif scenario and rec.scenario_id ~= scenario then
           -- not in the selected scenario: not part of this retry
         else
-          s.total = s.total + 1
-          s.skipped = s.skipped + 1
-          C.add_error(s, { id = id, skipped = true,
+          C.outcome(s, id, "skipped", {
             message = rec.resolved and R.resolved_msg(rec) or R.leased(rd, rec) and R.lease_msg(rec)
               or ("incomplete execution " .. id .. " was not claimed") })
         end
-        tick()
+        if bar then bar.update(s) end
       end
     end
   end
