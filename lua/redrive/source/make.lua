@@ -372,7 +372,7 @@ function Source:retry(opts)
   local except = C.set_of(opts.except, "except", "retry")
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
-  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+  local s = C.summary()
   if opts.all and not safe and not C.dry_run(rd) then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
     -- (a dry run counts the targets below instead)
@@ -475,7 +475,7 @@ function Source:delete_incomplete(opts)
     -- ids only: read each item for its scenario, then one DELETE per scenario
     local except = C.set_of(opts.except, "except", "delete_incomplete")
     C.set_of(opts.ids, "ids", "delete_incomplete")
-    local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, errors = {} }
+    local s = C.summary()
     local targets = select_targets(self, { ids = opts.ids, concurrency = opts.concurrency }, except, false, s)
     local groups, order = {}, {}
     for _, t in ipairs(targets) do
