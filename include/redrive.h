@@ -126,9 +126,152 @@ void rd_redact_clear(void);
  * userinfo, query and fragment: the form a URL takes in messages. */
 void rd_redact_url(const char *url, char *out, size_t n);
 
+/* ---- loop: tasks and waits on one libuv loop -------------------------- *
+ *
+ * A task is a C function the loop runs, never re-entrantly: only from the
+ * loop's own callbacks, once after rd_task_spawn and then each time the wait
+ * it parked on completes (or after it yielded). In its function a task
+ * either parks on one wait (rd_task_park), yields (rd_task_yield), or
+ * returns without doing either: then it has ended and the loop frees it.
+ *
+ * A wait is a record that an operation embeds, as its first member, in its
+ * own state. The operation completes it with rd_wait_done(w, status) from
+ * any loop callback (or at once, before the task parks). Cancelling it
+ * (rd_task_cancel, rd_loop_interrupt, rd_loop_close) first calls w->cancel,
+ * which stops the operation so that it never completes the wait itself,
+ * then completes it with RD_ECANCELED: a cancelled wait is told apart by
+ * that status, nothing else. When the parked task runs again it reads
+ * w->status and frees the record with rd_wait_release. After
+ * rd_loop_interrupt every wait fails with RD_ECANCELED, including waits
+ * that start later, until rd_loop_clear_interrupt.
+ *
+ * Before-poll hooks run once, right before the loop next waits for I/O:
+ * after every task made ready in this loop iteration has run, in the order
+ * they were scheduled. (The store's group commit is one: writes of one
+ * iteration share one sync, and their tasks run again once it is done.)
+ */
+struct uv_loop_s;
+typedef struct rd_loop rd_loop_t;
+typedef struct rd_task rd_task_t;
+typedef struct rd_wait rd_wait_t;
+typedef struct rd_hook rd_hook_t;
+typedef struct rd_cond rd_cond_t;
+
+struct rd_wait {
+  int status;                    /* 0 or RD_E*, valid once done */
+  int done;                      /* set once, by rd_wait_done */
+  /* Stop the operation (NULL when there is nothing to stop). */
+  void (*cancel)(rd_wait_t *w);
+  /* Free the record, asynchronously when it owns uv handles. */
+  void (*release)(rd_wait_t *w);
+  rd_task_t *task;               /* private: the task parked on it */
+};
+
+struct rd_hook {
+  void (*fn)(rd_hook_t *h);
+  rd_hook_t *next;               /* private */
+  rd_loop_t *loop;               /* private: set while scheduled */
+};
+
+struct rd_cond {                 /* private: FIFO of waits */
+  struct rd__cond_wait *head, *tail;
+};
+
+/* A task's function; ud as given to rd_task_spawn. */
+typedef void (*rd_task_fn)(rd_task_t *t, void *ud);
+
+enum { RD_TASK_READY, RD_TASK_PARKED, RD_TASK_RUNNING };
+
+/* Create a loop with its own uv loop. RD_ENOMEM, RD_EIO. */
+int rd_loop_new(rd_loop_t **out, rd_err *err);
+/* The uv loop, for other handles (rd_http_new); borrowed until close. */
+struct uv_loop_s *rd_loop_uv(rd_loop_t *l);
+/* Run until no task is left, the loop is interrupted, or nothing could make
+ * progress (every task parked, no handle active). RD_EBUSY when the loop is
+ * already running or this is called from a task. */
+int rd_loop_run(rd_loop_t *l, rd_err *err);
+/* Run the loop, from outside any task, until `w` completes (a program's
+ * main thread waiting for one operation). After an interrupt w is
+ * cancelled and 0 returned (w->status is RD_ECANCELED). RD_EBUSY as for
+ * rd_loop_run; RD_EINVALID when nothing left could complete w ("deadlock"):
+ * w is then cancelled. The caller still owns w. */
+int rd_loop_wait(rd_loop_t *l, rd_wait_t *w, rd_err *err);
+/* Unfinished tasks. */
+size_t rd_loop_tasks(const rd_loop_t *l);
+/* Inside rd_loop_run, rd_loop_wait or rd_loop_drain? */
+int rd_loop_running(const rd_loop_t *l);
+/* The task whose function is running now, NULL outside tasks. */
+rd_task_t *rd_loop_current(const rd_loop_t *l);
+/* Cancel every wait, now and until rd_loop_clear_interrupt. Safe from any
+ * loop callback (e.g. a uv_async_t of a signal handler), not from a signal
+ * handler itself. */
+void rd_loop_interrupt(rd_loop_t *l);
+int rd_loop_interrupted(const rd_loop_t *l);
+void rd_loop_clear_interrupt(rd_loop_t *l);
+/* After an interrupt: run the loop so the tasks unwind (cancelling what
+ * they wait on again and again) for at most grace_ms; returns the tasks
+ * left. */
+size_t rd_loop_drain(rd_loop_t *l, uint64_t grace_ms);
+/* Stop everything without running any task again: each parked task's wait
+ * is cancelled and released, every task is dropped (its function is not
+ * called again), and the scheduled hooks run. Handles stay open, so owners
+ * can close theirs (rd_http_close); new tasks are refused. Idempotent; not
+ * from inside a task. */
+void rd_loop_shutdown(rd_loop_t *l);
+/* Shut down (if not done), close every handle and free the loop (NULL is
+ * fine). Returns 0, or how many handles others had left open, which it
+ * closed for them (a leak in the caller). */
+int rd_loop_close(rd_loop_t *l);
+
+/* Schedule hook h before the loop next polls; a no-op when h is scheduled
+ * already. h->fn must be set. */
+void rd_loop_before_poll(rd_loop_t *l, rd_hook_t *h);
+/* Run every scheduled hook now, in order, hooks they schedule included. */
+void rd_loop_run_hooks(rd_loop_t *l);
+/* Unschedule h (a no-op when it is not scheduled). */
+void rd_hook_cancel(rd_hook_t *h);
+
+/* Start a task: fn(t, ud) runs from the loop, never from inside this
+ * call. *out (may be NULL) is valid until the task ends. RD_ENOMEM;
+ * RD_EBUSY after rd_loop_shutdown. */
+int rd_task_spawn(rd_loop_t *l, rd_task_fn fn, void *ud, rd_task_t **out, rd_err *err);
+/* From inside t's function: park t on w until w completes. If w is done
+ * already, or the loop is interrupted (w is then cancelled), t is just
+ * queued to run again. */
+void rd_task_park(rd_task_t *t, rd_wait_t *w);
+/* From inside t's function: run t again after the tasks ready now. */
+void rd_task_yield(rd_task_t *t);
+/* Cancel the wait t is parked on; 1 if there was one, else 0 (t keeps
+ * running: cancellation stops waits, never code). */
+int rd_task_cancel(rd_task_t *t);
+/* RD_TASK_READY, RD_TASK_PARKED or RD_TASK_RUNNING. */
+int rd_task_state(const rd_task_t *t);
+
+/* Prepare a wait record embedded in an operation's state. */
+void rd_wait_init(rd_wait_t *w, void (*cancel)(rd_wait_t *), void (*release)(rd_wait_t *));
+/* Complete w with status (0 or RD_E*) and queue the task parked on it. Only
+ * the first completion counts. Safe from any loop callback. */
+void rd_wait_done(rd_wait_t *w, int status);
+/* If w is not done: w->cancel, then complete it with RD_ECANCELED. */
+void rd_wait_cancel(rd_wait_t *w);
+/* Free w (w->release); NULL is fine. Not while a task is parked on it. */
+void rd_wait_release(rd_wait_t *w);
+/* A wait that completes (status 0) ms milliseconds from now. RD_ENOMEM. */
+int rd_wait_timer(rd_loop_t *l, uint64_t ms, rd_wait_t **out, rd_err *err);
+
+/* A condition variable: tasks park on rd_wait_cond waits until signalled.
+ * Must stay valid while waits are queued on it (a cancelled wait leaves the
+ * queue). */
+void rd_cond_init(rd_cond_t *c);
+/* A wait queued at the tail of c. RD_ENOMEM. */
+int rd_wait_cond(rd_cond_t *c, rd_wait_t **out, rd_err *err);
+/* Complete the oldest wait (signal) or all of them (broadcast); returns
+ * how many were woken. */
+size_t rd_cond_signal(rd_cond_t *c);
+size_t rd_cond_broadcast(rd_cond_t *c);
+
 /* ---- HTTP on a libuv loop (libcurl multi) ------------------------------ */
 
-struct uv_loop_s;
 typedef struct rd_http rd_http_t;        /* one curl multi bound to a loop */
 typedef struct rd_http_op rd_http_op_t;  /* one request in flight */
 

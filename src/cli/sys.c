@@ -7,7 +7,7 @@
  * Signals: SIGINT and SIGTERM get a plain sigaction handler (no SA_RESTART,
  * so a blocking read at the REPL prompt returns). The handler only does
  * async-signal-safe things: record the signal, uv_async_send() so the loop
- * cancels every wait (rd__rt_interrupt), and lua_sethook() on the thread that
+ * cancels every wait (rd_loop_interrupt), and lua_sethook() on the thread that
  * runs the user's code so a busy Lua loop stops too (lua.c `laction`). A
  * second SIGINT or SIGTERM while the first is still being handled ends the
  * process at once (exit 130): a script that ignores the cancellation, or a
@@ -66,12 +66,12 @@ static void on_async(uv_async_t *h) {
   if (!sig_pending) return;
   if (sig_thread) lua_sethook(sig_thread, NULL, 0, 0);
   sig_rt->signal = sig_pending;
-  rd__rt_interrupt(sig_rt);
+  rd_loop_interrupt(sig_rt->loop);
 }
 
 void rd__cli_signals(rd_rt *rt) {
   sig_rt = rt;
-  uv_async_init(&rt->loop, &sig_async, on_async);
+  uv_async_init(rd_loop_uv(rt->loop), &sig_async, on_async);
   uv_unref((uv_handle_t *)&sig_async); /* must not keep the loop alive */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -85,7 +85,8 @@ void rd__cli_signals(rd_rt *rt) {
 /* sys.interrupted() -> signal number or false */
 static int l_interrupted(lua_State *L) {
   rd_rt *rt = rd__rt(L);
-  int s = sig_pending ? sig_pending : (rt->interrupted ? (rt->signal ? rt->signal : SIGINT) : 0);
+  int s = sig_pending ? sig_pending
+                      : (rd_loop_interrupted(rt->loop) ? (rt->signal ? rt->signal : SIGINT) : 0);
   if (s) lua_pushinteger(L, s);
   else lua_pushboolean(L, 0);
   return 1;
@@ -95,7 +96,7 @@ static int l_interrupted(lua_State *L) {
 static int l_clear_interrupt(lua_State *L) {
   rd_rt *rt = rd__rt(L);
   if (sig_thread) lua_sethook(sig_thread, NULL, 0, 0);
-  rt->interrupted = 0;
+  rd_loop_clear_interrupt(rt->loop);
   rt->signal = 0;
   sig_pending = 0;
   return 0;
@@ -118,8 +119,6 @@ static int l_watch_thread(lua_State *L) {
   return 0;
 }
 
-static void guard_cb(uv_timer_t *h) { (void)h; }
-
 /* sys.drain(grace) -> tasks left: after an interrupt, keep cancelling what
  * tasks wait on and run the loop so they unwind (their __close handlers
  * and error paths run), for at most `grace` seconds. */
@@ -128,21 +127,8 @@ static int l_drain(lua_State *L) {
   rd_err err = {0};
   if (rd__num_check(grace, "grace", &rd__range_seconds, &err)) luaL_argerror(L, 1, err.msg);
   rd_rt *rt = rd__rt(L);
-  if (rt->running) return luaL_error(L, "redrive: drain: the loop is already running");
-  uv_timer_t guard;
-  uv_timer_init(&rt->loop, &guard);
-  uv_timer_start(&guard, guard_cb, 50, 50);
-  uv_update_time(&rt->loop);
-  uint64_t deadline = uv_now(&rt->loop) + (uint64_t)(grace * 1000);
-  rt->running++;
-  while ((rt->ntasks > 0 || rt->ready_head) && uv_now(&rt->loop) < deadline) {
-    rd__rt_interrupt(rt);
-    uv_run(&rt->loop, UV_RUN_ONCE);
-  }
-  rt->running--;
-  uv_close((uv_handle_t *)&guard, NULL);
-  uv_run(&rt->loop, UV_RUN_NOWAIT); /* let the close callback run */
-  lua_pushinteger(L, rt->ntasks);
+  if (rd_loop_running(rt->loop)) return luaL_error(L, "redrive: drain: the loop is already running");
+  lua_pushinteger(L, (lua_Integer)rd_loop_drain(rt->loop, (uint64_t)(grace * 1000)));
   return 1;
 }
 

@@ -15,10 +15,9 @@
 #include <string.h>
 
 typedef struct {
-  rd_wait base;
+  rd_wait_t base;        /* status: 0, a transport error, or RD_ECANCELED */
   char what[300];        /* "GET url" redacted, for --verbose logs */
   rd_http_op_t *op;
-  int status;
   rd_http_res_t *res;
   rd_err err;
 } http_wait;
@@ -26,19 +25,18 @@ typedef struct {
 static void http_cb(int status, rd_http_res_t *res, const rd_err *err, void *ud) {
   http_wait *w = ud;
   w->op = NULL;
-  w->status = status;
   w->res = res;
   if (err) w->err = *err;
-  rd__wait_done(&w->base);
+  rd_wait_done(&w->base, status);
 }
 
-static void http_cancel(rd_wait *base) {
+static void http_cancel(rd_wait_t *base) {
   http_wait *w = (http_wait *)base;
   if (w->op) rd_http_cancel(w->op);
   w->op = NULL;
 }
 
-static void http_release(rd_wait *base) {
+static void http_release(rd_wait_t *base) {
   http_wait *w = (http_wait *)base;
   rd_http_res_free(w->res);
   free(w);
@@ -78,26 +76,26 @@ static void push_response(lua_State *L, const rd_http_res_t *res) {
 static int http_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   http_wait *w = (http_wait *)ctx;
-  if (w->base.status == RD_ECANCELED) {
-    w->base.release(&w->base);
+  int st = w->base.status;
+  if (st == RD_ECANCELED) {
+    rd_wait_release(&w->base);
     return rd__wait_canceled(L);
   }
-  if (w->base.rt->verbose) {
+  if (rd__rt(L)->verbose) {
     char line[400];
-    if (w->status) snprintf(line, sizeof line, "redrive: http %s -> %s", w->what,
-                            rd_err_name(w->status));
+    if (st) snprintf(line, sizeof line, "redrive: http %s -> %s", w->what, rd_err_name(st));
     else snprintf(line, sizeof line, "redrive: http %s -> %ld (%.0f ms)", w->what,
                   w->res->status, w->res->total_time * 1000.0);
     rd_redact_msg(line, sizeof line);
     fprintf(stderr, "%s\n", line);
   }
-  if (w->status != 0) {
+  if (st != 0) {
     rd_err e = w->err;
-    w->base.release(&w->base);
+    rd_wait_release(&w->base);
     return rd__lua_pusherr(L, &e);
   }
   push_response(L, w->res);
-  w->base.release(&w->base);
+  rd_wait_release(&w->base);
   return 1;
 }
 
@@ -311,9 +309,7 @@ static int l_http_request(lua_State *L) {
     rd_redact_url(req.url, url, sizeof url);
     snprintf(w->what, sizeof w->what, "%s %s", req.method, url);
   }
-  w->base.rt = rt;
-  w->base.cancel = http_cancel;
-  w->base.release = http_release;
+  rd_wait_init(&w->base, http_cancel, http_release);
   rd_err err = {0};
   rd_http_t *h = rd__rt_http(rt, &err);
   int r = h ? rd_http_start(h, &req, http_cb, w, &w->op, &err) : err.code;

@@ -52,38 +52,19 @@ void rd__lua_push_canceled(lua_State *L);
 int rd__lua_is_canceled(lua_State *L, int idx);
 
 /* ---- runtime -------------------------------------------------------------
- * One per lua_State (registry), owning the single uv loop and the HTTP
- * multi handle. */
+ * One per lua_State (registry): the loop (src/loop: tasks, waits, hooks,
+ * cancellation) and the HTTP multi handle on it, plus the few settings
+ * scripts change. */
 typedef struct rd_rt rd_rt;
-typedef struct rd_task rd_task;
-typedef struct rd_wait rd_wait;
-typedef struct rd_hook rd_hook;
-
-/* A callback run once, before the loop next waits for I/O: after every task
- * made ready in this loop iteration has run (group commit uses it). */
-struct rd_hook {
-  void (*fn)(rd_hook *h);
-  rd_hook *prev, *next;
-  int linked;
-};
 
 struct rd_rt {
-  uv_loop_t loop;
+  rd_loop_t *loop;
   lua_State *L;          /* main state */
   rd_http_t *http;       /* created on first use */
-  uv_idle_t idle;        /* runs the ready queue */
-  rd_task *ready_head, *ready_tail;
-  int running;           /* depth of uv_run calls we made */
-  rd_wait *main_wait;    /* what the main thread is blocked on, if anything */
-  rd_task *all_tasks;    /* every live (unfinished) task */
-  uv_prepare_t prep;     /* runs the before-poll hooks */
-  rd_hook *hooks;
   int dry_run;
   int verbose;           /* log HTTP calls (redacted) */
   int signal;            /* the signal that interrupted us, if any */
   int closing;
-  int interrupted;       /* SIGINT seen: waits fail with "canceled" */
-  long ntasks;           /* live tasks */
 };
 
 /* [-0, +0, -] the runtime of L (created by luaopen_redrive). */
@@ -92,54 +73,30 @@ rd_rt *rd__rt(lua_State *L);
 rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err);
 
 /* ---- waiting -------------------------------------------------------------
- * A C function that waits embeds an rd_wait as the FIRST member of its own
- * record, starts its operation, then `return rd__await(L, w, k);`.
- * The operation's callback fills the record and calls rd__wait_done(w).
- * `k` runs in the waiting coroutine (or on the main thread) with
- * ctx == (lua_KContext)w; it converts the result to Lua values, releases the
- * record, and may raise. If w->status is RD_ECANCELED, the task was
- * cancelled: release and raise (rd__wait_canceled). */
-struct rd_wait {
-  rd_rt *rt;
-  rd_task *task;         /* NULL when the main thread blocks on the loop */
-  int done;
-  int status;            /* 0, or RD_E* set by the op or by cancellation */
-  /* Stop the operation; its completion must then not be reported. May be
-   * NULL when stopping needs nothing (e.g. nothing is in flight). */
-  void (*cancel)(rd_wait *w);
-  /* Free the record (asynchronously when it owns uv handles). Called by the
-   * continuation, or by the runtime at teardown after cancel. */
-  void (*release)(rd_wait *w);
-};
+ * A C function that waits embeds an rd_wait_t (include/redrive.h) as the
+ * FIRST member of its own record (rd_wait_init), starts its operation,
+ * then `return rd__await(L, w, k);`. The operation's callback fills the
+ * record and calls rd_wait_done(w, status). `k` runs in the waiting
+ * coroutine (or on the main thread) with ctx == (lua_KContext)w; it
+ * converts the result to Lua values, releases the record, and may raise.
+ * If w->status is RD_ECANCELED the wait was cancelled: release and raise
+ * rd.canceled (rd__wait_canceled). */
 
 /* Call from a waiting binding after arguments are checked. Raises if called
  * from a coroutine that is not a task, or on the main thread while the loop is
  * already running. */
 int rd__wait_check(lua_State *L);
-/* Park the caller until rd__wait_done(w): yields inside a task, runs the
- * loop on the main thread. Then continues with k(L, LUA_YIELD, w). */
-int rd__await(lua_State *L, rd_wait *w, lua_KFunction k);
-/* Mark w finished and schedule its task; safe from any loop callback. */
-void rd__wait_done(rd_wait *w);
+/* Park the caller until w completes: yields inside a task, runs the loop on
+ * the main thread. Then continues with k(L, LUA_YIELD, w). */
+int rd__await(lua_State *L, rd_wait_t *w, lua_KFunction k);
 /* [-0, +0, v] raise rd.canceled (a wait ended with RD_ECANCELED). */
 int rd__wait_canceled(lua_State *L);
 
 /* ---- tasks --------------------------------------------------------------- */
-/* The task running L, or NULL on the main thread. */
-rd_task *rd__task_current(lua_State *L);
-/* Cancel every task's pending wait (SIGINT). */
-void rd__rt_interrupt(rd_rt *rt);
-/* Schedule h->fn (once) before the loop next polls; idempotent. */
-void rd__rt_before_poll(rd_rt *rt, rd_hook *h);
-/* Run every scheduled hook now (e.g. commit every open group commit before
- * another connection to the same file asks for the write lock). */
-void rd__rt_run_hooks(rd_rt *rt);
-/* Unschedule h if it is scheduled. */
-void rd__rt_cancel_hook(rd_rt *rt, rd_hook *h);
-/* Run the loop until no task or handle is left. Raises on nested use. */
+/* Is L the thread of a task (not the main thread, not a plain coroutine)? */
+int rd__in_task(lua_State *L);
+/* Run the loop until no task is left. Raises on nested use. */
 int rd__rt_run(lua_State *L);
-/* Print (to stderr) errors of failed tasks nobody waited for. */
-void rd__rt_report(rd_rt *rt);
 
 /* ---- JSON bridge (ljson.c) ----------------------------------------------- */
 /* [-0, +1, m] push `item` as Lua (arrays/objects marked), 0 or RD_E*. On

@@ -30,13 +30,13 @@ typedef struct lstore {
    * one open transaction; the tasks stay parked until it commits, right
    * before the loop next polls, so one sync covers every write of a loop
    * iteration while "acknowledged means durable" still holds. */
-  rd_hook hook;
+  rd_hook_t hook;
   rd_rt *rt;
   batch_wait *waiters;
 } lstore;
 
 struct batch_wait {
-  rd_wait base;
+  rd_wait_t base;
   lstore *u;
   batch_wait *next;
   char id1[RD_STORE_ID_LEN + 1], id2[RD_STORE_ID_LEN + 1];
@@ -48,25 +48,24 @@ struct batch_wait {
 static void flush(lstore *u) {
   rd_err err = {0};
   int rc = u->st ? rd_store_batch_commit(u->st, &err) : 0;
-  if (u->rt) rd__rt_cancel_hook(u->rt, &u->hook);
+  rd_hook_cancel(&u->hook);
   batch_wait *w = u->waiters;
   u->waiters = NULL;
   while (w) {
     batch_wait *next = w->next;
     w->u = NULL;
-    w->base.status = rc;
     if (rc) w->err = err;
-    rd__wait_done(&w->base);
+    rd_wait_done(&w->base, rc);
     w = next;
   }
 }
 
-static void flush_hook(rd_hook *h) {
+static void flush_hook(rd_hook_t *h) {
   lstore *u = (lstore *)((char *)h - offsetof(lstore, hook));
   flush(u);
 }
 
-static void batch_cancel(rd_wait *base) {
+static void batch_cancel(rd_wait_t *base) {
   batch_wait *w = (batch_wait *)base;
   if (!w->u) return;
   for (batch_wait **p = &w->u->waiters; *p; p = &(*p)->next)
@@ -77,7 +76,7 @@ static void batch_cancel(rd_wait *base) {
   w->u = NULL;
 }
 
-static void batch_release(rd_wait *w) { free(w); }
+static void batch_release(rd_wait_t *w) { free(w); }
 
 static int batch_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -118,7 +117,7 @@ static rd_store_t *check_store_w(lua_State *L) {
   /* another store of this process (the same file opened twice) may hold the
    * write lock in its own batch: commit it first, or we would wait on it
    * for the whole busy timeout while it cannot commit */
-  rd__rt_run_hooks(u->rt ? u->rt : (u->rt = rd__rt(L)));
+  rd_loop_run_hooks((u->rt ? u->rt : (u->rt = rd__rt(L)))->loop);
   return st;
 }
 
@@ -126,11 +125,11 @@ static rd_store_t *check_store_w(lua_State *L) {
 static int batch_join(lua_State *L, lstore *u, rd_err *err) {
   if (!u->rt) u->rt = rd__rt(L);
   if (!rd_store_in_batch(u->st)) {
-    rd__rt_run_hooks(u->rt); /* other stores' batches first (see check_store_w) */
+    rd_loop_run_hooks(u->rt->loop); /* other stores' batches first (see check_store_w) */
     int r = rd_store_batch_begin(u->st, err);
     if (r) return r;
   }
-  rd__rt_before_poll(u->rt, &u->hook);
+  rd_loop_before_poll(u->rt->loop, &u->hook);
   return 0;
 }
 
@@ -143,9 +142,7 @@ static int batch_wait_commit(lua_State *L, lstore *u, const char *id1, const cha
     if (id2) lua_pushstring(L, id2);
     return id2 ? 2 : 1;
   }
-  w->base.rt = u->rt;
-  w->base.cancel = batch_cancel;
-  w->base.release = batch_release;
+  rd_wait_init(&w->base, batch_cancel, batch_release);
   w->u = u;
   snprintf(w->id1, sizeof w->id1, "%s", id1);
   if (id2) snprintf(w->id2, sizeof w->id2, "%s", id2);
@@ -651,13 +648,13 @@ static int l_record(lua_State *L) {
   char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
   lstore *u = to_lstore(L);
-  int batched = rd__task_current(L) != NULL;
+  int batched = rd__in_task(L);
   if (batched) {
     if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
   } else {
     if (rd_store_in_batch(st)) flush(u);
     if (!u->rt) u->rt = rd__rt(L);
-    rd__rt_run_hooks(u->rt);
+    rd_loop_run_hooks(u->rt->loop);
   }
   if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
   if (batched) return batch_wait_commit(L, u, eid, fd.t ? did : NULL);
@@ -854,13 +851,13 @@ static int l_retry_done(lua_State *L) {
   char eid[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
   lstore *u = to_lstore(L);
-  int batched = rd__task_current(L) != NULL;
+  int batched = rd__in_task(L);
   if (batched) {
     if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
   } else {
     if (rd_store_in_batch(st)) flush(u);
     if (!u->rt) u->rt = rd__rt(L);
-    rd__rt_run_hooks(u->rt);
+    rd_loop_run_hooks(u->rt->loop);
   }
   char did[RD_STORE_ID_LEN + 1];
   if (rd_store_retry_done(st, &d, eid, did, &err)) return rd__lua_pusherr(L, &err);

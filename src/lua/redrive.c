@@ -19,8 +19,6 @@ struct rd__luafile {
 };
 extern const struct rd__luafile rd__luafiles[];
 
-void rd__rt_cancel_all(rd_rt *rt);
-
 /* ---- errors ------------------------------------------------------------- */
 
 int rd__lua_pusherr(lua_State *L, const rd_err *err) {
@@ -145,28 +143,22 @@ rd_rt *rd__rt(lua_State *L) {
 }
 
 rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err) {
-  if (!rt->http && rd_http_new(&rt->http, &rt->loop, NULL, err) != 0) return NULL;
+  if (!rt->http && rd_http_new(&rt->http, rd_loop_uv(rt->loop), NULL, err) != 0) return NULL;
   return rt->http;
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-/* Runtime teardown (lua_close or the state's collection): cancel what is
- * parked, close every handle, and require the loop to close cleanly. */
+/* Runtime teardown (lua_close or the state's collection): drop the tasks
+ * and cancel what they wait on, run pending hooks (a group commit), close
+ * the HTTP handles, then the loop (src/loop closes what is left). */
 static int l_rt_gc(lua_State *L) {
   rd_rt *rt = luaL_checkudata(L, 1, RD_MT_RUNTIME);
   if (rt->closing) return 0;
   rt->closing = 1;
-  rd__rt_cancel_all(rt);
-  rd__rt_run_hooks(rt); /* e.g. a pending group commit: run it now */
+  rd_loop_shutdown(rt->loop);
   if (rt->http) rd_http_close(rt->http);
   rt->http = NULL;
-  uv_run(&rt->loop, UV_RUN_NOWAIT);
-  uv_walk(&rt->loop, close_walk, NULL);
-  while (uv_loop_close(&rt->loop) == UV_EBUSY) uv_run(&rt->loop, UV_RUN_ONCE);
+  rd_loop_close(rt->loop);
+  rt->loop = NULL;
   return 0;
 }
 
@@ -178,12 +170,8 @@ static rd_rt *rt_new(lua_State *L) {
   lua_pushcfunction(L, l_rt_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  int r = uv_loop_init(&rt->loop);
-  if (r != 0) luaL_error(L, "redrive: cannot create the event loop: %s", uv_strerror(r));
-  uv_idle_init(&rt->loop, &rt->idle);
-  rt->idle.data = rt;
-  uv_prepare_init(&rt->loop, &rt->prep);
-  rt->prep.data = rt;
+  rd_err err = {0};
+  if (rd_loop_new(&rt->loop, &err) != 0) luaL_error(L, "redrive: %s", err.msg);
   rt->closing = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   rt->L = lua_tothread(L, -1);
