@@ -189,6 +189,23 @@ EOF
   left_n=$("$R" ls --json | jq -r '.id' | wc -l)
   [ $((done_n + left_n)) -eq 6 ] && [ "$done_n" -ge 1 ] && [ "$left_n" -ge 1 ] \
     && ok "cmd-9.3 each item retried or still queued ($done_n + $left_n)" || no "cmd-9.3" "$done_n + $left_n"
+  # the same with --json: the summary is the output (one object), exit 130;
+  # SIGINT once the server has seen two retries (its hit counter, no sleep)
+  export REDRIVE_DB=$T/bulkjson.db
+  k=cmd94-$$
+  for i in 1 2 3 4 5 6; do "$R" run "$T/bp.json" --input "{\"path\": \"delay/300?key=$k\"}" >/dev/null 2>&1; done
+  for id in $("$R" ls --json | jq -r .id); do "$R" patch "$id" "$T/slow.json" >/dev/null; done
+  "$R" --json retry --all --concurrency 1 >"$T/out6" 2>"$T/err6" &
+  pid=$!
+  for _ in $(seq 200); do
+    [ "$(curl -s "$RD_TEST_SERVER/count?key=$k" | jq -r .count)" -ge 8 ] && break; sleep 0.05
+  done
+  kill -INT $pid; wait $pid; rc=$?
+  [ $rc -eq 130 ] && ok "cmd-9.4 --json retry interrupted exits 130" || no "cmd-9.4" "exit $rc" "$(cat "$T/err6")"
+  [ "$(wc -l <"$T/out6")" -eq 1 ] && ok "cmd-9.5 one JSON line: the summary" || no "cmd-9.5" "$(cat "$T/out6")"
+  has "cmd-9.6 the summary says what happened" \
+    "$(jq -c '[.interrupted, .not_attempted > 0, .succeeded >= 1,
+               .total == .succeeded + .failed + .skipped + .not_attempted]' "$T/out6" 2>&1)" "[true,true,true,true]"
   check "cmd-8.1 unknown command option" 2 "$R" ls --bogus
   check "cmd-8.2 unusable store exits 1" 1 env REDRIVE_DB=/proc/nonexistent/x.db "$R" ls
   has "cmd-8.3 says why" "$ERR" "cannot connect to the source: store: cannot create directory"
