@@ -281,23 +281,42 @@ oom:
   v->nomem = 1;
 }
 
+/* The slot of `id` in the open-addressing table v->ids (capacity a power of
+ * two): the slot holding it, or the empty slot where it belongs. A hash set,
+ * not a list: a scan per module made validation quadratic in the module
+ * count (issue 13, finding 5). */
+static seen_id *id_slot(const vctx *v, int64_t id) {
+  uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15u, mask = v->capids - 1;
+  for (size_t i = (size_t)(h >> 32) & mask;; i = (i + 1) & mask)
+    if (!v->ids[i].pointer || v->ids[i].id == id) return &v->ids[i];
+}
+
+/* Double the table (kept at most half full); 0 or -1 on OOM. */
+static int ids_grow(vctx *v) {
+  size_t cap = v->capids ? v->capids * 2 : 64;
+  seen_id *old = v->ids, *ids = calloc(cap, sizeof *ids);
+  size_t oldcap = v->capids;
+  if (!ids) return -1;
+  v->ids = ids, v->capids = cap;
+  for (size_t i = 0; i < oldcap; i++)
+    if (old[i].pointer) *id_slot(v, old[i].id) = old[i];
+  free(old);
+  return 0;
+}
+
 /* Remember an id; report it if an earlier module has it already. */
 static void check_unique(vctx *v, const cJSON *mod, const char *field, int64_t id,
                          const char *pointer) {
-  for (size_t i = 0; i < v->nids; i++) {
-    if (v->ids[i].id != id) continue;
+  if (2 * (v->nids + 1) > v->capids && ids_grow(v) < 0) return (void)(v->nomem = 1);
+  seen_id *slot = id_slot(v, id);
+  if (slot->pointer) {
     problem(v, mod, field, ptr_join(pointer, "id", NULL), "duplicate id %lld (also at %s)",
-            (long long)id, v->ids[i].pointer);
+            (long long)id, slot->pointer);
     return;
   }
-  if (v->nids == v->capids) {
-    size_t cap = v->capids ? v->capids * 2 : 16;
-    seen_id *ids = realloc(v->ids, cap * sizeof *ids);
-    if (!ids) return (void)(v->nomem = 1);
-    v->ids = ids, v->capids = cap;
-  }
-  if (!(v->ids[v->nids].pointer = strdup(pointer))) return (void)(v->nomem = 1);
-  v->ids[v->nids++].id = id;
+  if (!(slot->pointer = strdup(pointer))) return (void)(v->nomem = 1);
+  slot->id = id;
+  v->nids++;
 }
 
 /* Check `id` of node, a module (required) or a handler (optional) of module
@@ -546,7 +565,7 @@ int rd_blueprint_validate(const cJSON *bp, const rd_blueprint_registry_t *reg,
                           rd_blueprint_problem_t **out, size_t *n, rd_err *err) {
   vctx v = {.reg = reg};
   check_blueprint(&v, bp);
-  for (size_t i = 0; i < v.nids; i++) free(v.ids[i].pointer);
+  for (size_t i = 0; i < v.capids; i++) free(v.ids[i].pointer);
   free(v.ids);
   if (v.nomem) {
     rd_blueprint_problems_free(v.p, v.n);
