@@ -223,10 +223,29 @@ local function scope_of(R, outputs)
   return { outputs = outputs, input = R.input, scenario = R.scenario }
 end
 
+-- The bundle a module's run gets: the outputs so far by module id (number
+-- keys) and [0] = the run's input. A read-only view made in constant time,
+-- read during the module's run: building a table of every output for every
+-- module made a run quadratic in its module count (issue 13, finding 5).
+-- pairs() walks it (__pairs); writes raise.
 local function bundle_of(R, outputs)
-  local b = { [0] = R.input }
-  for k, v in pairs(outputs) do b[math.tointeger(tonumber(k)) or k] = v end
-  return b
+  local function get(_, k)
+    if k == 0 then return R.input end
+    if math.type(k) == "integer" then return outputs[tostring(k)] end
+    return nil
+  end
+  local function iter(_, k)
+    local v
+    if k == nil and R.input ~= nil then return 0, R.input end
+    k, v = next(outputs, k ~= nil and k ~= 0 and tostring(k) or nil)
+    if k == nil then return nil end
+    return math.tointeger(tonumber(k)) or k, v
+  end
+  return setmetatable({}, {
+    __index = get,
+    __newindex = function() error("the bundle is read-only", 2) end,
+    __pairs = function(b) return iter, b, nil end,
+  })
 end
 
 local function warn(R, s) R.warnings[#R.warnings + 1] = s end
