@@ -81,9 +81,44 @@ local function text(v)
 end
 M.text = text
 
+-- Every helper here runs on data (webhook values, HTTP bodies) and must stay
+-- linear in its size: a pattern that backtracks over a run of spaces
+-- (gsub("%s+$", "") on "a" .. 60 000 spaces .. "b") is quadratic, inside C,
+-- where nothing can interrupt it (issue 13, finding 5). So: no pattern that
+-- rescans what it already passed -- an anchored single class, or a loop.
+
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true } -- %s
+
+-- s without leading and trailing white space (linear).
+local function trim(s)
+  local i = s:find("%S") -- one class at each position: linear
+  if not i then return "" end
+  local j = #s
+  while SPACE[s:byte(j)] do j = j - 1 end
+  return s:sub(i, j)
+end
+
+-- Is s a hexadecimal integer text ("0x1F", "-0xff") too big for 63 bits?
+local function is_big_hex(s)
+  local digits = s:match("^[+-]?0[xX]0*(%x*)$")
+  if not digits then return false end
+  return #digits > 16 or (#digits == 16 and digits:byte(1) >= 56) -- '8'
+end
+
+-- Text to number as Lua reads it, except that a hexadecimal integer past
+-- 63 bits is a float (2.36e21 for "0x7fffffffffffffffff", as JavaScript
+-- reads it) instead of wrapping around to -1. Infinity is possible
+-- ("1e400"): callers that store the result refuse it (toNumber).
+local function str2num(s)
+  s = trim(s)
+  local n = tonumber(s)
+  if n and math.type(n) == "integer" and is_big_hex(s) then return tonumber(s .. "p0") end
+  return n
+end
+
 local function tonum(v)
   if type(v) == "number" then return v end
-  if type(v) == "string" then return tonumber((v:gsub("^%s+", ""):gsub("%s+$", ""))) end
+  if type(v) == "string" then return str2num(v) end
   if type(v) == "boolean" then return v and 1 or 0 end
   return nil
 end
@@ -153,8 +188,6 @@ local function split_args(s)
   return args
 end
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
 local KEYCH = "[%w_%-%$@:]"
 
 -- A reference path: "1.a.b[2].c", "0.x", "scenario.id", "2[1]" ->
@@ -194,8 +227,22 @@ end
 
 local parse_expr
 
--- One argument / expression term.
-local function parse_term(raw)
+-- Calls nest at most this deep: each level rescans its arguments, so the
+-- bound keeps parsing linear in the template's size (and the recursion short).
+local MAX_DEPTH = 64
+
+-- "-12", "1.5", "1.", ".5": digits with at most one dot (linear; a pattern
+-- such as "^%-?%d+%.?%d*$" backtracks quadratically over "111...1x").
+local function is_decimal(s)
+  local body = s:match("^%-?([%d%.]+)$")
+  if not body then return false end
+  local dot = body:find(".", 1, true)
+  if dot and body:find(".", dot + 1, true) then return false end
+  return body:find("%d") ~= nil
+end
+
+-- One argument / expression term, `depth` calls deep.
+local function parse_term(raw, depth)
   local s = trim(raw)
   if s == "" then
     return { k = "lit", v = raw } -- keeps spaces: join(arr; ) joins with " "
@@ -204,23 +251,27 @@ local function parse_term(raw)
   if q and not q:gsub('\\.', ""):find('"') then
     return { k = "lit", v = (q:gsub('\\(.)', "%1")) }
   end
-  local num = s:match("^%-?%d+%.?%d*$") or s:match("^%-?%d*%.%d+$")
   -- "1.a" is a reference, "1.5" a number, "1" a number (not module 1's output)
-  if num and tonumber(s) then return { k = "lit", v = math.tointeger(tonumber(s)) or tonumber(s) } end
+  if is_decimal(s) then
+    local n = tonumber(s)
+    if not n or n == math.huge or n == -math.huge then perr("number out of range: " .. s:sub(1, 40)) end
+    return { k = "lit", v = math.tointeger(n) or n }
+  end
   if s == "true" then return { k = "lit", v = true } end
   if s == "false" then return { k = "lit", v = false } end
   if s == "null" then return { k = "lit", v = nil } end
   local name, args = s:match("^([%a_][%w_]*)%s*(%b())$")
   if name then
+    if depth >= MAX_DEPTH then perr("calls nested more than " .. MAX_DEPTH .. " deep") end
     local inner = args:sub(2, -2)
     local list = {}
     if trim(inner) ~= "" then
-      for i, a in ipairs(split_args(inner)) do list[i] = parse_expr(a, name == "if" and i == 1) end
+      for i, a in ipairs(split_args(inner)) do list[i] = parse_expr(a, name == "if" and i == 1, depth + 1) end
     end
     return { k = "call", name = name, args = list }
   end
   local fname, after = s:match("^([%a_][%w_]*)%s*%b()(.+)$")
-  if fname then perr("unexpected '" .. after .. "' after " .. fname .. "(...)") end
+  if fname then perr("unexpected '" .. after:sub(1, 40) .. "' after " .. fname:sub(1, 40) .. "(...)") end
   if s:match("^[%a_][%w_]*%s*%(") then perr("unclosed parenthesis") end
   if s == "now" or s == "timestamp" then return { k = "call", name = s, args = {} } end
   local ref = parse_ref(s)
@@ -244,14 +295,15 @@ local function find_op(s)
   if at then return at[1], at[2] end
 end
 
-function parse_expr(raw, cond)
+function parse_expr(raw, cond, depth)
+  depth = depth or 0
   if cond then
     local i, op = find_op(raw)
     if i then
-      return { k = "cmp", op = op, a = parse_term(raw:sub(1, i - 1)), b = parse_term(raw:sub(i + #op)) }
+      return { k = "cmp", op = op, a = parse_term(raw:sub(1, i - 1), depth), b = parse_term(raw:sub(i + #op), depth) }
     end
   end
-  return parse_term(raw)
+  return parse_term(raw, depth)
 end
 
 -- template -> {pieces}, single (true when the template is one {{...}})
@@ -395,6 +447,11 @@ F["toNumber"] = strict(function(x)
   if x == nil or x == null or x == "" then return nil end
   local n = tonum(x)
   if not n then ferr(string.format("toNumber(): %q is not a number", text(x):sub(1, 60))) end
+  -- JSON has no infinity: a value such as "1e400" would make the run's
+  -- data unstorable, so the module fails here, naming the value
+  if n ~= n or n == math.huge or n == -math.huge then
+    ferr(string.format("toNumber(): %q is out of range", text(x):sub(1, 60)))
+  end
   return math.tointeger(n) or n
 end, 1, 1)
 F["now"] = strict(iso_now, 0, 0)
