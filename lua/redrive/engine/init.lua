@@ -372,6 +372,16 @@ local function exec_module(R, m, def, outputs)
       out = a
     end
   end
+  if not err and out ~= nil then
+    -- the one check that run data stays storable, whatever the module
+    -- (infinity, NaN, a function, a cycle): the module fails, naming why,
+    -- instead of the run's data being lost when it is recorded
+    local s, why = json.encode(out)
+    if not s then
+      err, code = string.format("module %s (%s): the output cannot be stored as JSON: %s",
+        tostring(m.id), m.module, tostring(why)), "invalid"
+    end
+  end
   rec.duration = rec.duration + (rd.now() - t0)
   rec.operations = rec.operations + 1
   R.operations = R.operations + 1
@@ -532,6 +542,13 @@ function E.run(bp, opts)
   if not ok then
     R.status, R.error = "error", { message = msg, code = "invalid" }
     return result(R)
+  end
+  if R.input ~= nil then
+    local s, why = json.encode(R.input)
+    if not s then
+      R.status, R.error = "error", { message = "the run's input cannot be stored as JSON: " .. tostring(why), code = "invalid" }
+      return result(R)
+    end
   end
   if opts.resume then
     local res = opts.resume

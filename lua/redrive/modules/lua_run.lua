@@ -138,13 +138,7 @@ local function run(ctx, m, bundle)
     if not msg:find(where, 1, true) then msg = where .. ": " .. msg end
     return nil, msg, "script"
   end
-  if res ~= nil then
-    local eok, s, e = pcall(rd.json.encode, res)
-    if not eok or s == nil then
-      return nil, where .. ": the result cannot be stored as JSON: " .. tostring(eok and e or s), "script"
-    end
-  end
-  return res
+  return res -- the engine checks that it can be stored as JSON
 end
 
 M.type = "lua:Run"
