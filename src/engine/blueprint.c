@@ -92,6 +92,45 @@ static int known_field_type(const char *t) {
   return 0;
 }
 
+/* A field type: a type name, or {"type": "array", "items": <field type>}, or
+ * {"type": "object", "fields": {name: <field type>}, "required": [name...]}
+ * (what the elements of a list such as headers [{name, value}] must be).
+ * `path` names the field in messages ("headers", "headers.items.name"). */
+static int check_ftype(const char *type, const char *path, const cJSON *t, rd_err *err) {
+  static const char *const what = "type must be string, number, integer, boolean, array, "
+                                  "object or any, or {type, items} / {type, fields, required}";
+  if (cJSON_IsString(t) && known_field_type(t->valuestring)) return 0;
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "type");
+  const cJSON *items = cJSON_GetObjectItemCaseSensitive(t, "items");
+  const cJSON *fields = cJSON_GetObjectItemCaseSensitive(t, "fields");
+  const cJSON *required = cJSON_GetObjectItemCaseSensitive(t, "required");
+  int is_array = cJSON_IsString(name) && strcmp(name->valuestring, "array") == 0;
+  int is_object = cJSON_IsString(name) && strcmp(name->valuestring, "object") == 0;
+  if (!cJSON_IsObject(t) || !(is_array || is_object) || (items && !is_array) ||
+      ((fields || required) && !is_object))
+    return rd_err_set(err, RD_EINVALID, "%s: field '%.64s': %s", type, path, what);
+  char sub[160];
+  if (items) {
+    snprintf(sub, sizeof sub, "%.64s.items", path);
+    return check_ftype(type, sub, items, err);
+  }
+  if (fields && !cJSON_IsObject(fields))
+    return rd_err_set(err, RD_EINVALID, "%s: field '%.64s': fields must be an object", type, path);
+  for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
+    snprintf(sub, sizeof sub, "%.64s.%.64s", path, f->string);
+    int r = check_ftype(type, sub, f, err);
+    if (r) return r;
+  }
+  if (required && !cJSON_IsArray(required))
+    return rd_err_set(err, RD_EINVALID, "%s: field '%.64s': required must be an array of names",
+                      type, path);
+  for (const cJSON *r = required ? required->child : NULL; r; r = r->next)
+    if (!cJSON_IsString(r))
+      return rd_err_set(err, RD_EINVALID,
+                        "%s: field '%.64s': required must be an array of names", type, path);
+  return 0;
+}
+
 static int check_spec(const char *type, const cJSON *spec, rd_err *err) {
   const cJSON *fields = cJSON_GetObjectItemCaseSensitive(spec, "fields");
   const cJSON *required = cJSON_GetObjectItemCaseSensitive(spec, "required");
@@ -100,11 +139,10 @@ static int check_spec(const char *type, const cJSON *spec, rd_err *err) {
     return rd_err_set(err, RD_EINVALID, "%s: spec must be an object", type);
   if (fields && !cJSON_IsObject(fields) && !(cJSON_IsArray(fields) && !fields->child))
     return rd_err_set(err, RD_EINVALID, "%s: fields must be an object", type);
-  for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next)
-    if (!cJSON_IsString(f) || !known_field_type(f->valuestring))
-      return rd_err_set(err, RD_EINVALID,
-                        "%s: field '%.64s': type must be string, number, integer, boolean, "
-                        "array, object or any", type, f->string ? f->string : "");
+  for (const cJSON *f = fields ? fields->child : NULL; f; f = f->next) {
+    int r = check_ftype(type, f->string ? f->string : "", f, err);
+    if (r) return r;
+  }
   if (required && !cJSON_IsArray(required))
     return rd_err_set(err, RD_EINVALID, "%s: required must be an array of names", type);
   for (const cJSON *r = required ? required->child : NULL; r; r = r->next)
@@ -333,13 +371,61 @@ static void check_id(vctx *v, const cJSON *mod, const cJSON *node, const char *p
   else check_unique(v, mod, field, id, pointer);
 }
 
+static int is_template(const cJSON *val) {
+  return cJSON_IsString(val) && strstr(val->valuestring, "{{") != NULL;
+}
+
 static int type_matches(const char *want, const cJSON *val) {
   int64_t i;
   /* "{{1.a}}" is resolved when the module runs: any type may come out. */
-  if (strcmp(want, "any") == 0 || (cJSON_IsString(val) && strstr(val->valuestring, "{{")))
-    return 1;
+  if (strcmp(want, "any") == 0 || is_template(val)) return 1;
   if (strcmp(want, "integer") == 0) return rd__json_int(val, &i);
   return strcmp(want, type_name(val)) == 0;
+}
+
+/* Check `val`, the value at `field` / `pointer` (borrowed), against field
+ * type `want` (see check_ftype): its type, then the elements of an array
+ * ({type, items}) or the members of an object ({type, fields, required}).
+ * null and template strings are not checked further. The registry bounds
+ * the depth of a spec, so the recursion is shallow. */
+static void check_value(vctx *v, const cJSON *mod, const cJSON *want, const cJSON *val,
+                        const char *field, const char *pointer) {
+  const cJSON *tname = cJSON_IsString(want) ? want : cJSON_GetObjectItemCaseSensitive(want, "type");
+  if (!type_matches(tname->valuestring, val)) {
+    problem(v, mod, field, ptr_join(pointer, NULL), "expected %s, got %s", tname->valuestring,
+            type_name(val));
+    return;
+  }
+  if (cJSON_IsString(want) || is_template(val)) return;
+  const cJSON *items = cJSON_GetObjectItemCaseSensitive(want, "items");
+  const cJSON *fields = cJSON_GetObjectItemCaseSensitive(want, "fields");
+  const cJSON *required = cJSON_GetObjectItemCaseSensitive(want, "required");
+  char sub[256], idx[24];
+  int i = 0;
+  for (const cJSON *e = items && cJSON_IsArray(val) ? val->child : NULL; e; e = e->next, i++) {
+    snprintf(idx, sizeof idx, "%d", i);
+    snprintf(sub, sizeof sub, "%s[%d]", field, i);
+    char *p = ptr_join(pointer, idx, NULL);
+    if (!p) return (void)(v->nomem = 1);
+    check_value(v, mod, items, e, sub, p);
+    free(p);
+  }
+  if (!cJSON_IsObject(val)) return;
+  for (const cJSON *r = required ? required->child : NULL; r; r = r->next) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(val, r->valuestring);
+    if (x && !cJSON_IsNull(x)) continue;
+    snprintf(sub, sizeof sub, "%s.%s", field, r->valuestring);
+    problem(v, mod, sub, ptr_join(pointer, r->valuestring, NULL), "required field missing");
+  }
+  for (const cJSON *f = fields ? val->child : NULL; f; f = f->next) {
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(fields, f->string);
+    if (!w || cJSON_IsNull(f)) continue;
+    snprintf(sub, sizeof sub, "%s.%s", field, f->string);
+    char *p = ptr_join(pointer, f->string, NULL);
+    if (!p) return (void)(v->nomem = 1);
+    check_value(v, mod, w, f, sub, p);
+    free(p);
+  }
 }
 
 /* Check mapper fields against the registered spec. `prefix` names the
@@ -369,9 +455,11 @@ static void check_mapper(vctx *v, const cJSON *mod, const cJSON *owner, const ch
     snprintf(field, sizeof field, "%s.%s", prefix, f->string);
     if (!want && strict)
       problem(v, mod, field, ptr_join(pointer, "mapper", f->string, NULL), "unknown field");
-    if (!want || cJSON_IsNull(f) || type_matches(want->valuestring, f)) continue;
-    problem(v, mod, field, ptr_join(pointer, "mapper", f->string, NULL), "expected %s, got %s",
-            want->valuestring, type_name(f));
+    if (!want || cJSON_IsNull(f)) continue;
+    char *p = ptr_join(pointer, "mapper", f->string, NULL);
+    if (!p) return (void)(v->nomem = 1);
+    check_value(v, mod, want, f, field, p);
+    free(p);
   }
 }
 

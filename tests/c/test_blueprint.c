@@ -44,7 +44,10 @@ static rd_blueprint_registry_t *registry(void) {
   } mods[] = {
     {"http:ActionSendData",
      "{'fields': {'url': 'string', 'method': 'string', 'timeout': 'integer', 'data': 'string',"
-     "            'parseResponse': 'boolean', 'headers': 'array'}, 'required': ['url']}"},
+     "            'parseResponse': 'boolean',"
+     "            'headers': {'type': 'array', 'items': {'type': 'object',"
+     "                        'fields': {'name': 'string', 'value': 'any'}, 'required': ['name']}}},"
+     " 'required': ['url']}"},
     {"json:ParseJSON", "{'fields': {'json': 'string'}, 'required': ['json'], 'strict': true}"},
     {"util:SetVariable", "{}"},
     {"builtin:Break", "{'fields': {'retry': 'boolean', 'count': 'any', 'interval': 'any'}}"},
@@ -168,7 +171,21 @@ RD_TEST(blueprint_4_registry_specs) {
   } bad[] = {
     {"[]", "x:Y: spec must be an object"},
     {"{'fields': {'a': 'str'}}",
-     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any"},
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "or {type, items} / {type, fields, required}"},
+    {"{'fields': {'a': {'type': 'string', 'items': 'any'}}}",
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "or {type, items} / {type, fields, required}"},
+    {"{'fields': {'a': {'type': 'array', 'fields': {}}}}",
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "or {type, items} / {type, fields, required}"},
+    {"{'fields': {'a': {'type': 'array', 'items': {'type': 'object', 'fields': {'b': 'text'}}}}}",
+     "x:Y: field 'a.items.b': type must be string, number, integer, boolean, array, object or "
+     "any, or {type, items} / {type, fields, required}"},
+    {"{'fields': {'a': {'type': 'object', 'fields': []}}}",
+     "x:Y: field 'a': fields must be an object"},
+    {"{'fields': {'a': {'type': 'object', 'required': [2]}}}",
+     "x:Y: field 'a': required must be an array of names"},
     {"{'required': 'a'}", "x:Y: required must be an array of names"},
     {"{'required': [1]}", "x:Y: required must be an array of names"},
     {"{'strict': 1}", "x:Y: strict must be a boolean"},
@@ -264,5 +281,54 @@ RD_TEST(blueprint_7_not_object_and_deep) {
   ASSERT_STR_EQ(p[0].message, "blueprint nests deeper than 512");
   rd_blueprint_problems_free(p, n);
   ASSERT_INT_EQ(rd_blueprint_each_module(bp, log_cb, NULL, NULL), RD_EINVALID);
+  cJSON_Delete(bp);
+}
+
+/* A field type may say what the elements of a list must be: headers
+ * [{name, value}]. Each bad element is one problem naming its index. */
+RD_TEST(blueprint_8_element_types) {
+  static const char *const want[] = {
+    "1|mapper.headers[1]|/flow/0/mapper/headers/1|expected object, got number",
+    "1|mapper.headers[2].name|/flow/0/mapper/headers/2/name|required field missing",
+    "1|mapper.headers[3].name|/flow/0/mapper/headers/3/name|expected string, got object",
+    "4|mapper.headers|/flow/1/routes/1/flow/0/mapper/headers|expected array, got object",
+  };
+  expect_problems(
+      "[{'op': 'add', 'path': '/flow/0/mapper/headers', 'value':"
+      "   [{'name': 'a', 'value': 'x'}, 5, {'value': 'x'}, {'name': {}, 'value': 1},"
+      "    '{{1.h}}', {'name': '{{1.n}}', 'value': [1]}, {'name': 'b', 'value': null}]},"
+      " {'op': 'add', 'path': '/flow/1/routes/1/flow/0/mapper/headers',"
+      "  'value': {'name': 'a'}}]",
+      want, sizeof want / sizeof *want);
+  static const char *const none[] = {0};
+  /* a template for the whole list is resolved at run time */
+  expect_problems("[{'op': 'add', 'path': '/flow/0/mapper/headers', 'value': '{{1.list}}'}]",
+                  none, 0);
+}
+
+/* Duplicate ids among many modules (the ids are kept in a hash set): every
+ * duplicate found once, naming the first module's place, whatever the ids. */
+RD_TEST(blueprint_9_many_ids) {
+  enum { N = 50000 };
+  cJSON *bp = parse_q("{'name': 'many', 'flow': []}"), *flow = cJSON_GetObjectItem(bp, "flow");
+  for (int i = 0; i < N; i++) {
+    cJSON *m = cJSON_CreateObject();
+    /* multiples of 2^32 and negative ids as well as small ones */
+    double id = i % 3 == 0 ? (double)i * 4294967296.0 : i % 3 == 1 ? -(double)i : (double)i;
+    cJSON_AddNumberToObject(m, "id", id);
+    cJSON_AddStringToObject(m, "module", "util:SetVariable");
+    cJSON_AddItemToArray(flow, m);
+  }
+  cJSON *dup = cJSON_CreateObject();
+  cJSON_AddNumberToObject(dup, "id", 3.0 * 4294967296.0);
+  cJSON_AddStringToObject(dup, "module", "util:SetVariable");
+  cJSON_AddItemToArray(flow, dup);
+  rd_blueprint_problem_t *p = NULL;
+  size_t n = 0;
+  ASSERT_OK(rd_blueprint_validate(bp, NULL, &p, &n, NULL));
+  ASSERT_INT_EQ(n, 1);
+  ASSERT_STR_EQ(p[0].pointer, "/flow/50000/id");
+  ASSERT_STR_EQ(p[0].message, "duplicate id 12884901888 (also at /flow/3)");
+  rd_blueprint_problems_free(p, n);
   cJSON_Delete(bp);
 }

@@ -15,28 +15,13 @@ local opts_num = require("redrive.opts").number
 -- Redaction is the C redactor's (src/core/redact.c): URLs in messages lose
 -- userinfo and query, response text loses every credential.
 local redact, redact_url = core.redact, core.redact_url
+local fields = require "redrive.engine.fields"
+local pairs_of = fields.name_value_list
 
 local function opt_bool(v, dflt)
   if v == nil or v == rd.json.null or v == "" then return dflt end
   if v == "false" or v == false or v == 0 then return false end
   return true
-end
-
-local function pairs_of(list, what)
-  -- [{name, value}] (Make) or {name = value}
-  local out = {}
-  if list == nil or list == rd.json.null or list == "" then return out end
-  if type(list) ~= "table" then return nil, what .. " must be a list of {name, value}" end
-  if #list > 0 or rd.json.kind(list) == "array" then
-    for _, p in ipairs(list) do
-      if type(p) == "table" and p.name ~= nil and p.name ~= "" then
-        out[#out + 1] = { tostring(p.name), p.value }
-      end
-    end
-  else
-    for k, v in pairs(list) do out[#out + 1] = { tostring(k), v } end
-  end
-  return out
 end
 
 local function str(v)
@@ -64,7 +49,15 @@ local function run(ctx, m)
   local headers = {}
   local hs, err = pairs_of(m.headers, "headers")
   if not hs then return nil, "http: " .. err, "invalid" end
-  for _, h in ipairs(hs) do headers[h[1]] = str(h[2]) end
+  for _, h in ipairs(hs) do
+    local v = str(h[2])
+    -- rd.http.request refuses these too, but by raising (a script's bug);
+    -- here they come from data, so the module fails with its own error
+    if h[1]:find("[\r\n]") or v:find("[\r\n]") then
+      return nil, string.format("http: header '%s' contains a line break", (h[1]:sub(1, 64):gsub("%c", "?"))), "invalid"
+    end
+    headers[h[1]] = v
+  end
   local qs
   qs, err = pairs_of(m.qs, "qs")
   if not qs then return nil, "http: " .. err, "invalid" end
@@ -85,9 +78,10 @@ local function run(ctx, m)
   if data ~= nil and data ~= rd.json.null and data ~= "" then
     if bt == "x-www-form-urlencoded" or bt == "x_www_form_urlencoded" then
       if type(data) == "table" then
-        local fields = pairs_of(data, "data") or {}
+        local form, ferr = pairs_of(data, "data")
+        if not form then return nil, "http: " .. ferr, "invalid" end
         local parts = {}
-        for i, f in ipairs(fields) do parts[i] = urlencode(f[1]) .. "=" .. urlencode(f[2]) end
+        for i, f in ipairs(form) do parts[i] = urlencode(f[1]) .. "=" .. urlencode(f[2]) end
         body = table.concat(parts, "&")
       else
         body = str(data)
@@ -179,7 +173,8 @@ return {
   type = "http:ActionSendData",
   redact_input = redact_input,
   fields = {
-    url = "string", method = "string", headers = "array", qs = "array", bodyType = "string",
+    url = "string", method = "string", headers = fields.NAME_VALUE_LIST, qs = fields.NAME_VALUE_LIST,
+    bodyType = "string",
     data = "any", contentType = "string", gzip = "boolean", timeout = "any", maxBody = "any",
     parseResponse = "boolean", followRedirect = "boolean", rejectUnauthorized = "boolean",
     authUser = "string", authPass = "string", shareCookies = "boolean", useQuerystring = "boolean",
