@@ -44,12 +44,15 @@ end
 
 local EXIT_OF = { interrupted = 130, connect = 3, auth = 3, usage = 2, script = 1 }
 
--- emit(v): one JSON line on stdout (for --json); values that JSON cannot
--- carry are shown as strings.
+-- emit(v): one JSON line on stdout (for --json); a value that JSON cannot
+-- carry (a source, a function, infinity) is shown as {"value": text}: an
+-- object's one-line description (`<source local "local">`), else its
+-- pretty-printed form. rd.json.encode returns nil, msg for those.
 function M.emit(v)
-  local ok, s = pcall(rd.json.encode, v)
-  if not ok then s = rd.json.encode({ value = require("redrive.pretty").format(v) }) end
-  io.stdout:write(require("redrive.pretty").redact(s), "\n") -- the redactor keeps JSON valid
+  local pretty = require "redrive.pretty"
+  local s = rd.json.encode(v)
+  if not s then s = rd.json.encode({ value = pretty.summary(v) or pretty.format(v) }) end
+  io.stdout:write(pretty.redact(s), "\n") -- the redactor keeps JSON valid
   io.stdout:flush()
 end
 

@@ -68,6 +68,12 @@ has "cli-4.2 first result through jq" "$(head -1 <<<"$OUT" | jq -c '.list' 2>&1)
 has "cli-4.3 second result" "$(sed -n 2p <<<"$OUT")" '"two"'
 check "cli-4.4 without --json results are not printed" 0 "$R" -e 'return 1'
 [ -z "$OUT" ] && ok "cli-4.5 quiet stdout" || no "cli-4.5 quiet stdout" "$OUT"
+# a value JSON cannot carry is described, not a crash inside the CLI (issue 13)
+check "cli-4.6 --json result that JSON cannot carry" 0 "$R" --json -e 'return rd.connect(), print, 1/0'
+has "cli-4.7 a source is its description" "$(sed -n 1p <<<"$OUT" | jq -r .value 2>&1)" '<source local "local">'
+has "cli-4.8 a function" "$(sed -n 2p <<<"$OUT" | jq -r .value 2>&1)" '<function: builtin>'
+has "cli-4.9 infinity" "$(sed -n 3p <<<"$OUT" | jq -r .value 2>&1)" 'inf'
+lacks "cli-4.10 no internal error" "$ERR" "cli.lua"
 
 # ---- options reach the runtime
 check "cli-5.1 --dry-run" 0 "$R" --dry-run -e 'assert(rd.is_dry_run())'
