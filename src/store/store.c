@@ -105,8 +105,17 @@ int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err) {
   default: code = RD_EIO; break;
   }
   const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
-  if (code == RD_ECORRUPT)
+  /* A file that is not SQLite at all, and a store with damaged pages (found
+   * by the read that reaches them: a full check at open reads every page,
+   * seconds on a large store, too slow for a cron start) are both
+   * RD_ECORRUPT; the message tells them apart and says what to do. */
+  if ((rc & 0xff) == SQLITE_NOTADB)
     return rd_err_set(err, code, "store: '%s' is not a redrive store (%s)", st->path, msg);
+  if (code == RD_ECORRUPT)
+    return rd_err_set(err, code,
+                      "store: '%s' is damaged (%s); to save what is readable: "
+                      "sqlite3 '%s' .recover | sqlite3 NEW.db",
+                      st->path, msg, st->path);
   return rd_err_set(err, code, "store: %s '%s': %s", what, st->path, msg);
 }
 
