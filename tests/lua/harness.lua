@@ -115,5 +115,39 @@ function H.tmpname(suffix)
   return string.format("%s/t%d-%d-%d%s", dir, H.pid, math.random(1 << 30), H._n, suffix or "")
 end
 
+-- Work, measured without a clock (issue 13: growth is asserted, never time).
+-- work(fn, ...) -> Lua VM instructions fn executed (a count hook on this
+-- task's thread), then fn's results. Work inside C functions is not seen.
+function H.work(fn, ...)
+  local count = 0
+  local oh, om, oc = debug.gethook()
+  debug.sethook(function() count = count + 1 end, "", 100)
+  local r = table.pack(fn(...))
+  debug.sethook(oh, om or "", oc or 0)
+  return count * 100, table.unpack(r, 1, r.n)
+end
+
+-- callgrind(script, args...) -> instructions `redrive script args...`
+-- executed, C included (valgrind's count: the same on every machine, to a
+-- small noise) | nil, why when valgrind cannot run here. Raises when
+-- valgrind runs but gives no count.
+function H.callgrind(script, ...)
+  if (os.getenv("SAN") or "") ~= "" then return nil, "a sanitizer build: valgrind cannot run it" end
+  if (os.getenv("VALGRIND") or "") ~= "" then return nil, "already under valgrind" end
+  local p = io.popen("command -v valgrind 2>/dev/null")
+  local found = p:read("a")
+  p:close()
+  if found == "" then return nil, "valgrind is not installed" end
+  local words = { "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                  os.getenv("REDRIVE") or "./build/redrive", script, ... }
+  for i, w in ipairs(words) do words[i] = "'" .. tostring(w):gsub("'", "'\\''") .. "'" end
+  p = io.popen(table.concat(words, " ") .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  local n = out:match("Collected : (%d+)")
+  if not n then error("callgrind gave no count:\n" .. out:sub(1, 2000), 2) end
+  return tonumber(n)
+end
+
 test, eq, ok, match, check_err, raises, expect, skip = H.test, H.eq, H.ok, H.match, H.check_err, H.raises, H.expect, H.skip
 return H

@@ -818,4 +818,185 @@ test("engine-5.6 transfer sums HTTP bytes over the run", function()
   eq(out.run_data["2"].output.data.customer.email, "c3@example.test")
 end)
 
+-- ---------------------------------------------------------------------------
+-- 6. hostile input (issue 13): work linear in the module count, run data
+-- always storable, element shapes validated. Work is counted, never timed:
+-- Lua instructions for n and 4n (linear grows 4x, quadratic 16x), and
+-- callgrind's count for C work where valgrind is installed.
+
+local GROWTH = 6
+
+local function grows(what, n, w1, w4)
+  ok(w4 <= GROWTH * w1, string.format("%s: %d instructions for n = %d, %d for 4n: grows %.1fx (linear is 4x)",
+    what, w1, n, w4, w4 / w1))
+end
+
+local function chain(n, first)
+  local flow = {}
+  for i = 1, n do
+    flow[i] = setvar(first + i - 1, "v", i == 1 and "x" or ("{{" .. (first + i - 2) .. ".v}}"))
+  end
+  return flow
+end
+
+test("engine-6.1 a run's work grows linearly with its module count (src:run, recorded)", function()
+  local src = assert(rd.connect { kind = "local", db = H.tmpname(".db") })
+  local function work(n)
+    local sc = assert(src:scenario_create { name = "chain " .. n, blueprint = bp(chain(n, 1)) })
+    local w, e = H.work(src.run, src, sc.id, { input = { n = n } })
+    assert(e, "run failed")
+    eq(e.status, "success")
+    eq(e:run_data()[tostring(n)].output.v, "x")
+    return w
+  end
+  work(10)
+  grows("a chain of SetVariable modules", 500, work(500), work(2000))
+  src:close()
+end)
+
+test("engine-6.2 a feeder over n elements after n modules: linear (no copy of the outputs per element)", function()
+  local function work(n)
+    local flow = chain(n, 1)
+    flow[n + 1] = { id = n + 1, module = "builtin:BasicFeeder", mapper = { array = "{{0.arr}}" } }
+    flow[n + 2] = setvar(n + 2, "w", "{{" .. (n + 1) .. ".value}}-{{" .. n .. ".v}}")
+    local arr = {}
+    for i = 1, n do arr[i] = i end
+    local w, out = H.work(engine.run, bp(flow), { input = { arr = arr } })
+    eq(out.status, "success", out.error and out.error.message)
+    eq(out.run_data[tostring(n + 2)].output.w, n .. "-x")
+    eq(out.operations, 2 * n + 1)
+    return w
+  end
+  grows("n modules, then a feeder of n elements", 300, work(300), work(1200))
+end)
+
+test("engine-6.3 routes get the outputs before the router, and only those", function()
+  local out = engine.run(bp {
+    setvar(1, "v", "a"),
+    { id = 2, module = "builtin:BasicRouter", routes = A {
+      { flow = A { setvar(3, "v", "{{1.v}}b"), setvar(4, "v", "{{3.v}}c") } },
+      { flow = A { setvar(5, "v", "{{1.v}}-{{3.v}}-{{4.v}}") } },
+    } },
+  })
+  eq(out.status, "success")
+  eq(out.run_data["4"].output.v, "abc")
+  eq(out.run_data["5"].output.v, "a--", "a route does not see another route's outputs")
+end)
+
+test("engine-6.4 lua:Run's bundle: every output so far by id, [0] the input, pairs() walks it", function()
+  local out = engine.run(bp {
+    setvar(1, "v", "a"),
+    { id = 2, module = "builtin:BasicFeeder", mapper = { array = "{{0.arr}}" } },
+    { id = 3, module = "lua:Run", mapper = { code = [[
+      local keys = {}
+      for k in pairs(bundle) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      return { keys = table.concat(keys, ","), v = bundle[1].v, el = bundle[2].value, x = bundle[0].x,
+               none = bundle[9] == nil }
+    ]] } },
+  }, { input = { x = 7, arr = { 10 } } })
+  eq(out.status, "success", out.error and out.error.message)
+  eq(out.run_data["3"].output, { keys = "0,1,2", v = "a", el = 10, x = 7, none = true })
+end)
+
+do
+  local probe = H.tmpname(".lua")
+  local f = assert(io.open(probe, "w"))
+  f:write([[
+local n = tonumber(arg[1])
+local parts = {}
+for i = 1, n do parts[i] = string.format('{"id":%d,"module":"probe:Set","mapper":{"name":"v"}}', i) end
+assert(rd.blueprint.register_module("probe:Set", { fields = { name = "string" }, required = { "name" } }))
+assert(assert(rd.blueprint('{"name":"many","flow":[' .. table.concat(parts, ",") .. ']}')):validate())
+]])
+  f:close()
+  local w0, why = H.callgrind(probe, 0)
+  if not w0 then
+    skip("engine-6.5 validation's C work grows linearly with the module count (callgrind)", why)
+  else
+    test("engine-6.5 validation's C work grows linearly with the module count (callgrind)", function()
+      grows("validating n modules", 4000, H.callgrind(probe, 4000) - w0, H.callgrind(probe, 16000) - w0)
+    end)
+  end
+end
+
+test("engine-6.6 a value JSON cannot carry fails its module; the run data of the others is kept", function()
+  -- toNumber("1e400") is refused by the mapper
+  local out = engine.run(bp { setvar(1, "a", "ok"), setvar(2, "n", "{{toNumber(1.a)}}") }, { dlq = false })
+  eq(out.status, "error"); eq(out.error.module, 2); eq(out.error.code, "invalid")
+  local src = assert(rd.connect { kind = "local", db = H.tmpname(".db") })
+  local sc = assert(src:scenario_create { name = "inf", blueprint = bp {
+    setvar(1, "a", "kept"), setvar(2, "n", "{{toNumber(0.v)}}") } })
+  local e = assert(src:run(sc.id, { input = { v = "1e400" } }))
+  eq(e.status, "error"); eq(e.error.module, 2); eq(e.error.code, "invalid")
+  match(e.error.message, 'toNumber%(%): "1e400" is out of range')
+  local data = e:run_data()
+  eq(data["1"].output, { a = "kept" }, "the module before keeps its run data")
+  eq(data["2"].error.code, "invalid")
+  -- any module's output that JSON cannot carry: the module fails, naming why
+  for i, code in ipairs { "return { x = math.huge }", "return { x = 0/0 }", "return { f = tostring }" } do
+    out = engine.run(bp { setvar(1, "a", "kept"), { id = 2, module = "lua:Run", mapper = { code = code } } })
+    eq(out.status, "error", code); eq(out.error.module, 2); eq(out.error.code, "invalid")
+    match(out.error.message, "^module 2 %(lua:Run%): the output cannot be stored as JSON: json: cannot encode")
+    eq(out.run_data["1"].output, { a = "kept" }, code)
+    ok(rd.json.encode(out.run_data), "run data " .. i .. " encodes")
+  end
+  -- a run's input that JSON cannot carry: the run fails before any module
+  out = engine.run(bp { setvar(1, "a", "{{0.v}}") }, { input = { v = math.huge } })
+  eq(out.status, "error"); eq(out.error.code, "invalid"); eq(out.operations, 0)
+  match(out.error.message, "^the run's input cannot be stored as JSON: json: cannot encode infinity at %.v$")
+  src:close()
+end)
+
+test("engine-6.7 util:SetVariables and http headers: each element a {name, value}, checked at validation", function()
+  local cases = {
+    { { id = 1, module = "util:SetVariables", mapper = { variables = A { 5 } } },
+      "module 1, mapper.variables%[0%]: expected object, got number" },
+    { { id = 1, module = "util:SetVariables", mapper = { variables = A { { name = 5, value = 1 } } } },
+      "module 1, mapper.variables%[0%].name: expected string, got number" },
+    { { id = 1, module = "util:SetVariables", mapper = { variables = A { { value = 1 } } } },
+      "module 1, mapper.variables%[0%].name: required field missing" },
+    { http(1, { url = "http://127.0.0.1:1/", headers = A { { name = "a", value = "b" }, "x" } }),
+      "module 1, mapper.headers%[1%]: expected object, got string" },
+    { http(1, { url = "http://127.0.0.1:1/", qs = A { { name = A { 1 }, value = "b" } } }),
+      "module 1, mapper.qs%[0%].name: expected string, got array" },
+  }
+  for _, c in ipairs(cases) do
+    local okv, err = engine.validate(bp { c[1] })
+    eq(okv, nil); match(err, c[2])
+    local out = engine.run(bp { c[1] })
+    eq(out.status, "error"); eq(out.error.code, "invalid"); eq(out.operations, 0)
+  end
+  -- templates are resolved at run time and pass validation
+  ok(engine.validate(bp { { id = 1, module = "util:SetVariables", mapper = { variables = "{{0.vars}}" } } }))
+end)
+
+test("engine-6.8 ... and again at run time, when a template made them: a clear module error", function()
+  local vars = bp { { id = 1, module = "util:SetVariables", mapper = { variables = "{{0.vars}}" } } }
+  for _, c in ipairs {
+    { 5, "variables must be a list of {name, value}, got number" },
+    { true, "variables must be a list of {name, value}, got boolean" },
+    { "abc", "variables must be a list of {name, value}, got string" },
+    { A { 1, 2 }, "variables%[0%] must be {name, value}, got number" },
+    { A { { name = { "x" }, value = 1 } }, "variables%[0%].name must be a string, got array" },
+  } do
+    local out = engine.run(vars, { input = { vars = c[1] } })
+    eq(out.status, "error"); eq(out.error.code, "invalid")
+    match(out.error.message, "^util:SetVariables %(module 1%): " .. c[2] .. "$")
+  end
+  local out = engine.run(vars, { input = { vars = A { { name = "a", value = 1 }, { name = "", value = "blank row" } } } })
+  eq(out.status, "success"); eq(out.run_data["1"].output, { a = 1 })
+  local h = bp { http(1, { url = "http://127.0.0.1:1/", headers = "{{0.h}}" }) }
+  for _, c in ipairs {
+    { "x", "^http: headers must be a list of {name, value}, got string$" },
+    { A { A { "a", "b" } }, "^http: headers%[0%] must be {name, value}, got array$" },
+    { A { { name = "X-A", value = "1\r\nInjected: yes" } }, "^http: header 'X%-A' contains a line break$" },
+    { A { { name = "X\nA", value = "1" } }, "^http: header 'X%?A' contains a line break$" },
+  } do
+    out = engine.run(h, { input = { h = c[1] } })
+    eq(out.status, "error"); eq(out.error.code, "invalid", out.error.message)
+    match(out.error.message, c[2])
+  end
+end)
+
 H.done()

@@ -16,9 +16,15 @@ F.NAME_VALUE_LIST = {
   items = { type = "object", fields = { name = "string", value = "any" }, required = { "name" } },
 }
 
+-- A table is an array when marked so, or when it is an unmarked sequence.
+local function is_array(v)
+  local kind = rd.json.kind(v)
+  return kind == "array" or (kind == nil and #v > 0)
+end
+
 local function typename(v)
   if v == null then return "null" end
-  if type(v) == "table" then return rd.json.kind(v) == "array" and "array" or "object" end
+  if type(v) == "table" then return is_array(v) and "array" or "object" end
   return type(v)
 end
 
@@ -36,7 +42,7 @@ function F.name_value_list(v, what)
   if #v > 0 or rd.json.kind(v) == "array" then
     for i, p in ipairs(v) do
       local name = type(p) == "table" and p.name
-      if type(p) ~= "table" or rd.json.kind(p) == "array" then
+      if type(p) ~= "table" or is_array(p) then
         return nil, string.format("%s[%d] must be {name, value}, got %s", what, i - 1, typename(p))
       end
       if math.type(name) == "integer" then name = tostring(name) end
