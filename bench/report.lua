@@ -38,7 +38,7 @@ local L_client = wrk and wrk.client or "bench/curlmulti"
 local engine, insert, claims, retry = load("engine"), load("insert"), load("claims"), load("retry")
 local s_rd, s_lua, s_list = load("start_redrive"), load("start_lua"), load("start_list")
 local s_lua2 = load("start_lua2") or s_lua
-local rl, mem = load("ratelimit"), load("inflight")
+local rl, mem, scale = load("ratelimit"), load("inflight"), load("scale")
 
 local rows, res = {}, { machine = machine, L = L, L_client = L_client, L_curl = curl.rps }
 local function row(n, what, value, ratio, goal, ok, key)
@@ -76,8 +76,17 @@ row(6, string.format("429-limited endpoint at %d req/s: %d items retried", rl.ra
 row(6, "429-limited endpoint: errors surfaced", tostring(rl.failed), nil, "0", rl.failed == 0, "ratelimit_errors")
 row(7, string.format("memory per in-flight execution (%d in flight)", mem.inflight),
   string.format("%.1f KB", mem.per_exec_bytes / 1024), nil, nil, nil, "inflight_memory")
+if scale then -- linear: t(2n) / t(n) about 2 (quadratic: 4)
+  local m, e = scale.mapper, scale.engine
+  row(8, string.format("mapper: %d-space value vs %d in `if(1.v = 5; …)`", 2 * m.n, m.n),
+    string.format("%.1f ns/byte", m.ns_per_byte), string.format("%.2f× for 2n", m.ratio), "≤ 2.5×",
+    m.ratio <= 2.5, "scale_mapper")
+  row(8, string.format("engine: %d-module run vs %d (validated, run, recorded)", 2 * e.n, e.n),
+    string.format("%.1f µs/module", e.ns_per_module / 1000), string.format("%.2f× for 2n", e.ratio), "≤ 2.5×",
+    e.ratio <= 2.5, "scale_engine")
+end
 res.raw = { wrk = wrk, curl = curl, engine = engine, insert = insert, claims = claims, retry = retry,
-  start_redrive = s_rd, start_lua = s_lua, start_list = s_list, start_lua2 = s_lua2, ratelimit = rl, inflight = mem }
+  start_redrive = s_rd, start_lua = s_lua, start_list = s_list, start_lua2 = s_lua2, ratelimit = rl, inflight = mem, scale = scale }
 
 print(string.format("\nMachine: %s, %d cores, %d GB, %s, %s; %s; %s\n", machine.cpu, machine.cores,
   machine.memory_gb, machine.os, machine.kernel, machine.curl, machine.date))
