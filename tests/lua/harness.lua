@@ -149,5 +149,27 @@ function H.callgrind(script, ...)
   return tonumber(n)
 end
 
+-- grows(what, n, w1, w4): work w4 for 4n is at most 6 times w1 for n
+-- (linear is about 4, quadratic 16).
+function H.grows(what, n, w1, w4)
+  H.ok(w4 <= 6 * w1, string.format("%s: %d instructions for n = %d, %d for 4n: grows %.1fx (linear is 4x)",
+    what, w1, n, w4, w4 / w1))
+end
+
+-- c_growth(name, source, n): a test that the work of the script `source`
+-- (run as `redrive probe N`, N from arg[1]; N = 0 measures the start-up),
+-- C included, grows linearly from n to 4n; skipped where callgrind cannot run.
+function H.c_growth(name, source, n)
+  local probe = H.tmpname(".lua")
+  local f = assert(io.open(probe, "w"))
+  f:write(source)
+  f:close()
+  local w0, why = H.callgrind(probe, 0)
+  if not w0 then return H.skip(name, why) end
+  H.test(name, function()
+    H.grows("C included", n, H.callgrind(probe, n) - w0, H.callgrind(probe, 4 * n) - w0)
+  end)
+end
+
 test, eq, ok, match, check_err, raises, expect, skip = H.test, H.eq, H.ok, H.match, H.check_err, H.raises, H.expect, H.skip
 return H

@@ -11,7 +11,6 @@ local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
 local M = require "redrive.engine.mapper"
 
 local N = 2000
-local LIMIT = 6 -- growth from n to 4n: linear is about 4, quadratic about 16
 
 -- Every case: a template, the data of module 1 at size n, the result (or a
 -- pattern of the error). The same list feeds the C-level measure (a child process).
@@ -62,17 +61,13 @@ for i, case in ipairs(cases) do
     local w1, r1, err = H.work(run_case, case, N)
     eq(r1, want, "result")
     if errpat then match(err, errpat) else eq(err, nil) end
-    local w4 = H.work(run_case, case, 4 * N)
-    ok(w4 <= LIMIT * w1, string.format("%d instructions for n = %d, %d for 4n: grows %.1fx (linear is 4x)",
-      w1, N, w4, w4 / w1))
+    H.grows(case[1], N, w1, (H.work(run_case, case, 4 * N)))
   end)
 end
 
 -- The same cases in a child process under callgrind: C work included.
-do
-  local probe = H.tmpname(".lua")
-  local f = assert(io.open(probe, "w"))
-  f:write("local cases = (function() ", CASES, " end)()\n", [[
+H.c_growth("mapper-h2.1 C work linear in the size (callgrind)",
+  "local cases = (function() " .. CASES .. [[ end)()
 local M = require "redrive.engine.mapper"
 local n = tonumber(arg[1])
 if n > 0 then
@@ -81,21 +76,7 @@ if n > 0 then
     M.eval(tpl, { outputs = { ["1"] = data } })
   end
 end
-]])
-  f:close()
-  local w0, why = H.callgrind(probe, 0)
-  if not w0 then
-    skip("mapper-h2.1 C work linear in the size (callgrind)", why)
-  else
-    test("mapper-h2.1 C work linear in the size (callgrind)", function()
-      local n = 500
-      local w1 = H.callgrind(probe, n) - w0
-      local w4 = H.callgrind(probe, 4 * n) - w0
-      ok(w4 <= LIMIT * w1, string.format("%d instructions for n = %d, %d for 4n: grows %.1fx (linear is 4x)",
-        w1, n, w4, w4 / w1))
-    end)
-  end
-end
+]], 500)
 
 test("mapper-h3.1 calls nest at most 64 deep: a clear syntax error past that", function()
   local function nest(d) return "{{" .. ("lower("):rep(d) .. '"A"' .. (")"):rep(d) .. "}}" end
