@@ -29,6 +29,11 @@ return {
       return "{{toNumber(1.v)}}", { v = "1" .. sp(n) .. "2" }, nil, "is not a number" end },
   { "length() and substring() of UTF-8 text", function(n)
       return "{{substring(1.v; 1; length(1.v))}}", { v = ("é"):rep(n) }, ("é"):rep(n - 1) end },
+  { "replace() with a long needle that almost matches everywhere", function(n)
+      local m = 100 * n -- string.find's plain search is quadratic here, with a small constant
+      return '{{length(replace(1.v; 1.w; "x"))}}', { v = ("a"):rep(m), w = ("a"):rep(m // 2) .. "b" }, m end },
+  { "replace() of many occurrences", function(n)
+      return '{{replace(1.v; "ab"; "x")}}', { v = ("ab"):rep(n) }, ("x"):rep(n) end },
   { "get() with a long path", function(n)
       return "{{get(1.o; 1.p)}}", { o = { a = 1 }, p = ("a."):rep(n) .. "b" }, nil end },
   { "encodeURL(), lower(), upper()", function(n)

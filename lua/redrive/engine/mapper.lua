@@ -45,6 +45,8 @@ local M = {}
 
 local rd = require("redrive.core").rd
 local json = rd.json
+local pfind = rd.pattern.find
+local function plain_find(s, a, i) return pfind(s, a, i, true) end
 local null = json.null
 
 -- ---------------------------------------------------------------------------
@@ -476,7 +478,10 @@ F["replace"] = strict(function(s, a, b)
   if a == "" then return s end
   local out, i = {}, 1
   while true do
-    local x, y = s:find(a, i, true)
+    -- rd.pattern's plain search is memmem, linear; string.find's compares
+    -- the whole needle at each place its first byte occurs: quadratic for
+    -- a long needle that almost matches everywhere
+    local x, y = plain_find(s, a, i)
     if not x then break end
     out[#out + 1] = s:sub(i, x - 1)
     out[#out + 1] = b
