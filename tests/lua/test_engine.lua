@@ -902,6 +902,18 @@ assert(rd.blueprint.register_module("probe:Set", { fields = { name = "string" },
 assert(assert(rd.blueprint('{"name":"many","flow":[' .. table.concat(parts, ",") .. ']}')):validate())
 ]], 4000)
 
+H.c_growth("engine-6.9 a text:contain filter's C work grows linearly with its text (callgrind)", [[
+local engine = require "redrive.engine"
+local n = tonumber(arg[1]) * 100
+if n > 0 then -- a needle that almost matches everywhere: quadratic for string.find's plain search
+  local scope = { outputs = { ["1"] = { v = ("a"):rep(n), w = ("a"):rep(n // 2) .. "b" } } }
+  for _, o in ipairs { "text:contain", "text:notcontain:ci" } do
+    local pass = engine.filter_pass({ conditions = { { { a = "{{1.v}}", b = "{{1.w}}", o = o } } } }, scope)
+    assert(pass == (o ~= "text:contain"), o)
+  end
+end
+]], 500)
+
 test("engine-6.6 a value JSON cannot carry fails its module; the run data of the others is kept", function()
   -- toNumber("1e400") is refused by the mapper
   local out = engine.run(bp { setvar(1, "a", "ok"), setvar(2, "n", "{{toNumber(1.a)}}") }, { dlq = false })

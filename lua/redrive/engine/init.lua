@@ -157,8 +157,8 @@ local function cond_ok(o, a, b)
     local x, y = lowerif(M.text(a), ci), lowerif(M.text(b), ci)
     if op == "equal" then return x == y
     elseif op == "notequal" then return x ~= y
-    elseif op == "contain" then return x:find(y, 1, true) ~= nil
-    elseif op == "notcontain" then return x:find(y, 1, true) == nil
+    elseif op == "contain" then return M.find_plain(x, y, 1) ~= nil -- linear (memmem)
+    elseif op == "notcontain" then return M.find_plain(x, y, 1) == nil
     elseif op == "startwith" then return x:sub(1, #y) == y
     elseif op == "endwith" then return y == "" or x:sub(-#y) == y
     elseif op == "pattern" or op == "notpattern" then

@@ -8,7 +8,7 @@
 --               scenario = { id =, name = } }                     -- {{scenario.id}}
 --   -> the mapper with every string resolved | nil, message, "invalid"
 --   M.eval(string, scope) -> value | nil, message, "invalid"   (one template)
---   M.truthy(v), M.empty(v), M.text(v)                          (helpers the engine shares)
+--   M.truthy(v), M.empty(v), M.text(v), M.find_plain(s, sub, init) (helpers the engine shares)
 --
 -- References
 --   {{1.data.id}}               output of module 1, then keys
@@ -615,5 +615,6 @@ function M.resolve(mapper, scope)
 end
 
 M.get_path = get_path
+M.find_plain = plain_find
 M.compare = compare
 return M
