@@ -45,7 +45,8 @@ local M = {}
 
 local rd = require("redrive.core").rd
 local json = rd.json
-local pfind = rd.pattern.find
+-- core.pattern, not rd.pattern: a script may replace rd.pattern.find
+local pfind = require("redrive.core").pattern.find
 local function plain_find(s, a, i) return pfind(s, a, i, true) end
 local null = json.null
 
