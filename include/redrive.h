@@ -380,15 +380,44 @@ int rd_store_open(rd_store_t **out, const char *path, rd_err *err);
 void rd_store_close(rd_store_t *st);
 /* The path given to rd_store_open; borrowed, valid until close. */
 const char *rd_store_path(const rd_store_t *st);
-/* Group commit. rd_store_batch_begin opens one write transaction; until
+/* Batches, by hand. rd_store_batch_begin opens one write transaction; until
  * rd_store_batch_commit, every writing call runs in its own savepoint inside
  * it (still atomic on its own) and none is durable before the commit, which
  * makes them all durable with one sync. The caller must not acknowledge a
  * batched write before the commit returns 0; a failed commit rolls the whole
- * batch back. Closing the store commits an open batch. */
+ * batch back. Closing the store commits an open batch. (On a loop, the
+ * group commit below does this by itself.) */
 int rd_store_batch_begin(rd_store_t *st, rd_err *err);
 int rd_store_batch_commit(rd_store_t *st, rd_err *err);
 int rd_store_in_batch(const rd_store_t *st);
+
+/* Group commit on a loop (src/store/group.c). Once a store is attached to
+ * a loop, rd_store_record and rd_store_retry_done called from a task of
+ * that loop join one open transaction, committed by a before-poll hook:
+ * right before the loop next polls, so one sync covers every such write of
+ * a loop iteration. Such a write is not durable when the call returns: the
+ * task must not acknowledge it before it has parked on rd_store_group_wait
+ * and that wait completed with 0 ("acknowledged means durable"). Every
+ * other write, and every write made outside a task, first commits the open
+ * group (it never becomes part of a later transaction) and the open groups
+ * of other stores on the loop (the same file opened twice would otherwise
+ * wait for its own lock). Close every store attached to a loop before the
+ * loop. */
+typedef struct rd_store_wait {
+  rd_wait_t base;              /* first; status 0 once committed, else the commit's code */
+  rd_err err;                  /* why the commit failed */
+  struct rd_store_wait *next;  /* private */
+  rd_store_t *st;              /* private: NULL once woken */
+} rd_store_wait_t;
+/* Attach st to loop (NULL detaches, committing an open group). */
+void rd_store_set_loop(rd_store_t *st, rd_loop_t *loop);
+/* Is a group of st open, i.e. did the last write join one? */
+int rd_store_group_pending(const rd_store_t *st);
+/* Queue w (embedded in the caller's record, freed by `release`) to complete
+ * when the open group commits; at once (status 0) when none is open. */
+void rd_store_group_wait(rd_store_t *st, rd_store_wait_t *w, void (*release)(rd_wait_t *));
+/* Commit the open group now and complete its waits; 0 when none is open. */
+int rd_store_group_commit(rd_store_t *st, rd_err *err);
 /* The schema version this build writes (PRAGMA user_version). */
 int rd_store_schema_version(void);
 /* Write the default store path into buf: $REDRIVE_DB, else

@@ -3,7 +3,9 @@
  * redrive.Store (see docs/internals.md, "Store binding"). Thin: check the
  * arguments (misuse raises), call src/store, turn records into plain tables
  * (absent fields omitted, JSON columns left as strings). Store calls are
- * synchronous and never yield: SQLite on a local disk.
+ * synchronous (SQLite on a local disk), except that `record` and
+ * `retry_done` called from a task yield until the group commit that their
+ * write joined has committed (src/store/group.c).
  *
  * Records reach Lua through callbacks that run while a statement is open, so
  * each record is pushed inside lua_pcall: a memory error then ends the
@@ -21,80 +23,63 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct batch_wait batch_wait;
-
 typedef struct lstore {
   rd_store_t *st;  /* NULL once closed */
   int busy;        /* inside a call that runs callbacks: no re-entry */
-  /* Group commit: writes of `record` and `retry_done` made from tasks join
-   * one open transaction; the tasks stay parked until it commits, right
-   * before the loop next polls, so one sync covers every write of a loop
-   * iteration while "acknowledged means durable" still holds. */
-  rd_hook_t hook;
-  rd_rt *rt;
-  batch_wait *waiters;
 } lstore;
 
-struct batch_wait {
-  rd_wait_t base;
-  lstore *u;
-  batch_wait *next;
+/* ---- acknowledging a write ---------------------------------------------------
+ * The group commit is the store's (src/store/group.c): a write from a task
+ * may have joined the open group, durable only once it commits. The task
+ * then parks on a store wait and gets its ids after the commit. */
+
+typedef struct {
+  rd_store_wait_t sw; /* first */
   char id1[RD_STORE_ID_LEN + 1], id2[RD_STORE_ID_LEN + 1];
   int nids;
-  rd_err err;
-};
+} ack_wait;
 
-/* Commit the open batch and wake every write waiting on it. */
-static void flush(lstore *u) {
-  rd_err err = {0};
-  int rc = u->st ? rd_store_batch_commit(u->st, &err) : 0;
-  rd_hook_cancel(&u->hook);
-  batch_wait *w = u->waiters;
-  u->waiters = NULL;
-  while (w) {
-    batch_wait *next = w->next;
-    w->u = NULL;
-    if (rc) w->err = err;
-    rd_wait_done(&w->base, rc);
-    w = next;
-  }
+static void ack_release(rd_wait_t *w) { free(w); }
+
+/* [-0, +1|2, m] push the ids of a durable write. */
+static int push_ids(lua_State *L, const char *id1, const char *id2) {
+  lua_pushstring(L, id1);
+  if (!id2) return 1;
+  lua_pushstring(L, id2);
+  return 2;
 }
 
-static void flush_hook(rd_hook_t *h) {
-  lstore *u = (lstore *)((char *)h - offsetof(lstore, hook));
-  flush(u);
-}
-
-static void batch_cancel(rd_wait_t *base) {
-  batch_wait *w = (batch_wait *)base;
-  if (!w->u) return;
-  for (batch_wait **p = &w->u->waiters; *p; p = &(*p)->next)
-    if (*p == w) {
-      *p = w->next;
-      break;
-    }
-  w->u = NULL;
-}
-
-static void batch_release(rd_wait_t *w) { free(w); }
-
-static int batch_done(lua_State *L, int status, lua_KContext ctx) {
+static int ack_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  batch_wait *w = (batch_wait *)ctx;
-  if (w->base.status == RD_ECANCELED) {
-    free(w);
-    return rd__wait_canceled(L);
+  ack_wait *w = (ack_wait *)ctx;
+  int st = w->sw.base.status;
+  rd_err e = w->sw.err;
+  char id1[sizeof w->id1], id2[sizeof w->id2];
+  memcpy(id1, w->id1, sizeof id1);
+  memcpy(id2, w->id2, sizeof id2);
+  int two = w->nids > 1;
+  rd_wait_release(&w->sw.base);
+  if (st == RD_ECANCELED) return rd__wait_canceled(L);
+  if (st) return rd__lua_pusherr(L, &e);
+  return push_ids(L, id1, two ? id2 : NULL);
+}
+
+/* After a write that succeeded: when it joined the open group commit, wait
+ * for the commit (a task) or commit now (a thread that cannot wait); then
+ * the ids, or the commit's error. */
+static int ack(lua_State *L, rd_store_t *st, const char *id1, const char *id2) {
+  if (!rd_store_group_pending(st)) return push_ids(L, id1, id2);
+  ack_wait *w = rd__in_task(L) ? malloc(sizeof *w) : NULL;
+  if (!w) {
+    rd_err err = {0};
+    if (rd_store_group_commit(st, &err)) return rd__lua_pusherr(L, &err);
+    return push_ids(L, id1, id2);
   }
-  if (w->base.status) {
-    rd_err e = w->err;
-    free(w);
-    return rd__lua_pusherr(L, &e);
-  }
-  lua_pushstring(L, w->id1);
-  if (w->nids > 1) lua_pushstring(L, w->id2);
-  int n = w->nids;
-  free(w);
-  return n;
+  snprintf(w->id1, sizeof w->id1, "%s", id1);
+  snprintf(w->id2, sizeof w->id2, "%s", id2 ? id2 : "");
+  w->nids = id2 ? 2 : 1;
+  rd_store_group_wait(st, &w->sw, ack_release);
+  return rd__await(L, &w->sw.base, ack_done);
 }
 
 /* ---- the userdata --------------------------------------------------------- */
@@ -108,56 +93,11 @@ static rd_store_t *check_store(lua_State *L) {
   return u->st;
 }
 
-/* For a write that is not batched: commit the open batch first, so it cannot
- * become part of (and durable only with) a later transaction. */
-static rd_store_t *check_store_w(lua_State *L) {
-  rd_store_t *st = check_store(L);
-  lstore *u = to_lstore(L);
-  if (rd_store_in_batch(st)) flush(u);
-  /* another store of this process (the same file opened twice) may hold the
-   * write lock in its own batch: commit it first, or we would wait on it
-   * for the whole busy timeout while it cannot commit */
-  rd_loop_run_hooks((u->rt ? u->rt : (u->rt = rd__rt(L)))->loop);
-  return st;
-}
-
-/* Start (or join) the batch for a write from a task; 0 or an error. */
-static int batch_join(lua_State *L, lstore *u, rd_err *err) {
-  if (!u->rt) u->rt = rd__rt(L);
-  if (!rd_store_in_batch(u->st)) {
-    rd_loop_run_hooks(u->rt->loop); /* other stores' batches first (see check_store_w) */
-    int r = rd_store_batch_begin(u->st, err);
-    if (r) return r;
-  }
-  rd_loop_before_poll(u->rt->loop, &u->hook);
-  return 0;
-}
-
-/* Park the calling task until the batch commits; then return the ids. */
-static int batch_wait_commit(lua_State *L, lstore *u, const char *id1, const char *id2) {
-  batch_wait *w = calloc(1, sizeof *w);
-  if (!w) {
-    flush(u);
-    lua_pushstring(L, id1);
-    if (id2) lua_pushstring(L, id2);
-    return id2 ? 2 : 1;
-  }
-  rd_wait_init(&w->base, batch_cancel, batch_release);
-  w->u = u;
-  snprintf(w->id1, sizeof w->id1, "%s", id1);
-  if (id2) snprintf(w->id2, sizeof w->id2, "%s", id2);
-  w->nids = id2 ? 2 : 1;
-  w->next = u->waiters;
-  u->waiters = w;
-  return rd__await(L, &w->base, batch_done);
-}
-
 /* [-0, +1, m] push a new closed store; returns it. Closed first, so that a
  * memory error before the store is attached leaves nothing for __gc. */
 static lstore *new_lstore(lua_State *L) {
   lstore *u = lua_newuserdatauv(L, sizeof *u, 0);
   memset(u, 0, sizeof *u);
-  u->hook.fn = flush_hook;
   luaL_setmetatable(L, RD_MT_STORE);
   return u;
 }
@@ -175,6 +115,7 @@ static int l_store_open(lua_State *L) {
   rd_store_t *st;
   if (rd_store_open(&st, path, &err)) return rd__lua_pusherr(L, &err);
   u->st = st;
+  rd_store_set_loop(st, rd__rt(L)->loop); /* writes from tasks group-commit */
   return 1;
 }
 
@@ -190,8 +131,7 @@ static int l_store_default_path(lua_State *L) {
 static int l_store_close(lua_State *L) {
   lstore *u = to_lstore(L);
   if (u->busy) return 0; /* a finalizer during one of our listings: not now */
-  flush(u);
-  rd_store_close(u->st);
+  rd_store_close(u->st); /* commits an open group, waking its writers */
   u->st = NULL;
   return 0;
 }
@@ -539,7 +479,7 @@ static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, 
 /* ---- scenarios ------------------------------------------------------------ */
 
 static int l_scenario_create(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
   rd_scenario_t sc;
   read_rec(&f, &rd__rec_scenario, &sc, NULL);
@@ -571,7 +511,7 @@ static int l_scenario_list(lua_State *L) {
 }
 
 static int l_scenario_update(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   lua_Integer id = luaL_checkinteger(L, 2);
   fields f = args_table(L, 3, 0, "");
   unsigned mask;
@@ -614,7 +554,7 @@ static int l_exec_list(lua_State *L) {
 }
 
 static int l_exec_update(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
   fields f = args_table(L, 3, 0, "");
   rd_exec_t e;
@@ -627,7 +567,7 @@ static int l_exec_update(lua_State *L) {
 }
 
 static int l_exec_delete(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
   rd_err err = {0};
   if (rd_store_exec_delete(st, id, &err)) return rd__lua_pusherr(L, &err);
@@ -647,21 +587,8 @@ static int l_record(lua_State *L) {
   if (fd.t) read_rec(&fd, &rd__rec_item, &d, NULL);
   char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
-  lstore *u = to_lstore(L);
-  int batched = rd__in_task(L);
-  if (batched) {
-    if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
-  } else {
-    if (rd_store_in_batch(st)) flush(u);
-    if (!u->rt) u->rt = rd__rt(L);
-    rd_loop_run_hooks(u->rt->loop);
-  }
   if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
-  if (batched) return batch_wait_commit(L, u, eid, fd.t ? did : NULL);
-  lua_pushstring(L, eid);
-  if (!fd.t) return 1;
-  lua_pushstring(L, did);
-  return 2;
+  return ack(L, st, eid, fd.t ? did : NULL);
 }
 
 /* ---- DLQ ------------------------------------------------------------------- */
@@ -713,7 +640,7 @@ static int l_dlq_count(lua_State *L) {
 }
 
 static int l_dlq_patch(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
   fields f = args_table(L, 3, 0, "");
   const char *bp = f_str(&f, "blueprint", NULL);
@@ -726,7 +653,7 @@ static int l_dlq_patch(lua_State *L) {
 }
 
 static int l_dlq_delete(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
   rd_dlq_sel_t sel;
   read_sel(&f, &sel);
@@ -777,7 +704,7 @@ static double check_ttl(lua_State *L, const fields *f, int arg) {
 }
 
 static int l_claim(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
   rd_claim_opts_t o = {0};
   read_sel(&f, &o.sel);
@@ -794,7 +721,7 @@ static int l_claim(lua_State *L) {
 }
 
 static int l_renew(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   const char *owner = luaL_checkstring(L, 2);
   double ttl = check_ttl(L, NULL, 3);
   int64_t n;
@@ -805,7 +732,7 @@ static int l_renew(lua_State *L) {
 }
 
 static int l_release(lua_State *L) {
-  rd_store_t *st = check_store_w(L);
+  rd_store_t *st = check_store(L);
   const char *owner = luaL_checkstring(L, 2);
   const char *id = luaL_optstring(L, 3, NULL);
   int64_t n;
@@ -850,22 +777,9 @@ static int l_retry_done(lua_State *L) {
   }
   char eid[RD_STORE_ID_LEN + 1];
   rd_err err = {0};
-  lstore *u = to_lstore(L);
-  int batched = rd__in_task(L);
-  if (batched) {
-    if (batch_join(L, u, &err)) return rd__lua_pusherr(L, &err);
-  } else {
-    if (rd_store_in_batch(st)) flush(u);
-    if (!u->rt) u->rt = rd__rt(L);
-    rd_loop_run_hooks(u->rt->loop);
-  }
   char did[RD_STORE_ID_LEN + 1];
   if (rd_store_retry_done(st, &d, eid, did, &err)) return rd__lua_pusherr(L, &err);
-  if (batched) return batch_wait_commit(L, u, eid, d.dlq ? did : NULL);
-  lua_pushstring(L, eid);
-  if (!d.dlq) return 1;
-  lua_pushstring(L, did);
-  return 2;
+  return ack(L, st, eid, d.dlq ? did : NULL);
 }
 
 /* ---- health ----------------------------------------------------------------- */

@@ -65,7 +65,7 @@ int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *
   char eid[RD_ID_LEN + 1], did[RD_ID_LEN + 1] = "";
   int r = rd__pick_id(exec->id, eid, "execution", err);
   if (!r && dlq) r = rd__pick_id(dlq->id, did, "incomplete execution", err);
-  if (!r) r = rd__st_begin(st, err);
+  if (!r) r = rd__st_begin_group(st, err);
   if (r) return r;
   r = rd__exec_put(st, exec, eid, dlq ? did : NULL, err);
   if (!r && dlq) r = rd__item_insert(st, dlq, did, eid, err);

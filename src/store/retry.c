@@ -226,7 +226,7 @@ int rd_store_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id,
   int r = check_done(d, err);
   if (!r) r = rd__pick_id(d->exec->id, eid, "execution", err);
   if (!r && d->dlq) r = rd__pick_id(d->dlq->id, did, "incomplete execution", err);
-  if (!r) r = rd__st_begin(st, err);
+  if (!r) r = rd__st_begin_group(st, err);
   if (r) return r;
   if (d->dlq_id) r = settle(st, d->dlq_id, d->owner, d->success, orig, err);
   rd_exec_t e = *d->exec;

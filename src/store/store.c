@@ -181,11 +181,21 @@ static int run_sql(rd_store_t *st, const char *sql, const char *what, rd_err *er
   return r ? r : rd__st_exec(st, s, what, err);
 }
 
-int rd__st_begin(rd_store_t *st, rd_err *err) {
+static int tx_begin(rd_store_t *st, rd_err *err) {
   if (st->batch) return run_sql(st, "SAVEPOINT rd_call", "cannot open a savepoint in", err);
   /* A transaction left open would make everything after it part of it. */
   if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
   return run_sql(st, "BEGIN IMMEDIATE", "cannot lock", err);
+}
+
+int rd__st_begin(rd_store_t *st, rd_err *err) {
+  int r = rd__group_enter(st, 0, err);
+  return r ? r : tx_begin(st, err);
+}
+
+int rd__st_begin_group(rd_store_t *st, rd_err *err) {
+  int r = rd__group_enter(st, 1, err);
+  return r ? r : tx_begin(st, err);
 }
 
 int rd__st_end(rd_store_t *st, int rc, rd_err *err) {
@@ -451,7 +461,7 @@ done:
 
 int rd_store_batch_begin(rd_store_t *st, rd_err *err) {
   if (st->batch) return 0;
-  int r = rd__st_begin(st, err);
+  int r = tx_begin(st, err);
   if (r == 0) st->batch = 1;
   return r;
 }
@@ -466,6 +476,7 @@ int rd_store_in_batch(const rd_store_t *st) { return st->batch; }
 
 void rd_store_close(rd_store_t *st) {
   if (!st) return;
+  rd_store_set_loop(st, NULL); /* commits an open group, waking its writers */
   if (st->batch) rd_store_batch_commit(st, NULL);
   for (size_t i = 0; i < st->nstmts; i++) {
     sqlite3_finalize(st->stmts[i].stmt);

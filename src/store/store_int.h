@@ -31,7 +31,13 @@ struct rd_store {
   rd__stmt_entry *stmts;  /* every statement ever prepared, kept until close */
   size_t nstmts, capstmts;
   sqlite3_stmt *slot[RD__Q_COUNT]; /* borrowed from stmts */
-  int batch;              /* a group-commit transaction is open */
+  int batch;              /* a batch transaction is open */
+  /* Group commit on a loop (group.c): the batch was opened by it, the hook
+   * that commits it, and the writes waiting for that commit. */
+  rd_loop_t *loop;
+  int group;
+  rd_hook_t hook;
+  rd_store_wait_t *waiters;
 };
 
 /* Set *out to the cached statement for `sql` (prepared on first use), reset
@@ -47,8 +53,14 @@ int rd__st_slot(rd_store_t *st, int slot, int (*build)(rd_buf *q), sqlite3_stmt 
  * "store: <what> '<path>': <sqlite message>". Returns the code. */
 int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err);
 /* BEGIN IMMEDIATE (waits for the write lock up to the busy timeout); inside
- * a group-commit batch, a savepoint instead, so each call stays atomic. */
+ * a batch, a savepoint instead, so each call stays atomic. On a loop, the
+ * group commit's rule first (group.c): an open group is committed. */
 int rd__st_begin(rd_store_t *st, rd_err *err);
+/* The same for a write that joins the loop's group commit when called from
+ * a task (rd_store_record, rd_store_retry_done). */
+int rd__st_begin_group(rd_store_t *st, rd_err *err);
+/* Group commit's rule before a write begins (group.c): 0 or an error. */
+int rd__group_enter(rd_store_t *st, int joins, rd_err *err);
 /* COMMIT when rc == 0 (rolling back if the commit fails), else ROLLBACK.
  * Returns rc, or the commit's error. */
 int rd__st_end(rd_store_t *st, int rc, rd_err *err);
