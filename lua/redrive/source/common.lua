@@ -342,9 +342,11 @@ function C.wait(rd, e, opts, refresh)
   end
 end
 
--- retry_attempts(rd, e, opts, once) -> last exec: retry, wait, and retry
--- again while it fails, until `attempts` attempts in all (e is attempt 1).
--- once(cur, opts) -> new exec | nil, msg, code
+-- retry_attempts(rd, e, opts, once, wait) -> last exec: retry, wait, and
+-- retry again while it fails, until `attempts` attempts in all (e is attempt
+-- 1), sleeping base * factor^(i-1) s (capped at max, with jitter) between.
+-- once(cur, opts) -> new exec [, succeeded (boolean)] | nil, msg, code;
+-- wait(new, {timeout}) -> the finished exec
 function C.retry_attempts(rd, e, opts, once, wait)
   local n = opts.attempts
   if type(n) ~= "number" or n < 1 then error("bad argument #1 to 'retry' (attempts must be >= 1)", 3) end
@@ -361,7 +363,11 @@ function C.retry_attempts(rd, e, opts, once, wait)
     if new.dry_run then return new end
     last = wait(new, { timeout = opts.timeout }) or new
     i = i + 1
-    if last.status == "success" or last.status == "warning" or i >= n then break end
+    -- once may say itself whether the attempt succeeded (a boolean): the
+    -- local engine's "warning" stopped by a Break handler did not
+    local done = err
+    if type(done) ~= "boolean" then done = last.status == "success" or last.status == "warning" end
+    if done or i >= n then break end
     local delay = math.min(max, base * factor ^ (i - 2)) * (0.5 + math.random() * 0.5)
     rd.sleep(delay)
     cur = last

@@ -362,29 +362,12 @@ function Exec:retry(opts)
     if not e then return nil, err2, code2 end
     return e
   end
-  local n = opts.attempts
-  if type(n) ~= "number" or n < 1 then error("bad argument #1 to 'retry' (attempts must be >= 1)", 2) end
-  local b = opts.backoff or {}
-  local base, factor, max = b.base or b[1] or 1, b.factor or b[2] or 2, b.max or b[3] or 30
-  local last, i = nil, 1
-  local cur = rec
-  while i < n do
-    local e, succeeded, rcode = retry_once(src, cur, opts)
-    if not e then
-      if last then return last end -- refused after at least one attempt: keep the last
-      return nil, succeeded, rcode
-    end
-    if e.dry_run then return e end
-    last = e:wait { timeout = opts.timeout } or e
-    i = i + 1
-    if succeeded or i >= n then break end
-    local delay = math.min(max, base * factor ^ (i - 2))
-    delay = delay * (0.5 + math.random() * 0.5)
-    rd.sleep(delay)
-    cur = st:exec_get(last.id)
-    opts = setmetatable({ safe = true }, { __index = opts }) -- later attempts follow the chain
-  end
-  return last or src:_exec(rec)
+  -- later attempts retry the last one, safely (they follow the chain)
+  return C.retry_attempts(rd, self, opts, function(cur, o)
+    local r, rerr, rcode = st:exec_get(cur.id)
+    if not r then return nil, rerr, rcode end
+    return retry_once(src, r, o)
+  end, function(new, w) return new:wait(w) end)
 end
 
 -- exec:chain() -> {exec...}: the original execution, then each retry in order
