@@ -324,7 +324,7 @@ function C.wait(rd, e, opts, refresh)
   timeout, err = opts_num(opts.timeout, "timeout", "timeout", false)
   if timeout ~= nil then delay, err = opts_num(opts.interval, "interval", "timeout", 0.25) end
   if delay ~= nil then max, err = opts_num(opts.max_interval, "max_interval", "timeout", 10) end
-  if max == nil then return nil, err, "invalid" end
+  if max == nil then return nil, "wait: " .. err, "invalid" end
   local deadline = timeout and rd.now() + timeout
   local cur = e
   while true do

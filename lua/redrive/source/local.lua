@@ -261,23 +261,12 @@ end
 function Exec:wait(opts)
   opts = opts or {}
   local src = exec_src(self)
-  local rd = src._rd
-  local timeout, terr = require("redrive.opts").number(opts.timeout, "timeout", "timeout", false)
-  if timeout == nil then return nil, "wait: " .. terr, "invalid" end
-  local deadline = timeout and rd.now() + timeout
-  local delay = 0.02
-  while true do
-    local rec, err, code = src._st:exec_get(self.id)
-    if not rec then return nil, err, code end
-    if rec.status ~= "running" then return src:_exec(rec) end
-    if deadline and rd.now() >= deadline then
-      return nil, string.format("execution %s still running after %gs", self.id, opts.timeout), "timeout"
-    end
-    local d = delay
-    if deadline then d = math.min(d, math.max(0, deadline - rd.now())) end
-    rd.sleep(d)
-    delay = math.min(delay * 2, 1)
-  end
+  local cur, err, code = src:execution(self.id)
+  if not cur then return nil, err, code end
+  -- the store is local: poll it briskly (20 ms, doubling up to 1 s)
+  return C.wait(src._rd, cur, { timeout = opts.timeout, interval = opts.interval or 0.02,
+                                max_interval = opts.max_interval or 1 },
+    function(id) return src:execution(id) end)
 end
 
 -- The root of an execution's retry chain (following parent_id up).
