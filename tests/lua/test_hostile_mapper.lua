@@ -93,6 +93,24 @@ test("mapper-h3.1 calls nest at most 64 deep: a clear syntax error past that", f
   eq(r, nil); match(err, "calls nested more than 64 deep")
 end)
 
+test("mapper-h3.2 nesting does not multiply the work: 60 calls deep around a long argument", function()
+  -- each level used to rescan its arguments: 60 levels, 60 times the work
+  local X = ("[]"):rep(20000)
+  local function nest(d) return "{{" .. ("upper("):rep(d) .. X .. (")"):rep(d) .. "}}" end
+  local w1, r1 = H.work(M.eval, nest(1), {})
+  local w60, r60 = H.work(M.eval, nest(60), {})
+  eq(r1, X); eq(r60, X)
+  ok(w60 <= 2 * w1, string.format("%d instructions 1 deep, %d 60 deep", w1, w60))
+end)
+
+test("mapper-h3.3 parentheses, brackets and ';' inside quoted text are text", function()
+  local scope = { outputs = { ["1"] = { v = "a(b" } } }
+  eq(M.eval('{{length("(")}}', scope), 1)
+  eq(M.eval('{{replace(1.v; "("; ")[;")}}', scope), "a)[;b")
+  eq(M.eval('{{if(1.v = "a(b"; "(yes"; "no)")}}', scope), "(yes")
+  eq(M.eval('{{join(1.w; ";")}}', { outputs = { ["1"] = { w = { "x", "y" } } } }), "x;y")
+end)
+
 -- ---------------------------------------------------------------------------
 -- toNumber (finding 9)
 

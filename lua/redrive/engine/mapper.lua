@@ -135,60 +135,83 @@ local Syntax = {} -- marker for parse errors raised inside the parser
 local function perr(msg) error(setmetatable({ msg = msg }, Syntax), 0) end
 
 -- Find the "}}" closing the expression that starts at i (after "{{"),
--- skipping quoted text. Returns the index of the first '}' or nil.
+-- skipping quoted text. Returns the index of the first '}' or nil, and
+-- whether a quote is left open. Jumps from one special byte to the next.
 local function find_close(s, i)
-  local n, q = #s, false
-  while i <= n do
-    local c = s:sub(i, i)
-    if q then
-      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
-    elseif c == '"' then q = true
-    elseif c == "}" and s:sub(i + 1, i + 1) == "}" then return i
+  while true do
+    i = s:find('["}]', i)
+    if not i then return nil, false end
+    if s:byte(i) == 34 then -- '"': skip the quoted text
+      repeat
+        i = s:find('["\\]', i + 1)
+        if not i then return nil, true end
+        local esc = s:byte(i) == 92
+        if esc then i = i + 1 end
+      until not esc
+    elseif s:byte(i + 1) == 125 then
+      return i
     end
     i = i + 1
   end
-  return nil, q
 end
 
--- scan_top(s, visit) walks s, calling visit(i) at each position outside
--- quotes and at bracket depth 0; stops at the first non-nil result and
--- returns it. Otherwise returns nil, the first closing bracket that had no
--- opening one (or nil), whether a quote is left open, and the final depth.
-local function scan_top(s, visit)
-  local depth, q, unbalanced = 0, false, nil
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:sub(i, i)
-    if q then
-      if c == "\\" then i = i + 1 elseif c == '"' then q = false end
-    elseif c == '"' then q = true
-    elseif c == "(" or c == "[" then depth = depth + 1
-    elseif c == ")" or c == "]" then
-      depth = depth - 1
-      if depth < 0 and not unbalanced then unbalanced = c end
-    elseif depth == 0 then
-      local r = visit(i)
-      if r ~= nil then return r end
+-- Comparison operators, tried longest first (only in if()'s condition).
+local OPS = { "!=", "<=", ">=", "=", "<", ">" }
+
+-- The structure of an expression, found in one pass (so that parsing takes
+-- time linear in its size, whatever the nesting: splitting each call's
+-- arguments by rescanning them was quadratic). Groups are the brackets,
+-- named by the index of the opening one, 0 for the whole expression:
+--   close[g]  index of the bracket closing g (nil: unclosed)
+--   seps[g]   indices of the ';' at g's top level
+--   op[g]     {index, op} of the first comparison operator at g's top level
+--   qend[i]   index of the quote closing the quoted text opened at i
+-- Brackets ( and [ nest alike; text in quotes (with \ escapes) is skipped.
+local function structure(s)
+  local close, seps, op, qend = {}, {}, {}, {}
+  local outer, g, i = {}, 0, 1
+  while true do
+    i = s:find('[%(%)%[%]";=<>!]', i)
+    if not i then break end
+    local c = s:byte(i)
+    if c == 34 then -- '"'
+      local j = i
+      repeat
+        j = s:find('["\\]', j + 1)
+        if not j then return nil end -- unclosed: find_close has reported it
+        local esc = s:byte(j) == 92
+        if esc then j = j + 1 end
+      until not esc
+      qend[i] = j
+      i = j
+    elseif c == 40 or c == 91 then -- ( [
+      outer[#outer + 1] = g
+      g = i
+    elseif c == 41 or c == 93 then -- ) ]
+      if g ~= 0 then
+        close[g] = i
+        g = table.remove(outer)
+      end
+    elseif c == 59 then -- ;
+      local l = seps[g]
+      if not l then l = {}; seps[g] = l end
+      l[#l + 1] = i
+    elseif not op[g] then
+      for _, o in ipairs(OPS) do
+        if s:sub(i, i + #o - 1) == o then op[g] = { i, o }; break end
+      end
     end
     i = i + 1
   end
-  return nil, unbalanced, q, depth
+  return { s = s, close = close, seps = seps, op = op, qend = qend }
 end
 
--- Split s at top-level ';' (outside parentheses, brackets, quotes).
-local function split_args(s)
-  local args, start = {}, 1
-  local _, unbalanced, q, depth = scan_top(s, function(i)
-    if s:sub(i, i) == ";" then
-      args[#args + 1] = s:sub(start, i - 1)
-      start = i + 1
-    end
-  end)
-  if unbalanced then perr("unbalanced '" .. unbalanced .. "'") end
-  if q then perr("unclosed quote") end
-  if depth ~= 0 then perr("unclosed parenthesis") end
-  args[#args + 1] = s:sub(start)
-  return args
+-- The first and last non-space index of s[a..b], or nil when it is blank.
+local function trim_range(s, a, b)
+  local i = s:find("%S", a)
+  if not i or i > b then return nil end
+  while SPACE[s:byte(b)] do b = b - 1 end
+  return i, b
 end
 
 local KEYCH = "[%w_%-%$@:]"
@@ -228,10 +251,8 @@ local function parse_ref(s)
   return { root = root, keys = keys }
 end
 
-local parse_expr
-
--- Calls nest at most this deep: each level rescans its arguments, so the
--- bound keeps parsing linear in the template's size (and the recursion short).
+-- Calls nest at most this deep (a bound on the recursion of parsing and
+-- evaluation; real expressions nest a few levels).
 local MAX_DEPTH = 64
 
 -- "-12", "1.5", "1.", ".5": digits with at most one dot (linear; a pattern
@@ -244,69 +265,69 @@ local function is_decimal(s)
   return body:find("%d") ~= nil
 end
 
--- One argument / expression term, `depth` calls deep.
-local function parse_term(raw, depth)
-  local s = trim(raw)
-  if s == "" then
-    return { k = "lit", v = raw } -- keeps spaces: join(arr; ) joins with " "
+local parse_args
+
+-- The term in P.s[a0..b0] (an argument, an operand, a whole expression),
+-- `depth` calls deep. Only a call looks inside itself; other terms are
+-- read whole, once.
+local function parse_term(P, a0, b0, depth)
+  local s = P.s
+  local a, b = trim_range(s, a0, b0)
+  if not a then
+    return { k = "lit", v = s:sub(a0, b0) } -- keeps spaces: join(arr; ) joins with " "
   end
-  local q = s:match('^"(.*)"$')
-  if q and not q:gsub('\\.', ""):find('"') then
-    return { k = "lit", v = (q:gsub('\\(.)', "%1")) }
+  if P.qend[a] == b then -- one quoted text
+    return { k = "lit", v = (s:sub(a + 1, b - 1):gsub('\\(.)', "%1")) }
   end
+  local _, e = s:find("^[%a_][%w_]*", a)
+  if e and e < b then -- a name, then maybe a call
+    local p = s:find("%S", e + 1)
+    if s:byte(p) == 40 then -- '('
+      local name = s:sub(a, e)
+      local q = P.close[p]
+      if not q or s:byte(q) ~= 41 then perr("unclosed parenthesis") end -- none, or a ']
+      if q < b then perr("unexpected '" .. s:sub(q + 1, math.min(b, q + 40)) .. "' after " .. name:sub(1, 40) .. "(...)") end
+      if depth >= MAX_DEPTH then perr("calls nested more than " .. MAX_DEPTH .. " deep") end
+      return { k = "call", name = name, args = parse_args(P, p, name == "if", depth + 1) }
+    end
+  end
+  local t = s:sub(a, b) -- not a call: a leaf, read once
   -- "1.a" is a reference, "1.5" a number, "1" a number (not module 1's output)
-  if is_decimal(s) then
-    local n = tonumber(s)
-    if not n or n == math.huge or n == -math.huge then perr("number out of range: " .. s:sub(1, 40)) end
+  if is_decimal(t) then
+    local n = tonumber(t)
+    if not n or n == math.huge or n == -math.huge then perr("number out of range: " .. t:sub(1, 40)) end
     return { k = "lit", v = math.tointeger(n) or n }
   end
-  if s == "true" then return { k = "lit", v = true } end
-  if s == "false" then return { k = "lit", v = false } end
-  if s == "null" then return { k = "lit", v = nil } end
-  local name, args = s:match("^([%a_][%w_]*)%s*(%b())$")
-  if name then
-    if depth >= MAX_DEPTH then perr("calls nested more than " .. MAX_DEPTH .. " deep") end
-    local inner = args:sub(2, -2)
-    local list = {}
-    if trim(inner) ~= "" then
-      for i, a in ipairs(split_args(inner)) do list[i] = parse_expr(a, name == "if" and i == 1, depth + 1) end
-    end
-    return { k = "call", name = name, args = list }
-  end
-  local fname, after = s:match("^([%a_][%w_]*)%s*%b()(.+)$")
-  if fname then perr("unexpected '" .. after:sub(1, 40) .. "' after " .. fname:sub(1, 40) .. "(...)") end
-  if s:match("^[%a_][%w_]*%s*%(") then perr("unclosed parenthesis") end
-  if s == "now" or s == "timestamp" then return { k = "call", name = s, args = {} } end
-  local ref = parse_ref(s)
+  if t == "true" then return { k = "lit", v = true } end
+  if t == "false" then return { k = "lit", v = false } end
+  if t == "null" then return { k = "lit", v = nil } end
+  if t == "now" or t == "timestamp" then return { k = "call", name = t, args = {} } end
+  local ref = parse_ref(t)
   if ref then ref.k = "ref"; return ref end
-  if s:find("^%d+[%.%[]") then
-    perr("bad reference '" .. s .. "' (use backquotes for keys with other characters: 1.`my key`)")
+  if t:find("^%d+[%.%[]") then
+    perr("bad reference '" .. t:sub(1, 60) .. "' (use backquotes for keys with other characters: 1.`my key`)")
   end
-  return { k = "lit", v = s }
+  return { k = "lit", v = t }
 end
 
--- Comparison operators, tried longest first (only in if()'s condition).
-local OPS = { "!=", "<=", ">=", "=", "<", ">" }
-
--- Position of a top-level operator in s, or nil.
-local function find_op(s)
-  local at = scan_top(s, function(i)
-    for _, op in ipairs(OPS) do
-      if s:sub(i, i + #op - 1) == op then return { i, op } end
+-- The arguments of the call whose '(' is at p, split at its ';'. The first
+-- one of if() may be a comparison: a = b, a != b, a < b...
+function parse_args(P, p, cond, depth)
+  local q = P.close[p]
+  if not trim_range(P.s, p + 1, q - 1) then return {} end
+  local seps, list, from = P.seps[p] or {}, {}, p + 1
+  for i = 1, #seps + 1 do
+    local to = (seps[i] or q) - 1
+    local op = i == 1 and cond and P.op[p]
+    if op and op[1] <= to then
+      list[i] = { k = "cmp", op = op[2], a = parse_term(P, from, op[1] - 1, depth),
+                  b = parse_term(P, op[1] + #op[2], to, depth) }
+    else
+      list[i] = parse_term(P, from, to, depth)
     end
-  end)
-  if at then return at[1], at[2] end
-end
-
-function parse_expr(raw, cond, depth)
-  depth = depth or 0
-  if cond then
-    local i, op = find_op(raw)
-    if i then
-      return { k = "cmp", op = op, a = parse_term(raw:sub(1, i - 1), depth), b = parse_term(raw:sub(i + #op), depth) }
-    end
+    from = to + 2
   end
-  return parse_term(raw, depth)
+  return list
 end
 
 -- template -> {pieces}, single (true when the template is one {{...}})
@@ -323,10 +344,15 @@ local function parse_template(s)
     local b, inq = find_close(s, a + 2)
     if not b then perr(inq and "unclosed quote" or "unclosed '{{'") end
     local body = s:sub(a + 2, b - 1)
-    if trim(body) == "" then perr("empty expression") end
+    local t = trim(body)
+    if t == "" then perr("empty expression") end
     local node
-    if trim(body):match("^%d+$") then node = { k = "ref", root = trim(body), keys = {} }
-    else node = parse_expr(body) end
+    if t:match("^%d+$") then node = { k = "ref", root = t, keys = {} }
+    else
+      local P = structure(body)
+      if not P then perr("unclosed quote") end -- find_close sees to it; never trust it blindly
+      node = parse_term(P, 1, #body, 0)
+    end
     node.src = s:sub(a, b + 1)
     pieces[#pieces + 1] = node
     i = b + 2
