@@ -51,10 +51,12 @@ enum {
 #undef RD__ERR_ENUM
 };
 
+/* An error is a code and a message, nothing more. (An HTTP status is never
+ * an error here: a 4xx/5xx reply is a response, rd_http_res_t.status, and a
+ * server's Retry-After is its header, rd_http_res_header(res,
+ * "retry-after"); the Lua sources read both from the response.) */
 typedef struct rd_err {
   int code;            /* RD_E* or 0 */
-  int http_status;     /* HTTP status behind the error, 0 if none */
-  double retry_after;  /* seconds a server asked us to wait, 0 if none */
   char msg[512];       /* one line: what and where */
 } rd_err;
 
@@ -290,7 +292,8 @@ typedef struct rd_http_req {
   long connect_timeout_ms;     /* 0 = 10000 */
   int follow;                  /* follow redirects */
   long max_redirects;          /* 0 = 10 */
-  int verify;                  /* TLS verification; set to 1 unless told */
+  int insecure;                /* 1: skip TLS certificate and host checks (0, the
+                                  default of a zeroed request, verifies them) */
   int gzip;                    /* ask for and decode gzip/deflate */
   const char *user, *pass;     /* basic auth, borrowed */
   uint64_t max_body;           /* decoded body limit in bytes; 0 = RD_HTTP_MAX_BODY */

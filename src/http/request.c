@@ -117,8 +117,9 @@ static int configure(rd_http_op_t *op, CURL *e, const rd_http_req_t *req, rd_err
                    req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req->follow ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, req->max_redirects > 0 ? req->max_redirects : 10L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->verify ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->verify ? 2L : 0L);
+  /* verified unless the caller opted out by name */
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, req->insecure ? 0L : 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->insecure ? 0L : 2L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   if (req->gzip) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (req->user) curl_easy_setopt(e, CURLOPT_USERNAME, req->user);

@@ -260,7 +260,7 @@ static int l_http_request(lua_State *L) {
     rd__opt_num(L, 1, "max_body", &rd__range_bytes, 0, &max_body, &bad);
   req.max_body = (uint64_t)max_body; /* whole and <= 2^53: exact */
   req.follow = opt_bool(L, 1, "follow", 0);
-  req.verify = opt_bool(L, 1, "verify", 1);
+  req.insecure = !opt_bool(L, 1, "verify", 1); /* Lua keeps the user-facing name */
   req.gzip = opt_bool(L, 1, "gzip", 1);
   push_url(L, 1); /* 2: url */
   req.url = lua_tostring(L, 2);

@@ -1,5 +1,6 @@
 /* Runs every registered C test in a forked child and prints one line per
- * test and a closing "N passed, N failed". Arguments filter by substring. */
+ * test and a closing "N passed, N failed, N skipped". Arguments filter by
+ * substring. A test that needs a missing tool calls RD_SKIP(why). */
 #include "test.h"
 
 #include <errno.h>
@@ -35,6 +36,8 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
   return remove(p);
 }
 
+enum { FAILED, PASSED, SKIPPED };
+
 static int run_one(const entry *t) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/rd-test-%d-%s", (int)getpid(), t->name);
   mkdir(tmpdir, 0700);
@@ -48,27 +51,27 @@ static int run_one(const entry *t) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 1;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return PASSED;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == RD_TEST_SKIP_STATUS) return SKIPPED;
   if (WIFSIGNALED(st)) fprintf(stderr, "  killed by signal %d\n", WTERMSIG(st));
-  return 0;
+  return FAILED;
 }
 
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0;
+  int passed = 0, failed = 0, skipped = 0;
   for (size_t i = 0; i < ntests; i++) {
     int selected = argc < 2;
     for (int a = 1; a < argc; a++)
       if (strstr(tests[i].name, argv[a]) || strstr(tests[i].file, argv[a])) selected = 1;
     if (!selected) continue;
-    if (run_one(&tests[i])) {
-      passed++;
-      printf("ok   %s (%s)\n", tests[i].name, tests[i].file);
-    } else {
-      failed++;
-      printf("FAIL %s (%s)\n", tests[i].name, tests[i].file);
-    }
+    int r = run_one(&tests[i]);
+    if (r == PASSED) passed++;
+    else if (r == SKIPPED) skipped++;
+    else failed++;
+    printf("%s %s (%s)\n", r == PASSED ? "ok  " : r == SKIPPED ? "skip" : "FAIL", tests[i].name,
+           tests[i].file);
   }
-  printf("%d passed, %d failed\n", passed, failed);
+  printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   free(tests);
   return failed ? 1 : 0;
 }

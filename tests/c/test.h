@@ -29,6 +29,17 @@ const char *rd_test_server(void);
     exit(1);                                                                 \
   } while (0)
 
+/* Exit status of a skipped test (as automake's). */
+#define RD_TEST_SKIP_STATUS 77
+/* Skip the running test: a tool it needs is missing. Says why on stderr. */
+#define RD_SKIP(...)                                                         \
+  do {                                                                       \
+    fprintf(stderr, "skip: ");                                               \
+    fprintf(stderr, __VA_ARGS__);                                            \
+    fputc('\n', stderr);                                                     \
+    exit(RD_TEST_SKIP_STATUS);                                               \
+  } while (0)
+
 #define ASSERT(expr)                                                         \
   do { if (!(expr)) RD__FAIL("assertion failed: %s", #expr); } while (0)
 

@@ -40,7 +40,7 @@ RD_TEST(http_many_concurrent_requests) {
   snprintf(url, sizeof url, "%s/ok", base);
   tally t = {0};
   for (int i = 0; i < 300; i++) {
-    rd_http_req_t req = {.url = url, .verify = 1};
+    rd_http_req_t req = {.url = url};
     ASSERT_OK(rd_http_start(h, &req, on_done, &t, NULL, NULL));
   }
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -56,7 +56,7 @@ RD_TEST(http_errors_are_classified) {
   rd_http_t *h;
   ASSERT_OK(rd_http_new(&h, &loop, NULL, NULL));
   tally t = {0};
-  rd_http_req_t req = {.url = "http://127.0.0.1:1/nothing", .verify = 1};
+  rd_http_req_t req = {.url = "http://127.0.0.1:1/nothing"};
   ASSERT_OK(rd_http_start(h, &req, on_done, &t, NULL, NULL));
   uv_run(&loop, UV_RUN_DEFAULT);
   ASSERT_INT_EQ(t.calls, 1);
@@ -65,7 +65,7 @@ RD_TEST(http_errors_are_classified) {
 
   char url[256];
   snprintf(url, sizeof url, "%s/stall", rd_test_server());
-  rd_http_req_t slow = {.url = url, .timeout_ms = 100, .verify = 1};
+  rd_http_req_t slow = {.url = url, .timeout_ms = 100};
   ASSERT_OK(rd_http_start(h, &slow, on_done, &t, NULL, NULL));
   uv_run(&loop, UV_RUN_DEFAULT);
   ASSERT_INT_EQ(t.calls, 2);
@@ -97,7 +97,7 @@ RD_TEST(http_cancel_in_flight_and_close) {
   ASSERT_OK(rd_http_new(&h, &loop, NULL, NULL));
   tally t = {0};
   rd_http_op_t *op;
-  rd_http_req_t req = {.url = url, .verify = 1};
+  rd_http_req_t req = {.url = url};
   ASSERT_OK(rd_http_start(h, &req, on_done, &t, &op, NULL));
   ASSERT_OK(rd_http_start(h, &req, on_done, &t, NULL, NULL));
   uv_run(&loop, UV_RUN_NOWAIT);
