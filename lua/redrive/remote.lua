@@ -11,7 +11,8 @@
 --     retries = 4, rate_limit_retries = 8, -- budgets per request
 --     backoff = {base = 0.5, factor = 2, max = 30}, max_wait = 120,
 --     timeout = 30, verify = true, max_body = bytes, -- response limit (decoded)
---     parse_error = function(status, body_table_or_nil, res) -> text, extra, code end,
+--     parse_error = function(status, body_table_or_nil, res, req) -> text, extra, code end,
+--                                          -- req = {method, path}: what was asked
 --   })
 --   -> client | nil, msg, "invalid" (a numeric option out of range)
 --   client:request{method, path, query, json, body, headers, idempotent,
@@ -288,7 +289,8 @@ function R.client(rd, opts)
         if n_429 >= rl_retries or (ra and ra > max_wait) then
           stats.errors = stats.errors + 1
           local data = res:json()
-          local text = parse_error and select(1, parse_error(429, data, res)) or generic_text(data, res.body)
+          local text = parse_error and select(1, parse_error(429, data, res, { method = method, path = path }))
+            or generic_text(data, res.body)
           local msg = string.format("%s: %s: rate limited (HTTP 429)%s; gave up after %d attempt(s) in %.1fs%s",
             kind, what, text and (": " .. text) or "", n_429 + n_err + 1, rd.now() - t0,
             ra and string.format(" (Retry-After %gs)", ra) or "")
@@ -309,7 +311,7 @@ function R.client(rd, opts)
         stats.errors = stats.errors + 1
         local data = res:json()
         local text, det, code
-        if parse_error then text, det, code = parse_error(res.status, data, res) end
+        if parse_error then text, det, code = parse_error(res.status, data, res, { method = method, path = path }) end
         text = text or generic_text(data, res.body)
         code = code or code_of(res.status)
         local msg = string.format("%s: %s: HTTP %d %s%s", kind, what, res.status,

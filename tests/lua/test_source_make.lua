@@ -195,7 +195,7 @@ test("errors: 401 / 403 auth, 404, 429 budget, no token in messages", function()
   eq(require("redrive.cli").classify(msg), "connect")
 end)
 
-test("every call surfaces Make's error body (403, 404, 429)", function()
+test("every call surfaces Make's error body (403 naming the scope, 404, 429)", function()
   local calls = {
     list = function(src) for _ in src:incomplete { scenario = SID } do end end,
     detail = function(src) return src:incomplete_item(ITEM) end,
@@ -209,6 +209,7 @@ test("every call surfaces Make's error body (403, 404, 429)", function()
     delete = function(src) return src:delete_incomplete { scenario = SID, ids = { ITEM } } end,
     delete_one = function(_, it) return it:delete() end,
   }
+  local WRITES = { patch = true, retry = true, bulk_retry = true, delete = true, delete_one = true }
   local per_status = {
     ["403"] = { code = "auth", text = "HTTP 403 Forbidden %(auth refused%): Access denied%. %[SC403%]" },
     ["404"] = { code = "not_found", text = "HTTP 404" },
@@ -230,6 +231,10 @@ test("every call surfaces Make's error body (403, 404, 429)", function()
         end
         match(msg, want.text, name .. " " .. status)
         match(msg, "^make: [A-Z]+ /dlqs", name)
+        if status == "403" then -- the scope the token lacks, by what the call does
+          local scope = WRITES[name] and "dlqs:write" or "dlqs:read"
+          match(msg, "the token lacks the " .. scope .. " scope this call needs", name)
+        end
         no_token(msg)
       end
     end

@@ -38,8 +38,25 @@ M.ZONES = ZONES
 
 local KIND = "make"
 
--- Make's error body: {detail, message, code}
-local function parse_error(status, data)
+-- The scope a Make API token needs for a request (shared/contracts
+-- make-dlq.openapi.json): every read of /dlqs needs dlqs:read; retry, patch
+-- and delete need dlqs:write.
+local function scope_of(req)
+  return (req and req.method ~= "GET" and req.method ~= "HEAD") and "dlqs:write" or "dlqs:read"
+end
+
+-- Make's error body: {detail, message, code}. A 403 says which scope the
+-- token lacks (Make's own text is only "Access denied"); detail.scope has it.
+local function parse_error(status, data, _, req)
+  if status == 403 then
+    local scope = scope_of(req)
+    local text = type(data) == "table" and (data.detail or data.message) or nil
+    text = type(text) == "string" and text or "Forbidden"
+    if type(data) == "table" and data.code then text = text .. " [" .. tostring(data.code) .. "]" end
+    return string.format("%s (the token lacks the %s scope this call needs: reads need dlqs:read; " ..
+      "retry, patch and delete need dlqs:write)", text, scope),
+      { platform_code = type(data) == "table" and data.code or nil, scope = scope }
+  end
   if type(data) ~= "table" then return nil end
   local text = data.detail or data.message
   if type(text) ~= "string" then return nil end
