@@ -55,6 +55,33 @@ test("bulk-1.2 results and errors keep the first 1000 in memory, and count the r
   eq(#f.errors, 1000); eq(f.errors_truncated, 2)
 end)
 
+test("bulk-1.3 on_result sees every result as it is recorded, past the first 1000 kept too", function()
+  local seen = {}
+  local s = C.summary { on_result = function(r) seen[#seen + 1] = r end }
+  for i = 1, 1002 do C.outcome(s, tostring(i), i % 2 == 0 and "failed" or "succeeded", {
+    execution = "e" .. i, message = i % 2 == 0 and "boom" or nil, code = i % 2 == 0 and "http" or nil }) end
+  eq(#s.results, 1000); eq(s.results_truncated, 2)
+  eq(#seen, 1002)
+  eq(seen[1002], { id = "1002", status = "failed", execution = "e1002", message = "boom", code = "http" })
+  eq(seen[1001], { id = "1001", status = "succeeded", execution = "e1001" })
+  raises("on_result must be a function", C.summary, { on_result = 42 })
+  -- through C.bulk (every source's bulk loop): the same entries as results
+  local streamed = {}
+  local b = remote_bulk(ids_of(5), "stream-" .. math.random(1 << 30),
+    { concurrency = 2, progress = false, on_result = function(r) streamed[r.id] = r end })
+  eq(b.succeeded, 5)
+  for _, r in ipairs(b.results) do eq(streamed[r.id].execution, r.execution) end
+end)
+
+test("bulk-1.4 an on_result that raises is dropped, said once, and the bulk call goes on", function()
+  local calls = 0
+  local s = remote_bulk(ids_of(4), "raise-" .. math.random(1 << 30), { concurrency = 1, progress = false,
+    on_result = function() calls = calls + 1; error("printer broke") end })
+  eq(calls, 1)
+  eq(s.succeeded, 4); eq(s.failed, 0)
+  match(s.on_result_error, "printer broke")
+end)
+
 test("bulk-2.1 an interrupted remote bulk call returns its summary; what it never reached was never sent", function()
   local prefix = "cut-" .. math.random(1 << 30)
   local t

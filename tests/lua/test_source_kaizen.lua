@@ -48,8 +48,16 @@ end)
 
 test("bulk retry ids; 422 for a missing id; dry run", function()
   local src = mock()
-  local s = assert(src:retry { ids = { ORIG, "b", "c" }, except = { "c" }, progress = false })
-  eq(s.total, 2); eq(s.succeeded, 2); eq(s.failed, 0)
+  local streamed = {}
+  local s = assert(src:retry { ids = { ORIG, "b", "c" }, except = { "c" }, progress = false,
+    on_result = function(r) streamed[#streamed + 1] = r end })
+  -- Kaizen answers with the new execution, still running: `running`, not
+  -- succeeded by guess, and its id kept (Kaizen cannot list it later)
+  eq(s.total, 2); eq(s.running, 2); eq(s.succeeded, 0); eq(s.failed, 0)
+  eq(#s.results, 2); eq(#streamed, 2)
+  for _, r in ipairs(s.results) do
+    eq(r.status, "running"); eq(r.execution, "a71c4e02-5b9d-4c3f-8e16-0d2f7b9a4c85")
+  end
   rd.dry_run(true)
   local d = src:retry_execution(ORIG)
   local ds = src:retry { ids = { ORIG }, progress = false }

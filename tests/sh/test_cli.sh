@@ -170,7 +170,9 @@ EOF
   check "cmd-6.1 retry --dry-run --json" 0 "$R" retry --all --dry-run --json
   has "cmd-6.2 dry retry count" "$(jq -r .would_retry <<<"$OUT")" "2"
   check "cmd-6.3 retry one" 0 "$R" retry "$id503" --json
-  has "cmd-6.4 retry succeeded" "$(jq -c '[.total, .succeeded]' <<<"$OUT")" "[1,1]"
+  has "cmd-6.4 retry succeeded" "$(tail -1 <<<"$OUT" | jq -c '[.kind, .total, .succeeded]')" '["summary",1,1]'
+  has "cmd-6.4b --json retry: a line per item before the summary" \
+    "$(head -1 <<<"$OUT" | jq -c '[.kind, .id, .status, (.execution | type)]')" "[\"result\",\"$id503\",\"succeeded\",\"string\"]"
   check "cmd-6.5 retry the failing one exits 1" 1 "$R" retry --all
   has "cmd-6.6 retry summary" "$OUT" "1 failed"
   check "cmd-6.7 retry nothing" 2 "$R" retry
@@ -208,10 +210,14 @@ EOF
   done
   kill -INT $pid; wait $pid; rc=$?
   [ $rc -eq 130 ] && ok "cmd-9.4 --json retry interrupted exits 130" || no "cmd-9.4" "exit $rc" "$(cat "$T/err6")"
-  [ "$(wc -l <"$T/out6")" -eq 1 ] && ok "cmd-9.5 one JSON line: the summary" || no "cmd-9.5" "$(cat "$T/out6")"
+  # a line per item settled, then the summary (last) listing the same items
+  if [ "$(tail -1 "$T/out6" | jq -r .kind)" = summary ] && [ "$(head -n -1 "$T/out6" | jq -r .kind | sort -u)" = result ] \
+     && [ "$(head -n -1 "$T/out6" | jq -r .id | sort)" = "$(tail -1 "$T/out6" | jq -r '.results[].id' | sort)" ]; then
+    ok "cmd-9.5 one JSON line per item, then the summary"
+  else no "cmd-9.5" "$(cat "$T/out6")"; fi
   has "cmd-9.6 the summary says what happened" \
-    "$(jq -c '[.interrupted, .not_attempted > 0, .succeeded >= 1,
-               .total == .succeeded + .failed + .skipped + .not_attempted]' "$T/out6" 2>&1)" "[true,true,true,true]"
+    "$(tail -1 "$T/out6" | jq -c '[.interrupted, .not_attempted > 0, .succeeded >= 1,
+               .total == .succeeded + .failed + .skipped + .not_attempted]' 2>&1)" "[true,true,true,true]"
   check "cmd-8.1 unknown command option" 2 "$R" ls --bogus
   check "cmd-8.2 unusable store exits 1" 1 env REDRIVE_DB=/proc/nonexistent/x.db "$R" ls
   has "cmd-8.3 says why" "$ERR" "cannot connect to the source: store: cannot create directory"

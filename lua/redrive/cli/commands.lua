@@ -187,11 +187,15 @@ local function cmd_retry(a)
     ids = (not all) and a.pos or nil, all = all or nil, except = a.flags["--except"],
     scenario = a.flags["--scenario"], safe = not (a.flags["--force"] or cli.options.force),
     concurrency = a.flags["--concurrency"] and tonumber(a.flags["--concurrency"]) or nil,
+    -- --json: one line per item as it settles (every one: the summary keeps
+    -- only the first 1000), then the summary
+    on_result = json_mode() and function(r) r.kind = "result"; cli.emit(r) end or nil,
   }
   if not summary then fail(err, code) end
   -- the summary is the output, interrupted or not (it then says so:
   -- interrupted = true, not_attempted = n); the exit status is 130
   if json_mode() then
+    summary.kind = "summary"
     cli.emit(summary)
   else
     if summary.dry_run then

@@ -54,11 +54,12 @@
 --       run act is not called and the summary carries
 --       dry_run = true, would_<action> = n; a progress line on stderr when it
 --       is a TTY (opts.progress = true / false / function(summary) overrides).
---   C.summary() -> {total, succeeded, failed, skipped, not_attempted, errors,
+--   C.summary([opts]) -> {total, succeeded, failed, skipped, not_attempted, errors,
 --       results}: one summary for every source's bulk calls (results and
---       errors bounded to the first C.MAX_RESULTS / C.MAX_ERRORS = 1000)
+--       errors bounded to the first C.MAX_RESULTS / C.MAX_ERRORS = 1000;
+--       opts.on_result(r) sees every result as it is recorded)
 --   C.outcome(s, id, status, {execution, message, code}), C.not_attempted(s, n),
---   C.add_error(s, e), C.add_result(s, id, status, execution)
+--   C.add_error(s, e), C.add_result(s, id, status, execution [, {message, code}])
 --   C.drive(rd, s, {targets, id, act, concurrency, settle}) -> interrupted:
 --       the bulk loop; a cancellation ends it with a true summary
 --   C.progress(rd, want, total, verb), C.set_of(list, what, fname)
@@ -508,10 +509,24 @@ end
 -- more = true when it stopped in a listing whose rest it cannot count).
 C.MAX_ERRORS, C.MAX_RESULTS = 1000, 1000
 
--- summary() -> a new, empty summary
-function C.summary()
-  return { total = 0, succeeded = 0, failed = 0, skipped = 0, not_attempted = 0, errors = {},
-           results = {} }
+-- Streams: a caller that wants every result, not only the first
+-- C.MAX_RESULTS (the CLI's --json lines), passes on_result = function(r) to
+-- the bulk call; C.summary(opts) keeps it here, beside the summary (which
+-- stays plain data), and C.add_result calls it once per item with
+-- {id, status, execution, message, code}.
+local streams = setmetatable({}, { __mode = "k" })
+
+-- summary([opts]) -> a new, empty summary; opts.on_result (a function or
+-- nil) receives each result as it is recorded
+function C.summary(opts)
+  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, not_attempted = 0, errors = {},
+              results = {} }
+  local f = type(opts) == "table" and opts.on_result or nil
+  if f ~= nil then
+    if type(f) ~= "function" then error("bad argument #1 to 'retry' (on_result must be a function)", 3) end
+    streams[s] = f
+  end
+  return s
 end
 
 function C.add_error(s, e)
@@ -519,12 +534,24 @@ function C.add_error(s, e)
   else s.errors_truncated = (s.errors_truncated or 0) + 1 end
 end
 
--- add_result(s, id, status, execution): one entry of s.results (bounded)
-function C.add_result(s, id, status, execution)
+-- add_result(s, id, status, execution [, o]): one entry of s.results
+-- (bounded), and of the summary's stream (every one; o = {message, code}).
+-- A stream that raises is dropped (s.on_result_error says why) and the
+-- bulk call goes on: a printing callback must not decide its outcome.
+function C.add_result(s, id, status, execution, o)
   s.results = s.results or {}
   if #s.results < C.MAX_RESULTS then
     s.results[#s.results + 1] = { id = id, status = status, execution = execution }
   else s.results_truncated = (s.results_truncated or 0) + 1 end
+  local f = streams[s]
+  if f then
+    local ok, err = pcall(f, { id = id, status = status, execution = execution,
+                               message = o and o.message ~= nil and tostring(o.message) or nil, code = o and o.code })
+    if not ok then
+      if require("redrive.core").rd.is_canceled(err) then error(err, 0) end
+      streams[s], s.on_result_error = nil, tostring(err)
+    end
+  end
 end
 
 -- outcome(s, id, status, o): one item, counted under status and in total,
@@ -534,7 +561,7 @@ function C.outcome(s, id, status, o)
   o = o or {}
   s.total = s.total + 1
   s[status] = (s[status] or 0) + 1
-  C.add_result(s, id, status, o.execution)
+  C.add_result(s, id, status, o.execution, o)
   if o.message ~= nil then
     C.add_error(s, { id = id, message = tostring(o.message), code = o.code, execution_id = o.execution,
                      skipped = status == "skipped" or nil })
@@ -625,7 +652,7 @@ function C.bulk(rd, opts, spec)
   if not concurrency then error("bad argument #1 to '" .. (spec.fname or "retry") .. "' (" .. cerr .. ")", 3) end
   local safe = opts.safe ~= false
   local dry = G.dry_run(rd)
-  local s = C.summary()
+  local s = C.summary(opts)
   if dry then s.dry_run, s.action, s.would = true, spec.action or "retry", 0 end
   local bar = C.progress(rd, opts.progress, spec.total, spec.verb)
   local sample = {}

@@ -96,7 +96,14 @@ function Exec:chain()
   })
 end
 
--- src:retry{ids = {...}, except, concurrency, progress} -> summary
+-- what a bulk summary says of an answered retry: Kaizen answers with the
+-- new execution, usually still running ("InProgress"): `running`, with its
+-- id, never `succeeded` by guess (Kaizen cannot be asked how it ended, and
+-- cannot list executions, so the id in results is the only record of it)
+local FAILED = { error = true, canceled = true }
+
+-- src:retry{ids = {...}, except, concurrency, progress, on_result} -> summary;
+-- results = {{id, status, execution = the new execution's id}, ...}
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   if opts.all then return C.unsupported(KIND, "retry{all = true}", "Kaizen cannot list executions: pass ids = {...}") end
@@ -110,7 +117,11 @@ function Source:retry(opts)
     act = function(id)
       local e, err, code = post_retry(src, id)
       if not e then return nil, err, code end
-      return true
+      if FAILED[e.status] then -- an answer that already says it failed
+        return nil, string.format("kaizen: retry of %s: execution %s is %s", id, tostring(e.id), tostring(e.status)),
+          "failed", { execution = e.id }
+      end
+      return { status = e.status == "success" and "succeeded" or "running", execution = e.id }
     end,
   })
 end

@@ -183,7 +183,7 @@ end
 -- Dry run of a bulk retry: read what would be retried, change nothing.
 local function dry_bulk(src, opts, except, safe)
   local rd, st = src._rd, src._st
-  local s = C.summary()
+  local s = C.summary(opts)
   s.dry_run, s.action, s.would = true, "retry", 0
   local sample = {}
   local function consider(rec)
@@ -248,9 +248,9 @@ function R.bulk(src, opts)
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
   local safe = opts.safe ~= false
   if G.dry_run(rd) then
-    return dry_bulk(src, { ids = ids, scenario = scenario }, except, safe)
+    return dry_bulk(src, { ids = ids, scenario = scenario, on_result = opts.on_result }, except, safe)
   end
-  local s = C.summary()
+  local s = C.summary(opts)
 
   -- progress: true / false / a function(summary) / nil = when stderr is a TTY
   local total

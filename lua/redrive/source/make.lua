@@ -389,7 +389,7 @@ function Source:retry(opts)
   local except = C.set_of(opts.except, "except", "retry")
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
-  local s = C.summary()
+  local s = C.summary(opts)
   if opts.all and not safe and not C.dry_run(rd) then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
     -- (a dry run counts the targets below instead)
