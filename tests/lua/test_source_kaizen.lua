@@ -14,6 +14,7 @@ test("connect and unsupported calls", function()
   end
   check_err("unsupported", "POST /executions/retry", s.execution, s, ORIG)
   check_err("unsupported", "ids", s.retry, s, { all = true })
+  check_err("unsupported", "cannot be asked how an execution ended", s.retry, s, { ids = { ORIG }, wait = true })
 end)
 
 if not MOCK then

@@ -50,7 +50,7 @@ end
 test("list: pagination, mapping, filters", function()
   local src = connect()
   local items = {}
-  for it in src:incomplete { scenario = SID } do items[#items + 1] = it end
+  for it in src:incomplete { scenario = SID, resolved = "any" } do items[#items + 1] = it end
   eq(#items, 3)
   local a = items[1]
   eq(a.id, ITEM); eq(a.scenario, SID); eq(a.resolved, false); eq(a.attempts, 0); eq(a.size, 2048)
@@ -66,9 +66,18 @@ test("list: pagination, mapping, filters", function()
   n = 0
   for it in src:incomplete { scenario = SID, reason = "^ConnectionError" } do n = n + 1; eq(it.attempts, 2) end
   eq(n, 1)
+  -- resolved: pending ones only by default (as on every source), true the
+  -- resolved ones, "any" both
   n = 0
   for _ in src:incomplete { scenario = SID, resolved = false } do n = n + 1 end
   eq(n, 2)
+  n = 0
+  for it in src:incomplete { scenario = SID } do n = n + 1; eq(it.resolved, false) end
+  eq(n, 2)
+  n = 0
+  for it in src:incomplete { scenario = SID, resolved = true } do n = n + 1; eq(it.id, "9d2b7f4e6a1c3e5b8f0a2d4c6e8b1a3f") end
+  eq(n, 1)
+  raises("resolved must be true, false or \"any\"", src.incomplete, src, { scenario = SID, resolved = "yes" })
   n = 0
   for _ in src:incomplete { scenario = SID, since = 1736900000 } do n = n + 1 end
   eq(n, 2)
@@ -138,6 +147,15 @@ test("retry one, bulk retry ids / all / except, safe", function()
   eq(sent[#sent].json.ids, { ITEM }); eq(sent[#sent].query.scenarioId, tostring(SID))
   check_err("invalid", "ids = ", src.retry, src, {})
   check_err("invalid", "scenario", src.retry, src, { all = true })
+end)
+
+test("retry{wait}: the mock's logs never change, so the outcome stays unknown (never succeeded)", function()
+  local src = connect()
+  local it = assert(src:incomplete_item(ITEM))
+  check_err("timeout", "still queued", it.retry, it, { wait = true, timeout = 0.05, interval = 0.01 })
+  local s = assert(src:retry { ids = { ITEM }, wait = true, timeout = 0.05, interval = 0.01, progress = false })
+  eq(s.total, 1); eq(s.unknown, 1); eq(s.succeeded, 0); eq(s.results[1].status, "unknown")
+  eq(s.errors[1].code, "timeout")
 end)
 
 test("delete: ids, all + confirmed, except, IM004, being processed", function()

@@ -265,6 +265,7 @@ typedef struct {
 typedef struct entry {
   struct entry *next;
   uint64_t hash, count, hits, rng;
+  uint64_t pending; /* /make: retries asked for and not logged yet */
   bool has_bucket;
   double tokens;
   uint64_t last_ns;
@@ -385,6 +386,7 @@ static void record_add(entry *e, const char *p, size_t n) {
   blob *b = &e->recs[e->nrec++];
   b->p = xrealloc(NULL, n + 1);
   memcpy(b->p, p, n);
+  b->p[n] = '\0'; /* a C string too (the /make logs are searched) */
   b->n = n;
 }
 
@@ -1328,6 +1330,187 @@ static void h_webhook_v1(conn *c, req *r, uint64_t arg) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* A Make-like DLQ API under /make (base_url = server + "/make")             */
+/*
+ * What Prism's stateless mock of Make cannot do: a retry that Make queues
+ * and logs later. An item's behaviour is spelled in its id, letters each
+ * followed by a number (other characters are ignored, so a test makes ids
+ * unique with any tag): s<N> the status (1 success, 2 warning, 3 error) of
+ * the log a retry ends with, s0 (the default) never logged; k<N> log polls
+ * after a retry before its log shows (default 0: the first poll shows it);
+ * p<N> logs already there (errors, dated 2025-01-01) before any retry; h1 a bulk
+ * retry naming it is never answered (to interrupt it in flight).
+ *
+ *   GET  /make/dlqs/ID           {"dlq": {...}}: resolved once a log is 1 or 2
+ *   GET  /make/dlqs/ID/logs      {"dlqLogs": [...]}, newest first; pg[offset]
+ *                                > 0 is an empty page; a poll while a retry
+ *                                is pending counts towards k
+ *   POST /make/dlqs/ID/retry     {"dlq": ID}: one retry pending
+ *   POST /make/dlqs/retry        body {"ids": [...]}: {"dlqs": [...]}
+ *
+ * Each request about an item counts under the key make/ID (/count). */
+
+typedef struct {
+  int status, polls, prior, hold;
+} mk_spec;
+
+static mk_spec mk_parse(const char *id, size_t n) {
+  mk_spec sp = {0, 0, 0, 0};
+  for (size_t i = 0; i < n; i++) {
+    char letter = id[i];
+    int v = 0;
+    size_t j = i + 1;
+    if (j >= n || id[j] < '0' || id[j] > '9') continue;
+    while (j < n && id[j] >= '0' && id[j] <= '9' && v < 1000000) v = v * 10 + (id[j++] - '0');
+    if (letter == 's') sp.status = v;
+    else if (letter == 'k') sp.polls = v;
+    else if (letter == 'p') sp.prior = v;
+    else if (letter == 'h') sp.hold = v;
+    i = j - 1;
+  }
+  return sp;
+}
+
+/* The item's state, created with its prior logs on first sight. */
+static entry *mk_item(const char *id, size_t n) {
+  char key[256];
+  if (n > sizeof key - 6) n = sizeof key - 6;
+  memcpy(key, "make/", 5);
+  memcpy(key + 5, id, n);
+  bool fresh = !entry_get(key, n + 5, false);
+  entry *e = entry_get(key, n + 5, true);
+  e->count++;
+  if (fresh) {
+    mk_spec sp = mk_parse(id, n);
+    for (int i = 0; i < sp.prior && i < 100; i++) {
+      sb log = {0}; /* not G.scratch: it holds the request's query */
+      sb_fmt(&log, "{\"id\":\"%.*s-L%d\",\"imtId\":\"%.*s-E%d\",\"status\":3,\"duration\":900,"
+             "\"operations\":1,\"transfer\":0,\"timestamp\":\"2025-01-01T00:00:00.000Z\",\"type\":\"retry\"}",
+             (int)n, id, i + 1, (int)n, id, i + 1);
+      record_add(e, log.p, log.len);
+      sb_free(&log);
+    }
+  }
+  return e;
+}
+
+static bool mk_resolved(const entry *e) {
+  for (size_t i = 0; i < e->nrec; i++)
+    if (strstr(e->recs[i].p, "\"status\":1,") || strstr(e->recs[i].p, "\"status\":2,")) return true;
+  return false;
+}
+
+static void mk_detail(const rflags *f, entry *e, const char *id, size_t n) {
+  sb *b = body_begin();
+  sb_str(b, "{\"dlq\":{\"id\":");
+  sb_json(b, id, n);
+  sb_fmt(b, ",\"scenarioId\":7,\"scenarioName\":\"fake make\",\"reason\":\"fake failure\","
+         "\"created\":\"2025-01-01T00:00:00.000Z\",\"resolved\":%s,\"attempts\":%zu,\"retry\":true,"
+         "\"size\":10,\"index\":1}}", mk_resolved(e) ? "true" : "false", e->nrec);
+  reply_body(f, 200, NULL);
+}
+
+static void mk_logs(const req *r, entry *e, const char *id, size_t n) {
+  mk_spec sp = mk_parse(id, n);
+  if (e->pending && sp.status >= 1 && sp.status <= 3 && ++e->hits > (uint64_t)sp.polls) {
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    size_t k = e->nrec + 1;
+    sb log = {0};
+    sb_fmt(&log, "{\"id\":\"%.*s-L%zu\",\"imtId\":\"%.*s-E%zu\",\"status\":%d,\"duration\":%zu,"
+           "\"operations\":3,\"transfer\":512,\"timestamp\":\"%s\",\"type\":\"retry\"}",
+           (int)n, id, k, (int)n, id, k, sp.status, 1000 + k, ts);
+    record_add(e, log.p, log.len);
+    sb_free(&log);
+    e->pending--;
+    e->hits = 0;
+  }
+  sb *b = body_begin();
+  sb_str(b, "{\"dlqLogs\":[");
+  if (qint(r, "pg[offset]", 0) == 0) {
+    for (size_t i = e->nrec; i-- > 0;) { /* newest first */
+      sb_add(b, e->recs[i].p, e->recs[i].n);
+      if (i) sb_add(b, ",", 1);
+    }
+  }
+  sb_str(b, "]}");
+  reply_body(&r->f, 200, NULL);
+}
+
+/* POST /make/dlqs/retry {"ids": [...]}: every id gets a pending retry. */
+static void mk_bulk_retry(conn *c, req *r) {
+  const char *end = r->body + r->blen, *p = NULL;
+  for (const char *x = r->body; x && x + 5 <= end && !p; x++)
+    if (!memcmp(x, "\"ids\"", 5)) p = x;
+  bool hold = false;
+  sb *b = &G.hdr; /* the answer's id list, built aside (G.body is the answer) */
+  b->len = 0;
+  p = p ? memchr(p, '[', (size_t)(end - p)) : NULL;
+  while (p && p < end && *p != ']') {
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    const char *close = q ? memchr(q + 1, '"', (size_t)(end - q - 1)) : NULL;
+    const char *bracket = memchr(p, ']', (size_t)(end - p));
+    if (!close || (bracket && bracket < q)) break;
+    size_t n = (size_t)(close - q - 1);
+    entry *e = mk_item(q + 1, n);
+    if (!e->pending) e->hits = 0;
+    e->pending++;
+    hold = hold || mk_parse(q + 1, n).hold;
+    sb_add(b, b->len ? ",\"" : "\"", b->len ? 2 : 1);
+    sb_json_raw(b, q + 1, n);
+    sb_add(b, "\"", 1);
+    p = close + 1;
+  }
+  if (hold) { /* never answered: a test interrupts the call in flight */
+    c->busy = STALL;
+    return;
+  }
+  sb *o = body_begin();
+  sb_str(o, "{\"dlqs\":[");
+  sb_add(o, b->p ? b->p : "", b->len);
+  sb_str(o, "]}");
+  b->len = 0;
+  reply_body(&r->f, 200, NULL);
+}
+
+static void h_make(conn *c, req *r, uint64_t skip) {
+  const char *p = r->path + skip, *end = r->path + r->plen;
+  bool post = r->mlen == 4 && !memcmp(r->method, "POST", 4);
+  if ((size_t)(end - p) == 10 && !memcmp(p, "dlqs/retry", 10) && post) {
+    mk_bulk_retry(c, r);
+    return;
+  }
+  if ((size_t)(end - p) <= 5 || memcmp(p, "dlqs/", 5)) {
+    reply_error(&r->f, 404, "fake make: unknown path");
+    return;
+  }
+  const char *id = p + 5, *slash = memchr(id, '/', (size_t)(end - id));
+  size_t n = (size_t)((slash ? slash : end) - id);
+  if (!n) {
+    reply_error(&r->f, 404, "fake make: no id");
+    return;
+  }
+  entry *e = mk_item(id, n);
+  size_t rest = slash ? (size_t)(end - slash) : 0;
+  if (!slash && !post) mk_detail(&r->f, e, id, n);
+  else if (rest == 5 && !memcmp(slash, "/logs", 5) && !post) mk_logs(r, e, id, n);
+  else if (rest == 6 && !memcmp(slash, "/retry", 6) && post) {
+    if (!e->pending) e->hits = 0;
+    e->pending++;
+    sb *b = body_begin();
+    sb_str(b, "{\"dlq\":");
+    sb_json(b, id, n);
+    sb_str(b, "}");
+    reply_body(&r->f, 200, NULL);
+  } else {
+    reply_error(&r->f, 404, "fake make: unknown path");
+  }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Routing                                                                  */
 
 typedef struct {
@@ -1335,9 +1518,11 @@ typedef struct {
   size_t len;
   bool prefix; /* path + a decimal number, passed as arg */
   handler *fn;
+  bool tree;   /* path + anything: the handler reads the rest (arg = len) */
 } route;
 
-#define ROUTE(p, pre, fn) {p, sizeof p - 1, pre, fn}
+#define ROUTE(p, pre, fn) {p, sizeof p - 1, pre, fn, false}
+#define TREE(p, fn) {p, sizeof p - 1, false, fn, true}
 static const route routes[] = {
   ROUTE("/ok", false, h_ok),                     /* 200 {"ok":true}: the bench sink */
   ROUTE("/echo", false, h_echo),                 /* the request as JSON */
@@ -1373,14 +1558,16 @@ static const route routes[] = {
   ROUTE("/webhook", false, h_webhook),
   ROUTE("/v2/webhook", false, h_webhook2),
   ROUTE("/v1/webhook", false, h_webhook_v1),
+  TREE("/make/", h_make),                        /* a Make-like DLQ API (see above) */
 };
 
 static const route *route_find(const req *r, uint64_t *arg, bool *bad) {
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
     const route *rt = &routes[i];
-    if (rt->prefix ? r->plen <= rt->len : r->plen != rt->len) continue;
+    if (rt->prefix || rt->tree ? r->plen <= rt->len : r->plen != rt->len) continue;
     if (memcmp(r->path, rt->path, rt->len)) continue;
     if (rt->prefix) *bad = !parse_u64(r->path + rt->len, r->plen - rt->len, arg);
+    if (rt->tree) *arg = rt->len;
     return rt;
   }
   return NULL;

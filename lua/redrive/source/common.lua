@@ -63,6 +63,8 @@
 --   C.drive(rd, s, {targets, id, act, concurrency, settle}) -> interrupted:
 --       the bulk loop; a cancellation ends it with a true summary
 --   C.progress(rd, want, total, verb), C.set_of(list, what, fname)
+--   C.resolved_opt(v, fname) -> false | true | nil: a listing's `resolved`
+--       (nil/false: pending only, the default; true: resolved only; "any": both)
 --   C.pattern(pat, fname) -> test(s) -> boolean | nil: a reason filter
 --       (redrive.pattern_filter: validated, bounded; a tripped budget raises
 --       an error object with code "limit")
@@ -271,6 +273,18 @@ function C.keyset_iter(o)
   }
 end
 
+-- resolved_opt(v, fname) -> false | true | nil: the one rule for the
+-- `resolved` option of every listing of incomplete executions (local, make,
+-- n8n): nil or false -> pending items only (the default), true -> resolved
+-- ones only, "any" -> both (nil: no filter). Anything else raises.
+function C.resolved_opt(v, fname)
+  if v == nil or v == false then return false end
+  if v == true then return true end
+  if v == "any" then return nil end
+  error(string.format("bad argument #1 to '%s' (resolved must be true, false or \"any\", got %s)", fname,
+    type(v) == "string" and string.format("%q", v:sub(1, 40)) or type(v)), 3)
+end
+
 -- a reason filter (Lua pattern): checked once, matched bounded
 -- (redrive.pattern_filter)
 function C.pattern(pat, fname)
@@ -318,7 +332,9 @@ local FINISHED = { success = true, warning = true, error = true, canceled = true
 C.FINISHED = FINISHED
 
 -- wait(e, opts, refresh) -> exec | nil, msg, "timeout": polls refresh() with
--- backoff (the client's rate cap and 429 handling apply to each poll).
+-- backoff (the client's rate cap and 429 handling apply to each poll) until
+-- its status is a finished one. opts.what names e in the timeout message
+-- ("execution" by default).
 function C.wait(rd, e, opts, refresh)
   opts = opts or {}
   local timeout, delay, max, err
@@ -331,7 +347,8 @@ function C.wait(rd, e, opts, refresh)
   while true do
     if FINISHED[cur.status] then return cur end
     if deadline and rd.now() >= deadline then
-      return nil, string.format("execution %s still %s after %gs", e.id, tostring(cur.status), opts.timeout), "timeout"
+      return nil, string.format("%s %s still %s after %gs", opts.what or "execution", e.id, tostring(cur.status),
+        opts.timeout), "timeout"
     end
     local d = delay * (0.75 + math.random() * 0.5)
     if deadline then d = math.min(d, math.max(0, deadline - rd.now())) end

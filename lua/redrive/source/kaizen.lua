@@ -107,6 +107,10 @@ local FAILED = { error = true, canceled = true }
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   if opts.all then return C.unsupported(KIND, "retry{all = true}", "Kaizen cannot list executions: pass ids = {...}") end
+  if opts.wait then
+    return C.unsupported(KIND, "retry{wait = true}", "Kaizen cannot be asked how an execution ended: without wait " ..
+      "the summary lists each new execution as running, with its id")
+  end
   if opts.ids == nil then return nil, "retry needs ids = {...}", "invalid" end
   C.set_of(opts.ids, "ids", "retry")
   local except = C.set_of(opts.except, "except", "retry")

@@ -20,8 +20,11 @@
 --                                            scenario, one DELETE per scenario), item:delete()
 --   DELETE /dlqs/{id} (deprecated)           item:delete() when the scenario is unknown
 -- Make queues retries: item:retry() returns {status = "queued"}; the outcome
--- shows up later in item:logs().
+-- shows up later in item:logs(). item:retry{wait = true} and
+-- src:retry{..., wait = true} follow those logs until Make has logged the
+-- attempt (or a timeout) and report its outcome.
 local C = require "redrive.source.common"
+local opts_num = require("redrive.opts").number
 
 local M = {}
 local Source, Item = {}, {}
@@ -107,7 +110,8 @@ local function pg(q, o)
   return q
 end
 
--- src:incomplete{scenario, resolved, reason, since, until, limit, page, sort_by, sort_dir}
+-- src:incomplete{scenario, resolved = false, reason, since, until, limit, page, sort_by, sort_dir}
+-- (resolved: C.resolved_opt; Make lists both, the filter is here)
 function Source:incomplete(opts)
   opts = opts or {}
   C.check_table(opts, 1, "incomplete")
@@ -119,7 +123,7 @@ function Source:incomplete(opts)
   end
   local sid = scenario_id(opts.scenario, "incomplete")
   local pat = C.pattern(opts.reason, "incomplete")
-  local since, till, resolved = opts.since, opts["until"], opts.resolved
+  local since, till, resolved = opts.since, opts["until"], C.resolved_opt(opts.resolved, "incomplete")
   local filter
   if pat or since or till or resolved ~= nil then
     filter = function(rec)
@@ -260,13 +264,116 @@ local function resolved_msg(it)
   return string.format("incomplete execution %s is resolved already; pass safe = false to retry anyway", it.id)
 end
 
--- item:retry{safe = true} -> {status = "queued", id} (Make runs it later)
+-- ---------------------------------------------------------------------------
+-- following a retry (wait = true)
+--
+-- Make queues a retry: its answer comes before the run, and the attempt is
+-- logged in the item's logs (GET /dlqs/{id}/logs: status 1 success, 2
+-- warning, 3 error) when it has ended. To report a retry's real outcome,
+-- the logs recorded since a while before the retry are read before it is
+-- sent (what was there already), then polled after it (C.wait: backoff, a
+-- timeout) until a log that was not there shows up: the oldest such log is
+-- the attempt. The window starts FOLLOW_SKEW seconds before the retry, for
+-- a clock skew between this host and Make. Two retries of one item at the
+-- same time (another process) may each take the other's log.
+local FOLLOW_SKEW = 300
+local LOG_STATUS = { [1] = "success", [2] = "warning", [3] = "error" }
+local MAX_LOGS = 1000
+
+-- follow_opts(opts) -> {timeout, interval, max_interval} | nil, msg, "invalid"
+-- (checked before anything is sent)
+local function follow_opts(opts)
+  local o, err = {}, nil
+  o.timeout, err = opts_num(opts.timeout, "timeout", "timeout", 300)
+  if o.timeout then o.interval, err = opts_num(opts.interval, "interval", "timeout", 1) end
+  if o.interval then o.max_interval, err = opts_num(opts.max_interval, "max_interval", "timeout", 15) end
+  if not o.max_interval then return nil, "retry: " .. tostring(err), "invalid" end
+  return o
+end
+
+local function check_wait(v)
+  if v ~= nil and type(v) ~= "boolean" then
+    error("bad argument #1 to 'retry' (wait must be a boolean, got " .. type(v) .. ")", 3)
+  end
+  return v
+end
+
+-- recent(src, id, from) -> the item's logs since `from` | nil, msg, code
+local function recent(src, id, from)
+  local list = {}
+  local ok, err = pcall(function()
+    for l in Item.logs(setmetatable({ id = id }, src._mt.item), { from = from, limit = MAX_LOGS }) do
+      list[#list + 1] = l
+    end
+  end)
+  if ok then return list end
+  if src._rd.is_canceled(err) or type(err) ~= "table" or err.code == nil then error(err, 0) end
+  return nil, tostring(err.message), err.code
+end
+
+-- before(src, id) -> seen = {from, ids} | nil, msg, code: the logs an item
+-- has before its retry is sent
+local function before(src, id)
+  local from = math.floor(src._rd.time()) - FOLLOW_SKEW
+  local list, err, code = recent(src, id, from)
+  if not list then return nil, err, code end
+  local ids = {}
+  for _, l in ipairs(list) do ids[tostring(l.id)] = true end
+  return { from = from, ids = ids }
+end
+
+-- follow(src, id, seen, o [, deadline]) -> attempt | nil, msg, code
+-- attempt = {id, status = "success" | "warning" | "error", execution (the
+-- run's imtId), log, duration (ms), operations, transfer}; "timeout" when
+-- no new log showed by the deadline (o.timeout from now without one).
+local function follow(src, id, seen, o, deadline)
+  local function look()
+    local list, err, code = recent(src, id, seen.from)
+    if not list then return nil, err, code end
+    local new
+    for _, l in ipairs(list) do
+      if not seen.ids[tostring(l.id)] and LOG_STATUS[l.status]
+        and (not new or (l.timestamp or 0) < (new.timestamp or 0)) then new = l end
+    end
+    if not new then return { id = id, status = "queued" } end
+    return { id = id, status = LOG_STATUS[new.status], execution = new.execution_id, log = new,
+             duration = new.duration, operations = new.operations, transfer = new.transfer }
+  end
+  local rd = src._rd
+  deadline = deadline or rd.now() + o.timeout
+  local cur, err, code = look()
+  if cur and cur.status == "queued" then
+    local left = deadline - rd.now()
+    if left > 0 then
+      cur, err, code = C.wait(rd, cur, { timeout = left, interval = o.interval, max_interval = o.max_interval,
+        what = "the retry of make incomplete execution" }, look)
+    else
+      cur, err, code = nil, "the retry of make incomplete execution " .. id .. " still queued", "timeout"
+    end
+  end
+  if not cur and code == "timeout" then
+    return nil, "make: " .. err .. ": Make has not logged its outcome yet (item:logs() shows it when it does)",
+      "timeout"
+  end
+  return cur, err, code
+end
+
+-- item:retry{safe = true, wait, timeout, interval, max_interval}
+-- -> {status = "queued", id} (Make runs it later) | with wait = true:
+-- {id, status = "success" | "warning" | "error", success, execution, log,
+-- duration, operations, transfer} once Make has logged the attempt, or
+-- nil, msg, "timeout" (it stays queued)
 function Item:retry(opts)
   opts = opts or {}
   C.check_table(opts, 1, "retry")
   local src = isrc(self)
-  local rd = src._rd
   local safe = opts.safe ~= false
+  local wait = check_wait(opts.wait)
+  local fo, ferr, fcode
+  if wait then
+    fo, ferr, fcode = follow_opts(opts)
+    if not fo then return nil, ferr, fcode end
+  end
   local cur = self
   if safe then
     local c, err, code = src:incomplete_item(self.id)
@@ -274,22 +381,33 @@ function Item:retry(opts)
     cur = c
     if cur.resolved then return nil, resolved_msg(cur), "conflict" end
   end
-  return C.mutate(src, {
+  local seen
+  local r, err, code = C.mutate(src, {
     action = "retry", id = self.id,
     dry = function()
       if not safe then
-        local c, err, code = src:incomplete_item(self.id)
-        if not c then return nil, err, code end
+        local c, cerr, ccode = src:incomplete_item(self.id)
+        if not c then return nil, cerr, ccode end
         cur = c
       end
       return { id = self.id, scenario = cur.scenario, status = "dry_run", forced = cur.resolved or nil },
         string.format("would retry make incomplete execution %s (scenario %s)", self.id, tostring(cur.scenario))
     end,
   }, function()
-    local data, err, code = api(src, { method = "POST", path = "/dlqs/" .. self.id .. "/retry" })
-    if not data then return nil, err, code end
+    if wait then -- nothing is sent when the logs cannot be read to follow it
+      local b, berr, bcode = before(src, self.id)
+      if not b then return nil, "make: retry of " .. self.id .. " not sent: " .. tostring(berr), bcode end
+      seen = b
+    end
+    local data, perr, pcode = api(src, { method = "POST", path = "/dlqs/" .. self.id .. "/retry" })
+    if not data then return nil, perr, pcode end
     return { id = self.id, status = "queued", queued = true, raw = data }
   end)
+  if not r or r.dry_run or not wait then return r, err, code end
+  local a, aerr, acode = follow(src, self.id, seen, fo)
+  if not a then return nil, aerr, acode end
+  a.success, a.raw = a.status ~= "error", r.raw
+  return a
 end
 
 -- item:delete() -> true
@@ -323,61 +441,68 @@ end
 -- ---------------------------------------------------------------------------
 -- bulk
 
--- targets(src, opts, except) -> list of {id, scenario}, summary-errors
+-- select_targets(src, opts, except, safe, s) -> targets, interrupted
+-- targets = {{id, scenario}, ...}. With ids each item is read (bounded
+-- concurrency) for its scenario and resolved flag, unless safe = false and
+-- the scenario is given; with all the scenario is listed. Refusals
+-- (resolved, unreadable) go to s. Interrupted (SIGINT, task:cancel) nothing
+-- was sent: s says so (C.drive), and the targets read so far are returned
+-- for the caller to count.
 local function select_targets(src, opts, except, safe, s)
-  local rd = src._rd
-  local out = {}
+  local rd, out = src._rd, {}
   if opts.ids then
-    -- read each item (bounded concurrency): scenario and resolved flag
-    local r = rd.each(C.ids_iter(opts.ids, except), function(id)
-      if not safe and opts.scenario then
-        out[#out + 1] = { id = tostring(id), scenario = scenario_id(opts.scenario, "retry") }
-        return
-      end
-      s.total = s.total + 1
-      local it, err, code = src:incomplete_item(tostring(id))
+    local ids = {}
+    for id in C.ids_iter(opts.ids, except) do ids[#ids + 1] = tostring(id) end
+    if not safe and opts.scenario then
+      local sid = scenario_id(opts.scenario, "retry")
+      for i, id in ipairs(ids) do out[i] = { id = id, scenario = sid } end
+      return out, false
+    end
+    local cut = C.drive(rd, s, { targets = ids, concurrency = opts.concurrency or src._bulk, act = function(id)
+      local it, err, code = src:incomplete_item(id)
       if not it then
-        s.failed = s.failed + 1
-        C.add_error(s, { id = id, message = err, code = code })
+        C.outcome(s, id, "failed", { message = err, code = code })
       elseif opts.scenario and tostring(it.scenario) ~= tostring(opts.scenario) then
-        s.total = s.total - 1 -- not in the selected scenario: not part of this retry
+        -- not in the selected scenario: not part of this call
       elseif it.resolved and safe then
-        s.skipped = s.skipped + 1
-        C.add_error(s, { id = it.id, message = resolved_msg(it), skipped = true })
+        C.outcome(s, it.id, "skipped", { message = resolved_msg(it) })
       else
-        s.total = s.total - 1
         out[#out + 1] = { id = it.id, scenario = it.scenario }
       end
-    end, { concurrency = opts.concurrency or src._bulk })
-    for _, e in ipairs(r.errors) do
-      s.failed = s.failed + 1
-      C.add_error(s, { id = e.item, message = tostring(e.error) })
-    end
-  else
-    if opts.scenario == nil then
-      return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid"
-    end
-    local sid = scenario_id(opts.scenario, "retry")
-    for it in src:incomplete { scenario = sid } do
+    end })
+    return out, cut
+  end
+  local sid = scenario_id(opts.scenario, "retry")
+  local ok, err = pcall(function()
+    for it in src:incomplete { scenario = sid, resolved = "any" } do
       if not except[tostring(it.id)] then
-        if it.resolved and safe then
-          s.total = s.total + 1
-          s.skipped = s.skipped + 1
-          C.add_error(s, { id = it.id, message = resolved_msg(it), skipped = true })
-        else
-          out[#out + 1] = { id = it.id, scenario = sid }
-        end
+        if it.resolved and safe then C.outcome(s, it.id, "skipped", { message = resolved_msg(it) })
+        else out[#out + 1] = { id = it.id, scenario = sid } end
       end
     end
-  end
-  return out
+  end)
+  if ok then return out, false end
+  if not rd.is_canceled(err) then error(err, 0) end -- a listing that fails raises, as before
+  s.interrupted, s.more = true, true -- the rest of the listing was not read
+  return out, true
 end
 
 local CHUNK = 100
 
--- src:retry{ids = {...} | all = true, except, scenario, safe = true, concurrency, progress}
--- -> {total, succeeded, queued, failed, skipped, errors, results}: Make queues
--- retries, so an accepted one is `queued` (not `succeeded`)
+-- src:retry{ids = {...} | all = true, except, scenario, safe = true, concurrency, progress,
+--           on_result, wait, timeout, interval, max_interval}
+-- -> summary (common.summary): {total, succeeded, queued, failed, skipped, not_attempted,
+-- unknown, errors, results}. Make queues retries: without wait an accepted
+-- one is `queued` (not `succeeded`); with wait = true each is followed in
+-- its logs (see follow) until Make logged it -- `succeeded` (success or
+-- warning) or `failed` (error), with the run's imtId as `execution` -- or
+-- until `timeout` seconds (300) after the last request: `unknown`.
+-- Retries are sent as POST /dlqs/retry {ids} per scenario in chunks of 100
+-- (after the safe checks); forced (safe = false) retry{all} without wait is
+-- Make's one request {all = true, exceptIds}. Interrupted (SIGINT,
+-- task:cancel) it returns its summary (interrupted = true): a chunk whose
+-- request was in flight is `unknown` (Make may have queued it), the chunks
+-- never sent `not_attempted`, the retries sent but not followed `queued`.
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   local rd = self._rd
@@ -386,14 +511,23 @@ function Source:retry(opts)
   end
   if opts.ids == nil and not opts.all then return nil, "retry needs ids = {...} or all = true", "invalid" end
   if opts.ids ~= nil and opts.all then return nil, "retry takes ids or all = true, not both", "invalid" end
+  if opts.all and opts.scenario == nil then
+    return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid"
+  end
   local except = C.set_of(opts.except, "except", "retry")
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
+  local wait = check_wait(opts.wait)
+  local fo, ferr, fcode
+  if wait then
+    fo, ferr, fcode = follow_opts(opts)
+    if not fo then return nil, ferr, fcode end
+  end
   local s = C.summary(opts)
-  if opts.all and not safe and not C.dry_run(rd) then
+  local dry = C.dry_run(rd)
+  if opts.all and not safe and not dry and not wait then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
     -- (a dry run counts the targets below instead)
-    if opts.scenario == nil then return nil, "make: retry{all = true} needs scenario = <scenario id>", "invalid" end
     local sid = scenario_id(opts.scenario, "retry")
     local body = { all = true }
     if opts.except and #opts.except > 0 then
@@ -413,18 +547,40 @@ function Source:retry(opts)
     end)
     if not data then return nil, rerr, rcode end
     s.queued = 0
-    for _, id in ipairs(op.ids) do
-      s.total, s.queued = s.total + 1, s.queued + 1
-      C.add_result(s, id, "queued")
-    end
+    for _, id in ipairs(op.ids) do C.outcome(s, id, "queued") end
     return s
   end
-  local targets, err, code = select_targets(self, opts, except, safe, s)
-  if not targets then return nil, err, code end
-  s.total = s.total + #targets
-  local dry = C.dry_run(rd)
-  if dry then s.dry_run, s.action, s.would_retry = true, "retry", 0 end
-  -- group by scenario (POST /dlqs/retry takes one scenario), chunks of CHUNK ids
+  local concurrency = opts.concurrency or self._bulk
+  local targets, cut = select_targets(self, opts, except, safe, s)
+  if cut then -- nothing was sent
+    for _, t in ipairs(targets) do C.outcome(s, t.id, "not_attempted") end
+    return s
+  end
+  if dry then s.dry_run, s.action, s.would = true, "retry", 0 end
+  local bar = not dry and C.progress(rd, opts.progress, s.total + #targets, "retrying")
+
+  -- wait: what each item's logs hold before its retry is sent
+  local seen = {}
+  if wait and not dry then
+    local ready = {}
+    cut = C.drive(rd, s, { targets = targets, id = function(t) return t.id end, concurrency = concurrency,
+      act = function(t)
+        local b, err, code = before(self, t.id)
+        if b then
+          seen[t.id], ready[#ready + 1] = b, t
+        else
+          C.outcome(s, t.id, "failed", { message = "not retried: its logs cannot be read to follow the retry: " ..
+            tostring(err), code = code })
+        end
+      end })
+    if cut then
+      for _, t in ipairs(ready) do C.outcome(s, t.id, "not_attempted") end
+      return s
+    end
+    targets = ready
+  end
+
+  -- send: one request per scenario and chunk of CHUNK ids
   local groups, order = {}, {}
   for _, t in ipairs(targets) do
     local k = tostring(t.scenario)
@@ -432,37 +588,97 @@ function Source:retry(opts)
     local g = groups[k]
     g[#g + 1] = t.id
   end
-  local bar = not dry and C.progress(rd, opts.progress, s.total, "retrying")
+  local chunks = {}
   for _, k in ipairs(order) do
     local ids = groups[k]
     for i = 1, #ids, CHUNK do
-      local chunk = table.move(ids, i, math.min(#ids, i + CHUNK - 1), 1, {})
-      local data, rerr, rcode = C.mutate(self, { action = "retry", ids = chunk, quiet = true }, api, self,
-        { method = "POST", path = "/dlqs/retry", query = { scenarioId = k }, json = { ids = chunk } })
-      if data and data.dry_run then
-        s.would_retry = s.would_retry + #chunk
-      elseif not data then
-        s.failed = s.failed + #chunk
-        for _, id in ipairs(chunk) do C.add_error(s, { id = id, message = rerr, code = rcode }) end
-      else
-        local queued = {}
-        for _, id in ipairs(data.dlqs or {}) do queued[tostring(id)] = true end
-        for _, id in ipairs(chunk) do
-          if queued[id] or data.dlqs == nil then
-            -- queued, not done: Make runs it later (its logs tell the outcome)
-            s.queued = (s.queued or 0) + 1
-            C.add_result(s, id, "queued")
-          else
-            s.failed = s.failed + 1
-            C.add_error(s, { id = id, message = "make did not queue incomplete execution " .. id .. " for retry" })
-          end
+      chunks[#chunks + 1] = { scenario = k, ids = table.move(ids, i, math.min(#ids, i + CHUNK - 1), 1, {}) }
+    end
+  end
+  local queued = {} -- ids Make queued, to follow (wait)
+  local function send(c)
+    local data, rerr, rcode = C.mutate(self, { action = "retry", ids = c.ids, quiet = true }, api, self,
+      { method = "POST", path = "/dlqs/retry", query = { scenarioId = c.scenario }, json = { ids = c.ids } })
+    if data and data.dry_run then
+      for _, id in ipairs(c.ids) do C.outcome(s, id, "would") end
+    elseif not data then
+      for _, id in ipairs(c.ids) do C.outcome(s, id, "failed", { message = rerr, code = rcode }) end
+    else
+      local accepted = {}
+      for _, id in ipairs(data.dlqs or {}) do accepted[tostring(id)] = true end
+      for _, id in ipairs(c.ids) do
+        if accepted[id] or data.dlqs == nil then
+          -- queued, not done: Make runs it later (its logs tell the outcome)
+          if wait and not dry then queued[#queued + 1] = id else C.outcome(s, id, "queued") end
+        else
+          C.outcome(s, id, "failed", { message = "make did not queue incomplete execution " .. id .. " for retry" })
         end
       end
+    end
+  end
+  local ci = 0
+  cut = C.drive(rd, s, {
+    targets = function() ci = ci + 1; return chunks[ci] end, id = function(c) return c end,
+    concurrency = 1, counts_rest = true,
+    act = function(c)
+      c.started = true
+      local ok, err = pcall(send, c)
+      if not ok then
+        if rd.is_canceled(err) then error(err, 0) end -- C.drive settles the chunk
+        for _, id in ipairs(c.ids) do C.outcome(s, id, "failed", { message = err }) end
+      end
       if bar then bar.update(s) end
+    end,
+    settle = function(c) -- its request was in flight: Make may have queued it
+      for _, id in ipairs(c.ids) do
+        C.outcome(s, id, "unknown", { message = "interrupted while Make was asked to retry it: it may be " ..
+          "queued (item:logs() shows whether it ran)" })
+      end
+      return true
+    end,
+  })
+  if cut then
+    for _, c in ipairs(chunks) do
+      if not c.started then for _, id in ipairs(c.ids) do C.outcome(s, id, "not_attempted") end end
+    end
+    for _, id in ipairs(queued) do
+      C.outcome(s, id, "queued", { message = "interrupted before its outcome was followed: queued" })
+    end
+    if bar then bar.finish(s) end
+    return s
+  end
+
+  -- wait: follow each queued retry in its logs, one deadline for all
+  if #queued > 0 then
+    local deadline, fi = rd.now() + fo.timeout, 0
+    cut = C.drive(rd, s, {
+      targets = function() fi = fi + 1; return queued[fi] end, concurrency = concurrency, counts_rest = true,
+      act = function(id)
+        local a, err, code = follow(self, id, seen[id], fo, deadline)
+        if not a then -- queued; its outcome is not known (timeout, logs unreadable)
+          C.outcome(s, id, "unknown", { message = err, code = code })
+        elseif a.status == "error" then
+          C.outcome(s, id, "failed", { execution = a.execution, code = "failed", message = string.format(
+            "Make logged the retry of %s as an error (execution %s)", id, tostring(a.execution)) })
+        else
+          C.outcome(s, id, "succeeded", { execution = a.execution })
+        end
+        if bar then bar.update(s) end
+      end,
+      settle = function(_, id)
+        C.outcome(s, id, "queued", { message = "interrupted while following its logs: queued, outcome not known" })
+        return true
+      end,
+    })
+    if cut then
+      for k = fi + 1, #queued do
+        C.outcome(s, queued[k], "queued", { message = "interrupted before its outcome was followed: queued" })
+      end
     end
   end
   if bar then bar.finish(s) end
   if dry then
+    s.would_retry = s.would
     local sample = {}
     for i = 1, math.min(3, #targets) do sample[i] = targets[i].id end
     io.stderr:write(string.format("dry-run: would retry %d make incomplete execution(s)%s%s\n", s.would_retry,
@@ -493,7 +709,8 @@ function Source:delete_incomplete(opts)
     local except = C.set_of(opts.except, "except", "delete_incomplete")
     C.set_of(opts.ids, "ids", "delete_incomplete")
     local s = C.summary()
-    local targets = select_targets(self, { ids = opts.ids, concurrency = opts.concurrency }, except, false, s)
+    local targets, cut = select_targets(self, { ids = opts.ids, concurrency = opts.concurrency }, except, false, s)
+    if cut then error(rd.canceled, 0) end -- interrupted while reading: nothing was deleted
     local groups, order = {}, {}
     for _, t in ipairs(targets) do
       local k = tostring(t.scenario)
@@ -535,7 +752,7 @@ function Source:delete_incomplete(opts)
       if not n then
         local ex = C.set_of(opts.except, "except", "delete_incomplete")
         n = 0
-        for it in self:incomplete { scenario = sid } do if not ex[tostring(it.id)] then n = n + 1 end end
+        for it in self:incomplete { scenario = sid, resolved = "any" } do if not ex[tostring(it.id)] then n = n + 1 end end
         o.n = n
       end
       return { deleted = 0, would_delete = n, errors = {} },
