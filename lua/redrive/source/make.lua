@@ -280,22 +280,19 @@ local FOLLOW_SKEW = 300
 local LOG_STATUS = { [1] = "success", [2] = "warning", [3] = "error" }
 local MAX_LOGS = 1000
 
--- follow_opts(opts) -> {timeout, interval, max_interval} | nil, msg, "invalid"
--- (checked before anything is sent)
-local function follow_opts(opts)
+-- wait_opts(opts) -> {timeout, interval, max_interval} with wait = true,
+-- nil without | false, msg, "invalid": checked before anything is sent
+local function wait_opts(opts)
+  if opts.wait ~= nil and type(opts.wait) ~= "boolean" then
+    error("bad argument #1 to 'retry' (wait must be a boolean, got " .. type(opts.wait) .. ")", 3)
+  end
+  if not opts.wait then return nil end
   local o, err = {}, nil
   o.timeout, err = opts_num(opts.timeout, "timeout", "timeout", 300)
   if o.timeout then o.interval, err = opts_num(opts.interval, "interval", "timeout", 1) end
   if o.interval then o.max_interval, err = opts_num(opts.max_interval, "max_interval", "timeout", 15) end
-  if not o.max_interval then return nil, "retry: " .. tostring(err), "invalid" end
+  if not o.max_interval then return false, "retry: " .. tostring(err), "invalid" end
   return o
-end
-
-local function check_wait(v)
-  if v ~= nil and type(v) ~= "boolean" then
-    error("bad argument #1 to 'retry' (wait must be a boolean, got " .. type(v) .. ")", 3)
-  end
-  return v
 end
 
 -- recent(src, id, from) -> the item's logs since `from` | nil, msg, code
@@ -368,12 +365,9 @@ function Item:retry(opts)
   C.check_table(opts, 1, "retry")
   local src = isrc(self)
   local safe = opts.safe ~= false
-  local wait = check_wait(opts.wait)
-  local fo, ferr, fcode
-  if wait then
-    fo, ferr, fcode = follow_opts(opts)
-    if not fo then return nil, ferr, fcode end
-  end
+  local fo, ferr, fcode = wait_opts(opts)
+  if fo == false then return nil, ferr, fcode end
+  local wait = fo ~= nil
   local cur = self
   if safe then
     local c, err, code = src:incomplete_item(self.id)
@@ -517,12 +511,9 @@ function Source:retry(opts)
   local except = C.set_of(opts.except, "except", "retry")
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
   local safe = opts.safe ~= false
-  local wait = check_wait(opts.wait)
-  local fo, ferr, fcode
-  if wait then
-    fo, ferr, fcode = follow_opts(opts)
-    if not fo then return nil, ferr, fcode end
-  end
+  local fo, ferr, fcode = wait_opts(opts)
+  if fo == false then return nil, ferr, fcode end
+  local wait = fo ~= nil
   local s = C.summary(opts)
   local dry = C.dry_run(rd)
   if opts.all and not safe and not dry and not wait then
