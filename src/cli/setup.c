@@ -21,7 +21,7 @@ int rd__cli_setup(lua_State *L, const rd_cli_opts *o) {
   if (o->dry_run) rt->dry_run = 1;
   rt->verbose = o->verbose;
   /* SIGINT/SIGTERM cancel what every task waits on; the waits raise
-   * "interrupted" and the script unwinds through its __close handlers. */
+   * rd.canceled and the script unwinds through its __close handlers. */
   rd__cli_signals(rt);
   rd__cli_open_sys(L);
   lua_getglobal(L, "require");
