@@ -162,6 +162,7 @@ test("itest-4: safe retry judges the whole chain (finding 2)", function()
   eq(L.hits(k), 4, "nothing ran again")
   local resolved = ids(src:incomplete { scenario = wf, resolved = true })
   ok(resolved[chain[3].id], "the newest failure of the chain stands for it among the resolved")
+  ok(ids(src:incomplete { scenario = wf, resolved = "any" })[chain[3].id], "\"any\": resolved ones too")
 end)
 
 test("itest-5: bulk retry with except; results carry the new executions; delete", function()

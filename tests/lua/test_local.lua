@@ -139,6 +139,13 @@ test("local-2.1 run success: exec fields, run_data per module, input", function(
   ok(rdata["1"] and rdata["2"], "run_data has both modules", rdata)
   eq(rdata["_input"], nil)
   eq(e:input(), { n = 5 })
+  -- durations in milliseconds, a module's as the run's (every source's unit):
+  -- a module answered after 30 ms took at least 30
+  local slow = assert(src:scenario_create { name = "slow", blueprint = blueprint("slow", { S .. "/delay/30" }) })
+  local se = assert(src:run(slow.id))
+  local sm = assert(se:run_data())["1"]
+  ok(math.type(sm.duration) == "integer" and sm.duration >= 30 and sm.duration <= se.duration,
+    "module duration in ms, within the run's", sm.duration, se.duration)
   -- stored: the same through execution(id)
   local again = assert(src:execution(e.id))
   eq(again.status, "success"); eq(again.attempts, 1)
@@ -240,6 +247,14 @@ test("local-4.1 incomplete: filters (scenario, resolved, reason pattern, limit)"
   eq(#collect(src:incomplete { resolved = false, limit = 4 }), 4)
   raises("reason", src.incomplete, src, { reason = "[" })
   for it in src:incomplete { scenario = a.id } do eq(getmetatable(it).__name, "redrive.Item") end
+  -- resolved: pending ones unless asked (the same rule on every source)
+  local one = collect(src:incomplete { scenario = b.id })[1]
+  assert(one:patch { blueprint = blueprint("b", { S .. "/ok" }) })
+  assert(one:retry())
+  eq(#collect(src:incomplete {}), 4)
+  eq(#collect(src:incomplete { resolved = true }), 1)
+  eq(#collect(src:incomplete { resolved = "any" }), 5)
+  raises("resolved must be true, false or \"any\"", src.incomplete, src, { resolved = 1 })
 end)
 
 test("local-5.1 patch the blueprint (410 -> v2) and retry: resolved, linked, logged", function()
@@ -442,7 +457,7 @@ end)
 -- A store summary of the items: resolved, pending, leased.
 local function queue_state(src)
   local q = { resolved = 0, pending = 0, leased = 0 }
-  for it in src:incomplete {} do
+  for it in src:incomplete { resolved = "any" } do
     if it.resolved then q.resolved = q.resolved + 1 else q.pending = q.pending + 1 end
     if it.lease_owner then q.leased = q.leased + 1 end
   end

@@ -410,6 +410,10 @@ test("mock: list pages, string ids, empty, incomplete", function()
   n = 0
   for it in chainpage:incomplete { resolved = true } do n = n + 1; eq(it.id, "9875") end
   eq(n, 1)
+  n = 0
+  for _ in chainpage:incomplete { resolved = "any" } do n = n + 1 end
+  eq(n, 1) -- pending and resolved: the same rule as every source's
+  raises("resolved must be true, false or \"any\"", chainpage.incomplete, chainpage, { resolved = "all" })
   for e in mock("example=n8nStringIds"):executions { limit = 1 } do eq(e.scenario, "VmwOO9HeTEj20kxM") end
   for _ in mock("example=empty"):executions {} do error("expected none") end
   -- every list filter reaches n8n (the mock validates them: a bad one is a 400)

@@ -62,7 +62,7 @@ elseif cmd == "check" then
   for e in src:executions { mode = "retry", status = "success" } do
     if e.dlq_id then success_execs[e.dlq_id] = (success_execs[e.dlq_id] or 0) + 1 end
   end
-  for it in src:incomplete {} do
+  for it in src:incomplete { resolved = "any" } do
     items = items + 1
     local nlogs, nsuccess = 0, 0
     for l in it:logs {} do

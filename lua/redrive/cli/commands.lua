@@ -118,8 +118,7 @@ local function cmd_ls(a)
   end
   local limit = a.flags["--limit"] and math.tointeger(tonumber(a.flags["--limit"]))
   if a.flags["--limit"] and not limit then error({ usage = "--limit needs an integer" }) end
-  local resolved = nil -- --all: resolved ones too
-  if not a.flags["--all"] then resolved = false end
+  local resolved = a.flags["--all"] and "any" or false -- --all: resolved ones too
   local it, err, code = src:incomplete {
     scenario = a.flags["--scenario"], reason = a.flags["--reason"],
     resolved = resolved, limit = limit or 1000,

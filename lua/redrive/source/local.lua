@@ -218,13 +218,20 @@ function Source:executions(opts)
   }
 end
 
--- exec:run_data() -> {[module_id] = {input, output, error, duration}}
+-- exec:run_data() -> {[module_id] = {input, output, error, duration, operations}}
+-- Durations are milliseconds, as every duration on every source. The engine
+-- measures a module in seconds and the store keeps its run data as the
+-- engine gave it (stores written before keep seconds too), so the one
+-- conversion is here, where run data leaves the source.
 function Exec:run_data()
   local src = exec_src(self)
   local rec, err, code = src._st:exec_get(self.id)
   if not rec then return nil, err, code end
   local rdata = rec.run_data and src._rd.json.decode(rec.run_data) or {}
   rdata[U.INPUT_KEY] = nil
+  for _, m in pairs(rdata) do
+    if type(m) == "table" and type(m.duration) == "number" then m.duration = math.floor(m.duration * 1000 + 0.5) end
+  end
   return rdata
 end
 

@@ -37,17 +37,15 @@ local leased, lease_msg, resolved_msg = Retry.leased, Retry.lease_msg, Retry.res
 -- ---------------------------------------------------------------------------
 -- listing
 
--- src:incomplete{scenario, resolved, reason, since, until, limit} -> iterator
--- `reason` is a Lua pattern matched against the item's reason.
+-- src:incomplete{scenario, resolved = false, reason, since, until, limit} -> iterator
+-- `reason` is a Lua pattern matched against the item's reason; `resolved`
+-- as on every source (common.resolved_opt): pending items unless asked.
 local function incomplete(src, opts)
   opts = opts or {}
   U.check_table(opts, 1, "incomplete")
   local st = src._st
   local pat = C.pattern(opts.reason, "incomplete")
-  local resolved = opts.resolved
-  if resolved ~= nil and type(resolved) ~= "boolean" then
-    error("bad argument #1 to 'incomplete' (resolved must be a boolean)", 2)
-  end
+  local resolved = C.resolved_opt(opts.resolved, "incomplete")
   local filter = {
     scenario = opts.scenario and U.scenario_id(opts.scenario, "incomplete") or nil,
     resolved = resolved, since = opts.since, ["until"] = opts["until"],

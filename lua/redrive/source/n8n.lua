@@ -508,13 +508,13 @@ end
 -- src:incomplete{scenario, resolved = false, reason, since, until, limit, scan}
 -- One item per retry chain: its newest failed execution (crashed ones
 -- included). Unresolved (the default): no member of the chain succeeded and
--- none is running; resolved = true: a member succeeded. `attempts` is the
--- number of executions in the chain.
+-- none is running; resolved = true: a member succeeded; "any": both
+-- (common.resolved_opt). `attempts` is the number of executions in the chain.
 function Source:incomplete(opts)
   opts = opts or {}
   C.check_table(opts, 1, "incomplete")
   local pat = C.pattern(opts.reason, "incomplete")
-  local want_resolved = opts.resolved == true
+  local want_resolved = C.resolved_opt(opts.resolved, "incomplete")
   local ix
   local o = {
     scenario = opts.scenario, status = "error", include_data = true, since = opts.since,
@@ -531,7 +531,7 @@ function Source:incomplete(opts)
       if v.newest_failed and sid(v.newest_failed.id) ~= id then return false end -- a newer failure stands for it
       rec._attempts = v.n
     end
-    if want_resolved ~= resolved then return false end
+    if want_resolved ~= nil and want_resolved ~= resolved then return false end
     if type(rec.data) ~= "table" then
       -- the listing came without data (an older n8n, a proxy): read the
       -- execution for its error and failed node
