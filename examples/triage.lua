@@ -66,8 +66,13 @@ if s.dry_run then
   print(string.format("dry run: would retry %d of %d matching %q, %d skipped (dry run)", s.would_retry or 0, s.total,
     pattern, s.skipped))
 else
+  -- queued (Make), running, unknown: accepted, outcome not known yet
+  local pending = {}
+  for _, k in ipairs { "queued", "running", "unknown" } do
+    if (s[k] or 0) > 0 then pending[#pending + 1] = string.format(", %d %s", s[k], k) end
+  end
   print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped%s", s.total, pattern,
-    s.succeeded, s.failed, s.skipped, (s.queued or 0) > 0 and string.format(", %d queued", s.queued) or ""))
+    s.succeeded, s.failed, s.skipped, table.concat(pending)))
 end
 for i, e in ipairs(s.errors) do
   if i > 5 then print(string.format("  ... %d more", #s.errors - 5)); break end

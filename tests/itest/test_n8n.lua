@@ -131,6 +131,19 @@ test("itest-3: a retry longer than its timeout is reconciled, never failed, neve
   L.record("execution-retry-success", L.raw("GET", "/executions/" .. new_id))
 end)
 
+test("itest-3b: wait = true follows a retry that outlived its call until it ends", function()
+  local k = L.key("slowwait")
+  local orig = L.trigger(S .. "/flaky?fail=1&delay=3000&key=" .. k, "chain")
+  L.finished(orig)
+  -- the retry runs 3 s, its call gives up after 1 s: found running, then followed
+  local slow = L.src { retry_timeout = 1 }
+  local s = assert(slow:retry { ids = { orig }, wait = true, timeout = 60, interval = 0.2, progress = false })
+  eq(s.succeeded, 1, "the real outcome"); eq(s.running or 0, 0); eq(s.failed, 0)
+  local done = assert(src:execution(s.results[1].execution))
+  eq(done.status, "success"); eq(done.retry_of, orig)
+  eq(L.hits(k), 2, "run once more, not twice")
+end)
+
 test("itest-4: safe retry judges the whole chain (finding 2)", function()
   local k = L.key("chain")
   local wf = L.workflows.chain.id

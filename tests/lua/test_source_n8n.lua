@@ -159,6 +159,34 @@ test("fake: detail, run_data, bundle, blueprint, patch unsupported", function()
   check_err("not_found", "HTTP 404", src.execution, src, "999999")
 end)
 
+test("fake: a retry answered still running is running, not succeeded; wait = true follows it", function()
+  local F = fake_n8n()
+  local a, b, c = F.add { status = "error" }, F.add { status = "error" }, F.add { status = "error" }
+  F.outcome = function() return "running" end -- n8n answered before the retry ended
+  local src = fsrc(F)
+  local s = assert(src:retry { ids = { tostring(a.id) }, progress = false })
+  eq(s.running, 1); eq(s.succeeded, 0); eq(s.results[1].status, "running")
+  local new_id = s.results[1].execution
+  eq(F.execs[new_id].retryOf, a.id)
+  -- wait: polled until it ends (the fake finishes it on the 2nd read)
+  F.finish_after = 2
+  s = assert(src:retry { ids = { tostring(b.id) }, wait = true, interval = 0.01, progress = false })
+  eq(s.succeeded, 1); eq(s.running or 0, 0)
+  eq(F.execs[s.results[1].execution].status, "success")
+  -- never ends: still running after the timeout, said so
+  F.finish_after = nil
+  s = assert(src:retry { ids = { tostring(c.id) }, wait = true, timeout = 0.05, interval = 0.01, progress = false })
+  eq(s.running, 1); eq(s.succeeded, 0); eq(s.errors[1].code, "timeout"); match(s.errors[1].message, "still running")
+  -- item:retry{wait}: the ended execution's status
+  local d = F.add { status = "error" }
+  F.finish_after = 1
+  local it = assert(src:incomplete_item(tostring(d.id)))
+  local r = assert(it:retry { wait = true, interval = 0.01 })
+  eq(r.status, "success"); eq(r.success, true); eq(r.execution.status, "success")
+  check_err("invalid", "timeout", it.retry, it, { wait = true, timeout = 0 })
+  raises("wait must be a boolean", src.retry, src, { ids = { "1" }, wait = 1 })
+end)
+
 test("fake: safe retries, wait, chain, logs, attempts", function()
   local F = fake_n8n()
   local ok_e = F.add { status = "success" }

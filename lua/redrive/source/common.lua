@@ -38,7 +38,9 @@
 --       already retried successfully) | nil
 --   C.chain_refusal(chain, exec) -> why, judged on the whole retry chain (a
 --       member succeeded, or a retry of it still runs) | nil
---   C.wait(rd, exec, {timeout, interval, max_interval}, refresh) -> exec | nil, msg, "timeout"
+--   C.wait(rd, exec, {timeout, interval, max_interval, what}, refresh) -> exec | nil, msg, "timeout"
+--   C.wait_opts(opts) -> the options of a retry's wait = true (nil without;
+--       false, msg, "invalid" when bad), checked before anything is sent
 --   C.retry_attempts(rd, exec, {attempts, backoff}, once, wait) -> last exec
 --   C.chain(exec, get, {up, children}) -> {exec...} (root first; .missing)
 --   C.health(iterator, {limit}) -> {total, finished, succeeded, failed, running,
@@ -358,6 +360,23 @@ function C.wait(rd, e, opts, refresh)
     if not nxt then return nil, err, code end
     cur = nxt
   end
+end
+
+-- wait_opts(opts) -> {timeout, interval, max_interval} when opts.wait is
+-- true, nil when not | false, msg, "invalid": the options of a retry's
+-- wait = true (item:retry, src:retry), checked before anything is sent.
+-- Defaults: timeout 300 s, polls from 1 s doubling to 15 s.
+function C.wait_opts(opts)
+  if opts.wait ~= nil and type(opts.wait) ~= "boolean" then
+    error("bad argument #1 to 'retry' (wait must be a boolean, got " .. type(opts.wait) .. ")", 3)
+  end
+  if not opts.wait then return nil end
+  local o, err = {}, nil
+  o.timeout, err = opts_num(opts.timeout, "timeout", "timeout", 300)
+  if o.timeout then o.interval, err = opts_num(opts.interval, "interval", "timeout", 1) end
+  if o.interval then o.max_interval, err = opts_num(opts.max_interval, "max_interval", "timeout", 15) end
+  if not o.max_interval then return false, "retry: " .. tostring(err), "invalid" end
+  return o
 end
 
 -- retry_attempts(rd, e, opts, once, wait) -> last exec: retry, wait, and
@@ -709,7 +728,7 @@ function C.bulk(rd, opts, spec)
       local st = type(ok) == "table" and ok.status or "succeeded"
       local o = type(ok) == "table" and ok or {}
       C.outcome(s, id, st, { execution = o.execution, message = st ~= "succeeded" and o.message or nil,
-                              code = st })
+                              code = o.code or st })
     else
       C.outcome(s, id, "failed", { execution = type(res) == "table" and res.execution or nil,
                                    message = err, code = code })

@@ -24,7 +24,6 @@
 -- src:retry{..., wait = true} follow those logs until Make has logged the
 -- attempt (or a timeout) and report its outcome.
 local C = require "redrive.source.common"
-local opts_num = require("redrive.opts").number
 
 local M = {}
 local Source, Item = {}, {}
@@ -280,20 +279,7 @@ local FOLLOW_SKEW = 300
 local LOG_STATUS = { [1] = "success", [2] = "warning", [3] = "error" }
 local MAX_LOGS = 1000
 
--- wait_opts(opts) -> {timeout, interval, max_interval} with wait = true,
--- nil without | false, msg, "invalid": checked before anything is sent
-local function wait_opts(opts)
-  if opts.wait ~= nil and type(opts.wait) ~= "boolean" then
-    error("bad argument #1 to 'retry' (wait must be a boolean, got " .. type(opts.wait) .. ")", 3)
-  end
-  if not opts.wait then return nil end
-  local o, err = {}, nil
-  o.timeout, err = opts_num(opts.timeout, "timeout", "timeout", 300)
-  if o.timeout then o.interval, err = opts_num(opts.interval, "interval", "timeout", 1) end
-  if o.interval then o.max_interval, err = opts_num(opts.max_interval, "max_interval", "timeout", 15) end
-  if not o.max_interval then return false, "retry: " .. tostring(err), "invalid" end
-  return o
-end
+local wait_opts = C.wait_opts
 
 -- recent(src, id, from) -> the item's logs since `from` | nil, msg, code
 local function recent(src, id, from)

@@ -652,15 +652,30 @@ function Item:patch()
     "to retry with the saved workflow")
 end
 
--- item:retry{safe = true, load_workflow} -> {status, execution, id}
+-- finish(new, fo) -> the retry execution once finished | nil, msg, code:
+-- with wait = true, a retry n8n answered (or that was found) still running
+-- is followed until it ends (exec:wait), at most fo.timeout seconds.
+local function finish(new, fo)
+  if not fo or new.status ~= "running" then return new end
+  return new:wait { timeout = fo.timeout, interval = fo.interval, max_interval = fo.max_interval }
+end
+
+-- item:retry{safe = true, load_workflow, wait, timeout} -> {status, execution, id}
+-- n8n answers a retry when it has finished, so its status is its outcome;
+-- with wait = true one still running (a retry found after no answer came,
+-- a waiting node) is followed until it ends: nil, msg, "timeout" if not.
 function Item:retry(opts)
   opts = opts or {}
+  local fo, ferr, fcode = C.wait_opts(opts)
+  if fo == false then return nil, ferr, fcode end
   local src = isrc(self)
   local e = setmetatable({ id = self.id, scenario = self.scenario, raw = self.raw }, src._mt.exec)
   local new, err, code = retry_once(src, e, opts)
   if not new then return nil, err, code end
   if new.dry_run then return new end
-  return { id = self.id, status = new.status, execution = new, success = new.status == "success",
+  local done, werr, wcode = finish(new, fo)
+  if not done then return nil, werr, wcode end
+  return { id = self.id, status = done.status, execution = done, success = done.status == "success",
     reconciled = new.reconciled }
 end
 
@@ -681,16 +696,20 @@ end
 local function target_id(t) return type(t) == "table" and t.id or tostring(t) end
 
 -- src:retry{ids = {...} | all = true, except, scenario, reason, concurrency,
---           progress, safe = true, load_workflow, retry_timeout} -> summary
+--           progress, safe = true, load_workflow, retry_timeout, wait, timeout} -> summary
 -- Each target is judged on its whole retry chain (safe); two targets of one
 -- chain are retried once. A retry is `succeeded` or `failed` by the outcome
--- n8n answered with; one still running when its answer did not come (a
--- workflow longer than retry_timeout) is `running`, never failed; `results`
--- has {id, status, execution} per target.
+-- n8n answered with; one still running (found after its answer did not
+-- come: a workflow longer than retry_timeout) is `running`, never failed
+-- nor succeeded -- with wait = true it is followed until it ends (then
+-- succeeded or failed; still running after `timeout`: running, code
+-- "timeout"); `results` has {id, status, execution} per target.
 function Source:retry(opts)
   C.check_table(opts, 1, "retry")
   if opts.ids == nil and not opts.all then return nil, "retry needs ids = {...} or all = true", "invalid" end
   if opts.ids ~= nil and opts.all then return nil, "retry takes ids or all = true, not both", "invalid" end
+  local fo, ferr, fcode = C.wait_opts(opts)
+  if fo == false then return nil, ferr, fcode end
   local except = C.set_of(opts.except, "except", "retry")
   local it, total = targets(self, opts, except, "retry")
   local src = self
@@ -733,14 +752,20 @@ function Source:retry(opts)
         if outcome == "unknown" then return { status = "unknown", message = err } end
         return nil, err, code
       end
+      local done, werr, wcode = finish(new, fo)
+      if not done then
+        return { status = "running", execution = new.id, code = wcode,
+          message = "retry execution " .. tostring(new.id) .. " of " .. id .. ": " .. tostring(werr) }
+      end
+      new = done
       if new.status == "error" or new.status == "canceled" then
         return nil, "retry of " .. id .. " failed: execution " .. tostring(new.id) .. " ended with " ..
           (new.error and new.error.message or "an error"), "failed", { status = "failed", execution = new.id }
       end
-      -- an answered retry that still runs was accepted (n8n answers when it
-      -- ends; a proxy or a waiting node may answer sooner): succeeded, as
-      -- before; one found after no answer came is `running`: outcome unknown
-      return { status = (new.reconciled and new.status == "running") and "running" or "succeeded", execution = new.id }
+      -- still running (found after no answer came, or answered early by a
+      -- proxy or a waiting node): its outcome is not known yet, never
+      -- succeeded by guess
+      return { status = new.status == "running" and "running" or "succeeded", execution = new.id }
     end,
   })
 end
