@@ -71,8 +71,9 @@ test("bulk retry of 2000 n8n executions through a rate-limited server: each retr
       query = { key = k, rate = 600, burst = 0 }, headers = req.headers, timeout = req.timeout }
     if not res or res.status ~= 200 then return res, err, code end
     assert(rd.http.request { method = "POST", url = SERVER .. "/record", query = { key = rk }, body = id })
-    local body = rd.json.encode { id = 100000 + tonumber(id), workflowId = "wf", mode = "retry", status = "running",
-      retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z" }
+    -- n8n answers a retry when it has ended: the outcome is in the answer
+    local body = rd.json.encode { id = 100000 + tonumber(id), workflowId = "wf", mode = "retry", status = "success",
+      retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z", stoppedAt = "2025-01-15T11:05:01.000Z" }
     return { status = 200, headers = {}, body = body, json = function() return rd.json.decode(body) end }
   end
   local src = assert(rd.connect { kind = "n8n", base_url = "http://n8n.invalid/api/v1", token = TOKEN,
@@ -117,8 +118,8 @@ local function n8n_shim(o)
       query = { key = o.rl_key, rate = o.rate or 600, burst = o.burst }, timeout = req.timeout }
     if not res or res.status ~= 200 then return res, err, code end
     assert(rd.http.request { method = "POST", url = SERVER .. "/record", query = { key = o.rec_key }, body = id })
-    return reply { id = tostring(100000 + tonumber(id)), workflowId = "wf", mode = "retry", status = "running",
-      retryOf = id, startedAt = "2025-01-15T11:05:00.000Z" }
+    return reply { id = tostring(100000 + tonumber(id)), workflowId = "wf", mode = "retry", status = "success",
+      retryOf = id, startedAt = "2025-01-15T11:05:00.000Z", stoppedAt = "2025-01-15T11:05:01.000Z" }
   end
 end
 
