@@ -3,7 +3,8 @@
 # until they listen, exports RD_MOCK_MAKE / RD_MOCK_SAILPOINT / RD_MOCK_KAIZEN
 # / RD_MOCK_N8N and appends their kill to EXTRA_CLEANUP. Without Prism
 # (scripts/prism installs it) nothing is exported and the mock-based tests
-# report themselves skipped. Prism is looked up in $PRISM, then the caches
+# report each case skipped with the reason in RD_MOCKS_WHY (a mock that did
+# not start: RD_MOCK_<NAME>_WHY). Prism is looked up in $PRISM, then the caches
 # scripts/prism may use ($REDRIVE_PRISM_DIR, /var/cache/redrive-prism,
 # ~/.cache/redrive-prism, build/prism, /tmp/redrive-prism), then PATH.
 rd_mocks_start() {
@@ -15,8 +16,13 @@ rd_mocks_start() {
     done
   fi
   [ -z "$prism" ] && prism=$(command -v prism 2>/dev/null || true)
-  if [ -z "$prism" ] || [ ! -d "${RD_SHARED:-}/contracts" ]; then
-    echo "mocks: Prism or shared/contracts not found; contract tests will be skipped" >&2
+  if [ -z "$prism" ]; then
+    export RD_MOCKS_WHY="Prism not installed: run scripts/prism"
+  elif [ ! -d "${RD_SHARED:-}/contracts" ]; then
+    export RD_MOCKS_WHY="the API contracts are missing: no ${RD_SHARED:-\$RD_SHARED}/contracts"
+  fi
+  if [ -n "${RD_MOCKS_WHY:-}" ]; then
+    echo "mocks: $RD_MOCKS_WHY; contract tests will be skipped" >&2
     return 0
   fi
   local logdir name file var i ok attempt pid
@@ -51,6 +57,7 @@ rd_mocks_start() {
     done
     if [ $ok = 1 ]; then export "$var"; else
       echo "mocks: $var did not start (see $logdir/$name.log)" >&2; unset "$var"
+      export "${var}_WHY=the Prism mock of $name did not start"
     fi
   done
   EXTRA_CLEANUP="${EXTRA_CLEANUP:+$EXTRA_CLEANUP; }kill ${pid_of[*]} 2>/dev/null; rm -rf '$logdir'"

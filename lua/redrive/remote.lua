@@ -191,7 +191,9 @@ function R.client(rd, opts)
   -- scrub(s): the text through the redactor (which knows the token now)
   local function scrub(s) return core.redact(tostring(s)) end
 
-  local stats = { requests = 0, retries = 0, rate_limited = 0, errors = 0 }
+  -- waited: seconds of retry waits decided (back-off, Retry-After), summed as
+  -- decided, not measured, so a test can check the policy on any machine
+  local stats = { requests = 0, retries = 0, rate_limited = 0, errors = 0, waited = 0 }
   local client = { kind = kind, base_url = scrub(base), stats = stats, scrub = scrub }
 
   -- concurrency: a counting semaphore on a condition variable
@@ -323,6 +325,7 @@ function R.client(rd, opts)
         return nil, scrub(msg), code, detail
       end
       stats.retries = stats.retries + 1
+      stats.waited = stats.waited + wait
       log("%s: %s, retrying in %.2fs", what, why, wait)
       rd.sleep(wait)
     end

@@ -29,6 +29,32 @@ void rd_test_register(const char *name, const char *file, rd_test_fn fn) {
 }
 
 const char *rd_test_tmpdir(void) { return tmpdir; }
+
+/* The child writes why it skips into its temp dir; the parent reads it
+ * before removing the dir. */
+static char skip_why[256];
+
+static void why_path(char *out, size_t n) { snprintf(out, n, "%s/.skip-why", tmpdir); }
+
+void rd_test_skip_why(const char *why) {
+  char p[300];
+  why_path(p, sizeof p);
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs(why, f);
+    fclose(f);
+  }
+}
+
+static void read_skip_why(void) {
+  char p[300];
+  why_path(p, sizeof p);
+  skip_why[0] = '\0';
+  FILE *f = fopen(p, "r");
+  if (!f) return;
+  if (!fgets(skip_why, sizeof skip_why, f)) skip_why[0] = '\0';
+  fclose(f);
+}
 const char *rd_test_server(void) { return getenv("RD_TEST_SERVER"); }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -38,18 +64,29 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 enum { FAILED, PASSED, SKIPPED };
 
+/* Seconds a test may run before it counts as hung: a bound on a hang, not a
+ * speed test, so it is generous and grows where everything is slower:
+ * RD_TEST_ALARM if set, else 20 minutes under valgrind (tests/run sets
+ * VALGRIND; it runs code some 50 times slower), else 2 minutes. */
+static unsigned alarm_seconds(void) {
+  const char *s = getenv("RD_TEST_ALARM");
+  if (s && atoi(s) > 0) return (unsigned)atoi(s);
+  return getenv("VALGRIND") ? 1200 : 120;
+}
+
 static int run_one(const entry *t) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/rd-test-%d-%s", (int)getpid(), t->name);
   mkdir(tmpdir, 0700);
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(120); /* a hung test fails instead of hanging the run */
+    alarm(alarm_seconds()); /* a hung test fails instead of hanging the run */
     t->fn();
     exit(0);
   }
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  read_skip_why();
   nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return PASSED;
   if (WIFEXITED(st) && WEXITSTATUS(st) == RD_TEST_SKIP_STATUS) return SKIPPED;
@@ -69,7 +106,7 @@ int main(int argc, char **argv) {
     else if (r == SKIPPED) skipped++;
     else failed++;
     printf("%s %s (%s)\n", r == PASSED ? "ok  " : r == SKIPPED ? "skip" : "FAIL", tests[i].name,
-           tests[i].file);
+           r == SKIPPED && skip_why[0] ? skip_why : tests[i].file);
   }
   printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   free(tests);

@@ -31,12 +31,15 @@ const char *rd_test_server(void);
 
 /* Exit status of a skipped test (as automake's). */
 #define RD_TEST_SKIP_STATUS 77
-/* Skip the running test: a tool it needs is missing. Says why on stderr. */
+/* Records why the running test skips (the runner prints it on the test's
+ * "skip" line). */
+void rd_test_skip_why(const char *why);
+/* Skip the running test: a tool it needs is missing. Says why. */
 #define RD_SKIP(...)                                                         \
   do {                                                                       \
-    fprintf(stderr, "skip: ");                                               \
-    fprintf(stderr, __VA_ARGS__);                                            \
-    fputc('\n', stderr);                                                     \
+    char rd__why[256];                                                       \
+    snprintf(rd__why, sizeof rd__why, __VA_ARGS__);                          \
+    rd_test_skip_why(rd__why);                                               \
     exit(RD_TEST_SKIP_STATUS);                                               \
   } while (0)
 

@@ -77,6 +77,7 @@ function H.expect(fn, times)
 end
 
 function H.test(name, fn)
+  if H.skipping then return H.skip(name, H.skipping) end
   expected_calls = {}
   local t = rd.spawn(function() return xpcall(fn, debug.traceback) end)
   local ok, err = t:wait() -- xpcall's status and error, or nil, err
@@ -99,6 +100,69 @@ end
 function H.skip(name, why)
   H.skipped = H.skipped + 1
   print("skip " .. name .. " (" .. why .. ")")
+end
+
+-- skip_rest(why): every test declared from here on is counted as skipped
+-- (each case, not the file), with its reason; the file still reaches done().
+-- skip_rest(nil) runs the tests declared after it again.
+function H.skip_rest(why)
+  H.skipping = why
+end
+
+-- mock(name) -> base URL of the Prism contract mock `name` (make, n8n,
+-- sailpoint, kaizen) | nil, why it is missing (tests/mocks.sh says).
+function H.mock(name)
+  local url = os.getenv("RD_MOCK_" .. name:upper())
+  if url and url ~= "" then return url end
+  local why = os.getenv("RD_MOCK_" .. name:upper() .. "_WHY")
+  if not why or why == "" then why = os.getenv("RD_MOCKS_WHY") end
+  if not why or why == "" then why = "Prism not installed: run scripts/prism (or run through tests/run)" end
+  return nil, why
+end
+
+-- Waiting on events. DEADLINE bounds a wait that should end: it turns a hang
+-- into a failure and is never what a test synchronises on, so it is generous
+-- (a loaded 2-core machine, ASan, valgrind).
+H.DEADLINE = tonumber(os.getenv("RD_TEST_DEADLINE") or "")
+  or ((os.getenv("VALGRIND") or "") ~= "" and 600 or 120)
+
+-- wait_until(cond, what [, deadline]) -> cond's first true value. Polls cond()
+-- giving the loop a turn between polls; fails naming `what` after the deadline.
+function H.wait_until(cond, what, deadline)
+  local limit = rd.now() + (deadline or H.DEADLINE)
+  while true do
+    local v = cond()
+    if v then return v end
+    if rd.now() > limit then error("gave up waiting for " .. (what or "a condition"), 2) end
+    rd.sleep(0.005)
+  end
+end
+
+-- bounded(fn, ...) -> fn's results. Runs fn in a task and fails the test if
+-- it has not ended by the deadline (a hang), cancelling it; raises what fn
+-- raised.
+function H.bounded(fn, ...)
+  local t = rd.spawn(fn, ...)
+  local ended, st = pcall(H.wait_until, function()
+    local s = t:status()
+    return (s == "done" or s == "failed") and s
+  end, "the call to end (a hang?)")
+  if not ended then t:cancel(); error(st, 2) end
+  local r = table.pack(t:wait())
+  if st == "failed" then error(r[2], 0) end
+  return table.unpack(r, 1, r.n)
+end
+
+-- hits(key) -> how many requests the loopback server has seen with ?key=key.
+function H.hits(key)
+  local res = assert(rd.http.request { url = H.server .. "/count", query = { key = key } })
+  return rd.json.decode(res.body).count
+end
+
+-- wait_hits(key, n): until the server has seen n requests with ?key=key.
+function H.wait_hits(key, n)
+  return H.wait_until(function() return H.hits(key) >= n end,
+    string.format("%d request(s) with key %s at the test server", n, key))
 end
 
 function H.done()
@@ -137,7 +201,7 @@ function H.callgrind(script, ...)
   local p = io.popen("command -v valgrind 2>/dev/null")
   local found = p:read("a")
   p:close()
-  if found == "" then return nil, "valgrind is not installed" end
+  if found == "" then return nil, "valgrind is not installed: apt-get install valgrind" end
   local words = { "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                   os.getenv("REDRIVE") or "./build/redrive", script, ... }
   for i, w in ipairs(words) do words[i] = "'" .. tostring(w):gsub("'", "'\\''") .. "'" end

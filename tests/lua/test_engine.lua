@@ -162,7 +162,7 @@ end)
 
 test("engine-1.6 http transport errors keep their code (timeout, connect)", function()
   need_server()
-  local out = engine.run(bp { http(1, { url = S .. "/delay/2000", timeout = 0.2 }) })
+  local out = engine.run(bp { http(1, { url = S .. "/stall", timeout = 0.2 }) })
   eq(out.status, "error"); eq(out.error.code, "timeout")
   out = engine.run(bp { http(1, { url = "http://127.0.0.1:1/nothing", timeout = 2 }) })
   eq(out.status, "error"); eq(out.error.code, "connect")
@@ -379,7 +379,6 @@ test("engine-1.13 lua:Run sandbox escapes fail clearly", function()
 end)
 
 test("engine-1.14 lua:Run runaway code is stopped, even inside pcall", function()
-  local t0 = rd.now()
   local out = engine.run(bp { { id = 3, module = "lua:Run", mapper = { code = "while true do end" } } })
   eq(out.status, "error"); eq(out.error.code, "limit")
   match(out.error.message, "lua:Run %(module 3%): stopped after 10000000 instructions")
@@ -389,7 +388,6 @@ test("engine-1.14 lua:Run runaway code is stopped, even inside pcall", function(
   out = engine.run(bp { { id = 3, module = "lua:Run", mapper = {
     code = "local function f() return f() end; return f()" } } })
   eq(out.status, "error")
-  ok(rd.now() - t0 < 20, "stopped in time", rd.now() - t0)
   -- memory: a soft cap checked by the same hook
   local lr = require "redrive.modules.lua_run"
   local saved = lr.max_memory
@@ -800,8 +798,9 @@ end)
 
 test("engine-5.5 cancelling the task interrupts a running HTTP module", function()
   need_server()
-  local t = rd.spawn(function() return engine.run(bp { http(1, { url = S .. "/delay/3000" }) }) end)
-  rd.sleep(0.05)
+  local k = key("cancel55")
+  local t = rd.spawn(function() return engine.run(bp { http(1, { url = S .. "/stall?key=" .. k }) }) end)
+  H.wait_hits(k, 1) -- the module's request is in flight
   t:cancel()
   local r, err = t:wait()
   eq(r, nil); ok(rd.is_canceled(err), "cancelled: rd.canceled", err)

@@ -128,8 +128,9 @@ test("http-1.16 URLs in errors lose userinfo and query", function()
 end)
 
 test("http-1.17 a cancelled request frees its transfer and the loop goes on", function()
-  local t = rd.spawn(function() return get("/stall", { timeout = 30 }) end)
-  rd.sleep(0.05)
+  local k = "cancel-" .. H.pid .. "-" .. math.random(1 << 30)
+  local t = rd.spawn(function() return get("/stall?key=" .. k, { timeout = 30 }) end)
+  H.wait_hits(k, 1) -- the request is in flight
   t:cancel()
   local r, err = t:wait()
   eq(r, nil); ok(rd.is_canceled(err), "cancelled: rd.canceled", err)

@@ -593,7 +593,7 @@ test("local-8.1 safe retries: running, succeeded, already retried; safe = false 
   check_err("conflict", "still running", running.retry, running)
   check_err("timeout", "still running", running.wait, running, { timeout = 0.05 })
   st:exec_update(rid, { status = "success", stopped_at = rd.time() })
-  eq(running:wait { timeout = 1 }.status, "success")
+  eq(running:wait { timeout = H.DEADLINE }.status, "success")
   -- failed, then retried successfully: a second retry is refused
   local e = assert(src:run(sc.id))
   eq(e.status, "error")

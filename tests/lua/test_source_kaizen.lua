@@ -3,7 +3,7 @@
 package.path = (os.getenv("RD_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
 local H = require "harness"
 local rd = require "redrive"
-local MOCK = os.getenv("RD_MOCK_KAIZEN")
+local MOCK, MOCK_WHY = H.mock("kaizen")
 local ORIG = "3f6b2a9c-8d1e-4f70-b5a4-c2e9d7f10a63"
 
 test("connect and unsupported calls", function()
@@ -17,10 +17,7 @@ test("connect and unsupported calls", function()
   check_err("unsupported", "cannot be asked how an execution ended", s.retry, s, { ids = { ORIG }, wait = true })
 end)
 
-if not MOCK then
-  skip("kaizen contract tests", "RD_MOCK_KAIZEN not set (Prism not installed: scripts/prism)")
-  H.done()
-end
+if not MOCK then H.skip_rest(MOCK_WHY) end
 
 local function mock(prefer)
   return assert(rd.connect { kind = "kaizen", base_url = MOCK, headers = prefer and { Prefer = prefer } or nil,

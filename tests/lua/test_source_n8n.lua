@@ -4,7 +4,7 @@
 package.path = (os.getenv("RD_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
 local H = require "harness"
 local rd = require "redrive"
-local MOCK = os.getenv("RD_MOCK_N8N")
+local MOCK, MOCK_WHY = H.mock("n8n")
 local KEY = "n8n-api-key-secret-42"
 
 local function no_token(s)
@@ -409,10 +409,7 @@ test("real n8n 2.41.1 answers: listing, a failure with its workflow, reasons, cr
   match(msg, "execution:retry")
 end)
 
-if not MOCK then
-  skip("n8n contract tests", "RD_MOCK_N8N not set (Prism not installed: scripts/prism)")
-  H.done()
-end
+if not MOCK then H.skip_rest(MOCK_WHY) end
 
 local function mock(prefer, extra)
   local o = { kind = "n8n", base_url = MOCK, token = KEY, backoff = { base = 0.01, max = 0.05 } }

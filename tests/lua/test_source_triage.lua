@@ -4,7 +4,8 @@ package.path = (os.getenv("RD_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.p
 local H = require "harness"
 local rd = require "redrive"
 local S = H.server
-local MAKE, N8N = os.getenv("RD_MOCK_MAKE"), os.getenv("RD_MOCK_N8N")
+local MAKE, MAKE_WHY = H.mock("make")
+local N8N, N8N_WHY = H.mock("n8n")
 local REDRIVE = os.getenv("REDRIVE") or (H.root .. "/redrive")
 local TOKEN = "triage-secret-token-777"
 
@@ -57,10 +58,7 @@ test("local: grouped by reason, matching ones retried", function()
   ok(not out:find(TOKEN, 1, true))
 end)
 
-if not (MAKE and N8N) then
-  skip("triage against the Make and n8n mocks", "RD_MOCK_MAKE / RD_MOCK_N8N not set (Prism not installed: scripts/prism)")
-  H.done()
-end
+H.skip_rest(not MAKE and MAKE_WHY or nil)
 
 test("make mock: same script, grouped and retried", function()
   local out, rc = triage("make", "^ConnectionError")
@@ -79,6 +77,7 @@ test("make mock: same script, grouped and retried", function()
   match(out, "2 incomplete execution%(s%) in 2 group%(s%)"); match(out, "nothing retried")
 end)
 
+H.skip_rest(not N8N and N8N_WHY or nil)
 test("n8n mock: same script, grouped and retried", function()
   local out, rc = triage("n8n", "ETIMEDOUT", false, "option")
   eq(rc, 0, out)

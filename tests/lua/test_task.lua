@@ -110,7 +110,7 @@ end)
 
 test("task-1.11 task:cancel interrupts a sleeping task", function()
   local t = rd.spawn(function() rd.sleep(10) end)
-  rd.sleep(0.01)
+  H.wait_until(function() return t:status() == "waiting" end, "the task to park in rd.sleep")
   eq(t:cancel(), true)
   local r, err = t:wait()
   eq(r, nil); ok(rd.is_canceled(err), "cancelled: rd.canceled", err)

@@ -96,21 +96,27 @@ EOF
 check "cli-5.9 ls on Make without a scenario is a usage error" 2 env REDRIVE_CONFIG="$T/make.lua" "$R" --profile mk ls
 has "cli-5.10 Make lists per scenario" "$ERR" "Make lists incomplete executions per scenario"
 
-# ---- signals
+# ---- signals (each signal goes once the script printed "started")
+# wait_line FILE TEXT: until FILE has the line (a bound for a broken build:
+# RD_TEST_DEADLINE, 120 s)
+wait_line() {
+  local end=$((SECONDS + ${RD_TEST_DEADLINE:-120}))
+  until grep -qx "$2" "$1"; do [ $SECONDS -ge $end ] && return 1; sleep 0.02; done
+}
 "$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out1" 2>"$T/err1" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out1" && break; sleep 0.05; done
+wait_line "$T/out1" started
 kill -INT $pid; wait $pid; rc=$?
 [ $rc -eq 130 ] && ok "cli-6.1 SIGINT during a wait exits 130" || no "cli-6.1 SIGINT" "exit $rc" "$(cat "$T/err1")"
 has "cli-6.2 interrupted message" "$(cat "$T/err1")" "interrupted"
 "$R" -e 'print("started"); io.stdout:flush(); while true do end' >"$T/out2" 2>"$T/err2" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out2" && break; sleep 0.05; done
+wait_line "$T/out2" started
 kill -INT $pid; wait $pid; rc=$?
 [ $rc -eq 130 ] && ok "cli-6.3 SIGINT stops a busy loop" || no "cli-6.3 busy loop" "exit $rc"
 "$R" -e 'print("started"); io.stdout:flush(); rd.sleep(30)' >"$T/out3" 2>"$T/err3" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out3" && break; sleep 0.05; done
+wait_line "$T/out3" started
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 130 ] && ok "cli-6.4 SIGTERM exits 130" || no "cli-6.4 SIGTERM" "exit $rc"
 cat >"$T/close.lua" <<'EOF'
@@ -123,7 +129,7 @@ end
 EOF
 "$R" "$T/close.lua" >"$T/out4" 2>"$T/err4" &
 pid=$!
-for _ in $(seq 50); do grep -q started "$T/out4" && break; sleep 0.05; done
+wait_line "$T/out4" started
 kill -INT $pid; wait $pid; rc=$?
 has "cli-6.5 __close handlers run on SIGINT" "$(cat "$T/err4")" "cleanup ran"
 
@@ -134,7 +140,7 @@ if [ -n "${RD_TEST_SERVER:-}" ]; then
 {"name": "fetch", "flow": [
   {"id": 1, "module": "gateway:CustomWebHook", "mapper": {}},
   {"id": 2, "module": "http:ActionSendData",
-   "mapper": {"url": "$RD_TEST_SERVER/{{1.path}}", "method": "get", "timeout": 0.3}}]}
+   "mapper": {"url": "$RD_TEST_SERVER/{{1.path}}", "method": "get"}}]}
 EOF
   check "cmd-1.1 run ok" 0 "$R" run "$T/bp.json" --input '{"path": "ok"}' --json
   has "cmd-1.2 run prints the execution" "$(jq -r .status <<<"$OUT")" "success"
@@ -184,13 +190,30 @@ EOF
   check "cmd-7.6 nothing left" 0 "$R" ls --json
   [ -z "$OUT" ] && ok "cmd-7.7 queue empty" || no "cmd-7.7 queue empty" "$OUT"
   # SIGINT in the middle of a bulk retry: what was done is reported, the
-  # rest stays queued, nothing is half-written
+  # rest stays queued, nothing is half-written. Six items fail (HTTP 500),
+  # then their blueprints point at a slow endpoint counting under a key; the
+  # signal goes once the server has seen the third retry, so (two at a time)
+  # one has finished and three were never started: the server's hit counter
+  # is the event, never a delay.
+  hits() { curl -s "$RD_TEST_SERVER/count?key=$1" | jq -r .count; }
+  # slow_items KEY MS: six failed items whose retries take MS ms, counted under KEY
+  slow_items() {
+    for i in 1 2 3 4 5 6; do "$R" run "$T/bp.json" --input '{"path": "status/500"}' >/dev/null 2>&1; done
+    echo '[{"op": "replace", "path": "/flow/1/mapper/url", "value": "'"$RD_TEST_SERVER/delay/$2?key=$1"'"}]' >"$T/slow.json"
+    for id in $("$R" ls --json | jq -r .id); do "$R" patch "$id" "$T/slow.json" >/dev/null; done
+  }
+  # wait_hits KEY N PID: until the server has seen N requests with KEY (or PID ended)
+  wait_hits() {
+    local end=$((SECONDS + ${RD_TEST_DEADLINE:-120}))
+    until [ "$(hits "$1")" -ge "$2" ]; do
+      { [ $SECONDS -ge $end ] || ! kill -0 "$3" 2>/dev/null; } && break; sleep 0.02
+    done
+  }
   export REDRIVE_DB=$T/bulk.db
-  for i in 1 2 3 4 5 6; do "$R" run "$T/bp.json" --input '{"path": "delay/700"}' >/dev/null 2>&1; done
-  echo '[{"op": "replace", "path": "/flow/1/mapper/timeout", "value": 5}]' >"$T/slow.json"
-  for id in $("$R" ls --json | jq -r .id); do "$R" patch "$id" "$T/slow.json" >/dev/null; done
+  k=cmd91-$$-$RANDOM
+  slow_items "$k" 700
   "$R" retry --all --concurrency 2 >"$T/out5" 2>"$T/err5" &
-  pid=$!; sleep 1.1; kill -INT $pid; wait $pid; rc=$?
+  pid=$!; wait_hits "$k" 3 $pid; kill -INT $pid; wait $pid; rc=$?
   [ $rc -eq 130 ] && ok "cmd-9.1 SIGINT mid bulk retry exits 130" || no "cmd-9.1" "exit $rc" "$(cat "$T/err5")"
   has "cmd-9.2 partial retry reports what was done" "$(cat "$T/out5")" "not attempted (interrupted)"
   done_n=$("$R" ls --all --json | jq -r 'select(.resolved) | .id' | wc -l)
@@ -198,17 +221,13 @@ EOF
   [ $((done_n + left_n)) -eq 6 ] && [ "$done_n" -ge 1 ] && [ "$left_n" -ge 1 ] \
     && ok "cmd-9.3 each item retried or still queued ($done_n + $left_n)" || no "cmd-9.3" "$done_n + $left_n"
   # the same with --json: the summary is the output (one object), exit 130;
-  # SIGINT once the server has seen two retries (its hit counter, no sleep)
+  # SIGINT once the server has seen two retries (one at a time: the first
+  # has finished)
   export REDRIVE_DB=$T/bulkjson.db
-  k=cmd94-$$
-  for i in 1 2 3 4 5 6; do "$R" run "$T/bp.json" --input "{\"path\": \"delay/300?key=$k\"}" >/dev/null 2>&1; done
-  for id in $("$R" ls --json | jq -r .id); do "$R" patch "$id" "$T/slow.json" >/dev/null; done
+  k=cmd94-$$-$RANDOM
+  slow_items "$k" 300
   "$R" --json retry --all --concurrency 1 >"$T/out6" 2>"$T/err6" &
-  pid=$!
-  for _ in $(seq 200); do
-    [ "$(curl -s "$RD_TEST_SERVER/count?key=$k" | jq -r .count)" -ge 8 ] && break; sleep 0.05
-  done
-  kill -INT $pid; wait $pid; rc=$?
+  pid=$!; wait_hits "$k" 2 $pid; kill -INT $pid; wait $pid; rc=$?
   [ $rc -eq 130 ] && ok "cmd-9.4 --json retry interrupted exits 130" || no "cmd-9.4" "exit $rc" "$(cat "$T/err6")"
   # a line per item settled, then the summary (last) listing the same items
   if [ "$(tail -1 "$T/out6" | jq -r .kind)" = summary ] && [ "$(head -n -1 "$T/out6" | jq -r .kind | sort -u)" = result ] \
@@ -294,9 +313,7 @@ has "store-3.7 ... and says so" "$ERR" "acting on local store $S/b.db (no profil
 check "cli-9.1 nothing heavy at start" 0 "$R" -e \
   'for _, m in ipairs{"redrive.source.local", "redrive.engine", "redrive.rules", "redrive.cli.commands"} do
      assert(package.loaded[m] == nil, m .. " loaded at start") end'
-start=$(date +%s%N); for _ in 1 2 3 4 5; do "$R" -e 'x = 1'; done; end=$(date +%s%N)
-ms=$(( (end - start) / 5000000 ))
-[ $ms -lt 100 ] && ok "cli-9.2 start-up ${ms} ms" || no "cli-9.2 start-up" "${ms} ms"
+# (how fast it starts is measured by `make bench`, not asserted here)
 
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

@@ -66,7 +66,8 @@ LUA
   [[ $out == *"counts	2	2	n8n_a	n8n_b"* && $out != *tok-a-111* && $out != *tok-b-222* ]] \
     && ok "multi-1.3 two n8n profiles in one script" || no "multi-1.3" "$out"
 else
-  skip=$((skip + 1)); echo "skip multi-1.3 (no Prism mock)"
+  skip=$((skip + 1))
+  echo "skip multi-1.3 two n8n profiles in one script (${RD_MOCK_N8N_WHY:-${RD_MOCKS_WHY:-Prism not installed: run scripts/prism}})"
 fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
