@@ -79,7 +79,7 @@ return function(rd)
       if not ok then pull_err = i; return nil end
       return i, v
     end
-    local summary = { ok = 0, failed = 0, errors = {} }
+    local summary = { ok = 0, failed = 0, errors = rd.json.array {} }
     local stopped = false
     local function worker()
       while not stopped do

@@ -3,6 +3,7 @@
 --   local pretty = require "redrive.pretty"
 --   print(pretty.format(value, {depth = 4, items = 40, width = 100}))
 --   pretty.summary(v)   -- one line for an execution, item, blueprint or source; nil otherwise
+--   pretty.rows(list, more) -- the first rows of an iterator: prints them, then "… more"
 --   pretty.redact_url(url), pretty.is_secret_key(k), pretty.redact(s)
 --
 -- Tables are indented (short ones stay on one line), nesting is cut at
@@ -141,6 +142,14 @@ end
 
 local DEFAULTS = { depth = 5, items = 40, width = 96, string = 400, indent = "  " }
 
+-- rows(list, more) -> a value that prints as the rows an iterator gave (one
+-- per line) and, when more is true, a last line "… more": how the REPL shows
+-- a listing typed at the prompt.
+local Rows = { __name = "redrive.Rows" }
+function M.rows(list, more)
+  return setmetatable({ list = list, more = more and true or false }, Rows)
+end
+
 -- format(v, opts) -> string
 function M.format(v, opts)
   local o = {}
@@ -148,7 +157,17 @@ function M.format(v, opts)
   local path = {}
 
   local fmt
+  local function fmt_rows(r, level)
+    local pad = string.rep(o.indent, level + 1)
+    local lines = {}
+    for i, row in ipairs(r.list) do lines[i] = pad .. fmt(row, level + 1) end
+    if r.more then lines[#lines + 1] = pad .. "… more (the iterator has more rows)" end
+    if #lines == 0 then return "{} (no rows)" end
+    return "{\n" .. table.concat(lines, ",\n") .. "\n" .. string.rep(o.indent, level) .. "}"
+  end
+
   local function fmt_table(t, level, top, keyw)
+    if getmetatable(t) == Rows then return fmt_rows(t, level) end
     local s = M.summary(t)
     if s and not top then return s end
     if path[t] then return "<cycle>" end

@@ -194,6 +194,17 @@ static cJSON *from_object(lua_State *L, int idx, int depth, int exact, rd_err *e
     } else if (lua_isinteger(L, -2)) {
       snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -2));
       key = numkey;
+      /* {[1] = a, ["1"] = b} would print the key "1" twice */
+      lua_pushstring(L, numkey);
+      int twice = lua_rawget(L, idx) != LUA_TNIL;
+      lua_pop(L, 1);
+      if (twice) {
+        lua_pop(L, 2);
+        cJSON_Delete(o);
+        rd_err_set(err, RD_EINVALID, "json: the key \"%s\" twice (the integer %s and the string \"%s\")",
+                   numkey, numkey, numkey);
+        return NULL;
+      }
     } else {
       lua_pop(L, 2);
       cJSON_Delete(o);

@@ -442,10 +442,12 @@ static int cb_error(const char *id, int code, const char *msg, void *ud) {
   return collect(c);
 }
 
-/* [-0, +1, m] push the result table and start collecting into it. */
+/* [-0, +1, m] push the result table and start collecting into it. It is a
+ * list: marked as a JSON array, so an empty one encodes as [] (not {}). */
 static void collector_start(lua_State *L, collector *c, void (*push)(lua_State *, const void *)) {
   luaL_checkstack(L, 8, "store");
   lua_newtable(L);
+  luaL_setmetatable(L, RD_MT_JSON_ARRAY);
   *c = (collector){.L = L, .u = to_lstore(L), .t = lua_gettop(L), .push = push};
   c->u->busy = 1;
 }

@@ -114,4 +114,25 @@ test("json-1.13 numbers out of range are refused", function()
   check_err("invalid", "out of range", json.decode, "[-1e999]")
 end)
 
+test("json-1.14 a key never appears twice; lists of results are arrays even when empty", function()
+  check_err("invalid", 'json: the key "1" twice %(the integer 1 and the string "1"%)', json.encode,
+    { [1] = "a", ["1"] = "b" })
+  check_err("invalid", '"2" twice .* at %.x', json.encode, { x = { [2] = 1, ["2"] = 3 } })
+  eq(json.encode { [1] = "a", b = 2 } ~= nil, true) -- mixed, no collision: an object
+  -- results of the sources: empty lists print as []
+  local C = require "redrive.source.common"
+  eq(json.encode(C.list()), "[]")
+  local s = C.summary()
+  eq(json.decode(json.encode(s)).errors, json.array {})
+  match(json.encode(s), '"errors":%[%]'); match(json.encode(s), '"results":%[%]')
+  -- a top reason: one field each in JSON, [1] and [2] still read them
+  local r = C.reason_entry { "HTTP 500", 3, reason = "HTTP 500", count = 3 }
+  eq(r[1], "HTTP 500"); eq(r[2], 3); eq(r.reason, "HTTP 500"); eq(r.count, 3)
+  eq(json.decode(json.encode(r)), { reason = "HTTP 500", count = 3 })
+  local src = assert(rd.connect { kind = "local", db = H.tmpname(".db") })
+  match(json.encode(assert(src:health {})), '"top_reasons":%[%]')
+  match(json.encode(assert(src:delete_incomplete { all = true, confirmed = true })), '"errors":%[%]')
+  match(json.encode(rd.each({}, function() end)), '"errors":%[%]')
+end)
+
 H.done()

@@ -74,4 +74,42 @@ test("pretty-1.9 functions", function()
   match(fmt(function() end), "<function .*test_pretty.lua:%d+>")
 end)
 
+test("pretty-2.1 the first rows of an iterator, then '… more'", function()
+  eq(fmt(pretty.rows({ 1, "a" }, true)), '{\n  1,\n  "a",\n  … more (the iterator has more rows)\n}')
+  eq(fmt(pretty.rows({ 1 }, false)), "{\n  1\n}")
+  eq(fmt(pretty.rows({}, false)), "{} (no rows)")
+end)
+
+test("pretty-2.2 the REPL: statements then an expression; a listing shows its rows", function()
+  local repl = require "redrive.cli.repl"
+  -- the one-liner .help shows
+  local one = assert(repl.compile("xs = {} for i = 1, 3 do xs[#xs+1] = i * 2 end; xs"))
+  eq(one(), { 2, 4, 6 })
+  eq(assert(repl.compile('s = "a;b"; s'))(), "a;b")
+  eq(assert(repl.compile("1 + 2"))(), 3)
+  local c, err, more = repl.compile("for i = 1, 2 do")
+  eq(c, nil); eq(more, true, err)
+  c, err, more = repl.compile("x = = 1")
+  eq(c, nil); eq(more, false, err)
+  -- a source's listing typed at the prompt: its first rows, then "… more"
+  local src = assert(rd.connect { kind = "local", db = H.tmpname(".db") })
+  local sc = assert(src:scenario_create { name = "down", blueprint = { name = "down", flow = {
+    { id = 1, module = "http:ActionSendData", mapper = { url = "http://127.0.0.1:1/x", method = "get" } } } } })
+  for _ = 1, repl.PREVIEW_ROWS + 2 do src:run(sc.id) end
+  _G.src = src
+  local ok, r = repl.eval(assert(repl.compile("src:incomplete{}")))
+  _G.src = nil
+  eq(ok, true, r)
+  eq(getmetatable(r[1]).__name, "redrive.Rows")
+  eq(#r[1].list, repl.PREVIEW_ROWS); eq(r[1].more, true)
+  match(fmt(r[1]), "^{\n  <incomplete %x+ scenario %d+ \"down\"")
+  match(fmt(r[1]), "… more")
+  -- any other function is not called
+  local called = false
+  _G.f = function() called = true end
+  ok, r = repl.eval(assert(repl.compile("f")))
+  _G.f = nil
+  eq(ok, true); eq(type(r[1]), "function"); eq(called, false)
+end)
+
 H.done()

@@ -52,6 +52,12 @@ line() {
 # typed TEXT: type TEXT (no Enter) and wait until it shows after the prompt
 typed() { tmx send-keys -t "$S" -l -- "$1"; until_ shows "rd> $1"; }
 
+# the REPL's store: 12 incomplete executions (a refused port: no server needed)
+"$R" --db "$T/db.db" -e '
+  local src = assert(rd.connect())
+  local sc = assert(src:scenario_create { name = "down", blueprint = { name = "down", flow = {
+    { id = 1, module = "http:ActionSendData", mapper = { url = "http://127.0.0.1:1/x", method = "get" } } } } })
+  for _ = 1, 12 do assert(src:run(sc.id)) end' >/dev/null 2>&1
 tmx new-session -d -s r -x 160 -y 50 \
   "env REDRIVE_HISTORY='$T/state/hist' REDRIVE_DB='$T/db.db' XDG_CONFIG_HOME='$T/config' '$R'; sleep 600"
 expect "repl-1.1 banner" "redrive 0."
@@ -135,6 +141,21 @@ screen | grep -q 'attempt to call\|this line is dropped.*error' && no "repl-6.6 
 line '.help'
 expect "repl-7.1 .help lists commands" ".quit            leave"
 expect "repl-7.2 .help lists the API" "src:incomplete{"
+
+# a listing typed at the prompt shows its first rows, not <function>
+items() { screen | grep -c '^  <incomplete '; }
+n=$(items)
+line 'src:incomplete{}'
+if shows "… more (the iterator has more rows)" && [ "$(items)" -eq $((n + 10)) ]; then
+  ok "repl-10.1 an iterator shows its first 10 rows, then '… more'"
+else no "repl-10.1 iterator rows" "$(screen | tail -14)"; fi
+# the one-liner of .help, typed as .help showed it (above on the screen)
+oneliner=$(screen | sed -n 's/^  \(items = {} for .*\)$/\1/p' | head -1)
+n=$(items)
+line "$oneliner"
+[ -n "$oneliner" ] && [ "$(items)" -eq $((n + 12)) ] && ok "repl-10.2 the .help one-liner runs as shown" \
+  || no "repl-10.2 the .help one-liner ($oneliner)" "$(screen | tail -16)"
+
 tmx send-keys -t r -l '.quit'; tmx send-keys -t r Enter
 until_ test -s "$T/state/hist"
 H=$(printf '%b' "$(sed 's/\\0\([0-7][0-7]\)/\\00\1/g' "$T/state/hist" 2>/dev/null)")

@@ -43,7 +43,9 @@ API (see redrive(1) and the README):
   src:health{scenario, since}
   bp:get(ptr) bp:set(ptr, v) bp:merge(p) bp:apply(ops) bp:diff(o) bp:modules{module = "http:*"}
   bp:module(id) bp:validate() bp:json{pretty = true}
-To see a listing, collect the iterator (globals persist between inputs, locals don't):
+A listing typed at the prompt shows its first rows (and uses them up):
+  src:incomplete{}
+To keep a listing, collect it (globals persist between inputs, locals don't):
   items = {} for it in src:incomplete{limit = 20} do items[#items+1] = it end; items]]
 
 local function history_path()
@@ -127,13 +129,46 @@ end
 -- ---- compile ------------------------------------------------------------------
 
 -- compile(text) -> chunk | nil, err, incomplete
+-- An expression prints its value; statements run; statements followed by an
+-- expression (`items = {} for ... end; items`) run and print the expression.
 function M.compile(text)
   local chunk = load("return " .. text .. ";", "=stdin")
   if chunk then return chunk end
   local c, err = load(text, "=stdin")
   if c then return c end
+  -- the last `;` that ends the statements (one inside a string does not
+  -- compile, the search goes on to the one before)
+  local at = #text + 1
+  while true do
+    at = text:sub(1, at - 1):match(".*();")
+    if not at then break end
+    local rest = text:sub(at + 1)
+    if rest:match("%S") then
+      c = load(text:sub(1, at) .. "\nreturn " .. rest .. ";", "=stdin")
+      if c then return c end
+    end
+  end
   return nil, err, err:find("<eof>$") ~= nil
 end
+
+-- How many rows of an iterator typed at the prompt are shown.
+M.PREVIEW_ROWS = 10
+
+-- preview(v) -> v, or for a listing (a source's lazy iterator) its first
+-- rows, pretty.rows: the REPL shows them where it would show <function>.
+-- Reading them uses them up, as a `for` would.
+local function preview(v)
+  local C = package.loaded["redrive.source.common"] -- no listing without it
+  if type(v) ~= "function" or not (C and C.is_iterator(v)) then return v end
+  local rows = {}
+  for i = 1, M.PREVIEW_ROWS do
+    local x = v()
+    if x == nil then return pretty.rows(rows, false) end
+    rows[i] = x
+  end
+  return pretty.rows(rows, v() ~= nil)
+end
+
 
 -- ---- evaluation -----------------------------------------------------------------
 
@@ -146,7 +181,10 @@ end
 function M.eval(chunk)
   local t = rd.spawn(function()
     sys.watch_thread()
-    return table.pack(xpcall(chunk, debug.traceback))
+    local r = table.pack(xpcall(chunk, debug.traceback))
+    -- listings among the results are read here, in the task: Ctrl-C stops a slow page
+    if r[1] then for i = 2, r.n do r[i] = preview(r[i]) end end
+    return r
   end)
   local ok, r, werr = pcall(t.wait, t)
   if sys.interrupted() then

@@ -173,6 +173,32 @@ end
 function C.api(src, req) return src._client:json(req) end
 
 -- ---------------------------------------------------------------------------
+-- lists in results
+
+-- list([t]) -> t (or a new table) marked as a JSON array: a list in a result
+-- (errors, results, ids, top reasons) prints as [] when empty, where an
+-- unmarked empty table would print as {} (--json output is read by jq).
+function C.list(t)
+  return require("redrive.core").rd.json.array(t or {})
+end
+
+-- A top reason: {reason = r, count = n, ...}; [1] and [2] read the reason and
+-- the count (the API's {reason, count}) without being keys of their own, so
+-- JSON shows each field once.
+local Reason = { __index = function(t, k)
+  if k == 1 then return rawget(t, "reason") elseif k == 2 then return rawget(t, "count") end
+end }
+
+-- reason_entry(t) -> t without its positional copies, reading them through
+-- Reason: {r, c, reason = r, count = c} or {reason = r, count = c} alike
+function C.reason_entry(t)
+  if rawget(t, "reason") == nil then t.reason = rawget(t, 1) end
+  if rawget(t, "count") == nil then t.count = rawget(t, 2) end
+  t[1], t[2] = nil, nil
+  return setmetatable(t, Reason)
+end
+
+-- ---------------------------------------------------------------------------
 -- iterators
 
 -- what a listing raises when a page cannot be fetched
@@ -185,6 +211,14 @@ local function check_limit(limit)
   end
 end
 
+-- Listings are lazy iterators (closures). iterator(f) marks f as one, so the
+-- REPL can show a listing typed at the prompt (its first rows) where any
+-- other function prints as <function>; is_iterator(v) asks. Weak keys: the
+-- mark goes with the closure.
+local iterators = setmetatable({}, { __mode = "k" })
+function C.iterator(f) iterators[f] = true; return f end
+function C.is_iterator(v) return iterators[v] == true end
+
 -- paged{fetch, limit, page, map, filter, stop} -> iterator
 -- fetch(state) -> list, next_state | nil, msg, code. With offset paging the
 -- state is the offset (fetch(offset, n)); with cursor paging the cursor.
@@ -195,7 +229,7 @@ local function paged(o)
   check_limit(o.limit)
   local buf, i, state, done, n, seen_state = {}, 0, o.start, false, 0, {}
   local seen_id = o.dedupe and {} or nil
-  return function()
+  return C.iterator(function()
     while true do
       if o.limit and n >= o.limit then return nil end
       i = i + 1
@@ -225,7 +259,7 @@ local function paged(o)
       end
       ::continue::
     end
-  end
+  end)
 end
 
 -- offset_iter{fetch = function(offset, n) -> list | nil, msg, code, page, limit, map, filter}
@@ -522,9 +556,9 @@ function C.health(it, opts)
     h.p95_duration = durations[math.max(1, math.ceil(0.95 * #durations))]
   end
   local list = {}
-  for r, c in pairs(reasons) do list[#list + 1] = { r, c, reason = r, count = c } end
+  for r, c in pairs(reasons) do list[#list + 1] = C.reason_entry { reason = r, count = c } end
   table.sort(list, function(a, b) if a[2] ~= b[2] then return a[2] > b[2] end return a[1] < b[1] end)
-  local topl = {}
+  local topl = C.list()
   for i = 1, math.min(top, #list) do topl[i] = list[i] end
   h.top_reasons = topl
   return h
@@ -555,8 +589,8 @@ local streams = setmetatable({}, { __mode = "k" })
 -- summary([opts]) -> a new, empty summary; opts.on_result (a function or
 -- nil) receives each result as it is recorded
 function C.summary(opts)
-  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, not_attempted = 0, errors = {},
-              results = {} }
+  local s = { total = 0, succeeded = 0, failed = 0, skipped = 0, not_attempted = 0, errors = C.list(),
+              results = C.list() }
   local f = type(opts) == "table" and opts.on_result or nil
   if f ~= nil then
     if type(f) ~= "function" then error("bad argument #1 to 'retry' (on_result must be a function)", 3) end
@@ -575,7 +609,7 @@ end
 -- A stream that raises is dropped (s.on_result_error says why) and the
 -- bulk call goes on: a printing callback must not decide its outcome.
 function C.add_result(s, id, status, execution, o)
-  s.results = s.results or {}
+  s.results = s.results or C.list()
   if #s.results < C.MAX_RESULTS then
     s.results[#s.results + 1] = { id = id, status = status, execution = execution }
   else s.results_truncated = (s.results_truncated or 0) + 1 end

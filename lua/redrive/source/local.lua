@@ -414,7 +414,9 @@ function Source:health(opts)
     since = opts.since, limit = opts.limit or opts.top,
   }
   if not h then return nil, err, code end
-  h.top_reasons = h.top_reasons or {}
+  local top = C.list()
+  for i, e in ipairs(h.top_reasons or {}) do top[i] = C.reason_entry(e) end
+  h.top_reasons = top
   return h
 end
 

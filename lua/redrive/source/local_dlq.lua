@@ -234,7 +234,7 @@ function Item:delete()
       local cur, err, code = st:dlq_get(self.id)
       if not cur then return nil, err, code end
       if leased(rd, cur) then return nil, lease_msg(cur), "conflict" end
-      return { id = self.id, deleted = 0, would_delete = 1, errors = {} }, "would delete incomplete execution " .. self.id
+      return { id = self.id, deleted = 0, would_delete = 1, errors = C.list() }, "would delete incomplete execution " .. self.id
     end,
   }, function()
     local r, err, code = st:dlq_delete { ids = { self.id } }
@@ -264,7 +264,7 @@ local function delete_incomplete(src, opts)
   -- one store call (one transaction) deletes them all: one gate event, its
   -- count known beforehand for ids, from the answer for all = true
   local op = { action = "delete", ids = opts.ids, dry = function(o)
-    local r = { deleted = 0, would_delete = 0, errors = {} }
+    local r = { deleted = 0, would_delete = 0, errors = C.list() }
     local function consider(rec)
       if except[rec.id] or (scenario and rec.scenario_id ~= scenario) then return end
       if leased(rd, rec) then C.add_error(r, { id = rec.id, message = "being retried", code = "conflict" })

@@ -398,7 +398,7 @@ function Item:delete()
     dry = function()
       local c, err, code = src:incomplete_item(self.id)
       if not c then return nil, err, code end
-      return { id = self.id, deleted = 0, would_delete = 1, errors = {} },
+      return { id = self.id, deleted = 0, would_delete = 1, errors = C.list() },
         "would delete make incomplete execution " .. self.id
     end,
   }, function()
@@ -694,7 +694,7 @@ function Source:delete_incomplete(opts)
       if not groups[k] then groups[k] = {}; order[#order + 1] = k end
       table.insert(groups[k], t.id)
     end
-    local r = { deleted = 0, ids = {}, errors = s.errors }
+    local r = { deleted = 0, ids = C.list(), errors = s.errors }
     if C.dry_run(rd) then r.dry_run, r.action, r.would_delete = true, "delete", 0 end
     for _, k in ipairs(order) do
       local g, gerr, gcode = self:delete_incomplete { scenario = k, ids = groups[k] }
@@ -732,7 +732,7 @@ function Source:delete_incomplete(opts)
         for it in self:incomplete { scenario = sid, resolved = "any" } do if not ex[tostring(it.id)] then n = n + 1 end end
         o.n = n
       end
-      return { deleted = 0, would_delete = n, errors = {} },
+      return { deleted = 0, would_delete = n, errors = C.list() },
         string.format("would delete %d make incomplete execution(s) of scenario %d", n, sid)
     end,
   }
@@ -749,7 +749,7 @@ function Source:delete_incomplete(opts)
       ids = kept
     end
     op.ids = ids
-    return { deleted = #ids, ids = ids, errors = {} }
+    return { deleted = #ids, ids = C.list(ids), errors = C.list() }
   end)
 end
 

@@ -161,7 +161,7 @@ end
 local function merged(iters)
   if #iters == 1 then return iters[1] end
   local heads, seen, started = {}, {}, false
-  return function()
+  return C.iterator(function()
     if not started then
       started = true
       for i, it in ipairs(iters) do heads[i] = it() or false end
@@ -177,7 +177,7 @@ local function merged(iters)
       local k = tostring(rec.id)
       if not seen[k] then seen[k] = true; return rec end
     end
-  end
+  end)
 end
 
 -- raw_list(src, opts) -> iterator of raw records (newest first, as n8n lists
@@ -213,7 +213,7 @@ local function list(src, opts, map)
   end
   local it = raw_list(src, opts)
   local n, done = 0, false
-  return function()
+  return C.iterator(function()
     while not done do
       if limit and n >= limit then return nil end
       local rec = it()
@@ -226,7 +226,7 @@ local function list(src, opts, map)
         return map and map(rec) or rec
       end
     end
-  end
+  end)
 end
 
 -- src:executions{scenario (workflow id), project, status, mode, since, until, limit, include_data}
@@ -643,7 +643,7 @@ function Item:logs(opts)
     if x.id == self.id then seen = true end
   end
   local i = 0
-  return function() i = i + 1; return logs[i] end
+  return C.iterator(function() i = i + 1; return logs[i] end)
 end
 
 function Item:patch()
