@@ -83,8 +83,9 @@ void rd_blueprint_registry_free(rd_blueprint_registry_t *reg) {
   free(reg);
 }
 
+/* "url": a string whose literal part is checked as a URL (url_problem) */
 static const char *const field_types[] = {"string", "number", "integer", "boolean",
-                                          "array",  "object", "any"};
+                                          "array",  "object", "any",     "url"};
 
 static int known_field_type(const char *t) {
   for (size_t i = 0; i < sizeof field_types / sizeof *field_types; i++)
@@ -98,7 +99,8 @@ static int known_field_type(const char *t) {
  * `path` names the field in messages ("headers", "headers.items.name"). */
 static int check_ftype(const char *type, const char *path, const cJSON *t, rd_err *err) {
   static const char *const what = "type must be string, number, integer, boolean, array, "
-                                  "object or any, or {type, items} / {type, fields, required}";
+                                  "object, url or any, or {type, items} / {type, fields, "
+                                  "required}";
   if (cJSON_IsString(t) && known_field_type(t->valuestring)) return 0;
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "type");
   const cJSON *items = cJSON_GetObjectItemCaseSensitive(t, "items");
@@ -380,7 +382,46 @@ static int type_matches(const char *want, const cJSON *val) {
   /* "{{1.a}}" is resolved when the module runs: any type may come out. */
   if (strcmp(want, "any") == 0 || is_template(val)) return 1;
   if (strcmp(want, "integer") == 0) return rd__json_int(val, &i);
+  if (strcmp(want, "url") == 0) return cJSON_IsString(val);
   return strcmp(want, type_name(val)) == 0;
+}
+
+/* What is wrong with the authority of URL `s` (a "url" field), written into
+ * `out`; 0 when nothing is. Only the literal part is judged: a host or port
+ * that is a template ("{{1.host}}") is known when the module runs. A port
+ * must be a number: "http://127.0.0.1:PORT/x" is a placeholder nobody
+ * filled in (the shipped example scenarios have them), refused before
+ * anything runs or is stored. */
+static int url_problem(const char *s, char *out, size_t n) {
+  const char *p = strstr(s, "://");
+  if (!p) return 0; /* the module says which schemes it takes when it runs */
+  p += 3;
+  size_t len = strcspn(p, "/?#");
+  const char *tpl = strstr(p, "{{");
+  if (tpl && (size_t)(tpl - p) < len) return 0;
+  for (const char *at; (at = memchr(p, '@', len));) { /* userinfo: never judged, never printed */
+    len -= (size_t)(at + 1 - p);
+    p = at + 1;
+  }
+  const char *end = p + len, *host = p;
+  if (*p == '[') { /* [v6 address]:port */
+    const char *close = memchr(p, ']', len);
+    if (!close) return 0;
+    host = close + 1;
+  }
+  const char *colon = memchr(host, ':', (size_t)(end - host));
+  if (!colon) return 0;
+  const char *port = colon + 1;
+  size_t plen = (size_t)(end - port);
+  if (plen == 0) return 0; /* "http://h:/x": the scheme's port (RFC 3986) */
+  if (plen <= 5 && strspn(port, "0123456789") >= plen && atol(port) <= 65535) return 0;
+  int upper = 1;
+  for (size_t i = 0; i < plen; i++)
+    if (!(port[i] == '_' || (port[i] >= 'A' && port[i] <= 'Z'))) upper = 0;
+  snprintf(out, n, "port \"%.*s\" of %.*s is not a number%s", (int)(plen > 40 ? 40 : plen), port,
+           (int)(len > 200 ? 200 : len), p,
+           upper ? ": a placeholder to fill in (examples/demo.sh fills PORT)" : "");
+  return 1;
 }
 
 /* Check `val`, the value at `field` / `pointer` (borrowed), against field
@@ -392,10 +433,13 @@ static void check_value(vctx *v, const cJSON *mod, const cJSON *want, const cJSO
                         const char *field, const char *pointer) {
   const cJSON *tname = cJSON_IsString(want) ? want : cJSON_GetObjectItemCaseSensitive(want, "type");
   if (!type_matches(tname->valuestring, val)) {
-    problem(v, mod, field, ptr_join(pointer, NULL), "expected %s, got %s", tname->valuestring,
-            type_name(val));
+    problem(v, mod, field, ptr_join(pointer, NULL), "expected %s, got %s",
+            strcmp(tname->valuestring, "url") == 0 ? "string" : tname->valuestring, type_name(val));
     return;
   }
+  char why[400];
+  if (strcmp(tname->valuestring, "url") == 0 && url_problem(val->valuestring, why, sizeof why))
+    problem(v, mod, field, ptr_join(pointer, NULL), "%s", why);
   if (cJSON_IsString(want) || is_template(val)) return;
   const cJSON *items = cJSON_GetObjectItemCaseSensitive(want, "items");
   const cJSON *fields = cJSON_GetObjectItemCaseSensitive(want, "fields");

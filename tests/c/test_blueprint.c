@@ -171,17 +171,17 @@ RD_TEST(blueprint_4_registry_specs) {
   } bad[] = {
     {"[]", "x:Y: spec must be an object"},
     {"{'fields': {'a': 'str'}}",
-     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object, url or any, "
      "or {type, items} / {type, fields, required}"},
     {"{'fields': {'a': {'type': 'string', 'items': 'any'}}}",
-     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object, url or any, "
      "or {type, items} / {type, fields, required}"},
     {"{'fields': {'a': {'type': 'array', 'fields': {}}}}",
-     "x:Y: field 'a': type must be string, number, integer, boolean, array, object or any, "
+     "x:Y: field 'a': type must be string, number, integer, boolean, array, object, url or any, "
      "or {type, items} / {type, fields, required}"},
     {"{'fields': {'a': {'type': 'array', 'items': {'type': 'object', 'fields': {'b': 'text'}}}}}",
-     "x:Y: field 'a.items.b': type must be string, number, integer, boolean, array, object or "
-     "any, or {type, items} / {type, fields, required}"},
+     "x:Y: field 'a.items.b': type must be string, number, integer, boolean, array, object, url "
+     "or any, or {type, items} / {type, fields, required}"},
     {"{'fields': {'a': {'type': 'object', 'fields': []}}}",
      "x:Y: field 'a': fields must be an object"},
     {"{'fields': {'a': {'type': 'object', 'required': [2]}}}",

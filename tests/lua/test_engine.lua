@@ -676,6 +676,31 @@ test("engine-4.1 an invalid blueprint is refused with errors naming module id an
   match(out.error.message, "only valid in onerror")
 end)
 
+test("engine-4.1b an http url whose literal port is not a number is refused before anything runs", function()
+  local function problems(url)
+    local okv, errs = rd.blueprint(bp { hook(1), http(2, { url = url }) }):validate()
+    if okv then return nil end
+    return errs
+  end
+  -- the shipped example scenarios' placeholder
+  local errs = problems("http://127.0.0.1:PORT/orders/{{1.order_id}}")
+  eq(#errs, 1); eq(errs[1].module, 2); eq(errs[1].field, "mapper.url"); eq(errs[1].pointer, "/flow/1/mapper/url")
+  eq(errs[1].message, 'port "PORT" of 127.0.0.1:PORT is not a number: a placeholder to fill in ' ..
+    "(examples/demo.sh fills PORT)")
+  match(problems("https://h:99999/x")[1].message, '^port "99999" of h:99999 is not a number$')
+  -- userinfo is never judged nor printed
+  local m = problems("http://user:s3cret@h:8x/a")[1].message
+  ok(not m:find("s3cret"), m); match(m, 'port "8x" of h:8x')
+  -- fine: numbers, no port, an empty port, IPv6, templates in the authority
+  for _, url in ipairs { "http://h:8080/x", "http://h/x", "http://h:/x", "http://[::1]:80/x", "http://[::1]/x",
+                         "http://{{1.host}}:PORT/x", "{{1.url}}", "http://h:{{1.port}}/x", "ftp://h:21" } do
+    eq(problems(url), nil, url)
+  end
+  -- engine.run refuses it up front: no operation, no incomplete execution
+  local out = engine.run(bp { hook(1), http(2, { url = "http://127.0.0.1:PORT/x" }) })
+  eq(out.status, "error"); eq(out.error.code, "invalid"); eq(out.operations, 0); eq(out.incomplete, nil)
+end)
+
 test("engine-4.2 a router must be the last module of its flow", function()
   local out = engine.run(bp {
     { id = 1, module = "builtin:BasicRouter", routes = A { { flow = A { setvar(2, "a", "b") } } } },

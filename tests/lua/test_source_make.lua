@@ -40,6 +40,10 @@ test("zones and base_url", function()
   local s = assert(rd.connect { kind = "make", base_url = "https://custom.example/api/v2/", token = TOKEN })
   eq(s.base_url, "https://custom.example/api/v2")
   check_err("unsupported", "src:incomplete", s.executions, s, {})
+  -- the scenario calls: unsupported, saying what to do instead (issue 15)
+  check_err("unsupported", "make: src:scenarios is not supported by the make API; edit the scenario in Make",
+    s.scenarios, s)
+  check_err("unsupported", "item:patch{blueprint = bp}", s.scenario_update, s, 1, {})
 end)
 
 if not MOCK then H.skip_rest(MOCK_WHY) end
@@ -51,6 +55,8 @@ test("list: pagination, mapping, filters", function()
   eq(#items, 3)
   local a = items[1]
   eq(a.id, ITEM); eq(a.scenario, SID); eq(a.resolved, false); eq(a.attempts, 0); eq(a.size, 2048)
+  -- Make lists items without the scenario's name: read from an item's record
+  eq(a.scenario_name, "Orders -> ERP sync"); eq(items[3].scenario_name, "Orders -> ERP sync")
   match(a.reason, "DataError")
   eq(a.created, 1736910765.12)
   eq(a.raw.retry, false); eq(items[2].raw.retry, true)

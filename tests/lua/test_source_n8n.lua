@@ -157,6 +157,10 @@ test("fake: detail, run_data, bundle, blueprint, patch unsupported", function()
   local msg = check_err("unsupported", "load_workflow = true", it.patch, it, { failer = 1 })
   match(msg, "fix the workflow")
   check_err("not_found", "HTTP 404", src.execution, src, "999999")
+  -- the scenario calls: unsupported, saying what to do instead (issue 15)
+  check_err("unsupported", "n8n: src:scenarios is not supported by the n8n API; fix the workflow in n8n",
+    src.scenarios, src)
+  check_err("unsupported", "load_workflow = true", src.scenario_update, src, "1", { blueprint = {} })
 end)
 
 test("fake: a retry answered still running is running, not succeeded; wait = true follows it", function()

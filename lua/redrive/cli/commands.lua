@@ -362,7 +362,8 @@ local function cmd_run(a)
   if not ok then
     local msgs = {}
     for _, e in ipairs(type(verrs) == "table" and verrs or { verrs }) do
-      msgs[#msgs + 1] = type(e) == "table" and (e.message or rd.json.encode(e)) or tostring(e)
+      msgs[#msgs + 1] = type(e) == "table" and ((e.module and ("module " .. tostring(e.module) .. " ") or "") ..
+        (e.field and (e.field .. ": ") or "") .. (e.message or rd.json.encode(e))) or tostring(e)
     end
     fail(file .. ": invalid blueprint: " .. table.concat(msgs, "; "), "invalid")
   end

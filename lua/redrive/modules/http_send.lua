@@ -173,7 +173,7 @@ return {
   type = "http:ActionSendData",
   redact_input = redact_input,
   fields = {
-    url = "string", method = "string", headers = fields.NAME_VALUE_LIST, qs = fields.NAME_VALUE_LIST,
+    url = "url", method = "string", headers = fields.NAME_VALUE_LIST, qs = fields.NAME_VALUE_LIST,
     bodyType = "string",
     data = "any", contentType = "string", gzip = "boolean", timeout = "any", maxBody = "any",
     parseResponse = "boolean", followRedirect = "boolean", rejectUnauthorized = "boolean",

@@ -5,7 +5,7 @@
 -- Source skeleton (remote kinds)
 --   C.new_source(rd, opts, spec) -> src | nil, msg, code
 --       spec = {kind, base_url, auth = function(token) -> headers, token_required,
---               parse_error, methods, exec_methods, item_methods}
+--               parse_error, methods, exec_methods, item_methods, scenarios_instead}
 --       Resolves the token (opts.token / opts.token_env; profiles arrive as
 --       opts), builds the HTTP client (redrive.remote: rate, concurrency,
 --       429/5xx handling, redaction) and returns src with fields kind, name,
@@ -140,6 +140,15 @@ function C.new_source(rd, opts, spec)
   if not client then return nil, cerr, ccode end
   token = nil -- the client's closures hold it now
   local methods = spec.methods
+  -- every source answers the scenario calls (shared/API.md): a kind whose
+  -- API redrive does not use for them says so, and what to do instead.
+  -- (Not src:scenario(id): on a remote source `scenario` is the profile's
+  -- default scenario id, a field.)
+  for _, m in ipairs { "scenarios", "scenario_update" } do
+    if methods[m] == nil then
+      methods[m] = function() return C.unsupported(kind, "src:" .. m, spec.scenarios_instead) end
+    end
+  end
   local mt = {
     __index = methods, __name = "redrive.Source",
     __tostring = function(s) return string.format("redrive source %s (%s)", s.kind, s.base_url) end,

@@ -109,6 +109,21 @@ local function pg(q, o)
   return q
 end
 
+-- scenario_name(src, sid, item_id) -> the scenario's name | nil. Make lists
+-- incomplete executions without it; an item's own record has it
+-- (scenarioName): read once per scenario and source, from the first item
+-- listed. A name is only shown: a failure to read it leaves it nil.
+local function scenario_name(src, sid, item_id)
+  local names = src._scenario_names
+  if not names then names = {}; src._scenario_names = names end
+  if names[sid] == nil then
+    local data = api(src, { path = "/dlqs/" .. tostring(item_id) })
+    local dlq = type(data) == "table" and data.dlq
+    names[sid] = type(dlq) == "table" and type(dlq.scenarioName) == "string" and dlq.scenarioName or false
+  end
+  return names[sid] or nil
+end
+
 -- src:incomplete{scenario, resolved = false, reason, since, until, limit, page, sort_by, sort_dir}
 -- (resolved: C.resolved_opt; Make lists both, the filter is here)
 function Source:incomplete(opts)
@@ -136,7 +151,11 @@ function Source:incomplete(opts)
   end
   return C.offset_iter {
     page = math.min(opts.page or 100, 10000), limit = opts.limit, filter = filter,
-    map = function(rec) return item_obj(self, rec, sid) end,
+    map = function(rec)
+      local it = item_obj(self, rec, sid)
+      if it.scenario_name == nil then it.scenario_name = scenario_name(self, sid, rec.id) end
+      return it
+    end,
     fetch = function(offset, n)
       local q = pg({ scenarioId = sid, ["pg[offset]"] = offset, ["pg[limit]"] = n }, opts)
       local data, err, code = api(self, { path = "/dlqs", query = q })
@@ -776,6 +795,8 @@ function M.new(rd, opts)
     kind = KIND, base_url = base, token_required = true, parse_error = parse_error,
     auth = function(token) return { Authorization = "Token " .. token } end,
     methods = Source, item_methods = Item, exec_methods = {},
+    scenarios_instead = "edit the scenario in Make; a failed run keeps its own blueprint: " ..
+      "item:blueprint() reads it, item:patch{blueprint = bp} fixes it before item:retry()",
   })
 end
 

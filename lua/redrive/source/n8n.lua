@@ -815,6 +815,8 @@ function M.new(rd, opts)
     kind = KIND, base_url = opts.base_url, token_required = true, parse_error = parse_error,
     auth = function(token) return { ["X-N8N-API-KEY"] = token } end,
     methods = Source, exec_methods = Exec, item_methods = Item,
+    scenarios_instead = "fix the workflow in n8n (editor or PUT /workflows/{id}), then " ..
+      "item:retry{load_workflow = true} retries with the saved workflow",
   })
   if not src then return nil, err, code end
   -- n8n answers a retry only when the retried workflow has finished, which
