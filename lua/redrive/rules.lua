@@ -9,13 +9,16 @@
 --     every = seconds (--watch, default 60), limit = max actions per pass,
 --     concurrency = actions in flight (default 4), description = "..." }
 --
--- Each file runs in its own _ENV: a proxy onto an allow list of globals in
--- which assigning a global or reading an undefined one raises. match and
--- action run under an instruction budget (a count hook) that, once tripped,
--- re-arms on every line of the rule so a pcall in the rule cannot swallow it.
--- A rule that raises is reported with file:line and the other rules go on.
--- ctx: retry(), patch{blueprint, failer}, delete(), notify{url, json},
--- log(...), dry_run, rule, source.
+-- Each file runs in the sandbox (lua/redrive/sandbox.lua, profile "rule"):
+-- its own _ENV, a proxy onto an allow list of globals in which assigning a
+-- global or reading an undefined one raises; bounded string functions, also
+-- as ("x"):method(). match and action run under the sandbox's limits
+-- (instructions, time of the rule's own code, memory), per call: once
+-- tripped a limit raises again on every instruction, so a pcall in the rule
+-- cannot swallow it, and a long rule yields to the loop every few ms. A
+-- rule that raises or trips a limit is reported with file:line (and the
+-- limit's code) and the other rules go on. ctx: retry(), patch{blueprint,
+-- failer}, delete(), notify{url, json}, log(...), dry_run, rule, source.
 --
 -- Audit: each rule has an observer on the mutation gate
 -- (lua/redrive/mutation.lua), bound to every source the rule reaches (its
@@ -29,24 +32,21 @@
 local rd = require "redrive"
 local pretty = require "redrive.pretty"
 local G = require "redrive.mutation"
+local S = require "redrive.sandbox"
+local core = require "redrive.core"
 
 local R = {}
 
-R.BUDGET = tonumber(os.getenv("REDRIVE_RULE_BUDGET")) or 5000000 -- VM instructions per call
 local FIELDS = {
   name = "string", source = "string", scenario = "any", reason = "string",
   match = "function", action = "function", every = "number", limit = "number",
-  concurrency = "number", description = "string",
+  concurrency = "number", description = "string", timeout = "number", memory = "number",
+  instructions = "number",
 }
-local FIELD_LIST = "name, source, scenario, reason, match, action, every, limit, concurrency, description"
+local FIELD_LIST = "name, source, scenario, reason, match, action, every, limit, concurrency, description, " ..
+  "timeout, memory, instructions"
 
 -- ---- the sandbox ------------------------------------------------------------
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
 
 -- A read-only view of the redrive module: rules may read, request and
 -- connect, but not switch dry-run off; a source they connect to is bound to
@@ -75,92 +75,23 @@ local function rd_view(scope)
 end
 
 local function make_env(scope, logf)
-  local allowed = {
-    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
-    xpcall = xpcall, select = select, tonumber = tonumber, tostring = tostring, type = type,
-    rawequal = rawequal, rawget = rawget, rawlen = rawlen, setmetatable = setmetatable,
-    getmetatable = getmetatable, unpack = table.unpack,
-    string = copy(string), table = copy(table), math = copy(math), utf8 = copy(utf8),
-    os = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime, getenv = os.getenv },
-    rd = rd_view(scope),
-    print = function(...) logf(...) end,
-    log = function(...) logf(...) end,
-    _VERSION = _VERSION,
-  }
-  return setmetatable({}, {
-    __index = function(_, k)
-      local v = allowed[k]
-      if v == nil then error(string.format("undefined global '%s'", tostring(k)), 2) end
-      return v
-    end,
-    __newindex = function(_, k)
-      error(string.format("assignment to global '%s' (rules cannot set globals: use local)", tostring(k)), 2)
-    end,
-    __metatable = false,
-  })
+  return S.env("rule", { rd = rd_view(scope), print = function(...) logf(...) end, log = function(...) logf(...) end })
 end
 
 -- ---- guarded calls -------------------------------------------------------------
 
--- The first frame running code of `chunk` (the rule file): "file:line".
-local function rule_where(chunk, co)
-  for level = 1, 60 do
-    local info
-    if co then info = debug.getinfo(co, level, "Sl") else info = debug.getinfo(level, "Sl") end
-    if not info then break end
-    if info.source == chunk and info.currentline and info.currentline > 0 then
-      return info.short_src .. ":" .. info.currentline
-    end
-  end
-  return nil
-end
-
--- The guard of each coroutine running rule code, so an action can pause the
--- budget while the source works (its Lua code is not the rule's).
-local guards = setmetatable({}, { __mode = "k" })
-
--- guard(rule, fn, ...) -> true, results... | false, message
--- Runs fn on the current coroutine under the instruction budget. The message
--- of a failure names the rule file and line.
+-- guard(rule, fn, ...) -> true, results... | false, message, code
+-- Runs fn on the current coroutine in the rule's sandbox run (its limits:
+-- rule.limits). The message of a failure names the rule file and line; code
+-- is "limit" or "nomem" when a limit stopped it, "script" when it raised.
+-- rd.canceled comes back as itself (false, rd.canceled).
 function R.guard(rule, fn, ...)
-  local chunk = rule.chunk
-  local budget = math.max(1, (rule.budget or R.BUDGET) // 1000)
-  local n, tripped = 0, false
-  local stop
-  local function hook(ev)
-    local src = debug.getinfo(2, "S").source
-    if tripped then
-      if src == chunk then error(stop, 2) end
-      return
-    end
-    n = n + 1
-    if n > budget then
-      tripped = true
-      stop = string.format("rule '%s' exceeded its budget of %d instructions (runaway loop?)",
-        rule.name or "?", budget * 1000)
-      debug.sethook(hook, "l") -- raise again on every line of the rule
-      error(stop, 2)
-    end
-  end
-  local function handler(e)
-    if rd.is_canceled(e) then return e end -- cancellation stays itself (identity)
-    local msg = type(e) == "string" and e or pretty.format(e)
-    local where = rule_where(chunk)
-    if where and not msg:find(where, 1, true) then msg = where .. ": " .. msg end
-    return msg
-  end
-  local co = coroutine.running()
-  local outer = guards[co]
-  guards[co] = {
-    pause = function() debug.sethook() end,
-    resume = function() if not tripped then debug.sethook(hook, "", 1000) end end,
-  }
-  debug.sethook(hook, "", 1000)
-  local r = table.pack(xpcall(fn, handler, ...))
-  debug.sethook()
-  guards[co] = outer
-  if tripped and r[1] then r = { false, stop, n = 2 } end
-  return table.unpack(r, 1, r.n)
+  local spec = { name = "rule '" .. tostring(rule.name or "?") .. "'", chunk = rule.chunk, limits = rule.limits }
+  local r = table.pack(S.run(spec, fn, ...))
+  if r[1] then return table.unpack(r, 1, r.n) end
+  if rd.is_canceled(r[2]) then return false, r[2] end
+  local msg, code = S.failure(r[2])
+  return false, msg, code
 end
 
 -- ---- the rule's observer on the mutation gate ----------------------------------
@@ -214,12 +145,11 @@ end
 local function open_scope(scope, state, limit)
   scope.state, scope.audit, scope.closed = state, state.audit, nil
   scope.count, scope.limit = 0, limit
-  scope.before = function(ev)
-    local g = guards[coroutine.running()]
-    if g then ev.guard = g; g.pause() end -- the source's code is not the rule's budget
-  end
+  -- the source's code is not the rule's: its time and memory are not the
+  -- rule's to spend, and its string methods are the stock ones
+  scope.before = function(ev) ev.run = core.sandbox_pause() end
   scope.after = function(ev)
-    if ev.guard then ev.guard.resume() end
+    if ev.run then core.sandbox_resume(ev.run) end
     scope.audit:write(record_of(scope, ev))
     local st = scope.state
     if not st then return end
@@ -250,7 +180,9 @@ function R.load_file(path, opts)
   local env = make_env(scope, logf)
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, "syntax error: " .. err end
-  local proto = { name = name_hint, chunk = "@" .. path, budget = opts.budget }
+  local glimits, gerr = S.limits()
+  if not glimits then return nil, gerr end
+  local proto = { name = name_hint, chunk = "@" .. path, limits = glimits }
   local ok, res = R.guard(proto, chunk)
   if not ok then return nil, "error while loading: " .. tostring(res) end
   if type(res) ~= "table" then
@@ -281,7 +213,9 @@ function R.load_file(path, opts)
     if v == nil then return nil, path .. ": " .. err end
     rule[n[1]] = v or nil
   end
-  rule.budget = opts.budget
+  local limits, lerr = S.limits(rule) -- timeout, memory, instructions: at most the global ones
+  if not limits then return nil, path .. ": " .. lerr end
+  rule.limits = limits
   scope.rule, scope.name = rule, "rule '" .. rule.name .. "'"
   return rule
 end
@@ -455,12 +389,13 @@ function R.pass(rule, ctxopts)
   local ok_iter, iter_err = pcall(function()
     for item in it do
       if #matched >= limit then break end
-      local ok, m = R.guard(rule, rule.match, item)
+      local ok, m, mcode = R.guard(rule, rule.match, item)
       if not ok and rd.is_canceled(m) then error(m, 0) end
       if not ok then
         report(state, rule, "match: " .. m)
         ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source, item = item.id,
-                              action = "match", result = "error", error = m }
+                              action = "match", result = "error", error = m, code = mcode }
+        if mcode ~= "script" then summary.error_code = mcode end -- a limit stopped it
         break
       end
       if m then matched[#matched + 1] = item end
@@ -476,12 +411,14 @@ function R.pass(rule, ctxopts)
   if #matched > 0 then
     local res = rd.each(matched, function(item)
       local ctx = make_ctx(rule, item, src, state)
-      local ok, e = R.guard(rule, rule.action, item, ctx)
+      local ok, e, ecode = R.guard(rule, rule.action, item, ctx)
       if not ok and rd.is_canceled(e) then error(e, 0) end
       if not ok then
         report(state, rule, "action on " .. tostring(item.id) .. ": " .. e)
         ctxopts.audit:write { rule = rule.name, file = rule.file, source = summary.source, item = item.id,
-                              action = "action", result = "error", error = e, dry_run = state.dry_run or nil }
+                              action = "action", result = "error", error = e, code = ecode,
+                              dry_run = state.dry_run or nil }
+        if ecode ~= "script" then summary.error_code = ecode end
       end
     end, { concurrency = rule.concurrency })
     for _, e in ipairs(res.errors) do report(state, rule, e.error) end

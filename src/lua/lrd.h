@@ -69,6 +69,9 @@ struct rd_rt {
 
 /* [-0, +0, -] the runtime of L (created by luaopen_redrive). */
 rd_rt *rd__rt(lua_State *L);
+/* [-0, +0, -] the runtime of L, or NULL when L has none (a sandbox
+ * worker's state). */
+rd_rt *rd__rt_peek(lua_State *L);
 /* The HTTP multi handle of rt, created on first use; NULL + err on failure. */
 rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err);
 
@@ -95,6 +98,10 @@ int rd__wait_canceled(lua_State *L);
 /* ---- tasks --------------------------------------------------------------- */
 /* Is L the thread of a task (not the main thread, not a plain coroutine)? */
 int rd__in_task(lua_State *L);
+typedef struct rd_sbx_run rd_sbx_run;
+/* The sandboxed run whose code L's task runs (NULL: none); the scheduler
+ * switches to it whenever it resumes the task. No-op outside a task. */
+void rd__task_set_guard(lua_State *L, rd_sbx_run *g);
 /* Run the loop until no task is left. Raises on nested use. */
 int rd__rt_run(lua_State *L);
 
@@ -148,6 +155,34 @@ int rd__opt_num(lua_State *L, int t, const char *k, const rd_range *r, double df
  * must outlive the functions. For a sandbox's string table. */
 void rd__pattern_push_lib(lua_State *L, uint64_t steps, const atomic_int *stop);
 
+/* ---- sandboxed code (lsandbox.c: limits; lworker.c: worker processes) ----
+ * A run (core.sandbox_run) bounds the code it calls: instructions and time
+ * by a count hook, memory in the state's allocator; see lsandbox.c. */
+typedef struct rd_sbx_alloc rd_sbx_alloc;
+/* The counting allocator (lua_Alloc): ud is an rd_sbx_alloc. It refuses
+ * growth past the alloc's own limit (a state made with it) and past the
+ * current run's memory limit. */
+void *rd__sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* An allocator over realloc/free capping a state at `limit` bytes (0: no
+ * cap), for lua_newstate(rd__sbx_alloc, a); free() it after lua_close.
+ * NULL without memory. */
+rd_sbx_alloc *rd__sbx_alloc_new(size_t limit);
+/* Did an allocation fail on the cap? */
+int rd__sbx_alloc_tripped(const rd_sbx_alloc *a);
+/* The run whose code is running on this OS thread, or NULL. */
+rd_sbx_run *rd__sbx_current(void);
+/* Make `to` the running one (NULL: none): the clock of the one before
+ * stops, to's starts, string methods follow; L, when not NULL, is the
+ * thread about to run to's code (its hook is put back if it was removed). */
+void rd__sbx_switch(lua_State *L, rd_sbx_run *to);
+/* [-0, +1, m] push the userdata of a run that is still running. */
+void rd__sbx_push_run(lua_State *L, rd_sbx_run *r);
+/* Forget the current run without touching any state (a forked child). */
+void rd__sbx_forget(void);
+/* [-0, +0, m] load a compiled-in Lua file by module name ("redrive.x")
+ * as a function on the stack; LUA_OK or an error with its message. */
+int rd__lua_load_embedded(lua_State *L, const char *name);
+
 /* ---- submodules: each adds its functions to the table on top ------------- */
 void rd__open_num(lua_State *L);
 void rd__open_task(lua_State *L);
@@ -157,5 +192,7 @@ void rd__open_store(lua_State *L);
 void rd__open_blueprint(lua_State *L);
 void rd__open_redact(lua_State *L);
 void rd__open_pattern(lua_State *L);
+void rd__open_sandbox(lua_State *L);
+void rd__open_worker(lua_State *L);
 
 #endif

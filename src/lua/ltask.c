@@ -29,6 +29,7 @@ typedef struct ltask {
   int nargs;             /* values to pass to the next resume */
   int observed;          /* someone collected the outcome */
   join_wait *joiners;    /* waits of task:wait() callers */
+  rd_sbx_run *guard;     /* the sandboxed run its code is in (lsandbox.c), or NULL */
 } ltask;
 
 struct join_wait {
@@ -69,6 +70,11 @@ static ltask *current(lua_State *L) {
 
 int rd__in_task(lua_State *L) { return current(L) != NULL; }
 
+void rd__task_set_guard(lua_State *L, rd_sbx_run *g) {
+  ltask *t = current(L);
+  if (t) t->guard = g;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 
 /* The coroutine ended (t->end set): wake joiners, drop the anchor. */
@@ -105,7 +111,12 @@ static void step(rd_task_t *rt_task, void *ud) {
   lua_State *co = t->co;
   int nres = 0, nargs = t->nargs;
   t->nargs = 0;
+  /* a sandboxed run's clock, hook and string methods follow its code: on
+   * while it runs, off while it is parked or queued */
+  rd_sbx_run *outer = rd__sbx_current();
+  rd__sbx_switch(co, t->guard);
   int st = lua_resume(co, t->rt->L, nargs, &nres);
+  rd__sbx_switch(NULL, outer);
   if (st == LUA_YIELD) {
     /* parked by rd__await; else a bare coroutine.yield(): let others run */
     if (rd_task_state(rt_task) == RD_TASK_RUNNING) {
@@ -153,9 +164,14 @@ int rd__await(lua_State *L, rd_wait_t *w, lua_KFunction k) {
     rd_task_park(t->t, w);
     return lua_yieldk(L, 0, (lua_KContext)w, k);
   }
-  /* The main thread of a plain script: run the loop until this one wait ends. */
+  /* The main thread of a plain script: run the loop until this one wait
+   * ends. A sandboxed run waiting here is not running meanwhile. */
   rd_err err = {0};
-  if (rd_loop_wait(rd__rt(L)->loop, w, &err) != 0) {
+  rd_sbx_run *run = rd__sbx_current();
+  rd__sbx_switch(L, NULL);
+  int rc = rd_loop_wait(rd__rt(L)->loop, w, &err);
+  rd__sbx_switch(L, run);
+  if (rc != 0) {
     rd_wait_release(w);
     return luaL_error(L, "redrive: %s", err.msg);
   }
@@ -174,7 +190,7 @@ static int l_task_spawn(lua_State *L) {
   rd_rt *rt = rd__rt(L);
   if (rt->closing) return luaL_error(L, "redrive: runtime is closing");
   int n = lua_gettop(L);
-  ltask *t = lua_newuserdatauv(L, sizeof *t, 1);
+  ltask *t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   t->anchor = LUA_NOREF;
   t->end = L_DONE; /* until it really starts, nothing to wait for or report */
@@ -188,6 +204,13 @@ static int l_task_spawn(lua_State *L) {
   t->rt = rt;
   t->co = co;
   t->nargs = n - 1;
+  /* a task started by sandboxed code is that code too: same run, same
+   * limits (its thread inherited the run's hook) */
+  t->guard = rd__sbx_current();
+  if (t->guard) {
+    rd__sbx_push_run(L, t->guard);
+    lua_setiuservalue(L, -2, 2);
+  }
   /* anchored before the loop knows it, so step() never meets freed memory */
   set_task_of(L, co, t);
   lua_pushvalue(L, -1);

@@ -142,6 +142,13 @@ rd_rt *rd__rt(lua_State *L) {
   return rt;
 }
 
+rd_rt *rd__rt_peek(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, RD_RT_KEY);
+  rd_rt *rt = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return rt;
+}
+
 rd_http_t *rd__rt_http(rd_rt *rt, rd_err *err) {
   if (!rt->http && rd_http_new(&rt->http, rd_loop_uv(rt->loop), NULL, err) != 0) return NULL;
   return rt->http;
@@ -206,6 +213,13 @@ static int l_preload_loader(lua_State *L) {
   return 1;
 }
 
+int rd__lua_load_embedded(lua_State *L, const char *name) {
+  for (const struct rd__luafile *f = rd__luafiles; f->name; f++)
+    if (strcmp(f->name, name) == 0) return luaL_loadbuffer(L, f->src, f->len, f->chunk);
+  lua_pushfstring(L, "redrive: no compiled-in module '%s'", name);
+  return LUA_ERRRUN;
+}
+
 static void install_preloads(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const struct rd__luafile *f = rd__luafiles; f->name; f++) {
@@ -251,6 +265,8 @@ static void open_core(lua_State *L) {
   rd__open_pattern(L); /* core.pattern: the filters' own copy, out of scripts' reach */
   rd__open_num(L);
   rd__open_redact(L);
+  rd__open_sandbox(L);
+  rd__open_worker(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "redrive.core");

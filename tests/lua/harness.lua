@@ -179,6 +179,15 @@ function H.tmpname(suffix)
   return string.format("%s/t%d-%d-%d%s", dir, H.pid, math.random(1 << 30), H._n, suffix or "")
 end
 
+-- tmpfile(text, suffix) -> the path of a new temporary file holding text
+function H.tmpfile(text, suffix)
+  local path = H.tmpname(suffix)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 -- Work, measured without a clock (issue 13: growth is asserted, never time).
 -- work(fn, ...) -> Lua VM instructions fn executed (a count hook on this
 -- task's thread), then fn's results. Work inside C functions is not seen.

@@ -130,11 +130,11 @@ printf 'return { name = "u", match = function(item) return undefined_thing end, 
 printf 'return { name = "loop", match = function(item)\n  while true do pcall(function() while true do end end) end\nend, action = function() end }\n' >"$T/sb/loop.lua"
 printf 'return { name = "io", match = function(item) return io.open("/etc/passwd") end, action = function() end }\n' >"$T/sb/io.lua"
 printf 'return { name = "fine", match = function(item) return false end, action = function() end }\n' >"$T/sb/z.lua"
-check "rules-5.1 sandbox violations are rule errors" 1 env REDRIVE_RULE_BUDGET=200000 "$R" rules "$T/sb" --once
+check "rules-5.1 sandbox violations are rule errors" 1 env REDRIVE_SANDBOX_INSTRUCTIONS=200000 "$R" rules "$T/sb" --once
 has "rules-5.2 global write refused" "$ERR" "global.lua:1: assignment to global 'leak'"
 has "rules-5.3 undefined global refused" "$ERR" "undef.lua:1: undefined global 'undefined_thing'"
-has "rules-5.4 runaway rule stopped despite pcall" "$ERR" "rule 'loop' exceeded its budget"
-has "rules-5.5 no io in rules" "$ERR" "undefined global 'io'"
+has "rules-5.4 runaway rule stopped despite pcall" "$ERR" "rule 'loop': stopped after 200000 instructions"
+has "rules-5.5 no io in rules" "$ERR" "io.lua:1: 'io' is not available in the sandbox"
 has "rules-5.6 the fine rule still ran" "$OUT" "rule fine [local]: 0 matched"
 
 # ---- --watch: runs on an interval and reloads an edited rule
