@@ -169,6 +169,9 @@ void *rd__sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 rd_sbx_alloc *rd__sbx_alloc_new(size_t limit);
 /* Did an allocation fail on the cap? */
 int rd__sbx_alloc_tripped(const rd_sbx_alloc *a);
+/* From now on the state may take `cap` bytes more than it holds now (0:
+ * no cap); clears the tripped flag. */
+void rd__sbx_alloc_cap(rd_sbx_alloc *a, size_t cap);
 /* The run whose code is running on this OS thread, or NULL. */
 rd_sbx_run *rd__sbx_current(void);
 /* Make `to` the running one (NULL: none): the clock of the one before

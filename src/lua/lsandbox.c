@@ -51,6 +51,7 @@ struct rd_sbx_alloc {
   lua_Alloc f;            /* the allocator wrapped; NULL: realloc / free */
   void *ud;
   size_t limit;           /* cap on the state's own blocks (f == NULL only); 0: none */
+  size_t cap;             /* what the cap allows above the state's size when it was set */
   long long total;        /* bytes of the state's blocks, when f == NULL */
   int tripped;
 };
@@ -110,7 +111,7 @@ void *rd__sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (over) {
       a->tripped = 1;
       if (r) {
-        if (!r->mem_limit) r->mem_shown = a->limit;
+        if (!r->mem_limit) r->mem_shown = a->cap;
         trip(r, W_MEM);
       }
       return NULL; /* Lua collects and retries once, then raises its memory error */
@@ -135,7 +136,7 @@ void *rd__sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 static void alloc_init(rd_sbx_alloc *a, size_t limit) {
   memset(a, 0, sizeof *a);
-  a->limit = limit;
+  a->limit = a->cap = limit;
 }
 
 rd_sbx_alloc *rd__sbx_alloc_new(size_t limit) {
@@ -145,6 +146,12 @@ rd_sbx_alloc *rd__sbx_alloc_new(size_t limit) {
 }
 
 int rd__sbx_alloc_tripped(const rd_sbx_alloc *a) { return a->tripped; }
+
+void rd__sbx_alloc_cap(rd_sbx_alloc *a, size_t cap) {
+  a->limit = cap ? (size_t)a->total + cap : 0;
+  a->cap = cap;
+  a->tripped = 0;
+}
 
 /* The wrapper of a state redrive did not create (the CLI's, stock lua5.4's)
  * lives in a userdata anchored in the registry. Its __gc runs while the

@@ -5,9 +5,9 @@
  * under the redrive binary and under stock lua5.4 with redrive.so) that
  * serves one request at a time over a socket: a frame with the request's
  * JSON text and its memory cap in, a frame with the reply's JSON text out.
- * For each request it makes a fresh Lua state on the counting allocator
- * capped at that memory, runs lua/redrive/sandbox.lua's serve() in it and
- * closes it. The loop never blocks on a worker: a call polls the socket
+ * It keeps one Lua state on the counting allocator and, for each request,
+ * caps what the request may add to it and runs lua/redrive/sandbox.lua's
+ * serve(), which builds the code a fresh environment. The loop never blocks on a worker: a call polls the socket
  * (uv_poll_t) and parks its task; a timer at the run's time limit plus a
  * grace kills the worker with SIGKILL, whatever its code is doing (a C call
  * that never returns included), and the call fails with RD_ELIMIT.
@@ -404,11 +404,18 @@ typedef struct serve_args {
   size_t rlen;
 } serve_args;
 
-/* In the request's fresh state: the libraries (the env is built from
- * them by sandbox.lua, which exposes only its allow list), a core table
- * with rd.json and the sandbox's C half, then sandbox.lua's serve(text). */
-static int serve_in(lua_State *L) {
-  serve_args *a = lua_touserdata(L, 1);
+/* The worker's Lua state: the libraries (the env is built from them by
+ * sandbox.lua, which exposes only its allow list), a core table with
+ * rd.json and the sandbox's C half, and sandbox.lua's serve() in the
+ * registry. Made once and kept: a request gets a fresh environment, never
+ * the globals of this state, so nothing one request leaves reaches the next. */
+typedef struct wstate {
+  rd_sbx_alloc *al;
+  lua_State *L;
+  int serve;              /* registry ref of S.serve */
+} wstate;
+
+static int setup_in(lua_State *L) {
   static const luaL_Reg libs[] = {
     {LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
     {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
@@ -426,6 +433,34 @@ static int serve_in(lua_State *L) {
   lua_pushvalue(L, core);
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "serve");
+  return 1;
+}
+
+static void wstate_close(wstate *w) {
+  if (w->L) lua_close(w->L);
+  free(w->al);
+  w->L = NULL;
+  w->al = NULL;
+}
+
+/* 0, or -1 without memory (the state is then closed). */
+static int wstate_open(wstate *w) {
+  if (!(w->al = rd__sbx_alloc_new(0)) || !(w->L = lua_newstate(rd__sbx_alloc, w->al))) {
+    wstate_close(w);
+    return -1;
+  }
+  lua_pushcfunction(w->L, setup_in);
+  if (lua_pcall(w->L, 0, 1, 0) != LUA_OK) {
+    wstate_close(w);
+    return -1;
+  }
+  w->serve = luaL_ref(w->L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int serve_in(lua_State *L) {
+  serve_args *a = lua_touserdata(L, 2);
+  lua_settop(L, 1); /* S.serve */
   lua_pushlstring(L, a->text, a->len);
   lua_call(L, 1, 1);
   size_t n;
@@ -459,22 +494,28 @@ static void fallback(serve_args *a, int nomem, size_t cap, const char *why) {
   a->rlen = (size_t)n;
 }
 
-static void serve(serve_args *a, uint64_t cap) {
-  rd_sbx_alloc *al = rd__sbx_alloc_new((size_t)cap);
-  lua_State *L = al ? lua_newstate(rd__sbx_alloc, al) : NULL;
-  if (!L) {
+/* One request: its memory cap counts from what the state holds now (after
+ * a full collection), so it bounds what the request's data and code take. */
+static void serve(wstate *w, serve_args *a, uint64_t cap) {
+  if (!w->L && wstate_open(w) != 0) {
     fallback(a, 1, (size_t)cap, NULL);
-  } else {
-    lua_pushcfunction(L, serve_in);
-    lua_pushlightuserdata(L, a);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      free(a->reply);
-      a->reply = NULL;
-      fallback(a, rd__sbx_alloc_tripped(al), (size_t)cap, lua_tostring(L, -1));
-    }
-    lua_close(L);
+    return;
   }
-  free(al);
+  lua_State *L = w->L;
+  lua_gc(L, LUA_GCCOLLECT);
+  rd__sbx_alloc_cap(w->al, (size_t)cap);
+  lua_pushcfunction(L, serve_in);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->serve);
+  lua_pushlightuserdata(L, a);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    free(a->reply);
+    a->reply = NULL;
+    fallback(a, rd__sbx_alloc_tripped(w->al), (size_t)cap, lua_tostring(L, -1));
+    wstate_close(w); /* whatever went wrong, the next request starts afresh */
+  } else {
+    rd__sbx_alloc_cap(w->al, 0);
+    lua_gc(L, LUA_GCCOLLECT);
+  }
 #ifdef __GLIBC__
   malloc_trim(0); /* an idle worker does not sit on its last request's peak */
 #endif
@@ -488,6 +529,7 @@ static _Noreturn void child_main(int fd, pid_t parent) {
   close_others(fd);
   struct rlimit none = {0, 0};
   setrlimit(RLIMIT_CORE, &none);
+  wstate ws = {0};
   for (;;) {
     unsigned char hdr[REQ_HDR];
     if (io_full(fd, hdr, sizeof hdr, 0) != 0) _exit(0);
@@ -501,7 +543,7 @@ static _Noreturn void child_main(int fd, pid_t parent) {
     a.text = text;
     a.len = len;
     backstop(cap, len);
-    serve(&a, cap);
+    serve(&ws, &a, cap);
     free(text);
     if (!a.reply) _exit(1);
     uint32_t rlen = (uint32_t)a.rlen;

@@ -169,6 +169,22 @@ test("sandbox-1.7 a limit is a module error: an incomplete execution, never a su
   src:close()
 end)
 
+test("sandbox-1.8 a worker serves many runs: nothing one leaves reaches the next", function()
+  local _, a = run_code("leak = 'left'; string.upper = nil; rd.json.encode = nil; return 1")
+  eq(a.status, "success")
+  local _, b = run_code("return { leak = leak == nil, upper = ('x'):upper(), json = rd.json.encode({1}) }")
+  eq(b.status, "success", b.error and b.error.message)
+  eq(b.run_data["1"].output, { leak = true, upper = "X", json = "[1]" })
+  -- an input larger than the cap fails the module before its code runs
+  local big = {}
+  for i = 1, 20000 do big[i] = ("v"):rep(100) .. i end
+  local out = engine.run(bp { { id = 1, module = "lua:Run", mapper = { maxMemory = 1024 * 1024, code = "return 1" } } },
+    { input = { big = big } })
+  tripped(out, "nomem", "^lua:Run %(module 1%): stopped: it needs more than 1 MiB of memory")
+  local _, c = run_code("return 2")
+  eq(c.status, "success")
+end)
+
 -- ---------------------------------------------------------------------------
 -- 2. rules: the same sandbox, in this process
 
