@@ -128,6 +128,69 @@ void rd_redact_clear(void);
  * userinfo, query and fragment: the form a URL takes in messages. */
 void rd_redact_url(const char *url, char *out, size_t n);
 
+/* ---- failure fingerprints: the one normaliser ------------------------- *
+ *
+ * Failures that share a cause share a fingerprint, whatever varies between
+ * them. rd_cause turns a failure message into its template: a left-to-right
+ * scan replaces
+ *   <n>     numbers (with a fraction; "500ms" -> "<n>ms"), except an HTTP
+ *           status the text names as one ("HTTP 503", "HTTP/1.1 503",
+ *           "status code 503", "statusCode: 503", "[503]", "503 Service
+ *           Unavailable")
+ *   <hex>   0x1f, and words of 8+ hex digits with a digit in them
+ *   <id>    words of 10+ letters and digits with 2+ of each
+ *   <uuid>  8-4-4-4-12 hex
+ *   <host>  a URL's userinfo, host and port (scheme and path stay: the path
+ *           normalised, query values -> <v>, a fragment -> #<v>), IPv4 and
+ *           IPv6 addresses (with a port), name:port, DNS names of three
+ *           labels or more in lower case (api.example.com)
+ *   <email> addresses
+ *   <time>  ISO 8601 dates and times (with a zone), hh:mm:ss, HTTP dates
+ *   <q>     a quoted value ("...", '...', `...`, typographic quotes); kept,
+ *           and normalised inside, are a label or JSON key (a ':' follows),
+ *           prose (it holds white space), "" and a JSON string value that is
+ *           a bare word without digits ("not_found");
+ * white space runs become one space (trimmed), control characters a space,
+ * bytes that are not UTF-8 U+FFFD, and the same placeholder repeated with
+ * only separators between (", ", " ", ";", "|") one placeholder ("ids 1, 2,
+ * 3" -> "ids <n>"). An empty message is "(no message)". The template of a
+ * template is itself.
+ *   "HTTP 503 from http://10.0.0.7:8080/order/5?x=1" ->
+ *   "HTTP 503 from http://<host>/order/<n>?x=<v>"
+ * Bounded: only the first RD_CAUSE_SCAN bytes of a message are read, each
+ * rule looks ahead a bounded distance, nothing is allocated. The kept
+ * template is valid UTF-8, cut (with "…") at a character boundary. */
+#define RD_FINGERPRINT_LEN 12    /* hex digits of a fingerprint */
+#define RD_CAUSE_SCAN 4096       /* bytes of a message read */
+#define RD_CAUSE_MAX 320         /* a cause buffer this big keeps templates of ~300 bytes */
+
+/* Write the template of msg[0..n) into out (cap bytes, NUL-terminated; cut
+ * with "…" when it does not fit). Returns the length written. Never fails;
+ * out may be NULL with cap 0. */
+size_t rd_cause(const char *msg, size_t n, char *out, size_t cap);
+
+/* What identifies a failure's cause. Every member may be NULL / 0. */
+typedef struct rd_failure {
+  const char *module;      /* module type: "http:ActionSendData", an n8n node type */
+  const char *module_id;   /* its id in the scenario: "3", an n8n node name */
+  const char *error_class; /* error class or code: "http", "ConnectionError" */
+  int status;              /* HTTP status, 0 = the one the message names, if any */
+  const char *message;     /* the failure's message (a reason, error.message) */
+  size_t message_len;      /* 0 = strlen(message) */
+} rd_failure_t;
+
+/* The fingerprint of a failure: RD_FINGERPRINT_LEN lower-case hex digits
+ * (fp, NUL-terminated) of a 64-bit hash of the module, module id, the HTTP
+ * status ("HTTP 503": given, else the first the message names) or else
+ * the error class, and the message's template (whole, even when `cause`
+ * keeps only its start). The template goes to cause (cap bytes, as
+ * rd_cause; cause may be NULL). Stable across runs, machines and sources:
+ * the same failure always gets the same fingerprint, one status or module
+ * apart it gets another. Each of module, module_id and error_class counts
+ * up to 256 bytes. Never fails. */
+void rd_fingerprint(const rd_failure_t *f, char fp[RD_FINGERPRINT_LEN + 1], char *cause,
+                    size_t cap);
+
 /* ---- loop: tasks and waits on one libuv loop -------------------------- *
  *
  * A task is a C function the loop runs, never re-entrantly: only from the

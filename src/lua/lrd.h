@@ -197,5 +197,6 @@ void rd__open_redact(lua_State *L);
 void rd__open_pattern(lua_State *L);
 void rd__open_sandbox(lua_State *L);
 void rd__open_worker(lua_State *L);
+void rd__open_fingerprint(lua_State *L);
 
 #endif

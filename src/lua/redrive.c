@@ -267,6 +267,7 @@ static void open_core(lua_State *L) {
   rd__open_redact(L);
   rd__open_sandbox(L);
   rd__open_worker(L);
+  rd__open_fingerprint(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "redrive.core");
@@ -294,6 +295,7 @@ int luaopen_redrive(lua_State *L) {
   rd__open_http(L);
   rd__open_blueprint(L);
   rd__open_pattern(L);
+  rd__open_fingerprint(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "rd");     /* core.rd = rd, for the Lua parts */
   /* pure-Lua parts add rd.all, rd.each, rd.connect, ... */
