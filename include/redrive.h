@@ -574,7 +574,9 @@ int rd_store_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *fi
   XX(retry_of, RETRY_OF, TEXT, 0)           /* the execution retried */       \
   XX(retry_success_id, RETRY_SUCCESS_ID, TEXT, 0) /* its successful retry */  \
   XX(parent_id, PARENT_ID, TEXT, 0)         /* the root of a retry chain */   \
-  XX(dlq_id, DLQ_ID, TEXT, 0)
+  XX(dlq_id, DLQ_ID, TEXT, 0)                                                 \
+  XX(fingerprint, FINGERPRINT, TEXT, 0)     /* of the error (rd_fingerprint) */ \
+  XX(cause, CAUSE, TEXT, 0)                 /* its template (rd_cause) */
 
 typedef struct rd_exec {
   RD_EXEC_FIELDS(RD__FIELD_DECL)
@@ -593,6 +595,7 @@ typedef struct rd_exec_filter {
   double since, until;     /* on started_at: since <= t < until; RD_STORE_NONE = open */
   const char *after;       /* keyset pagination: ids > after; NULL = from the start */
   int limit;               /* 0 = RD_STORE_DEFAULT_LIMIT, capped at RD_STORE_MAX_LIMIT */
+  const char *fingerprint; /* NULL = any */
 } rd_exec_filter_t;
 
 typedef int (*rd_exec_cb)(const rd_exec_t *rec, void *ud);
@@ -624,7 +627,9 @@ int rd_store_exec_delete(rd_store_t *st, const char *id, rd_err *err);
   XX(blueprint, BLUEPRINT, JSON, RD_F_HEAVY)   /* NULL in list results */     \
   XX(state, STATE, JSON, RD_F_HEAVY)           /* what resuming needs */      \
   XX(lease_owner, LEASE_OWNER, TEXT, RD_F_STORE)   /* NULL when not leased */ \
-  XX(lease_expiry, LEASE_EXPIRY, REAL, RD_F_STORE) /* NONE when not leased */
+  XX(lease_expiry, LEASE_EXPIRY, REAL, RD_F_STORE) /* NONE when not leased */ \
+  XX(fingerprint, FINGERPRINT, TEXT, 0)        /* of the failure */           \
+  XX(cause, CAUSE, TEXT, 0)                    /* its template */
 
 typedef struct rd_dlq_item {
   RD_DLQ_ITEM_FIELDS(RD__FIELD_DECL)
@@ -651,6 +656,7 @@ typedef struct rd_dlq_filter {
   double since, until;         /* on created; RD_STORE_NONE = open */
   const char *after;
   int limit;
+  const char *fingerprint;     /* NULL = any */
 } rd_dlq_filter_t;
 
 typedef struct rd_log_filter {
@@ -660,8 +666,9 @@ typedef struct rd_log_filter {
   int limit;
 } rd_log_filter_t;
 
-/* Which items a claim or delete is about: `ids` (n_ids of them) or, with
- * `all`, every item (of `scenario_id` when not 0); minus `except`. */
+/* Which items a claim, delete or resolve is about: `ids` (n_ids of them)
+ * or, with `all`, every item (of `scenario_id` when not 0, with
+ * `fingerprint` when not NULL); minus `except`. */
 typedef struct rd_dlq_sel {
   const char *const *ids;
   size_t n_ids;
@@ -669,6 +676,7 @@ typedef struct rd_dlq_sel {
   const char *const *except;
   size_t n_except;
   int64_t scenario_id;
+  const char *fingerprint;
 } rd_dlq_sel_t;
 
 typedef int (*rd_dlq_cb)(const rd_dlq_item_t *item, void *ud);
@@ -689,8 +697,9 @@ int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err
 /* One page in id order, without blueprint and state. */
 int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
                       rd_err *err);
-/* Count items (scenario_id, resolved and after of f; since, until and limit
- * are ignored): an interrupted bulk retry counts what it did not reach. */
+/* Count items (scenario_id, resolved, fingerprint and after of f; since,
+ * until and limit are ignored): an interrupted bulk retry counts what it
+ * did not reach. */
 int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err);
 /* Replace the blueprint (when not NULL) and the failer (when > 0).
  * RD_ENOT_FOUND; RD_ECONFLICT while someone holds a lease on the item. */
@@ -703,6 +712,35 @@ int rd_store_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, in
  * confirmed. on_error runs inside the transaction. */
 int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
                         rd_dlq_error_cb on_error, void *ud, rd_err *err);
+/* One transaction: mark the selected items resolved without retrying them
+ * (handled by hand). Leased items and requested ids that do not exist are
+ * kept and reported to on_error, as rd_store_dlq_delete does; *n counts
+ * the items that were pending and are resolved now. */
+int rd_store_dlq_resolve(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *n,
+                         rd_dlq_error_cb on_error, void *ud, rd_err *err);
+
+/* Failure groups: the items of f (scenario_id, resolved, since and until
+ * on created; after is ignored) grouped by fingerprint, biggest first (then
+ * by fingerprint), at most f->limit groups (0 = RD_STORE_DEFAULT_LIMIT,
+ * capped at RD_STORE_MAX_LIMIT), computed by SQLite (GROUP BY): no item is
+ * held in memory. Each group is handed to cb, borrowed for the call. */
+#define RD_GROUP_EXAMPLES 3      /* example ids per group */
+#define RD_GROUP_SCENARIOS 32    /* scenario ids per group listed (the rest counted) */
+typedef struct rd_group {
+  const char *fingerprint;     /* NULL: items recorded without one */
+  const char *cause;           /* the template of its first item */
+  int64_t count;
+  double first, last;          /* created of its oldest and newest item */
+  int64_t scenarios[RD_GROUP_SCENARIOS];
+  size_t n_scenarios;          /* listed in scenarios */
+  size_t more_scenarios;       /* not listed */
+  const char *examples[RD_GROUP_EXAMPLES]; /* the first ids, in id order */
+  size_t n_examples;
+} rd_group_t;
+typedef int (*rd_group_cb)(const rd_group_t *g, void *ud);
+int rd_store_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, void *ud,
+                        rd_err *err);
+
 /* One page of an item's retry logs in id order; RD_ENOT_FOUND without the item. */
 int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
                       rd_dlq_log_cb cb, void *ud, rd_err *err);
@@ -765,14 +803,20 @@ int rd_store_retry_done(rd_store_t *st, const rd_retry_done_t *r, char *exec_id,
  * started_at >= since (RD_STORE_NONE = all time). succeeded = success +
  * warning, failed = error, finished = all but running; success_rate =
  * succeeded / (succeeded + failed) or NONE; avg and p95 (nearest rank) over
- * finished executions with a duration, NONE when there are none; top reasons
- * of failed executions (the DLQ item's reason, else error.message). -- */
+ * finished executions with a duration, NONE when there are none; top
+ * reasons of failed executions: their fingerprint groups, biggest first,
+ * each with its cause as the reason ("unknown" for failures recorded
+ * without an error, which share the empty fingerprint). -- */
 #define RD_HEALTH_TOP_MAX 20
 typedef struct rd_health {
   int64_t total, finished, succeeded, failed, running;
   double success_rate, avg_duration, p95_duration;
   size_t n_top;
-  struct { char *reason; int64_t count; } top[RD_HEALTH_TOP_MAX];
+  struct {
+    char *reason;
+    int64_t count;
+    char fingerprint[RD_FINGERPRINT_LEN + 1];
+  } top[RD_HEALTH_TOP_MAX];
 } rd_health_t;
 /* Fill *out (then free its strings with rd_store_health_free); top is the
  * number of reasons wanted (0 = 5, capped at RD_HEALTH_TOP_MAX). */

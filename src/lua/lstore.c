@@ -316,6 +316,7 @@ static void read_sel(const fields *f, rd_dlq_sel_t *sel) {
   sel->all = f_bool(f, "all", 0, NULL);
   sel->except = f_strings(f, "except", &sel->n_except);
   sel->scenario_id = f_int(f, "scenario", 0, NULL);
+  sel->fingerprint = f_str(f, "fingerprint", NULL);
   if (!sel->ids && !sel->all) luaL_argerror(f->L, f->arg, "'ids' or 'all = true' expected");
   if (sel->ids && sel->all) luaL_argerror(f->L, f->arg, "'ids' and 'all' exclude each other");
 }
@@ -376,6 +377,31 @@ static void push_exec(lua_State *L, const void *p) { push_rec(L, &rd__rec_exec, 
 static void push_item(lua_State *L, const void *p) { push_rec(L, &rd__rec_item, p); }
 static void push_log(lua_State *L, const void *p) { push_rec(L, &rd__rec_log, p); }
 
+/* {fingerprint, cause, count, first, last, scenarios = {id...}, example_ids =
+ * {id...}, more_scenarios = n} */
+static void push_group(lua_State *L, const void *p) {
+  const rd_group_t *g = p;
+  lua_createtable(L, 0, 8);
+  set_str(L, "fingerprint", g->fingerprint);
+  set_str(L, "cause", g->cause);
+  set_int(L, "count", g->count);
+  set_num(L, "first", g->first);
+  set_num(L, "last", g->last);
+  lua_createtable(L, (int)g->n_scenarios, 0);
+  for (size_t i = 0; i < g->n_scenarios; i++) {
+    lua_pushinteger(L, (lua_Integer)g->scenarios[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "scenarios");
+  if (g->more_scenarios) set_int(L, "more_scenarios", (int64_t)g->more_scenarios);
+  lua_createtable(L, (int)g->n_examples, 0);
+  for (size_t i = 0; i < g->n_examples; i++) {
+    lua_pushstring(L, g->examples[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "example_ids");
+}
+
 /* Collects records into the table on top of the stack, each push protected. */
 typedef struct collector {
   lua_State *L;
@@ -432,6 +458,11 @@ static int cb_item(const rd_dlq_item_t *r, void *ud) {
 static int cb_log(const rd_dlq_log_t *r, void *ud) {
   collector *c = ud;
   c->rec = r;
+  return collect(c);
+}
+static int cb_group(const rd_group_t *g, void *ud) {
+  collector *c = ud;
+  c->rec = g;
   return collect(c);
 }
 static int cb_error(const char *id, int code, const char *msg, void *ud) {
@@ -547,6 +578,7 @@ static int l_exec_list(lua_State *L) {
     .until = f_num(&f, "until", NULL),
     .after = f_str(&f, "after", NULL),
     .limit = f_limit(&f),
+    .fingerprint = f_str(&f, "fingerprint", NULL),
   };
   collector c;
   collector_start(L, &c, push_exec);
@@ -614,6 +646,7 @@ static void read_dlq_filter(const fields *f, rd_dlq_filter_t *flt) {
     .until = f_num(f, "until", NULL),
     .after = f_str(f, "after", NULL),
     .limit = f_limit(f),
+    .fingerprint = f_str(f, "fingerprint", NULL),
   };
 }
 
@@ -654,7 +687,11 @@ static int l_dlq_patch(lua_State *L) {
   return 1;
 }
 
-static int l_dlq_delete(lua_State *L) {
+/* st:dlq_delete{sel} -> {deleted = n, errors} and st:dlq_resolve{sel} ->
+ * {resolved = n, errors}: the same selection, the same report. */
+static int on_selection(lua_State *L, const char *count,
+                        int (*fn)(rd_store_t *, const rd_dlq_sel_t *, int64_t *,
+                                  rd_dlq_error_cb, void *, rd_err *)) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
   rd_dlq_sel_t sel;
@@ -663,16 +700,31 @@ static int l_dlq_delete(lua_State *L) {
   collector_start(L, &c, NULL); /* errors */
   int64_t n = 0;
   rd_err err = {0};
-  int r = rd_store_dlq_delete(st, &sel, &n, cb_error, &c, &err);
+  int r = fn(st, &sel, &n, cb_error, &c, &err);
   c.u->busy = 0;
   if (c.failed) return lua_error(L);
   if (r) return rd__lua_pusherr(L, &err);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)n);
-  lua_setfield(L, -2, "deleted");
+  lua_setfield(L, -2, count);
   lua_pushvalue(L, c.t);
   lua_setfield(L, -2, "errors");
   return 1;
+}
+
+static int l_dlq_delete(lua_State *L) { return on_selection(L, "deleted", rd_store_dlq_delete); }
+static int l_dlq_resolve(lua_State *L) { return on_selection(L, "resolved", rd_store_dlq_resolve); }
+
+static int l_dlq_groups(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  rd_dlq_filter_t flt;
+  read_dlq_filter(&f, &flt);
+  collector c;
+  collector_start(L, &c, push_group);
+  rd_err err = {0};
+  int r = rd_store_dlq_groups(st, &flt, cb_group, &c, &err);
+  return collector_end(L, &c, r, &err);
 }
 
 static int l_dlq_logs(lua_State *L) {
@@ -809,6 +861,10 @@ static int health_p(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, 2);
     lua_setfield(L, -2, "count");
+    if (h->top[i].fingerprint[0]) {
+      lua_pushstring(L, h->top[i].fingerprint);
+      lua_setfield(L, -2, "fingerprint");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "top_reasons");
@@ -854,6 +910,8 @@ static const luaL_Reg store_methods[] = {
   {"dlq_count", l_dlq_count},
   {"dlq_patch", l_dlq_patch},
   {"dlq_delete", l_dlq_delete},
+  {"dlq_resolve", l_dlq_resolve},
+  {"dlq_groups", l_dlq_groups},
   {"dlq_logs", l_dlq_logs},
   {"claim", l_claim},
   {"renew", l_renew},

@@ -111,16 +111,21 @@ int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err
 static const char *const filter_conds[] = {
   " AND scenario_id = :scenario", " AND resolved = 0", " AND resolved = 1",
   " AND created >= :since", " AND created < :until", " AND id > :after",
+  " AND fingerprint = :fingerprint",
 };
+#define NFILTER ((int)(sizeof filter_conds / sizeof *filter_conds))
 
-static void filter_use(const rd_dlq_filter_t *f, int use[6], int full) {
+/* full: since and until count (a count ignores them); after: so does after
+ * (groups). */
+static void filter_use(const rd_dlq_filter_t *f, int use[NFILTER], int full, int after) {
   use[0] = f->scenario_id != 0;
   /* resolved as a literal, so the partial index on pending items applies */
   use[1] = f->resolved == 0;
   use[2] = f->resolved == 1;
   use[3] = full && !isnan(f->since);
   use[4] = full && !isnan(f->until);
-  use[5] = f->after != NULL;
+  use[5] = after && f->after != NULL;
+  use[6] = f->fingerprint != NULL;
 }
 
 static void filter_bind(sqlite3_stmt *s, const rd_dlq_filter_t *f) {
@@ -128,16 +133,17 @@ static void filter_bind(sqlite3_stmt *s, const rd_dlq_filter_t *f) {
   rd__bind_double(s, ":since", f->since);
   rd__bind_double(s, ":until", f->until);
   rd__bind_text(s, ":after", f->after);
+  rd__bind_text(s, ":fingerprint", f->fingerprint);
 }
 
 int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
                       rd_err *err) {
-  int limit, use[6];
+  int limit, use[NFILTER];
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
-  filter_use(f, use, 1);
+  filter_use(f, use, 1, 1);
   sqlite3_stmt *s;
-  r = rd__prep_built(st, ITEM, " WHERE 1", filter_conds, use, 6,
+  r = rd__prep_built(st, ITEM, " WHERE 1", filter_conds, use, NFILTER,
                  " ORDER BY id LIMIT :limit", &s, err);
   if (r) return r;
   filter_bind(s, f);
@@ -157,11 +163,11 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
 }
 
 int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err) {
-  int use[6];
-  filter_use(f, use, 0);
+  int use[NFILTER];
+  filter_use(f, use, 0, 1);
   sqlite3_stmt *s;
-  int r = rd__prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use, 6, "", &s,
-                     err);
+  int r = rd__prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use,
+                         NFILTER, "", &s, err);
   if (r) return r;
   filter_bind(s, f);
   int rc = sqlite3_step(s);
@@ -258,10 +264,11 @@ int rd_store_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, in
   return rd__st_end(st, r, err);
 }
 
-const char *const rd__sel_conds[] = {
+const char *const rd__sel_conds[RD__SEL_N] = {
   " AND scenario_id = :scenario",
   " AND id IN (SELECT value FROM json_each(:ids))",
   " AND id NOT IN (SELECT value FROM json_each(:except))",
+  " AND fingerprint = :fingerprint",
 };
 
 int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
@@ -274,14 +281,16 @@ int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
   return 0;
 }
 
-void rd__sel_use(const rd_dlq_sel_t *sel, int use[3]) {
+void rd__sel_use(const rd_dlq_sel_t *sel, int use[RD__SEL_N]) {
   use[0] = sel->scenario_id != 0;
   use[1] = !sel->all;
   use[2] = sel->except && sel->n_except > 0;
+  use[3] = sel->fingerprint != NULL;
 }
 
 int rd__sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err) {
   rd__bind_int(s, ":scenario", sel->scenario_id);
+  rd__bind_text(s, ":fingerprint", sel->fingerprint);
   if (rd__bind_strings(s, ":ids", sel->ids, sel->ids ? sel->n_ids : 0) ||
       rd__bind_strings(s, ":except", sel->except, sel->except ? sel->n_except : 0))
     return nomem(err);
@@ -303,48 +312,151 @@ static int report(rd_store_t *st, sqlite3_stmt *s, int code, const char *message
   return r;
 }
 
-int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
-                        rd_dlq_error_cb on_error, void *ud, rd_err *err) {
+/* One transaction over a selection: the items leased right now are kept
+ * and reported ("being retried"), so are requested ids that do not exist
+ * (in the scenario / with the fingerprint, if given); `act` (a statement
+ * over the rest: DELETE or UPDATE, with the selection's conditions
+ * appended) runs on what is left and *n counts the rows it changed. The one
+ * body of delete and resolve. */
+static int on_selection(rd_store_t *st, const rd_dlq_sel_t *sel, const char *act, const char *what,
+                        int64_t *n, rd_dlq_error_cb on_error, void *ud, rd_err *err) {
   int r = rd__sel_check(sel, err);
   if (!r) r = rd__st_begin(st, err);
   if (r) return r;
   double now = rd__st_now();
-  int use[3];
+  int use[RD__SEL_N];
   rd__sel_use(sel, use);
   sqlite3_stmt *s;
   /* 1. items leased right now stay, reported */
-  r = rd__prep_built(st, NULL, "SELECT id FROM dlq_item WHERE " LEASED, rd__sel_conds, use, 3,
-                 " ORDER BY id", &s, err);
+  r = rd__prep_built(st, NULL, "SELECT id FROM dlq_item WHERE " LEASED, rd__sel_conds, use,
+                     RD__SEL_N, " ORDER BY id", &s, err);
   if (!r) r = rd__sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
     r = report(st, s, RD_ECONFLICT, "being retried", on_error, ud, err);
   }
-  /* 2. requested ids that do not exist (in the scenario, if one is given) */
+  /* 2. requested ids that do not exist (in the scenario, with the
+   * fingerprint, if given) */
   if (!r && !sel->all) {
     static const char *const conds[] = {
-      " AND scenario_id = :scenario", ")",
+      " AND scenario_id = :scenario", " AND fingerprint = :fingerprint", ")",
       " AND value NOT IN (SELECT value FROM json_each(:except))",
     };
     r = rd__prep_built(st, NULL,
                    "SELECT DISTINCT value FROM json_each(:ids) WHERE value NOT IN"
                    " (SELECT id FROM dlq_item WHERE 1",
-                   conds, (const int[]){use[0], 1, use[2]}, 3, " ORDER BY value", &s, err);
+                   conds, (const int[]){use[0], use[3], 1, use[2]}, 4, " ORDER BY value", &s, err);
     if (!r) r = rd__sel_bind(s, sel, err);
     if (!r) r = report(st, s, RD_ENOT_FOUND, "not found", on_error, ud, err);
   }
-  /* 3. the rest goes, with its logs (ON DELETE CASCADE) */
-  if (!r)
-    r = rd__prep_built(st, NULL, "DELETE FROM dlq_item WHERE NOT " LEASED, rd__sel_conds, use,
-                       3, "",
-                   &s, err);
+  /* 3. the rest */
+  if (!r) r = rd__prep_built(st, NULL, act, rd__sel_conds, use, RD__SEL_N, "", &s, err);
   if (!r) r = rd__sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
-    r = rd__st_exec(st, s, "cannot delete incomplete executions from", err);
+    r = rd__st_exec(st, s, what, err);
   }
-  int64_t n = r ? 0 : sqlite3_changes64(st->db);
+  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
   r = rd__st_end(st, r, err);
-  if (!r && deleted) *deleted = n;
+  if (!r && n) *n = changed;
+  return r;
+}
+
+int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
+                        rd_dlq_error_cb on_error, void *ud, rd_err *err) {
+  /* logs go with their item (ON DELETE CASCADE) */
+  return on_selection(st, sel, "DELETE FROM dlq_item WHERE NOT " LEASED,
+                      "cannot delete incomplete executions from", deleted, on_error, ud, err);
+}
+
+int rd_store_dlq_resolve(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *n,
+                         rd_dlq_error_cb on_error, void *ud, rd_err *err) {
+  return on_selection(st, sel, "UPDATE dlq_item SET resolved = 1 WHERE resolved = 0 AND NOT " LEASED,
+                      "cannot resolve incomplete executions in", n, on_error, ud, err);
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+/* The first examples of group g (its cause too) in id order. */
+static int group_examples(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_t *g,
+                          char ids[RD_GROUP_EXAMPLES][RD_STORE_ID_LEN + 1], char **cause,
+                          rd_err *err) {
+  rd_dlq_filter_t ef = *f;
+  ef.fingerprint = g->fingerprint;
+  int use[NFILTER];
+  filter_use(&ef, use, 1, 0);
+  sqlite3_stmt *s;
+  int r = rd__prep_built(st, NULL, "SELECT id, cause FROM dlq_item WHERE 1", filter_conds, use,
+                         NFILTER, g->fingerprint ? " ORDER BY id LIMIT :limit"
+                                                 : " AND fingerprint IS NULL ORDER BY id LIMIT :limit",
+                         &s, err);
+  if (r) return r;
+  filter_bind(s, &ef);
+  rd__bind_int(s, ":limit", RD_GROUP_EXAMPLES);
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW && g->n_examples < RD_GROUP_EXAMPLES) {
+    const char *id = rd__col_text(s, 0), *c = rd__col_text(s, 1);
+    if (!id || strlen(id) > RD_STORE_ID_LEN) continue;
+    strcpy(ids[g->n_examples], id);
+    g->examples[g->n_examples] = ids[g->n_examples];
+    g->n_examples++;
+    if (!*cause && c && !(*cause = strdup(c))) {
+      r = nomem(err);
+      break;
+    }
+  }
+  if (!r && rc != SQLITE_DONE && rc != SQLITE_ROW) r = rd__st_fail(st, rc, "cannot read", err);
+  sqlite3_reset(s);
+  return r;
+}
+
+/* "3,1,12" (group_concat of distinct ids) into g's scenarios. */
+static void group_scenarios(rd_group_t *g, const char *list) {
+  for (const char *p = list; p && *p;) {
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p) break;
+    if (g->n_scenarios < RD_GROUP_SCENARIOS) g->scenarios[g->n_scenarios++] = v;
+    else g->more_scenarios++;
+    p = *end == ',' ? end + 1 : end;
+  }
+}
+
+int rd_store_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, void *ud,
+                        rd_err *err) {
+  int limit, use[NFILTER];
+  int r = rd__st_limit(f->limit, &limit, err);
+  if (r) return r;
+  filter_use(f, use, 1, 0);
+  sqlite3_stmt *s;
+  /* one read transaction: the groups and their examples agree */
+  if (sqlite3_exec(st->db, st->batch ? "SAVEPOINT rd_groups" : "BEGIN", NULL, NULL, NULL))
+    return rd__st_fail(st, sqlite3_errcode(st->db), "cannot read", err);
+  r = rd__prep_built(st, NULL,
+                     "SELECT fingerprint, count(*) AS n, min(created), max(created),"
+                     " group_concat(DISTINCT scenario_id) FROM dlq_item WHERE 1",
+                     filter_conds, use, NFILTER,
+                     " GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT :limit", &s, err);
+  if (!r) {
+    filter_bind(s, f);
+    rd__bind_int(s, ":limit", limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      rd_group_t g = {
+        .fingerprint = rd__col_text(s, 0), .count = sqlite3_column_int64(s, 1),
+        .first = rd__col_double(s, 2), .last = rd__col_double(s, 3),
+      };
+      group_scenarios(&g, rd__col_text(s, 4));
+      char ids[RD_GROUP_EXAMPLES][RD_STORE_ID_LEN + 1], *cause = NULL;
+      r = group_examples(st, f, &g, ids, &cause, err);
+      g.cause = cause;
+      if (!r && cb(&g, ud)) r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
+      free(cause);
+      if (r) break;
+    }
+    if (!r && rc != SQLITE_DONE) r = rd__st_fail(st, rc, "cannot read", err);
+    sqlite3_reset(s);
+  }
+  sqlite3_exec(st->db, st->batch ? "RELEASE rd_groups" : "COMMIT", NULL, NULL, NULL);
   return r;
 }

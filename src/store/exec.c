@@ -72,6 +72,7 @@ int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb,
   if (!r && !isnan(f->since)) r = rd__buf_adds(&q, " AND started_at >= :since");
   if (!r && !isnan(f->until)) r = rd__buf_adds(&q, " AND started_at < :until");
   if (!r && f->after) r = rd__buf_adds(&q, " AND id > :after");
+  if (!r && f->fingerprint) r = rd__buf_adds(&q, " AND fingerprint = :fingerprint");
   if (!r) r = rd__buf_adds(&q, " ORDER BY id LIMIT :limit");
   sqlite3_stmt *s = NULL;
   if (r) r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
@@ -84,6 +85,7 @@ int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb,
   rd__bind_double(s, ":since", f->since);
   rd__bind_double(s, ":until", f->until);
   rd__bind_text(s, ":after", f->after);
+  rd__bind_text(s, ":fingerprint", f->fingerprint);
   rd__bind_int(s, ":limit", limit);
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

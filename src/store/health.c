@@ -4,6 +4,7 @@
 #include "store/store_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,11 +84,13 @@ int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, 
     }
   }
   if (!r && h.failed > 0) {
+    /* by fingerprint (the failures of one cause, src/core/fingerprint.c),
+     * each shown with its cause */
     r = prep(st,
-             "SELECT coalesce(d.reason, json_extract(e.error, '$.message'), 'unknown') AS why,"
-             " count(*) AS n FROM execution e LEFT JOIN dlq_item d ON d.id = e.dlq_id"
-             " WHERE e.status = 'error'",
-             use_scn, use_since, " GROUP BY why ORDER BY n DESC, why LIMIT :top", &s, err);
+             "SELECT coalesce(min(e.cause), 'unknown') AS why, count(*) AS n, e.fingerprint"
+             " FROM execution e WHERE e.status = 'error'",
+             use_scn, use_since, " GROUP BY e.fingerprint ORDER BY n DESC, why LIMIT :top", &s,
+             err);
     if (!r) {
       rd__bind_int(s, ":scenario", scenario_id);
       rd__bind_double(s, ":since", since);
@@ -100,6 +103,9 @@ int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, 
           r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
           break;
         }
+        const char *fp = rd__col_text(s, 2);
+        snprintf(h.top[h.n_top].fingerprint, sizeof h.top[h.n_top].fingerprint, "%s",
+                 fp ? fp : "");
         h.top[h.n_top].reason = copy;
         h.top[h.n_top++].count = sqlite3_column_int64(s, 1);
       }

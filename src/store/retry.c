@@ -21,7 +21,7 @@ static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
 
 int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
                    rd_err *err) {
-  int limit, use[5];
+  int limit, use[RD__SEL_N + 2];
   int r = rd__st_limit(o->limit, &limit, err);
   if (!r) r = rd__sel_check(&o->sel, err);
   if (r) return r;
@@ -33,24 +33,23 @@ int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void 
   r = rd__st_begin(st, err);
   if (r) goto done;
   double now = rd__st_now();
+  /* the selection's conditions, then after and pending */
+  const char *conds[RD__SEL_N + 2];
+  memcpy(conds, rd__sel_conds, sizeof rd__sel_conds);
+  conds[RD__SEL_N] = " AND id > :after";
+  conds[RD__SEL_N + 1] = " AND resolved = 0";
   rd__sel_use(&o->sel, use);
-  use[3] = o->after != NULL;
+  use[RD__SEL_N] = o->after != NULL;
   /* resolved as a literal, so the partial index on pending items applies */
-  use[4] = !o->resolved;
-  static const char *const conds[] = {
-    " AND scenario_id = :scenario",
-    " AND id IN (SELECT value FROM json_each(:ids))",
-    " AND id NOT IN (SELECT value FROM json_each(:except))",
-    " AND id > :after",
-    " AND resolved = 0",
-  };
+  use[RD__SEL_N + 1] = !o->resolved;
   /* One statement picks and leases the batch. */
   sqlite3_stmt *s;
   r = rd__prep_built(st, NULL,
                      "UPDATE dlq_item SET lease_owner = :owner, lease_expiry = :expiry"
                      " WHERE id IN (SELECT id FROM dlq_item WHERE"
                      " (lease_owner IS NULL OR lease_expiry <= :now OR lease_owner = :owner)",
-                     conds, use, 5, " ORDER BY id LIMIT :limit) RETURNING id", &s, err);
+                     conds, use, RD__SEL_N + 2, " ORDER BY id LIMIT :limit) RETURNING id", &s,
+                     err);
   if (!r) r = rd__sel_bind(s, &o->sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);

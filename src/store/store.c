@@ -78,6 +78,30 @@ static const char *const migrations[] = {
   "  execution_id TEXT,"
   "  forced INTEGER NOT NULL DEFAULT 0);"
   "CREATE INDEX dlq_log_item ON dlq_log(dlq_id, id);",
+  /* 1 -> 2: failure fingerprints (src/core/fingerprint.c) on executions with
+   * an error and on items, backfilled with the store's SQL functions
+   * (sqlfn.c) from what the local source fingerprints: the module (type from
+   * the blueprint: the item's snapshot, else the scenario's), its id, the
+   * error's code and the message (the item's reason). Indexed for grouping
+   * and filtering; most executions succeed, so only rows with one. */
+  "ALTER TABLE execution ADD COLUMN fingerprint TEXT;"
+  "ALTER TABLE execution ADD COLUMN cause TEXT;"
+  "ALTER TABLE dlq_item ADD COLUMN fingerprint TEXT;"
+  "ALTER TABLE dlq_item ADD COLUMN cause TEXT;"
+  "UPDATE dlq_item SET"
+  "  fingerprint = rd_fingerprint(reason, rd_module_type(blueprint, failer), CAST(failer AS TEXT),"
+  "    (SELECT json_extract(e.error, '$.code') FROM execution e WHERE e.id = dlq_item.execution_id)),"
+  "  cause = rd_cause(reason);"
+  "UPDATE execution SET"
+  "  fingerprint = rd_fingerprint(json_extract(error, '$.message'),"
+  "    rd_module_type(coalesce((SELECT d.blueprint FROM dlq_item d WHERE d.id = execution.dlq_id),"
+  "                            (SELECT s.blueprint FROM scenario s WHERE s.id = execution.scenario_id)),"
+  "                   json_extract(error, '$.module')),"
+  "    CAST(json_extract(error, '$.module') AS TEXT), json_extract(error, '$.code')),"
+  "  cause = rd_cause(json_extract(error, '$.message'))"
+  "  WHERE error IS NOT NULL;"
+  "CREATE INDEX execution_fingerprint ON execution(fingerprint, id) WHERE fingerprint IS NOT NULL;"
+  "CREATE INDEX dlq_fingerprint ON dlq_item(fingerprint, id) WHERE fingerprint IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -446,6 +470,7 @@ int rd_store_open(rd_store_t **out, const char *path, rd_err *err) {
   if (!r) r = set_wal(st, err);
   if (!r) r = run_sql(st, "PRAGMA synchronous = FULL", "cannot configure", err);
   if (!r) r = run_sql(st, "PRAGMA foreign_keys = ON", "cannot configure", err);
+  if (!r) r = rd__st_functions(st, err);
   if (r) goto done;
   r = rd__st_begin(st, err);
   if (r) goto done;

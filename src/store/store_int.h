@@ -68,6 +68,9 @@ int rd__st_end(rd_store_t *st, int rc, rd_err *err);
  * it. 0 or an error code. */
 int rd__st_exec(rd_store_t *st, sqlite3_stmt *s, const char *what, rd_err *err);
 
+/* Register the store's SQL functions (sqlfn.c) on its connection. */
+int rd__st_functions(rd_store_t *st, rd_err *err);
+
 /* Now, seconds since the epoch with ms precision. */
 double rd__st_now(void);
 /* Check a page size: 0 -> default, > max -> max; RD_EINVALID if negative. */
@@ -131,12 +134,14 @@ int rd__item_insert(rd_store_t *st, const rd_dlq_item_t *d, const char *id, cons
 int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb cb, void *ud,
                  rd_err *err);
 /* A selection of items (rd_dlq_sel_t) in SQL: the conditions (scenario,
- * ids, except), which of them a selection uses, and their bindings. */
-extern const char *const rd__sel_conds[3];
+ * ids, except, fingerprint), which of them a selection uses, and their
+ * bindings. */
+#define RD__SEL_N 4
+extern const char *const rd__sel_conds[RD__SEL_N];
 /* RD_EINVALID unless sel names ids or all, without NULL ids. */
 int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err);
-void rd__sel_use(const rd_dlq_sel_t *sel, int use[3]);
-/* Bind :scenario, :ids and :except; RD_ENOMEM. */
+void rd__sel_use(const rd_dlq_sel_t *sel, int use[RD__SEL_N]);
+/* Bind :scenario, :fingerprint, :ids and :except; RD_ENOMEM. */
 int rd__sel_bind(sqlite3_stmt *s, const rd_dlq_sel_t *sel, rd_err *err);
 
 /* Inside a transaction: insert (or replace, when it exists) execution `e`

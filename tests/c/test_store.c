@@ -862,15 +862,26 @@ RD_TEST(store_health) {
     e.started_at = 5000 + i;
     ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
   }
+  /* two causes, their messages different each time: grouped by the
+   * fingerprint the writer gives (rd_fingerprint), shown by its cause */
   for (int i = 1; i <= 30; i++) {
     rd_exec_t e = exec_rec(1, "error", 100 + i);
     e.started_at = 6000 + i;
+    char msg[64], json[96], fp[RD_FINGERPRINT_LEN + 1], cause[RD_CAUSE_MAX];
+    snprintf(msg, sizeof msg, i <= 20 ? "DataError: missing field in row %d" : "Timeout after %d ms",
+             i * 7);
+    snprintf(json, sizeof json, "{\"message\":\"%s\",\"module\":3}", msg);
+    rd_failure_t f = {.module_id = "3", .message = msg};
+    rd_fingerprint(&f, fp, cause, sizeof cause);
+    e.error = json;
+    e.fingerprint = fp;
+    e.cause = cause;
     if (i <= 20) {
-      e.error = "{\"message\":\"ignored: the item's reason wins\"}";
-      rd_dlq_item_t d = dlq_rec(1, "DataError: missing field");
+      rd_dlq_item_t d = dlq_rec(1, msg);
+      d.fingerprint = fp;
+      d.cause = cause;
       ASSERT_OK(rd_store_record(st, &e, &d, eid, did, &err));
     } else {
-      e.error = "{\"message\":\"Timeout\",\"module\":3}";
       ASSERT_OK(rd_store_record(st, &e, NULL, eid, NULL, &err));
     }
   }
@@ -897,10 +908,12 @@ RD_TEST(store_health) {
   /* nearest rank: the 95th of 1..70, 101..130 is 125 */
   ASSERT(h.p95_duration == 125);
   ASSERT_INT_EQ(h.n_top, 2);
-  ASSERT_STR_EQ(h.top[0].reason, "DataError: missing field");
+  ASSERT_STR_EQ(h.top[0].reason, "DataError: missing field in row <n>");
   ASSERT_INT_EQ(h.top[0].count, 20);
-  ASSERT_STR_EQ(h.top[1].reason, "Timeout");
+  ASSERT_INT_EQ(strlen(h.top[0].fingerprint), RD_FINGERPRINT_LEN);
+  ASSERT_STR_EQ(h.top[1].reason, "Timeout after <n> ms");
   ASSERT_INT_EQ(h.top[1].count, 10);
+  ASSERT(strcmp(h.top[0].fingerprint, h.top[1].fingerprint) != 0);
   rd_store_health_free(&h);
   /* since: only the failures and the running ones */
   ASSERT_OK(rd_store_health(st, 1, 6000, 1, &h, &err));
@@ -910,10 +923,12 @@ RD_TEST(store_health) {
   ASSERT(h.p95_duration == 129); /* ceil(28.5) = 29th of 101..130 */
   ASSERT_INT_EQ(h.n_top, 1);
   rd_store_health_free(&h);
-  /* all scenarios */
+  /* all scenarios: the failure recorded without a fingerprint is "unknown" */
   ASSERT_OK(rd_store_health(st, 0, NONE, 5, &h, &err));
   ASSERT_INT_EQ(h.total, 103);
   ASSERT_INT_EQ(h.n_top, 3);
+  ASSERT_STR_EQ(h.top[2].reason, "unknown");
+  ASSERT_STR_EQ(h.top[2].fingerprint, "");
   rd_store_health_free(&h);
   /* nothing there */
   ASSERT_OK(rd_store_health(st, 42, NONE, 5, &h, &err));
@@ -1130,5 +1145,256 @@ RD_TEST(store_large) {
   ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.all = 1}, &n, collect_error, &errs, &err));
   ASSERT_INT_EQ(n, N - 100);
   ASSERT_INT_EQ(errs.n, 100);
+  rd_store_close(st);
+}
+
+/* ---- fingerprints, groups, resolve --------------------------------------- */
+
+/* A failed execution (and, with `item`, its item) of scenario sc whose
+ * module 2 (an HTTP module in the blueprint bp) failed with msg; its
+ * fingerprint is computed as the local source does (module type, id, the
+ * error's code, the message) into fp / cause. */
+static void add_failure(rd_store_t *st, int64_t sc, const char *bp, const char *msg, int item,
+                        char fp[RD_FINGERPRINT_LEN + 1], char cause[RD_CAUSE_MAX], char did[33]) {
+  rd_failure_t f = {.module = "http:ActionSendData", .module_id = "2", .error_class = "http",
+                    .message = msg};
+  rd_fingerprint(&f, fp, cause, RD_CAUSE_MAX);
+  char json[512];
+  snprintf(json, sizeof json, "{\"message\":\"%s\",\"module\":2,\"code\":\"http\"}", msg);
+  rd_exec_t e = exec_rec(sc, "error", 5);
+  e.error = json;
+  e.fingerprint = fp;
+  e.cause = cause;
+  rd_dlq_item_t d = dlq_rec(sc, msg);
+  d.blueprint = bp;
+  d.fingerprint = fp;
+  d.cause = cause;
+  char eid[33];
+  rd_err err = {0};
+  if (rd_store_record(st, &e, item ? &d : NULL, eid, did, &err)) RD__FAIL("record: %s", err.msg);
+}
+
+/* A store back at schema version 1 (before fingerprints), its rows kept. */
+static void downgrade_to_v1(const char *path) {
+  static const char *const sql[] = {
+    "DROP INDEX execution_fingerprint", "DROP INDEX dlq_fingerprint",
+    "ALTER TABLE execution DROP COLUMN fingerprint", "ALTER TABLE execution DROP COLUMN cause",
+    "ALTER TABLE dlq_item DROP COLUMN fingerprint", "ALTER TABLE dlq_item DROP COLUMN cause",
+    "PRAGMA user_version = 1",
+  };
+  for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) raw_sql(path, sql[i]);
+}
+
+/* store-fp-1: opening a version 1 store adds the columns and computes the
+ * fingerprint of every failure already there exactly as a writer does now:
+ * module type from the item's blueprint snapshot, else the scenario's */
+RD_TEST(store_fingerprint_migration) {
+  const char *path = tmp_path("mig.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  const char *bp = "{\"flow\":[{\"id\":1,\"module\":\"gateway:CustomWebHook\"},"
+                   "{\"id\":4,\"module\":\"builtin:BasicRouter\",\"routes\":[{\"flow\":"
+                   "[{\"id\":2,\"module\":\"http:ActionSendData\"}]}]}]}";
+  rd_scenario_t sc = {.name = "s", .blueprint = bp, .dlq = 1};
+  int64_t sid;
+  ASSERT_OK(rd_store_scenario_create(st, &sc, &sid, &err));
+  char fp1[RD_FINGERPRINT_LEN + 1], fp2[RD_FINGERPRINT_LEN + 1], c1[RD_CAUSE_MAX],
+      c2[RD_CAUSE_MAX], did[33];
+  add_failure(st, sid, bp, "HTTP 503 from http://10.0.0.1:80/o/5", 1, fp1, c1, did);
+  add_failure(st, sid, bp, "HTTP 503 from http://10.0.0.2:81/o/6", 0, fp2, c2, NULL);
+  ASSERT_STR_EQ(fp1, fp2); /* one cause */
+  rd_exec_t ok = exec_rec(sid, "success", 1);
+  char okid[33];
+  ASSERT_OK(rd_store_record(st, &ok, NULL, okid, NULL, &err));
+  rd_store_close(st);
+  downgrade_to_v1(path);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM pragma_table_info('execution')"
+                              " WHERE name = 'fingerprint'"), 0);
+  st = open_store(path);
+  ASSERT_INT_EQ(raw_sql(path, "PRAGMA user_version"), rd_store_schema_version());
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+                              " ('execution_fingerprint', 'dlq_fingerprint')"), 2);
+  rd_dlq_item_t *d = NULL;
+  ASSERT_OK(rd_store_dlq_get(st, did, &d, &err));
+  ASSERT_STR_EQ(d->fingerprint, fp1);
+  ASSERT_STR_EQ(d->cause, "HTTP 503 from http://<host>/o/<n>");
+  rd_exec_t *e = NULL;
+  ASSERT_OK(rd_store_exec_get(st, d->execution_id, &e, &err));
+  ASSERT_STR_EQ(e->fingerprint, fp1); /* the item's snapshot */
+  free(e);
+  free(d);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution WHERE fingerprint IS NOT NULL"), 2);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM execution e, dlq_item d"
+                              " WHERE e.fingerprint = d.fingerprint"), 2); /* the scenario's */
+  ASSERT_OK(rd_store_exec_get(st, okid, &e, &err));
+  ASSERT(e->fingerprint == NULL && e->cause == NULL);
+  free(e);
+  rd_store_close(st);
+}
+
+typedef struct {
+  int n;
+  char fp[8][RD_FINGERPRINT_LEN + 1];
+  char cause[8][RD_CAUSE_MAX];
+  int64_t count[8];
+  double first[8], last[8];
+  size_t nsc[8], nex[8];
+  int64_t sc0[8];
+  char ex0[8][33];
+} groups_t;
+
+static int collect_group(const rd_group_t *g, void *ud) {
+  groups_t *l = ud;
+  int i = l->n++;
+  ASSERT(i < 8);
+  snprintf(l->fp[i], sizeof l->fp[i], "%s", g->fingerprint ? g->fingerprint : "(null)");
+  snprintf(l->cause[i], sizeof l->cause[i], "%s", g->cause ? g->cause : "(null)");
+  l->count[i] = g->count;
+  l->first[i] = g->first;
+  l->last[i] = g->last;
+  l->nsc[i] = g->n_scenarios;
+  l->nex[i] = g->n_examples;
+  l->sc0[i] = g->n_scenarios ? g->scenarios[0] : 0;
+  snprintf(l->ex0[i], 33, "%s", g->n_examples ? g->examples[0] : "");
+  for (size_t k = 1; k < g->n_examples; k++) ASSERT(strcmp(g->examples[k - 1], g->examples[k]) < 0);
+  return 0;
+}
+
+/* store-fp-2: groups by fingerprint, biggest first, with cause, first and
+ * last seen, scenarios and the first example ids; filtered by scenario,
+ * resolved, since / until; limited */
+RD_TEST(store_groups) {
+  rd_store_t *st = open_store(tmp_path("groups.db"));
+  rd_err err = {0};
+  char fp[3][RD_FINGERPRINT_LEN + 1], cause[RD_CAUSE_MAX], did[33], first_a[33] = "";
+  /* cause a: 5 items in scenarios 1 and 2; cause b: 3 items in scenario 1;
+   * cause c: 1 item, resolved; one item without a fingerprint */
+  for (int i = 0; i < 5; i++) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "HTTP 500 from http://h:%d/orders/%d", 1000 + i, i);
+    add_failure(st, i < 3 ? 1 : 2, "{\"flow\":[]}", msg, 1, fp[0], cause, did);
+    if (!first_a[0]) strcpy(first_a, did);
+  }
+  for (int i = 0; i < 3; i++) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "HTTP 410 from http://h/v%d/webhook/%d", 1, i);
+    add_failure(st, 1, "{\"flow\":[]}", msg, 1, fp[1], cause, did);
+  }
+  add_failure(st, 3, "{\"flow\":[]}", "connect ECONNREFUSED 10.0.0.1:5432", 1, fp[2], cause, did);
+  ASSERT_OK(rd_store_dlq_resolve(st, &(rd_dlq_sel_t){.ids = (const char *[]){did}, .n_ids = 1},
+                                 NULL, NULL, NULL, &err));
+  char bare[33];
+  add_item(st, 1, bare); /* recorded without a fingerprint */
+  ASSERT(strcmp(fp[0], fp[1]) != 0);
+
+  static groups_t g;
+  rd_dlq_filter_t f = {.resolved = 0, .since = NONE, .until = NONE};
+  ASSERT_OK(rd_store_dlq_groups(st, &f, collect_group, &g, &err));
+  ASSERT_INT_EQ(g.n, 3);
+  ASSERT_STR_EQ(g.fp[0], fp[0]);
+  ASSERT_INT_EQ(g.count[0], 5);
+  ASSERT_STR_EQ(g.cause[0], "HTTP 500 from http://<host>/orders/<n>");
+  ASSERT_INT_EQ(g.nsc[0], 2);
+  ASSERT_INT_EQ(g.nex[0], RD_GROUP_EXAMPLES);
+  ASSERT_STR_EQ(g.ex0[0], first_a);
+  ASSERT(g.first[0] <= g.last[0]);
+  ASSERT_STR_EQ(g.fp[1], fp[1]);
+  ASSERT_INT_EQ(g.count[1], 3);
+  ASSERT_STR_EQ(g.fp[2], "(null)"); /* the one without */
+  ASSERT_INT_EQ(g.count[2], 1);
+  ASSERT_INT_EQ(g.nex[2], 1);
+  ASSERT_STR_EQ(g.ex0[2], bare);
+  /* resolved ones */
+  memset(&g, 0, sizeof g);
+  f.resolved = 1;
+  ASSERT_OK(rd_store_dlq_groups(st, &f, collect_group, &g, &err));
+  ASSERT_INT_EQ(g.n, 1);
+  ASSERT_STR_EQ(g.fp[0], fp[2]);
+  ASSERT_INT_EQ(g.sc0[0], 3);
+  /* one scenario; a limit */
+  memset(&g, 0, sizeof g);
+  f = (rd_dlq_filter_t){.scenario_id = 2, .resolved = -1, .since = NONE, .until = NONE};
+  ASSERT_OK(rd_store_dlq_groups(st, &f, collect_group, &g, &err));
+  ASSERT_INT_EQ(g.n, 1);
+  ASSERT_INT_EQ(g.count[0], 2);
+  memset(&g, 0, sizeof g);
+  f = (rd_dlq_filter_t){.resolved = -1, .since = NONE, .until = NONE, .limit = 2};
+  ASSERT_OK(rd_store_dlq_groups(st, &f, collect_group, &g, &err));
+  ASSERT_INT_EQ(g.n, 2);
+  /* a time window that holds nothing */
+  memset(&g, 0, sizeof g);
+  f = (rd_dlq_filter_t){.resolved = -1, .since = 1, .until = 2};
+  ASSERT_OK(rd_store_dlq_groups(st, &f, collect_group, &g, &err));
+  ASSERT_INT_EQ(g.n, 0);
+  /* the fingerprint filters: list, count */
+  static idlist l;
+  ASSERT_OK(rd_store_dlq_list(st, &(rd_dlq_filter_t){.resolved = -1, .since = NONE, .until = NONE,
+                                                      .fingerprint = fp[1]},
+                              collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 3);
+  int64_t n;
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = 0, .fingerprint = fp[0]}, &n, &err));
+  ASSERT_INT_EQ(n, 5);
+  l.n = 0;
+  ASSERT_OK(rd_store_exec_list(st, &(rd_exec_filter_t){.since = NONE, .until = NONE,
+                                                       .fingerprint = fp[0]},
+                               collect_exec, &l, &err));
+  ASSERT_INT_EQ(l.n, 5);
+  rd_store_close(st);
+}
+
+/* store-fp-3: resolve marks items handled without a retry; a leased item
+ * and an unknown id are kept and reported; a fingerprint selects a group
+ * for claims, deletes and resolves */
+RD_TEST(store_resolve_and_select) {
+  rd_store_t *st = open_store(tmp_path("resolve.db"));
+  rd_err err = {0};
+  char ids[6][33], fpa[RD_FINGERPRINT_LEN + 1], fpb[RD_FINGERPRINT_LEN + 1], cause[RD_CAUSE_MAX];
+  for (int i = 0; i < 6; i++)
+    add_failure(st, 1, "{\"flow\":[]}", i < 4 ? "HTTP 500 from http://h/x/1" : "timeout after 5 s", 1,
+                i < 4 ? fpa : fpb, cause, ids[i]);
+  /* lease ids[1] */
+  static idlist l, errs;
+  rd_claim_opts_t o = {.sel = {.ids = (const char *[]){ids[1]}, .n_ids = 1}, .limit = 10,
+                       .owner = "w", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 1);
+  const char *sel[] = {ids[0], ids[1], "00000000000000000000000000000000"};
+  int64_t n = -1;
+  ASSERT_OK(rd_store_dlq_resolve(st, &(rd_dlq_sel_t){.ids = sel, .n_ids = 3}, &n, collect_error,
+                                 &errs, &err));
+  ASSERT_INT_EQ(n, 1);
+  ASSERT_INT_EQ(errs.n, 2);
+  ASSERT_STR_EQ(errs.ids[0], ids[1]);
+  rd_dlq_item_t *d;
+  ASSERT_OK(rd_store_dlq_get(st, ids[0], &d, &err));
+  ASSERT(d->resolved && d->attempts == 0);
+  free(d);
+  /* resolving it again counts nothing */
+  ASSERT_OK(rd_store_dlq_resolve(st, &(rd_dlq_sel_t){.ids = sel, .n_ids = 1}, &n, NULL, NULL, &err));
+  ASSERT_INT_EQ(n, 0);
+  /* claim all of group b: two items, none of a */
+  l.n = 0;
+  o = (rd_claim_opts_t){.sel = {.all = 1, .fingerprint = fpb}, .limit = 10, .owner = "v", .ttl = 60};
+  ASSERT_OK(rd_store_claim(st, &o, collect_item, &l, &err));
+  ASSERT_INT_EQ(l.n, 2);
+  ASSERT_STR_EQ(l.ids[0], ids[4]);
+  ASSERT_OK(rd_store_release(st, "v", NULL, NULL, &err));
+  /* an id outside the group is "not found" in it */
+  errs.n = 0;
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.ids = (const char *[]){ids[2]}, .n_ids = 1,
+                                                     .fingerprint = fpb},
+                                &n, collect_error, &errs, &err));
+  ASSERT_INT_EQ(n, 0);
+  ASSERT_INT_EQ(errs.n, 1);
+  /* delete group a: ids[1] leased stays, ids[0] resolved goes too */
+  errs.n = 0;
+  ASSERT_OK(rd_store_dlq_delete(st, &(rd_dlq_sel_t){.all = 1, .fingerprint = fpa}, &n,
+                                collect_error, &errs, &err));
+  ASSERT_INT_EQ(n, 3);
+  ASSERT_INT_EQ(errs.n, 1);
+  int64_t left;
+  ASSERT_OK(rd_store_dlq_count(st, &(rd_dlq_filter_t){.resolved = -1}, &left, &err));
+  ASSERT_INT_EQ(left, 3);
   rd_store_close(st);
 }

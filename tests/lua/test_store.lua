@@ -278,10 +278,18 @@ test("store-5.1 health figures", function()
     st:record { exec = { scenario_id = 1, status = "success", started_at = 1000 + i,
                          duration = i } }
   end
+  -- grouped by the fingerprint the writer gives, shown by its cause
+  local fp = require("redrive.core").fingerprint
   for i = 1, 30 do
     local e = failed_exec(1, 100 + i)
-    if i <= 20 then st:record { exec = e, dlq = item(1, "DataError: missing") }
-    else e.error = '{"message":"Timeout"}'; st:record { exec = e } end
+    local msg = i <= 20 and ("DataError: missing " .. i) or ("Timeout after " .. i .. "s")
+    e.error = rd.json.encode { message = msg }
+    e.fingerprint, e.cause = fp(msg)
+    if i <= 20 then
+      local d = item(1, msg)
+      d.fingerprint, d.cause = e.fingerprint, e.cause
+      st:record { exec = e, dlq = d }
+    else st:record { exec = e } end
   end
   local h = st:health { scenario = 1 }
   eq(h.total, 100)
@@ -292,9 +300,10 @@ test("store-5.1 health figures", function()
   eq(h.success_rate, 0.7)
   eq(h.avg_duration, 59.5)
   eq(h.p95_duration, 125)
-  eq(h.top_reasons[1].reason, "DataError: missing")
+  eq(h.top_reasons[1].reason, "DataError: missing <n>")
   eq(h.top_reasons[1].count, 20)
-  eq(h.top_reasons[2][1], "Timeout")
+  eq(h.top_reasons[1].fingerprint, (fp("DataError: missing 1")))
+  eq(h.top_reasons[2][1], "Timeout after <n>s")
   eq(h.top_reasons[2][2], 10)
   local empty = st:health { scenario = 9 }
   eq(empty.total, 0)
