@@ -3,7 +3,8 @@
 --
 -- A rule file returns
 --   { name = "retry-timeouts", source = "prod" (profile; default rd.connect()),
---     scenario = id?, reason = "lua pattern"? (passed to src:incomplete),
+--     scenario = id?, reason = "lua pattern"?, fingerprint = "failure group"?
+--     (passed to src:incomplete),
 --     match = function(item) -> boolean end,
 --     action = function(item, ctx) ... end,
 --     every = seconds (--watch, default 60), limit = max actions per pass,
@@ -38,12 +39,12 @@ local core = require "redrive.core"
 local R = {}
 
 local FIELDS = {
-  name = "string", source = "string", scenario = "any", reason = "string",
+  name = "string", source = "string", scenario = "any", reason = "string", fingerprint = "string",
   match = "function", action = "function", every = "number", limit = "number",
   concurrency = "number", description = "string", timeout = "number", memory = "number",
   instructions = "number",
 }
-local FIELD_LIST = "name, source, scenario, reason, match, action, every, limit, concurrency, description, " ..
+local FIELD_LIST = "name, source, scenario, reason, fingerprint, match, action, every, limit, concurrency, description, " ..
   "timeout, memory, instructions"
 
 -- ---- the sandbox ------------------------------------------------------------
@@ -376,7 +377,8 @@ function R.pass(rule, ctxopts)
   end
   local scope = rule.scope or new_scope(rule.name)
   G.observe(src, scope)
-  local it, ierr, icode = src:incomplete { resolved = false, scenario = rule.scenario, reason = rule.reason }
+  local it, ierr, icode = src:incomplete { resolved = false, scenario = rule.scenario, reason = rule.reason,
+    fingerprint = rule.fingerprint }
   if not it then
     source_error("list", "listing incomplete executions failed", ierr, icode)
     summary.errors = 1

@@ -78,6 +78,14 @@ function rd.dry_run(on) end
 ---@return boolean
 function rd.is_dry_run() end
 
+---The fingerprint (12 hex digits) and cause (readable template) of a failure
+---message, as every source computes them (docs/fingerprints.md).
+---@param message? string
+---@param opts? {module?: string, module_id?: string|integer, class?: string, status?: integer}
+---@return string fingerprint
+---@return string cause
+function rd.fingerprint(message, opts) end
+
 ---Connect to a source: nil (local, default store or default profile), a
 ---profile name from the config file, or options.
 ---@param opts? string|redrive.ConnectOpts
@@ -227,6 +235,8 @@ function http.request(req) end
 ---@field operations? integer
 ---@field transfer? integer
 ---@field error? redrive.ExecError
+---@field fingerprint? string stable id of the failure's normalised cause (12 hex digits)
+---@field cause? string its readable template ("HTTP 503 from http://<host>/order/<n>")
 ---@field raw? table
 local Execution = {}
 ---@return table<string, {input: any, output: any, error: any, duration: number}>|nil
@@ -262,6 +272,8 @@ function Execution:chain() end
 ---@field execution_id? string
 ---@field index? integer
 ---@field failer? integer
+---@field fingerprint? string stable id of the failure's normalised cause
+---@field cause? string its readable template
 ---@field raw? table
 local Item = {}
 ---@return redrive.Blueprint|nil
@@ -278,13 +290,18 @@ function Item:logs(opts) end
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Item:patch(opts) end
----@param opts? {safe?: boolean}
+---@param opts? {safe?: boolean, wait?: boolean, timeout?: number}
 ---@return {status: redrive.Status, execution: redrive.Execution}|nil
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Item:retry(opts) end
 ---@return boolean|nil
 function Item:delete() end
+---Mark handled without retrying ("unsupported" where the platform keeps no such flag).
+---@return boolean|nil
+---@return string? err
+---@return redrive.ErrCode? code
+function Item:resolve() end
 
 ---@class redrive.RetrySummary
 ---@field total integer
@@ -303,13 +320,23 @@ function Item:delete() end
 ---@field success_rate number
 ---@field avg_duration number
 ---@field p95_duration number
----@field top_reasons {reason: string, count: integer}[]
+---@field top_reasons {reason: string, count: integer, fingerprint?: string}[]
+
+---@class redrive.Group
+---@field fingerprint? string
+---@field cause string
+---@field count integer
+---@field first? number
+---@field last? number
+---@field scenarios any[]
+---@field scenario_names string[]
+---@field example_ids string[]
 
 ---@class redrive.Source
 ---@field kind string
 ---@field name string
 local Source = {}
----@param filter? {scenario?: any, status?: redrive.Status, mode?: string, since?: number, until?: number, limit?: integer}
+---@param filter? {scenario?: any, status?: redrive.Status, mode?: string, fingerprint?: string, since?: number, until?: number, limit?: integer}
 ---@return fun(): redrive.Execution|nil
 function Source:executions(filter) end
 ---@param id string
@@ -317,7 +344,7 @@ function Source:executions(filter) end
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Source:execution(id) end
----@param filter? {scenario?: any, resolved?: boolean, reason?: string, since?: number, until?: number, limit?: integer}
+---@param filter? {scenario?: any, resolved?: boolean, reason?: string, fingerprint?: string, since?: number, until?: number, limit?: integer}
 ---@return fun(): redrive.Item|nil
 function Source:incomplete(filter) end
 ---@param id string
@@ -325,12 +352,12 @@ function Source:incomplete(filter) end
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Source:incomplete_item(id) end
----@param opts {ids?: string[], all?: boolean, except?: string[], scenario?: any, concurrency?: integer, progress?: boolean, safe?: boolean}
+---@param opts {ids?: string[], all?: boolean, except?: string[], scenario?: any, fingerprint?: string, concurrency?: integer, progress?: boolean, safe?: boolean, wait?: boolean}
 ---@return redrive.RetrySummary|nil
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Source:retry(opts) end
----@param opts {ids?: string[], all?: boolean, confirmed?: boolean, except?: string[], scenario?: any}
+---@param opts {ids?: string[], all?: boolean, confirmed?: boolean, except?: string[], scenario?: any, fingerprint?: string}
 ---@return {deleted: integer, errors: table[]}|nil
 ---@return string? err
 ---@return redrive.ErrCode? code
@@ -340,6 +367,18 @@ function Source:delete_incomplete(opts) end
 ---@return string? err
 ---@return redrive.ErrCode? code
 function Source:health(opts) end
+---Failure groups by fingerprint, biggest first.
+---@param opts? {scenario?: any, since?: number, until?: number, resolved?: boolean, limit?: integer}
+---@return redrive.Group[]|nil
+---@return string? err
+---@return redrive.ErrCode? code
+function Source:groups(opts) end
+---Mark items handled without retrying them.
+---@param opts {ids: string[]}
+---@return {resolved: integer, errors: table[]}|nil
+---@return string? err
+---@return redrive.ErrCode? code
+function Source:resolve(opts) end
 ---Local source only.
 ---@param opts {name: string, blueprint: redrive.Blueprint|table|string, dlq?: boolean}
 ---@return {id: integer, name: string}|nil

@@ -44,7 +44,10 @@
 --   C.retry_attempts(rd, exec, {attempts, backoff}, once, wait) -> last exec
 --   C.chain(exec, get, {up, children}) -> {exec...} (root first; .missing)
 --   C.health(iterator, {limit}) -> {total, finished, succeeded, failed, running,
---       success_rate, avg_duration, p95_duration, top_reasons}
+--       success_rate, avg_duration, p95_duration, top_reasons}: reasons are
+--       fingerprint groups ({reason = cause, count, fingerprint})
+--   C.groups(iterator, {limit}) -> failure groups computed while paging
+--   C.fingerprint_arg(v, fname) -> v (a fingerprint filter, checked)
 --
 -- Bulk operations
 --   C.bulk(rd, opts, spec) -> summary (C.summary)
@@ -336,6 +339,15 @@ function C.pattern(pat, fname)
   return PF.arg(pat, fname, "reason", 2)
 end
 
+-- fingerprint_arg(v, fname) -> v: a fingerprint filter (rd.fingerprint's
+-- hex id) is a string; anything else is a programmer error
+function C.fingerprint_arg(v, fname)
+  if v ~= nil and (type(v) ~= "string" or v == "") then
+    error("bad argument #1 to '" .. fname .. "' (fingerprint must be a non-empty string, got " .. type(v) .. ")", 3)
+  end
+  return v
+end
+
 -- ---------------------------------------------------------------------------
 -- safe retries
 
@@ -534,6 +546,61 @@ function C.chain(start, get, opts)
 end
 
 -- ---------------------------------------------------------------------------
+-- failure groups while paging
+
+C.MAX_GROUPS = 10000 -- distinct fingerprints kept while paging (the rest counted)
+
+-- groups(it, opts) -> {{fingerprint, cause, count, first, last, scenarios,
+-- scenario_names, example_ids}, ...}, biggest first (then by fingerprint), at
+-- most opts.limit (default 100): what the local source computes in SQL,
+-- computed here over the failures an iterator yields (items or failed
+-- executions: fingerprint, cause, created or started_at, scenario,
+-- scenario_name, id). Memory is bounded by C.MAX_GROUPS groups, each with
+-- up to 3 example ids and 32 scenarios; a failure of a group past that is
+-- counted in list.dropped, one without a fingerprint under "(no message)".
+function C.groups(it, opts)
+  opts = opts or {}
+  local limit = opts_check(opts.limit, "limit", "count", 100)
+  local by, n, dropped = {}, 0, 0
+  for x in it do
+    local fp = x.fingerprint or ""
+    local g = by[fp]
+    if not g and n >= C.MAX_GROUPS then
+      dropped = dropped + 1
+    else
+      if not g then
+        n = n + 1
+        g = { fingerprint = x.fingerprint, cause = x.cause or "(no message)", count = 0, scenarios = {},
+              scenario_names = {}, example_ids = {}, _seen = {} }
+        by[fp] = g
+      end
+      g.count = g.count + 1
+      local t = x.created or x.started_at
+      if type(t) == "number" then
+        if not g.first or t < g.first then g.first = t end
+        if not g.last or t > g.last then g.last = t end
+      end
+      if #g.example_ids < 3 then g.example_ids[#g.example_ids + 1] = x.id end
+      local sc = x.scenario
+      if sc ~= nil and not g._seen[tostring(sc)] and #g.scenarios < 32 then
+        g._seen[tostring(sc)] = true
+        g.scenarios[#g.scenarios + 1] = sc
+        g.scenario_names[#g.scenarios] = x.scenario_name or tostring(sc)
+      end
+    end
+  end
+  local list = {}
+  for _, g in pairs(by) do g._seen = nil; list[#list + 1] = g end
+  table.sort(list, function(a, b)
+    if a.count ~= b.count then return a.count > b.count end
+    return (a.fingerprint or "") < (b.fingerprint or "")
+  end)
+  for i = #list, limit + 1, -1 do list[i] = nil end
+  if dropped > 0 then list.dropped = dropped end
+  return list
+end
+
+-- ---------------------------------------------------------------------------
 -- health from an iterator of executions
 
 function C.health(it, opts)
@@ -550,8 +617,14 @@ function C.health(it, opts)
       if e.status == "success" or e.status == "warning" then h.succeeded = h.succeeded + 1
       elseif e.status == "error" then
         h.failed = h.failed + 1
-        local r = (e.error and e.error.message) or "error"
-        reasons[r] = (reasons[r] or 0) + 1
+        -- grouped by fingerprint (the cause), as the local source does
+        local k = e.fingerprint or ((e.error and e.error.message) or "error")
+        local r = reasons[k]
+        if not r then
+          r = { reason = e.cause or (e.error and e.error.message) or "error", count = 0, fingerprint = e.fingerprint }
+          reasons[k] = r
+        end
+        r.count = r.count + 1
       end
       if type(e.duration) == "number" then durations[#durations + 1] = e.duration end
     end
@@ -565,7 +638,9 @@ function C.health(it, opts)
     h.p95_duration = durations[math.max(1, math.ceil(0.95 * #durations))]
   end
   local list = {}
-  for r, c in pairs(reasons) do list[#list + 1] = C.reason_entry { reason = r, count = c } end
+  for _, r in pairs(reasons) do
+    list[#list + 1] = C.reason_entry { reason = r.reason, count = r.count, fingerprint = r.fingerprint }
+  end
   table.sort(list, function(a, b) if a[2] ~= b[2] then return a[2] > b[2] end return a[1] < b[1] end)
   local topl = C.list()
   for i = 1, math.min(top, #list) do topl[i] = list[i] end

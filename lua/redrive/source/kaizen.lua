@@ -137,6 +137,8 @@ function Source:incomplete() return C.unsupported(KIND, "incomplete executions",
 function Source:incomplete_item() return C.unsupported(KIND, "incomplete executions", NO_API) end
 function Source:delete_incomplete() return C.unsupported(KIND, "deleting executions", NO_API) end
 function Source:health() return C.unsupported(KIND, "health", NO_API) end
+function Source:groups() return C.unsupported(KIND, "failure groups", NO_API) end
+function Source:resolve() return C.unsupported(KIND, "resolving executions", NO_API) end
 function Exec:wait() return C.unsupported(KIND, "waiting for an execution", "follow it in Kaizen (exec.raw.liveViewUrl)") end
 function Exec:run_data() return C.unsupported(KIND, "run data", NO_API) end
 function Exec:delete() return C.unsupported(KIND, "deleting an execution", NO_API) end

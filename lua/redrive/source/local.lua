@@ -151,7 +151,7 @@ function run_scenario(self, sc, mode, input)
     input = input, dlq = sc.dlq, scenario = { id = sc.id, name = sc.name },
   })
   local rec = U.exec_record(self._rd, out, {
-    scenario_id = sc.id, mode = mode, started_at = started, input = input, attempts = 1,
+    scenario_id = sc.id, mode = mode, started_at = started, input = input, attempts = 1, blueprint = bp,
   })
   local item
   if out.incomplete and sc.dlq then item = U.dlq_record(self._rd, sc, sc.blueprint, out) end
@@ -177,7 +177,7 @@ function Source:_exec(rec)
     started_at = rec.started_at, stopped_at = rec.stopped_at, duration = rec.duration,
     retry_of = rec.retry_of, retry_success_id = rec.retry_success_id,
     parent_id = rec.parent_id, attempts = rec.attempts, operations = rec.operations,
-    transfer = rec.transfer, dlq_id = rec.dlq_id,
+    transfer = rec.transfer, dlq_id = rec.dlq_id, fingerprint = rec.fingerprint, cause = rec.cause,
   }
   if type(rec.error) == "string" then
     e.error = self._rd.json.decode(rec.error) or { message = rec.error }
@@ -200,7 +200,7 @@ function Source:execution(id)
   return self:_exec(rec)
 end
 
--- src:executions{scenario, status, mode, since, until, limit} -> iterator
+-- src:executions{scenario, status, mode, fingerprint, since, until, limit} -> iterator
 function Source:executions(opts)
   opts = opts or {}
   U.check_table(opts, 1, "executions")
@@ -208,6 +208,7 @@ function Source:executions(opts)
   local filter = {
     scenario = opts.scenario and U.scenario_id(opts.scenario, "executions") or nil,
     status = opts.status, mode = opts.mode, since = opts.since, ["until"] = opts["until"],
+    fingerprint = C.fingerprint_arg(opts.fingerprint, "executions"),
   }
   return C.keyset_iter {
     fetch = function(after, limit)

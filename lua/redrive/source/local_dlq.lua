@@ -25,6 +25,7 @@ local function item_obj(src, rec)
     resolved = rec.resolved, attempts = rec.attempts,
     execution_id = rec.execution_id, index = rec.failer, failer = rec.failer,
     lease_owner = rec.lease_owner, lease_expiry = rec.lease_expiry,
+    fingerprint = rec.fingerprint, cause = rec.cause,
   }
   local raw = {}
   for k, v in pairs(rec) do if k ~= "blueprint" and k ~= "state" then raw[k] = v end end
@@ -37,18 +38,20 @@ local leased, lease_msg, resolved_msg = Retry.leased, Retry.lease_msg, Retry.res
 -- ---------------------------------------------------------------------------
 -- listing
 
--- src:incomplete{scenario, resolved = false, reason, since, until, limit} -> iterator
+-- src:incomplete{scenario, resolved = false, reason, fingerprint, since, until, limit} -> iterator
 -- `reason` is a Lua pattern matched against the item's reason; `resolved`
--- as on every source (common.resolved_opt): pending items unless asked.
+-- as on every source (common.resolved_opt): pending items unless asked;
+-- `fingerprint` selects one failure group (in SQL, on its index).
 local function incomplete(src, opts)
   opts = opts or {}
   U.check_table(opts, 1, "incomplete")
   local st = src._st
   local pat = C.pattern(opts.reason, "incomplete")
+  local fp = C.fingerprint_arg(opts.fingerprint, "incomplete")
   local resolved = C.resolved_opt(opts.resolved, "incomplete")
   local filter = {
     scenario = opts.scenario and U.scenario_id(opts.scenario, "incomplete") or nil,
-    resolved = resolved, since = opts.since, ["until"] = opts["until"],
+    resolved = resolved, since = opts.since, ["until"] = opts["until"], fingerprint = fp,
   }
   return C.keyset_iter {
     fetch = function(after, n)
@@ -249,7 +252,7 @@ end
 -- ---------------------------------------------------------------------------
 -- bulk delete (bulk retry: local_retry.lua)
 
--- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario} -> {deleted, errors}
+-- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario, fingerprint} -> {deleted, errors}
 local function delete_incomplete(src, opts)
   U.check_table(opts, 1, "delete_incomplete")
   local rd, st = src._rd, src._st
@@ -261,12 +264,13 @@ local function delete_incomplete(src, opts)
   end
   local except = C.set_of(opts.except, "except", "delete_incomplete")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "delete_incomplete") or nil
+  local fp = C.fingerprint_arg(opts.fingerprint, "delete_incomplete")
   -- one store call (one transaction) deletes them all: one gate event, its
   -- count known beforehand for ids, from the answer for all = true
   local op = { action = "delete", ids = opts.ids, dry = function(o)
     local r = { deleted = 0, would_delete = 0, errors = C.list() }
     local function consider(rec)
-      if except[rec.id] or (scenario and rec.scenario_id ~= scenario) then return end
+      if except[rec.id] or (scenario and rec.scenario_id ~= scenario) or (fp and rec.fingerprint ~= fp) then return end
       if leased(rd, rec) then C.add_error(r, { id = rec.id, message = "being retried", code = "conflict" })
       else r.would_delete = r.would_delete + 1 end
     end
@@ -278,7 +282,7 @@ local function delete_incomplete(src, opts)
       end
     else
       for rec in C.keyset_iter { fetch = function(after, n)
-        return st:dlq_list { scenario = scenario, after = after, limit = n }
+        return st:dlq_list { scenario = scenario, fingerprint = fp, after = after, limit = n }
       end } do consider(rec) end
     end
     o.n = r.would_delete
@@ -287,10 +291,79 @@ local function delete_incomplete(src, opts)
   end }
   return G.mutate(src, op, function()
     local r, err, code = st:dlq_delete { ids = opts.ids, all = opts.all and true or nil, except = opts.except,
-                                         scenario = scenario }
+                                         scenario = scenario, fingerprint = fp }
     if r then op.n = r.deleted end
     return r, err, code
   end)
+end
+
+-- ---------------------------------------------------------------------------
+-- resolve: handled by hand, without a retry
+
+-- src:resolve{ids = {...}} -> {resolved = n, errors = {{id, message, code}}}
+-- Marks the items resolved (one store transaction, through the mutation
+-- gate): a safe retry skips them from then on. Items being retried right
+-- now and ids that do not exist are kept and listed in errors.
+local function resolve(src, opts)
+  U.check_table(opts, 1, "resolve")
+  if type(opts.ids) ~= "table" then error("bad argument #1 to 'resolve' (ids = {...} expected)", 2) end
+  C.set_of(opts.ids, "ids", "resolve")
+  local rd, st = src._rd, src._st
+  local op = { action = "resolve", ids = opts.ids, dry = function(o)
+    local r = { resolved = 0, would_resolve = 0, errors = {} }
+    for _, id in ipairs(opts.ids) do
+      local rec = st:dlq_get(id)
+      if not rec then C.add_error(r, { id = id, message = "not found", code = "not_found" })
+      elseif leased(rd, rec) then C.add_error(r, { id = id, message = "being retried", code = "conflict" })
+      elseif not rec.resolved then r.would_resolve = r.would_resolve + 1 end
+    end
+    o.n = r.would_resolve
+    return r, string.format("would resolve %d incomplete execution(s)", r.would_resolve)
+  end }
+  return G.mutate(src, op, function()
+    local r, err, code = st:dlq_resolve { ids = opts.ids }
+    if r then op.n = r.resolved end
+    return r, err, code
+  end)
+end
+
+-- item:resolve() -> true | nil, msg, code
+function Item:resolve()
+  local src = item_src(self)
+  local r, err, code = resolve(src, { ids = { self.id } })
+  if not r then return nil, err, code end
+  if r.dry_run then return r end
+  local e = r.errors[1]
+  if e then return nil, "incomplete execution " .. self.id .. ": " .. tostring(e.message), e.code end
+  return true
+end
+
+-- src:groups{scenario, since, until, resolved = false, limit} -> {{fingerprint,
+-- cause, count, first, last, scenarios, scenario_names, example_ids}, ...}
+-- The pending items (resolved = true: the resolved ones, "any": both)
+-- grouped by fingerprint, biggest first: computed by the store in SQL (GROUP
+-- BY on the fingerprint index), at most `limit` groups (default 100).
+local function groups(src, opts)
+  opts = opts or {}
+  U.check_table(opts, 1, "groups")
+  local list, err, code = src._st:dlq_groups {
+    scenario = opts.scenario and U.scenario_id(opts.scenario, "groups") or nil,
+    resolved = C.resolved_opt(opts.resolved, "groups"), since = opts.since, ["until"] = opts["until"],
+    limit = opts.limit,
+  }
+  if not list then return nil, err, code end
+  local names = {}
+  for _, g in ipairs(list) do
+    g.scenario_names = {}
+    for i, id in ipairs(g.scenarios) do
+      if names[id] == nil then
+        local sc = src._st:scenario_get(id)
+        names[id] = sc and sc.name or false
+      end
+      g.scenario_names[i] = names[id] or tostring(id)
+    end
+  end
+  return list
 end
 
 -- ---------------------------------------------------------------------------
@@ -331,6 +404,8 @@ function D.install(src, Source)
   Source.incomplete_item = incomplete_item
   Source.retry = Retry.bulk
   Source.delete_incomplete = delete_incomplete
+  Source.resolve = resolve
+  Source.groups = groups
   Source.wait_auto_retries = wait_auto_retries
 end
 

@@ -80,6 +80,7 @@ function R.attempt(src, plan)
   end
   local success = U.succeeded(out)
   plan.fields.started_at = started
+  plan.fields.blueprint = bp
   local new = U.exec_record(rd, out, plan.fields)
   local req = { exec = new, success = success }
   if plan.item then
@@ -189,6 +190,7 @@ local function dry_bulk(src, opts, except, safe)
   local function consider(rec)
     if except[rec.id] then return end
     if opts.scenario and rec.scenario_id ~= opts.scenario then return end
+    if opts.fingerprint and rec.fingerprint ~= opts.fingerprint then return end
     if R.leased(rd, rec) then
       C.outcome(s, rec.id, "skipped", { message = R.lease_msg(rec) })
     elseif rec.resolved and safe then
@@ -211,7 +213,8 @@ local function dry_bulk(src, opts, except, safe)
     end
   else
     for rec in C.keyset_iter { fetch = function(after, n)
-      return st:dlq_list { scenario = opts.scenario, resolved = false, after = after, limit = n }
+      return st:dlq_list { scenario = opts.scenario, fingerprint = opts.fingerprint, resolved = false,
+                           after = after, limit = n }
     end } do consider(rec) end
   end
   s.would_retry = s.would
@@ -221,8 +224,8 @@ local function dry_bulk(src, opts, except, safe)
   return s
 end
 
--- src:retry{ids = {...} | all = true, except = {...}, scenario, concurrency = 16,
---           progress, safe = true, lease_ttl} -> summary (common.summary):
+-- src:retry{ids = {...} | all = true, except = {...}, scenario, fingerprint,
+--           concurrency = 16, progress, safe = true, lease_ttl} -> summary (common.summary):
 -- {total, succeeded, failed, skipped, not_attempted, errors, results}
 -- One lease session for the whole operation; items are claimed in keyset
 -- batches as the workers need them (explicit ids that are resolved too, when
@@ -246,9 +249,11 @@ function R.bulk(src, opts)
   if ids ~= nil then C.set_of(ids, "ids", "retry") end
   local except = C.set_of(opts.except, "except", "retry")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
+  local fp = C.fingerprint_arg(opts.fingerprint, "retry")
   local safe = opts.safe ~= false
   if G.dry_run(rd) then
-    return dry_bulk(src, { ids = ids, scenario = scenario, on_result = opts.on_result }, except, safe)
+    return dry_bulk(src, { ids = ids, scenario = scenario, fingerprint = fp, on_result = opts.on_result }, except,
+      safe)
   end
   local s = C.summary(opts)
 
@@ -259,7 +264,7 @@ function R.bulk(src, opts)
       total = 0
       for _, id in ipairs(ids) do if not except[id] then total = total + 1 end end
     else
-      total = st:dlq_count { scenario = scenario, resolved = false }
+      total = st:dlq_count { scenario = scenario, fingerprint = fp, resolved = false }
       if total then total = math.max(0, total - (opts.except and #opts.except or 0)) end
     end
   end
@@ -278,7 +283,7 @@ function R.bulk(src, opts)
     if it == nil then
       if exhausted or s.error then return nil end
       local got, err = lease.claim {
-        ids = ids, all = (ids == nil) or nil, except = opts.except, scenario = scenario,
+        ids = ids, all = (ids == nil) or nil, except = opts.except, scenario = scenario, fingerprint = fp,
         after = after, limit = batch, resolved = (ids ~= nil and not safe) or nil,
       }
       if not got then -- the retry stops here; what was claimed so far is done
@@ -341,10 +346,11 @@ function R.bulk(src, opts)
         if not except[id] and not seen[id] then seen[id] = true; C.not_attempted(s, 1) end
       end
     elseif not exhausted then
-      local n = st:dlq_count { scenario = scenario, resolved = false, after = after } or 0
+      local n = st:dlq_count { scenario = scenario, fingerprint = fp, resolved = false, after = after } or 0
       for id in pairs(except) do
         local rec = (after == nil or id > after) and st:dlq_get(id)
-        if rec and not rec.resolved and (not scenario or rec.scenario_id == scenario) then n = n - 1 end
+        if rec and not rec.resolved and (not scenario or rec.scenario_id == scenario)
+          and (not fp or rec.fingerprint == fp) then n = n - 1 end
       end
       C.not_attempted(s, math.max(0, n))
     end
@@ -359,8 +365,8 @@ function R.bulk(src, opts)
         local rec = st:dlq_get(id)
         if not rec then
           C.outcome(s, id, "failed", { message = "incomplete execution " .. id .. " not found", code = "not_found" })
-        elseif scenario and rec.scenario_id ~= scenario then
-          -- not in the selected scenario: not part of this retry
+        elseif (scenario and rec.scenario_id ~= scenario) or (fp and rec.fingerprint ~= fp) then
+          -- not in the selected scenario / group: not part of this retry
         else
           C.outcome(s, id, "skipped", {
             message = rec.resolved and R.resolved_msg(rec) or R.leased(rd, rec) and R.lease_msg(rec)

@@ -128,6 +128,53 @@ end
 -- Errors and reasons are stored redacted (src/core/redact.c), whoever made them.
 local redact = require("redrive.core").redact
 
+-- ---------------------------------------------------------------------------
+-- fingerprints (src/core/fingerprint.c): of the module (type and id), the
+-- error's code and the message as stored, so that an execution and its
+-- item share one, and the store's migration (src/store/store.c) computes the
+-- same for rows written before fingerprints existed.
+
+-- a module id as the store's SQL writes it (CAST(3 AS TEXT) = "3")
+local function id_text(v)
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  return n and string.format("%d", n) or tostring(v)
+end
+
+-- module type of each module id of a decoded blueprint (flow and routes, as
+-- rd_blueprint_find_module walks them), built once per blueprint table
+local module_types = setmetatable({}, { __mode = "k" })
+local function module_type(bp, id)
+  if type(bp) ~= "table" or id == nil then return nil end
+  local map = module_types[bp]
+  if not map then
+    map = {}
+    local function walk(flow, depth)
+      if type(flow) ~= "table" or depth > 64 then return end
+      for _, m in ipairs(flow) do
+        if type(m) == "table" then
+          local k = m.id ~= nil and id_text(m.id)
+          if k and map[k] == nil and type(m.module) == "string" then map[k] = m.module end
+          for _, r in ipairs(type(m.routes) == "table" and m.routes or {}) do
+            if type(r) == "table" then walk(r.flow, depth + 1) end
+          end
+        end
+      end
+    end
+    walk(bp.flow, 0)
+    module_types[bp] = map
+  end
+  return map[id]
+end
+
+-- fingerprint(bp, module_id, class, message) -> fingerprint, cause
+function U.fingerprint(bp, module_id, class, message)
+  local id = id_text(module_id)
+  return require("redrive.core").fingerprint(message, {
+    module = module_type(bp, id), module_id = id, class = type(class) == "string" and class or nil,
+  })
+end
+
 local function encode(rd, v, what)
   local ok, s = pcall(rd.json.encode, v)
   if ok then return s end
@@ -135,7 +182,8 @@ local function encode(rd, v, what)
 end
 
 -- The store record of an execution from an engine result.
--- o: scenario_id, mode, started_at, input, retry_of, parent_id, attempts
+-- o: scenario_id, mode, started_at, input, retry_of, parent_id, attempts,
+-- blueprint (the decoded blueprint that ran: module types for fingerprints)
 function U.exec_record(rd, out, o)
   local stopped = rd.time()
   local rdata = {}
@@ -143,14 +191,22 @@ function U.exec_record(rd, out, o)
   if o.input ~= nil then rdata[U.INPUT_KEY] = o.input end
   local duration = out.duration
   if type(duration) ~= "number" then duration = stopped - (o.started_at or stopped) end
+  local err = out.error and redact(encode(rd, out.error, "error")) or nil
+  local fp, cause
+  if err then -- of the error as stored (redacted), as the migration reads it
+    local e = rd.json.decode(err)
+    if type(e) == "table" then
+      fp, cause = U.fingerprint(o.blueprint, e.module, e.code, type(e.message) == "string" and e.message or nil)
+    end
+  end
   return {
     scenario_id = o.scenario_id, status = out.status or "error", mode = o.mode,
     started_at = o.started_at, stopped_at = stopped,
     duration = math.floor(duration * 1000 + 0.5), -- milliseconds, as the store keeps them
     operations = out.operations or 0, transfer = out.transfer or 0,
-    error = out.error and redact(encode(rd, out.error, "error")) or nil,
-    run_data = encode(rd, rd.json.object(rdata), "run data"),
+    error = err, run_data = encode(rd, rd.json.object(rdata), "run data"),
     retry_of = o.retry_of, parent_id = o.parent_id, attempts = o.attempts,
+    fingerprint = fp, cause = cause,
   }
 end
 
@@ -158,10 +214,12 @@ end
 function U.dlq_record(rd, sc, blueprint_text, out)
   local inc = out.incomplete
   local state = encode(rd, inc.state or rd.json.object {}, "state")
-  local reason = inc.reason or (out.error and out.error.message) or "error"
+  local reason = redact(tostring(inc.reason or (out.error and out.error.message) or "error"))
+  local fp, cause = U.fingerprint(U.blueprint(rd, blueprint_text), inc.failer, out.error and out.error.code, reason)
   return {
-    scenario_id = sc.id, scenario_name = sc.name, reason = redact(tostring(reason)),
+    scenario_id = sc.id, scenario_name = sc.name, reason = reason,
     size = #state, failer = inc.failer, blueprint = blueprint_text, state = state,
+    fingerprint = fp, cause = cause,
   }
 end
 

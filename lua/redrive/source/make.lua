@@ -82,6 +82,12 @@ end
 
 local function api(src, req) return C.api(src, req) end
 
+-- Make lists an item's reason ("ConnectionError: [503] Service Unavailable")
+-- but neither its module nor its class apart from it: the fingerprint is the
+-- reason's. The detail (GET /dlqs/{id}) has no reason, so an item read
+-- alone has no fingerprint (none rather than a wrong one).
+local core = require "redrive.core"
+
 local function item_obj(src, rec, scenario)
   local it = {
     id = rec.id, scenario = rec.scenarioId or scenario, scenario_name = rec.scenarioName,
@@ -89,6 +95,7 @@ local function item_obj(src, rec, scenario)
     resolved = rec.resolved, attempts = rec.attempts, execution_id = rec.executionId,
     index = rec.index, failer = rec.failer, raw = rec,
   }
+  if type(rec.reason) == "string" then it.fingerprint, it.cause = core.fingerprint(rec.reason) end
   return setmetatable(it, src._mt.item)
 end
 
@@ -124,7 +131,8 @@ local function scenario_name(src, sid, item_id)
   return names[sid] or nil
 end
 
--- src:incomplete{scenario, resolved = false, reason, since, until, limit, page, sort_by, sort_dir}
+-- src:incomplete{scenario, resolved = false, reason, fingerprint, since, until, limit, page, sort_by,
+-- sort_dir}
 -- (resolved: C.resolved_opt; Make lists both, the filter is here)
 function Source:incomplete(opts)
   opts = opts or {}
@@ -137,15 +145,17 @@ function Source:incomplete(opts)
   end
   local sid = scenario_id(opts.scenario, "incomplete")
   local pat = C.pattern(opts.reason, "incomplete")
+  local fp = C.fingerprint_arg(opts.fingerprint, "incomplete")
   local since, till, resolved = opts.since, opts["until"], C.resolved_opt(opts.resolved, "incomplete")
   local filter
-  if pat or since or till or resolved ~= nil then
+  if pat or fp or since or till or resolved ~= nil then
     filter = function(rec)
       if resolved ~= nil and (rec.resolved and true or false) ~= resolved then return false end
       local t = C.iso_time(rec.created)
       if since and t and t < since then return false end
       if till and t and t >= till then return false end
       if pat and not (type(rec.reason) == "string" and pat(rec.reason)) then return false end
+      if fp and not (type(rec.reason) == "string" and core.fingerprint(rec.reason) == fp) then return false end
       return true
     end
   end
@@ -473,7 +483,7 @@ local function select_targets(src, opts, except, safe, s)
   end
   local sid = scenario_id(opts.scenario, "retry")
   local ok, err = pcall(function()
-    for it in src:incomplete { scenario = sid, resolved = "any" } do
+    for it in src:incomplete { scenario = sid, resolved = "any", fingerprint = opts.fingerprint } do
       if not except[tostring(it.id)] then
         if it.resolved and safe then C.outcome(s, it.id, "skipped", { message = resolved_msg(it) })
         else out[#out + 1] = { id = it.id, scenario = sid } end
@@ -515,13 +525,17 @@ function Source:retry(opts)
   end
   local except = C.set_of(opts.except, "except", "retry")
   if opts.ids then C.set_of(opts.ids, "ids", "retry") end
+  if C.fingerprint_arg(opts.fingerprint, "retry") and opts.ids then
+    return nil, "make: fingerprint selects from the scenario's listing: pass all = true (with scenario), not ids",
+      "invalid"
+  end
   local safe = opts.safe ~= false
   local fo, ferr, fcode = wait_opts(opts)
   if fo == false then return nil, ferr, fcode end
   local wait = fo ~= nil
   local s = C.summary(opts)
   local dry = C.dry_run(rd)
-  if opts.all and not safe and not dry and not wait then
+  if opts.all and not safe and not dry and not wait and not opts.fingerprint then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
     -- (a dry run counts the targets below instead)
     local sid = scenario_id(opts.scenario, "retry")
@@ -686,7 +700,8 @@ function Source:retry(opts)
   return s
 end
 
--- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario} -> {deleted, ids, errors}
+-- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario, fingerprint}
+-- -> {deleted, ids, errors}
 function Source:delete_incomplete(opts)
   C.check_table(opts, 1, "delete_incomplete")
   local rd = self._rd
@@ -699,6 +714,20 @@ function Source:delete_incomplete(opts)
   end
   if opts.scenario == nil and opts.all then
     return nil, "make: delete_incomplete{all = true} needs scenario = <scenario id> (DELETE /dlqs is per scenario)", "invalid"
+  end
+  if C.fingerprint_arg(opts.fingerprint, "delete_incomplete") then
+    -- Make deletes by ids or everything: the group's ids, from the listing
+    if opts.ids then
+      return nil, "make: fingerprint selects from the scenario's listing: pass all = true (with scenario), not ids",
+        "invalid"
+    end
+    local except = C.set_of(opts.except, "except", "delete_incomplete")
+    local ids = {}
+    for it in self:incomplete { scenario = opts.scenario, resolved = "any", fingerprint = opts.fingerprint } do
+      if not except[tostring(it.id)] then ids[#ids + 1] = it.id end
+    end
+    if #ids == 0 then return { deleted = 0, ids = {}, errors = {} } end
+    return self:delete_incomplete { scenario = opts.scenario, ids = ids }
   end
   if opts.scenario == nil then
     -- ids only: read each item for its scenario, then one DELETE per scenario
@@ -770,6 +799,25 @@ function Source:delete_incomplete(opts)
     op.ids = ids
     return { deleted = #ids, ids = C.list(ids), errors = C.list() }
   end)
+end
+
+-- src:groups{scenario, since, until, resolved = false, limit} -> failure groups
+-- of the scenario's incomplete executions, computed while paging them
+function Source:groups(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "groups")
+  local it = self:incomplete { scenario = opts.scenario, since = opts.since, ["until"] = opts["until"],
+    resolved = opts.resolved }
+  return C.groups(it, opts)
+end
+
+function Item:resolve()
+  return C.unsupported(KIND, "marking an incomplete execution handled without a retry",
+    "delete it (item:delete(), redrive delete ID) or retry it")
+end
+function Source:resolve()
+  return C.unsupported(KIND, "marking incomplete executions handled without a retry",
+    "delete them (src:delete_incomplete{ids = {...}}, redrive delete ID...) or retry them")
 end
 
 -- ---------------------------------------------------------------------------

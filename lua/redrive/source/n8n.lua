@@ -83,6 +83,30 @@ local function failure(rec)
     n8n_message = msg }
 end
 
+-- The node type of `node` in the execution's workflow snapshot.
+local function node_type(rec, node)
+  local wf = workflow_of(rec)
+  for _, n in ipairs(wf and type(nn(wf.nodes)) == "table" and wf.nodes or {}) do
+    if type(n) == "table" and n.name == node then return type(n.type) == "string" and n.type or nil end
+  end
+end
+
+-- fingerprint_of(rec) -> fingerprint, cause | nil: of the failed node (type
+-- and name), the HTTP status or the error's class, and the message; one
+-- function for the execution and its item, so both share it. A crash is its
+-- own class. Nothing without run data (a listing without includeData).
+local function fingerprint_of(rec, f)
+  f = f or failure(rec)
+  local crashed = rec.status == "crashed"
+  if not f and not crashed then return nil end
+  local msg = f and f.message or "crashed: n8n stopped while the execution ran"
+  local class = crashed and "crashed" or (f and f.code)
+  return require("redrive.core").fingerprint(msg, {
+    module = f and f.module and node_type(rec, f.module) or nil, module_id = f and f.module or nil,
+    class = class, status = f and tonumber(f.http_code) or nil,
+  })
+end
+
 local function exec_obj(src, rec)
   local started, stopped = C.iso_time(nn(rec.startedAt)), C.iso_time(nn(rec.stoppedAt))
   local wf = workflow_of(rec)
@@ -98,6 +122,7 @@ local function exec_obj(src, rec)
     if not e.error and rec.status == "crashed" then
       e.error = { message = "crashed: n8n stopped while the execution ran", code = "crashed" }
     end
+    e.fingerprint, e.cause = fingerprint_of(rec)
   end
   return setmetatable(e, src._mt.exec)
 end
@@ -121,6 +146,7 @@ local function item_obj(src, rec)
     retry_of = sid(rec.retryOf), crashed = rec.status == "crashed" or nil, raw = rec,
   }
   it.index = it.failer
+  it.fingerprint, it.cause = fingerprint_of(rec, f)
   return setmetatable(it, src._mt.item)
 end
 
@@ -229,10 +255,16 @@ local function list(src, opts, map)
   end)
 end
 
--- src:executions{scenario (workflow id), project, status, mode, since, until, limit, include_data}
+-- src:executions{scenario (workflow id), project, status, mode, fingerprint, since, until, limit,
+-- include_data}; a fingerprint filter reads the run data (include_data)
 function Source:executions(opts)
   opts = opts or {}
   C.check_table(opts, 1, "executions")
+  local fp = C.fingerprint_arg(opts.fingerprint, "executions")
+  if fp then
+    opts = setmetatable({ include_data = true, filter = function(rec) return fingerprint_of(rec) == fp end },
+      { __index = opts })
+  end
   return list(self, opts, function(rec) return exec_obj(self, rec) end)
 end
 
@@ -515,6 +547,7 @@ function Source:incomplete(opts)
   C.check_table(opts, 1, "incomplete")
   local pat = C.pattern(opts.reason, "incomplete")
   local want_resolved = C.resolved_opt(opts.resolved, "incomplete")
+  local fp = C.fingerprint_arg(opts.fingerprint, "incomplete")
   local ix
   local o = {
     scenario = opts.scenario, status = "error", include_data = true, since = opts.since,
@@ -541,6 +574,7 @@ function Source:incomplete(opts)
       end
     end
     if pat and not pat(reason_of(rec)) then return false end
+    if fp and fingerprint_of(rec) ~= fp then return false end
     return true
   end
   return list(self, o, function(rec)
@@ -687,15 +721,18 @@ function Item:delete() return Exec.delete(self) end
 local function targets(src, opts, except, fname)
   if opts.ids then
     C.set_of(opts.ids, "ids", fname)
+    if C.fingerprint_arg(opts.fingerprint, fname) then
+      return nil, "n8n: fingerprint selects from the listing of failures: pass all = true, not ids", "invalid"
+    end
     return C.ids_iter(opts.ids, except), #opts.ids
   end
-  local it = src:incomplete { scenario = opts.scenario, reason = opts.reason }
+  local it = src:incomplete { scenario = opts.scenario, reason = opts.reason, fingerprint = opts.fingerprint }
   return C.filter_iter(it, function(x) return not except[x.id] end)
 end
 
 local function target_id(t) return type(t) == "table" and t.id or tostring(t) end
 
--- src:retry{ids = {...} | all = true, except, scenario, reason, concurrency,
+-- src:retry{ids = {...} | all = true, except, scenario, reason, fingerprint, concurrency,
 --           progress, safe = true, load_workflow, retry_timeout, wait, timeout} -> summary
 -- Each target is judged on its whole retry chain (safe); two targets of one
 -- chain are retried once. A retry is `succeeded` or `failed` by the outcome
@@ -711,7 +748,8 @@ function Source:retry(opts)
   local fo, ferr, fcode = C.wait_opts(opts)
   if fo == false then return nil, ferr, fcode end
   local except = C.set_of(opts.except, "except", "retry")
-  local it, total = targets(self, opts, except, "retry")
+  local it, total, tcode = targets(self, opts, except, "retry")
+  if not it then return nil, total, tcode end
   local src = self
   local safe = opts.safe ~= false
   local claimed, known = {}, {} -- chain roots taken in this run; chain members per target
@@ -778,7 +816,8 @@ function Source:delete_incomplete(opts)
     return nil, "refusing to delete all incomplete executions without confirmed = true", "invalid"
   end
   local except = C.set_of(opts.except, "except", "delete_incomplete")
-  local it, total = targets(self, opts, except, "delete_incomplete")
+  local it, total, tcode = targets(self, opts, except, "delete_incomplete")
+  if not it then return nil, total, tcode end
   local src = self
   local s = C.bulk(self._rd, { concurrency = opts.concurrency, progress = opts.progress or false, safe = true }, {
     src = self, targets = it, total = total, id = target_id, action = "delete", verb = "deleting", noun = "n8n execution(s)",
@@ -792,6 +831,25 @@ function Source:delete_incomplete(opts)
   local r = { deleted = s.succeeded, errors = s.errors, total = s.total }
   if s.dry_run then r.dry_run, r.action, r.would_delete = true, "delete", s.would end
   return r
+end
+
+-- src:groups{scenario, since, until, resolved = false, limit, scan} -> failure
+-- groups of the incomplete executions (failed chains), computed while paging
+function Source:groups(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "groups")
+  local it = self:incomplete { scenario = opts.scenario, since = opts.since, ["until"] = opts["until"],
+    resolved = opts.resolved, scan = opts.scan }
+  return C.groups(it, opts)
+end
+
+function Item:resolve()
+  return C.unsupported(KIND, "marking a failed execution handled without a retry",
+    "n8n keeps no such flag: delete the execution (item:delete(), redrive delete ID) or retry it")
+end
+function Source:resolve()
+  return C.unsupported(KIND, "marking failed executions handled without a retry",
+    "n8n keeps no such flag: delete them (src:delete_incomplete{ids = {...}}) or retry them")
 end
 
 -- src:health{scenario, since, limit, max} from the listing (with data, for

@@ -64,7 +64,11 @@ local function exec_obj(src, rec)
     started_at = started, stopped_at = stopped, duration = started and stopped and ms(stopped - started) or nil,
     request_id = rec.requestId, raw = rec,
   }
-  if e.status == "error" then e.error = { message = "workflow execution failed" } end
+  if e.status == "error" then
+    -- SailPoint's listing says only that it failed: one cause per workflow
+    e.error = { message = "workflow execution failed" }
+    e.fingerprint, e.cause = require("redrive.core").fingerprint(e.error.message, { class = "Failed" })
+  end
   return setmetatable(e, src._mt.exec)
 end
 
@@ -110,17 +114,21 @@ local function workflow(src, opts, fname)
   return tostring(wf)
 end
 
--- src:executions{scenario = workflow_id, status, since, until, started, limit, page}
+-- src:executions{scenario = workflow_id, status, fingerprint, since, until, started, limit, page}
 -- page: 1..250 (SailPoint's limit); offsets advance by the records received
 function Source:executions(opts)
   opts = opts or {}
   C.check_table(opts, 1, "executions")
   local wf = workflow(self, opts, "executions")
+  local fp = C.fingerprint_arg(opts.fingerprint, "executions")
   local f = filters(opts)
   local page = math.max(1, math.min(250, opts.page or 250))
+  local filter
+  if opts.mode then filter = function() return false end -- SailPoint has no mode
+  elseif fp then filter = function(rec) return exec_obj(self, rec).fingerprint == fp end end
   return C.offset_iter {
     page = page, limit = opts.limit, map = function(rec) return exec_obj(self, rec) end,
-    filter = opts.mode and function() return false end or nil, -- SailPoint has no mode
+    filter = filter,
     fetch = function(offset, n)
       local data, err, code = C.api(self, { path = "/workflows/" .. wf .. "/executions",
         query = { limit = n, offset = offset, filters = f } })
@@ -152,6 +160,20 @@ function Source:health(opts)
   return h
 end
 
+-- src:groups{scenario, since, until, limit, max} -> failure groups of the
+-- workflow's failed executions (SailPoint has no queue of incomplete ones),
+-- computed while paging; `max` bounds how many are read (10000)
+function Source:groups(opts)
+  opts = opts or {}
+  C.check_table(opts, 1, "groups")
+  if C.resolved_opt(opts.resolved, "groups") ~= false then
+    return C.unsupported(KIND, "resolved failures", "SailPoint keeps no resolved flag: its failed executions are the groups")
+  end
+  local wf = workflow(self, opts, "groups")
+  return C.groups(self:executions { scenario = wf, status = "error", since = opts.since, ["until"] = opts["until"],
+    limit = opts.max or 10000 }, opts)
+end
+
 local READ_ONLY = "SailPoint's API lists workflow executions only; re-run the workflow in SailPoint " ..
   "(or POST /workflows/{id}/test) to run it again"
 function Source:execution()
@@ -161,6 +183,7 @@ function Source:incomplete() return C.unsupported(KIND, "incomplete executions",
 function Source:incomplete_item() return C.unsupported(KIND, "incomplete executions", READ_ONLY) end
 function Source:retry() return C.unsupported(KIND, "retrying executions", READ_ONLY) end
 function Source:delete_incomplete() return C.unsupported(KIND, "deleting executions", READ_ONLY) end
+function Source:resolve() return C.unsupported(KIND, "resolving executions", READ_ONLY) end
 function Exec:retry() return C.unsupported(KIND, "retrying an execution", READ_ONLY) end
 function Exec:delete() return C.unsupported(KIND, "deleting an execution", READ_ONLY) end
 function Exec:run_data() return C.unsupported(KIND, "run data", "open the execution in SailPoint's workflow history") end
