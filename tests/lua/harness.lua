@@ -244,5 +244,16 @@ function H.c_growth(name, source, n)
   end)
 end
 
+-- Raw SQL on a store file with the sqlite3 shell (test-only triggers, a
+-- store taken back to an older schema); H.have_sqlite3 says whether it is
+-- installed (tests that need it skip without).
+H.have_sqlite3 = os.execute("command -v sqlite3 >/dev/null 2>&1") == true
+function H.sql(path, text)
+  local f = assert(io.popen(string.format("sqlite3 %q %q 2>&1", path, text)))
+  local out = f:read("a")
+  assert(f:close(), "sqlite3: " .. out)
+  return out
+end
+
 test, eq, ok, match, check_err, raises, expect, skip = H.test, H.eq, H.ok, H.match, H.check_err, H.raises, H.expect, H.skip
 return H

@@ -91,15 +91,7 @@ test("fp-2.1 local: a failed execution and its item carry one fingerprint and ca
   match(e2.cause, "^HTTP 503 from http://<host>/status/<n>")
 end)
 
-local have_sqlite3 = os.execute("command -v sqlite3 >/dev/null 2>&1") == true
-local function sql(path, text)
-  local f = assert(io.popen(string.format("sqlite3 %q %q 2>&1", path, text)))
-  local out = f:read("a")
-  assert(f:close(), "sqlite3: " .. out)
-  return out
-end
-
-if not have_sqlite3 then
+if not H.have_sqlite3 then
   skip("fp-2.2 local: the migration backfills what a run records", "needs the sqlite3 shell to downgrade a store")
 else
 test("fp-2.2 local: a store from before fingerprints gets, on opening, the ones a run records now", function()
@@ -118,7 +110,7 @@ test("fp-2.2 local: a store from before fingerprints gets, on opening, the ones 
   for x in src:incomplete {} do want[x.id] = { x.fingerprint, x.cause } end
   ok(want[nodlq.id][1], "the failure without an item has one")
   src:close()
-  sql(path, "DROP INDEX execution_fingerprint; DROP INDEX dlq_fingerprint;" ..
+  H.sql(path, "DROP INDEX execution_fingerprint; DROP INDEX dlq_fingerprint;" ..
     " ALTER TABLE execution DROP COLUMN fingerprint; ALTER TABLE execution DROP COLUMN cause;" ..
     " ALTER TABLE dlq_item DROP COLUMN fingerprint; ALTER TABLE dlq_item DROP COLUMN cause;" ..
     " PRAGMA user_version = 1;")
@@ -379,36 +371,7 @@ end)
 -- ---------------------------------------------------------------------------
 -- n8n: the answers a real n8n 2.41.1 gave (tests/fixtures/n8n-2.41.1/)
 
-local FIX = H.root .. "/tests/fixtures/n8n-2.41.1/"
-local function fixture(name)
-  local f = assert(io.open(FIX .. name .. ".json"), "fixture " .. name)
-  local v = rd.json.decode(f:read("a"))
-  f:close()
-  return v
-end
-
-local function real_n8n()
-  local by_id = {}
-  for _, n in ipairs { "execution-error", "execution-success", "execution-crashed", "execution-retry-success" } do
-    local fx = fixture(n)
-    by_id[tostring(fx.body.id)] = fx
-  end
-  local function reply(fx)
-    return { status = fx.status, headers = {}, body = rd.json.encode(fx.body),
-      json = function(self) return rd.json.decode(self.body) end }
-  end
-  return function(req)
-    local path = req.url:match("^https?://[^/]+(/.*)$"):gsub("^/api/v1", "")
-    local q = req.query or {}
-    if req.method == "GET" and path == "/executions" then
-      if q.status == "running" or q.status == "crashed" then return reply { status = 200, body = { data = {}, nextCursor = rd.json.null } } end
-      return reply(fixture(q.includeData == "true" and "list-page-with-data" or "list-page"))
-    end
-    local id = path:match("^/executions/([^/]+)$")
-    if req.method == "GET" and by_id[id] then return reply(by_id[id]) end
-    return reply(fixture("error-404"))
-  end
-end
+local fixture, real_n8n = require("n8n_fixtures").fixture, require("n8n_fixtures").real_n8n
 
 test("fp-5.1 n8n (real 2.41.1 answers): execution and item share a fingerprint; groups; filters; crash", function()
   local src = assert(rd.connect { kind = "n8n", base_url = "http://n8n.test/api/v1", token = "n8n-key-123456",

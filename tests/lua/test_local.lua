@@ -674,13 +674,7 @@ test("local-8.3 a chain of 3 retries is walked from any member", function()
 end)
 
 -- Raw SQL on a store file (test-only triggers), with the sqlite3 shell.
-local have_sqlite3 = os.execute("command -v sqlite3 >/dev/null 2>&1") == true
-local function sql(path, text)
-  local f = assert(io.popen(string.format("sqlite3 %q %q 2>&1", path, text)))
-  local out = f:read("a")
-  assert(f:close(), "sqlite3: " .. out)
-  return out
-end
+local have_sqlite3, sql = H.have_sqlite3, H.sql
 local NO_LINK = "CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON execution" ..
   " BEGIN SELECT RAISE(ABORT, 'link refused'); END"
 
