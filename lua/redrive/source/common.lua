@@ -570,8 +570,8 @@ function C.groups(it, opts)
     else
       if not g then
         n = n + 1
-        g = { fingerprint = x.fingerprint, cause = x.cause or "(no message)", count = 0, scenarios = {},
-              scenario_names = {}, example_ids = {}, _seen = {} }
+        g = { fingerprint = x.fingerprint, cause = x.cause or "(no message)", count = 0, scenarios = C.list(),
+              scenario_names = C.list(), example_ids = C.list(), _seen = {} }
         by[fp] = g
       end
       g.count = g.count + 1
@@ -589,7 +589,7 @@ function C.groups(it, opts)
       end
     end
   end
-  local list = {}
+  local list = C.list()
   for _, g in pairs(by) do g._seen = nil; list[#list + 1] = g end
   table.sort(list, function(a, b)
     if a.count ~= b.count then return a.count > b.count end

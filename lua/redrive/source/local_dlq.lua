@@ -353,8 +353,10 @@ local function groups(src, opts)
   }
   if not list then return nil, err, code end
   local names = {}
+  C.list(list) -- JSON arrays, even when empty
   for _, g in ipairs(list) do
-    g.scenario_names = {}
+    C.list(g.scenarios); C.list(g.example_ids)
+    g.scenario_names = C.list()
     for i, id in ipairs(g.scenarios) do
       if names[id] == nil then
         local sc = src._st:scenario_get(id)
