@@ -346,10 +346,7 @@ static const luaL_Reg http_funcs[] = {{"request", l_http_request}, {NULL, NULL}}
 static const luaL_Reg response_methods[] = {{"json", l_response_json}, {NULL, NULL}};
 
 void rd__open_http(lua_State *L) {
-  luaL_newmetatable(L, RD_MT_RESPONSE);
-  luaL_newlib(L, response_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  rd__new_class(L, RD_MT_RESPONSE, NULL, response_methods);
   luaL_newlib(L, http_funcs);
   lua_setfield(L, -2, "http");
 }

@@ -187,6 +187,12 @@ void rd__sbx_forget(void);
 int rd__lua_load_embedded(lua_State *L, const char *name);
 
 /* ---- submodules: each adds its functions to the table on top ------------- */
+/* rd__new_class(L, name, meta, methods): registers the metatable `name` with
+ * the metamethods `meta` (may be NULL) and an __index table of `methods`
+ * (may be NULL); the stack is left as it was. One shape for every userdata
+ * class of the bindings. */
+void rd__new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 void rd__open_num(lua_State *L);
 void rd__open_task(lua_State *L);
 void rd__open_json(lua_State *L);

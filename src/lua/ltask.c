@@ -320,7 +320,9 @@ static int l_task_gc(lua_State *L) {
 
 /* ---- time ----------------------------------------------------------------------- */
 
-static int sleep_done(lua_State *L, int status, lua_KContext ctx) {
+/* The continuation of a wait whose only outcome is that it ended (a timer,
+ * a condition): nothing to return, or rd.canceled raised. */
+static int wait_ended(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   rd_wait_t *w = (rd_wait_t *)ctx;
   int st = w->status;
@@ -339,7 +341,7 @@ static int l_task_sleep(lua_State *L) {
   rd_wait_t *w;
   if (rd_wait_timer(rd__rt(L)->loop, (uint64_t)(s * 1000.0 + 0.5), &w, &err) != 0)
     return luaL_error(L, "redrive: %s", err.msg);
-  return rd__await(L, w, sleep_done);
+  return rd__await(L, w, wait_ended);
 }
 
 /* rd.now() -> loop time in seconds */
@@ -372,15 +374,6 @@ static int l_task_run(lua_State *L) {
 
 /* ---- conditions: rd.cond() parks tasks until signalled ------------------------- */
 
-static int cond_done(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  rd_wait_t *w = (rd_wait_t *)ctx;
-  int st = w->status;
-  rd_wait_release(w);
-  if (st == RD_ECANCELED) return rd__wait_canceled(L);
-  return 0;
-}
-
 /* cv:wait(): park until cv:signal() or cv:broadcast() */
 static int l_cond_wait(lua_State *L) {
   rd_cond_t *cv = luaL_checkudata(L, 1, RD_MT_COND);
@@ -389,7 +382,7 @@ static int l_cond_wait(lua_State *L) {
   rd_err err = {0};
   if (rd_wait_cond(cv, &w, &err) != 0) return luaL_error(L, "redrive: %s", err.msg);
   lua_settop(L, 1); /* keeps cv alive while parked */
-  return rd__await(L, w, cond_done);
+  return rd__await(L, w, wait_ended);
 }
 
 /* cv:signal() -> n woken (0 or 1); cv:broadcast() -> n woken */
@@ -431,14 +424,7 @@ static const luaL_Reg task_meta[] = {
 };
 
 void rd__open_task(lua_State *L) {
-  luaL_newmetatable(L, RD_MT_TASK);
-  luaL_setfuncs(L, task_meta, 0);
-  luaL_newlib(L, task_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, RD_MT_COND);
-  luaL_newlib(L, cond_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  rd__new_class(L, RD_MT_TASK, task_meta, task_methods);
+  rd__new_class(L, RD_MT_COND, NULL, cond_methods);
   luaL_setfuncs(L, task_funcs, 0);
 }

@@ -597,11 +597,7 @@ static const luaL_Reg worker_meta[] = {
 };
 
 void rd__open_worker(lua_State *L) {
-  luaL_newmetatable(L, RD_MT_WORKER);
-  luaL_setfuncs(L, worker_meta, 0);
-  luaL_newlib(L, worker_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  rd__new_class(L, RD_MT_WORKER, worker_meta, worker_methods);
   lua_pushcfunction(L, l_worker_new);
   lua_setfield(L, -2, "sandbox_worker");
 }

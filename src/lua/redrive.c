@@ -257,6 +257,17 @@ static const luaL_Reg rd_funcs[] = {
 };
 
 /* The C internals table, `require "redrive.core"`, for the Lua parts. */
+void rd__new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  if (meta) luaL_setfuncs(L, meta, 0);
+  if (methods) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+}
+
 static void open_core(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_core_luafiles);
