@@ -1,68 +1,57 @@
--- fix-and-retry.lua: the 3 a.m. routine, as a script.
+-- fix-and-retry.lua: the 3 a.m. routine, as a script. It runs unchanged on
+-- every source that keeps incomplete executions: local, Make (a profile that
+-- names its `scenario`) and n8n; only the profile changes.
 --
---   redrive examples/fix-and-retry.lua            (store: $REDRIVE_DB)
---   redrive --dry-run examples/fix-and-retry.lua  (change nothing, show what it would do)
+--   redrive examples/fix-and-retry.lua                  (store: $REDRIVE_DB, or the default profile)
+--   redrive --profile make examples/fix-and-retry.lua
+--   redrive --dry-run examples/fix-and-retry.lua        (change nothing, show what it would do)
 --
--- 1. list the incomplete executions (the DLQ), grouped by reason;
--- 2. fix the cause: the fulfilment webhook moved from /v1/webhook to
---    /v2/webhook, so patch the blueprint stored with each affected item (and
---    the scenario, for the runs to come);
+-- 1. list the incomplete executions (the DLQ) grouped by cause: failures
+--    with one cause share a fingerprint, whatever host, port or order id
+--    their messages name;
+-- 2. fix one cause: the fulfilment webhook moved from /v1/webhook to
+--    /v2/webhook and answers HTTP 410; patch the blueprint stored with each
+--    item of that group only (and the scenario, for the runs to come), where
+--    the source can;
 -- 3. dry-run the retry to see what it would touch;
 -- 4. retry everything except one item (kept for a colleague to look at);
--- 5. print the queue before and after.
+-- 5. print the groups before and after.
 local rd = require "redrive"
 local src = assert(rd.connect())
 
 local function say(fmt, ...) print(string.format(fmt, ...)) end
 local function title(s) print(""); print("== " .. s) end
 
--- A reason without what varies from item to item (host, ids in paths), so
--- that "HTTP 500 from http://host/orders/7" and ".../orders/14" group.
-local function kind_of(reason)
-  return (reason:gsub("https?://[^/%s]+", ""):gsub("/%d+", "/{id}"))
-end
-
--- pending items grouped by reason, largest group first
-local function by_reason()
-  local groups, order, total = {}, {}, 0
-  for it in src:incomplete { resolved = false } do
-    local k = kind_of(it.reason)
-    local g = groups[k]
-    if not g then
-      g = {}
-      groups[k] = g
-      order[#order + 1] = k
-    end
-    g[#g + 1] = it
-    total = total + 1
-  end
-  table.sort(order, function(a, b) return #groups[a] > #groups[b] end)
-  return groups, order, total
-end
-
-local function show(groups, order)
-  for _, reason in ipairs(order) do
-    local g = groups[reason]
+-- the pending failures by cause, largest group first -> groups, total
+local function show_groups()
+  local groups = assert(src:groups { resolved = false })
+  local total = 0
+  for _, g in ipairs(groups) do
+    total = total + g.count
     local names = {}
-    for _, it in ipairs(g) do names[it.scenario_name] = true end
-    local sc = {}
-    for n in pairs(names) do sc[#sc + 1] = n end
-    table.sort(sc)
-    say("  %4d  %s\n        in: %s", #g, reason, table.concat(sc, ", "))
+    for i, sc in ipairs(g.scenarios or {}) do names[i] = (g.scenario_names or {})[i] or tostring(sc) end
+    say("  %4d  %s\n        in: %s  [fingerprint %s]", g.count, g.cause, table.concat(names, ", "), g.fingerprint)
   end
+  return groups, total
 end
 
 -- ---------------------------------------------------------------------------
-title("1. What failed? Incomplete executions waiting in the queue, by reason")
-local groups, order, before = by_reason()
+title("1. What failed? Incomplete executions waiting in the queue, by cause")
+local groups, before = show_groups()
 if before == 0 then say("  the queue is empty: nothing to do"); return end
-show(groups, order)
 say("  ----")
 say("  %4d  pending", before)
 
 -- ---------------------------------------------------------------------------
 title("2. Fix the cause: the fulfilment webhook moved to /v2/webhook")
--- The items carry the blueprint as it was when they failed: patch each one.
+-- The group: an HTTP 410 from the old webhook (the cause names the status
+-- and the path; hosts, ports and ids are templated out, so no port that
+-- happens to contain "410" is taken for it).
+local moved_group
+for _, g in ipairs(groups) do
+  if g.cause:find("^HTTP 410 ") and g.cause:find("/v1/webhook", 1, true) then moved_group = g end
+end
+
 local function moved(url) return type(url) == "string" and url:find("/v1/webhook", 1, true) ~= nil end
 
 local function fixed_copy(bp)
@@ -77,30 +66,43 @@ local function fixed_copy(bp)
   return out, changed
 end
 
-local patched, shown, kept = 0, false, nil
-for it in src:incomplete { resolved = false, reason = "410" } do
-  local bp = assert(it:blueprint())
-  local fixed, changed = fixed_copy(bp)
-  if changed > 0 then
-    if not shown then
-      say("  blueprint change (JSON Patch), on item %s:", it.id)
-      for _, op in ipairs(bp:diff(fixed)) do
-        say("    %s %s -> %s", op.op, op.path, tostring(op.value))
+local patched, kept = 0, nil
+if not moved_group then
+  say("  no failure with that cause: nothing to patch")
+else
+  -- the items carry the blueprint as it was when they failed: patch each one
+  local shown = false
+  for it in src:incomplete { resolved = false, fingerprint = moved_group.fingerprint } do
+    local bp, berr = it:blueprint()
+    if not bp then say("  item %s: no blueprint (%s)", it.id, berr); break end
+    local fixed, changed = fixed_copy(bp)
+    if changed > 0 then
+      if not shown then
+        say("  blueprint change (JSON Patch), on item %s:", it.id)
+        for _, op in ipairs(bp:diff(fixed)) do say("    %s %s -> %s", op.op, op.path, tostring(op.value)) end
+        shown = true
       end
-      shown = true
+      local ok, err, code = it:patch { blueprint = fixed }
+      if not ok and code == "unsupported" then say("  %s", err); break end
+      assert(ok, err)
+      patched = patched + 1
+      kept = kept or it.id
     end
-    assert(it:patch { blueprint = fixed })
-    patched = patched + 1
-    kept = kept or it.id
   end
 end
 say("  patched %d incomplete execution(s)", patched)
 -- and the scenarios themselves, so that new runs go to the right place
-for _, sc in ipairs(src:scenarios()) do
-  local fixed, changed = fixed_copy(sc:blueprint())
-  if changed > 0 then
-    assert(src:scenario_update(sc.id, { blueprint = fixed }))
-    say("  scenario %d %q updated (%d module(s))", sc.id, sc.name, changed)
+local scenarios, serr, scode = src:scenarios()
+if not scenarios then
+  assert(scode == "unsupported", serr)
+  say("  (scenarios: %s)", serr)
+else
+  for _, sc in ipairs(scenarios) do
+    local fixed, changed = fixed_copy(sc:blueprint())
+    if changed > 0 then
+      assert(src:scenario_update(sc.id, { blueprint = fixed }))
+      say("  scenario %s %q updated (%d module(s))", tostring(sc.id), sc.name, changed)
+    end
   end
 end
 
@@ -115,32 +117,40 @@ say("  would retry %d item(s), skip %d%s", plan.would_retry or plan.total, plan.
 
 -- ---------------------------------------------------------------------------
 title("4. Retry all except one")
-local t0 = rd.now()
 local s = assert(src:retry { all = true, except = except, concurrency = 16 })
 if s.dry_run then
   say("  (dry run: nothing retried)")
 else
-  say("  retried %d in %.2fs: %d succeeded, %d failed, %d skipped", s.total, rd.now() - t0,
-    s.succeeded, s.failed, s.skipped)
-  local why, order = {}, {}
-  for _, e in ipairs(s.errors) do
-    local m = kind_of(e.message or "?")
-    if not why[m] then order[#order + 1] = m end
-    why[m] = (why[m] or 0) + 1
+  -- Make queues a retry and runs it later, n8n may answer before the run
+  -- ends: those are counted queued or running, never succeeded by guess
+  local later = {}
+  for _, k in ipairs { "queued", "running", "unknown", "not_attempted" } do
+    if (s[k] or 0) > 0 then later[#later + 1] = string.format(", %d %s", s[k], k:gsub("_", " ")) end
   end
-  for _, m in ipairs(order) do say("    still failing (%d): %s", why[m], m) end
+  say("  retried %d: %d succeeded, %d failed, %d skipped%s", s.total, s.succeeded, s.failed, s.skipped,
+    table.concat(later))
+  -- why, by cause: the failures, then the ones the safety checks skipped
+  for _, skipped in ipairs { false, true } do
+    local why, order = {}, {}
+    for _, e in ipairs(s.errors) do
+      if (e.skipped and true or false) == skipped then
+        local cause = select(2, rd.fingerprint(e.message or "?"))
+        if not why[cause] then order[#order + 1] = cause end
+        why[cause] = (why[cause] or 0) + 1
+      end
+    end
+    for _, c in ipairs(order) do say("    %s (%d): %s", skipped and "skipped" or "still failing", why[c], c) end
+  end
 end
 
 -- ---------------------------------------------------------------------------
 title("5. The queue, before and after")
-local groups2, order2, after = by_reason()
-show(groups2, order2)
+local after_groups, after = show_groups()
 say("  ----")
 say("  before: %d pending   after: %d pending   resolved by this run: %d", before, after, before - after)
 if kept then say("  kept on purpose: %s (see it with src:incomplete_item(%q))", kept, kept) end
-for _, reason in ipairs(order2) do
-  if reason:find("/orders/", 1, true) then
-    say("  the orders API itself still fails for %d item(s): that needs the orders team, not a patch",
-      #groups2[reason])
+for _, g in ipairs(after_groups) do
+  if g.cause:find("/orders/", 1, true) then
+    say("  the orders API itself still fails for %d item(s): that needs the orders team, not a patch", g.count)
   end
 end

@@ -1,13 +1,14 @@
 -- triage.lua: list the failures waiting in a source's queue of incomplete
--- executions, grouped by reason, and retry the ones whose reason matches a
--- Lua pattern. The same script works on every source that has such a queue
--- (local, make, n8n): only the profile changes.
+-- executions, grouped by cause (failures with one cause share a fingerprint,
+-- whatever host, port or id their messages name), and retry the groups whose
+-- cause matches a Lua pattern. The same script works on every source that has
+-- such a queue (local, make, n8n): only the profile changes.
 --
 --   redrive examples/triage.lua [PROFILE] [PATTERN]
 --
 --   redrive examples/triage.lua make 'ConnectionError'
 --   redrive --profile n8n examples/triage.lua '^ETIMEDOUT'
---   REDRIVE_PROFILE=local redrive examples/triage.lua
+--   REDRIVE_PROFILE=local redrive examples/triage.lua '^HTTP 5%d%d '
 --   redrive --dry-run examples/triage.lua make '.'   -- show what would be retried
 --
 -- The first argument is taken as the profile when the config file has a
@@ -31,50 +32,47 @@ pattern = pattern or "$^" -- default: retry nothing, just list
 local src = assert(rd.connect(profile))
 print(string.format("source: %s (%s)", src.name, src.kind))
 
--- group the unresolved items by reason
-local groups, order, total = {}, {}, 0
-for item in src:incomplete { resolved = false } do
-  local reason = item.reason or "(no reason)"
-  local g = groups[reason]
-  if not g then g = { reason = reason, ids = {} }; groups[reason] = g; order[#order + 1] = g end
-  g.ids[#g.ids + 1] = item.id
-  total = total + 1
-end
-table.sort(order, function(a, b)
-  if #a.ids ~= #b.ids then return #a.ids > #b.ids end
-  return a.reason < b.reason
-end)
-print(string.format("%d incomplete execution(s) in %d group(s)", total, #order))
-for _, g in ipairs(order) do
-  local sample = table.concat(g.ids, ", ", 1, math.min(3, #g.ids))
-  print(string.format("%6d  %s  [%s%s]", #g.ids, g.reason, sample, #g.ids > 3 and ", ..." or ""))
+-- the unresolved items by cause, biggest group first
+local groups = assert(src:groups { resolved = false })
+local total = 0
+for _, g in ipairs(groups) do total = total + g.count end
+print(string.format("%d incomplete execution(s) in %d group(s)", total, #groups))
+for _, g in ipairs(groups) do
+  local sample = table.concat(g.example_ids or {}, ", ", 1, math.min(3, #(g.example_ids or {})))
+  print(string.format("%6d  %s  [%s%s]", g.count, g.cause, sample, g.count > 3 and ", ..." or ""))
 end
 
--- retry the groups whose reason matches the pattern
-local ids = {}
-for _, g in ipairs(order) do
-  if g.reason:find(pattern) then
-    for _, id in ipairs(g.ids) do ids[#ids + 1] = id end
-  end
+-- retry the groups whose cause matches the pattern, one group at a time
+local matching = {}
+for _, g in ipairs(groups) do
+  if g.cause:find(pattern) then matching[#matching + 1] = g end
 end
-if #ids == 0 then
+if #matching == 0 then
   print(string.format("nothing matches %q: nothing retried", pattern))
   return
 end
-local s = assert(src:retry { ids = ids, concurrency = 8 })
-if s.dry_run then
-  print(string.format("dry run: would retry %d of %d matching %q, %d skipped (dry run)", s.would_retry or 0, s.total,
-    pattern, s.skipped))
-else
-  -- queued (Make), running, unknown: accepted, outcome not known yet
-  local pending = {}
-  for _, k in ipairs { "queued", "running", "unknown" } do
-    if (s[k] or 0) > 0 then pending[#pending + 1] = string.format(", %d %s", s[k], k) end
+local sum = { total = 0, succeeded = 0, failed = 0, skipped = 0, would_retry = 0, queued = 0, running = 0, errors = {} }
+local dry
+for _, g in ipairs(matching) do
+  local s = assert(src:retry { all = true, fingerprint = g.fingerprint, concurrency = 8 })
+  dry = s.dry_run
+  for k in pairs(sum) do
+    if k == "errors" then for _, e in ipairs(s.errors) do sum.errors[#sum.errors + 1] = e end
+    else sum[k] = sum[k] + (s[k] or 0) end
   end
-  print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped%s", s.total, pattern,
-    s.succeeded, s.failed, s.skipped, table.concat(pending)))
 end
-for i, e in ipairs(s.errors) do
-  if i > 5 then print(string.format("  ... %d more", #s.errors - 5)); break end
+if dry then
+  print(string.format("dry run: would retry %d of %d matching %q, %d skipped (dry run)", sum.would_retry, sum.total,
+    pattern, sum.skipped))
+else
+  -- Make queues a retry and runs it later; n8n may answer before the run ends
+  local later = {}
+  if sum.queued > 0 then later[#later + 1] = string.format(", %d queued", sum.queued) end
+  if sum.running > 0 then later[#later + 1] = string.format(", %d running", sum.running) end
+  print(string.format("retried %d matching %q: %d succeeded, %d failed, %d skipped%s", sum.total, pattern,
+    sum.succeeded, sum.failed, sum.skipped, table.concat(later)))
+end
+for i, e in ipairs(sum.errors) do
+  if i > 5 then print(string.format("  ... %d more", #sum.errors - 5)); break end
   print(string.format("  %s: %s", tostring(e.id), tostring(e.message)))
 end
