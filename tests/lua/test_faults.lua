@@ -24,7 +24,7 @@ end
 local function req(path, opts)
   opts = opts or {}
   opts.url = S .. path
-  opts.timeout = opts.timeout or 2
+  opts.timeout = opts.timeout or 60 -- a bound on a hang: the answers here come at once
   return rd.http.request(opts)
 end
 
@@ -80,7 +80,7 @@ test("faults-2.1 a 5xx storm with resets, 300 requests at once: each ends, none 
   local list = {}
   for i = 1, n do list[i] = i end
   local s = within(rd.each, list, function()
-    local r, msg, code = req("/chaos?p=0.6&key=" .. key, { timeout = 3 })
+    local r, msg, code = req("/chaos?p=0.6&key=" .. key)
     if r then statuses[r.status] = (statuses[r.status] or 0) + 1
     else
       errors = errors + 1
