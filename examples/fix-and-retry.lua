@@ -28,8 +28,8 @@ local function show_groups()
   local total = 0
   for _, g in ipairs(groups) do
     total = total + g.count
-    local names = {}
-    for i, sc in ipairs(g.scenarios or {}) do names[i] = (g.scenario_names or {})[i] or tostring(sc) end
+    local names = {} -- the scenarios' names where the source knows them, else their ids
+    for i, sc in ipairs(g.scenarios) do names[i] = g.scenario_names[i] or tostring(sc) end
     say("  %4d  %s\n        in: %s  [fingerprint %s]", g.count, g.cause, table.concat(names, ", "), g.fingerprint)
   end
   return groups, total
@@ -44,12 +44,15 @@ say("  %4d  pending", before)
 
 -- ---------------------------------------------------------------------------
 title("2. Fix the cause: the fulfilment webhook moved to /v2/webhook")
--- The group: an HTTP 410 from the old webhook (the cause names the status
--- and the path; hosts, ports and ids are templated out, so no port that
--- happens to contain "410" is taken for it).
-local moved_group
+-- The groups to patch: failures that are an HTTP 410. A cause keeps a
+-- number only where it is an HTTP status (`HTTP 410 from ...` locally,
+-- `[410]` on Make, `HTTP 410: ...` on n8n); hosts, ports, order ids and other
+-- numbers are templated out (`<host>`, `<n>`), so an item whose URL has port
+-- 41047 or order 4102 is not taken for one. One cause may be several groups
+-- (the fingerprint also names the module that failed): take them all.
+local moved_groups = {}
 for _, g in ipairs(groups) do
-  if g.cause:find("^HTTP 410 ") and g.cause:find("/v1/webhook", 1, true) then moved_group = g end
+  if g.cause:find("%f[%d]410%f[%D]") then moved_groups[#moved_groups + 1] = g end
 end
 
 local function moved(url) return type(url) == "string" and url:find("/v1/webhook", 1, true) ~= nil end
@@ -66,15 +69,13 @@ local function fixed_copy(bp)
   return out, changed
 end
 
-local patched, kept = 0, nil
-if not moved_group then
-  say("  no failure with that cause: nothing to patch")
-else
+local patched, kept, shown = 0, nil, false
+-- patch_group(g) -> false when the source cannot patch (said why)
+local function patch_group(g)
   -- the items carry the blueprint as it was when they failed: patch each one
-  local shown = false
-  for it in src:incomplete { resolved = false, fingerprint = moved_group.fingerprint } do
+  for it in src:incomplete { resolved = false, fingerprint = g.fingerprint } do
     local bp, berr = it:blueprint()
-    if not bp then say("  item %s: no blueprint (%s)", it.id, berr); break end
+    if not bp then say("  item %s: no blueprint (%s)", it.id, berr); return false end
     local fixed, changed = fixed_copy(bp)
     if changed > 0 then
       if not shown then
@@ -83,14 +84,20 @@ else
         shown = true
       end
       local ok, err, code = it:patch { blueprint = fixed }
-      if not ok and code == "unsupported" then say("  %s", err); break end
+      if not ok and code == "unsupported" then say("  %s", err); return false end
       assert(ok, err)
       patched = patched + 1
       kept = kept or it.id
     end
   end
+  return true
 end
-say("  patched %d incomplete execution(s)", patched)
+if #moved_groups == 0 then say("  no failure answered HTTP 410: nothing to patch") end
+for _, g in ipairs(moved_groups) do
+  if not patch_group(g) then break end
+end
+local dry = rd.is_dry_run() -- mutations then only say what they would do
+say("  %s %d incomplete execution(s)", dry and "would patch" or "patched", patched)
 -- and the scenarios themselves, so that new runs go to the right place
 local scenarios, serr, scode = src:scenarios()
 if not scenarios then
@@ -101,7 +108,8 @@ else
     local fixed, changed = fixed_copy(sc:blueprint())
     if changed > 0 then
       assert(src:scenario_update(sc.id, { blueprint = fixed }))
-      say("  scenario %s %q updated (%d module(s))", tostring(sc.id), sc.name, changed)
+      say("  scenario %s %q %s (%d module(s))", tostring(sc.id), sc.name, dry and "would be updated" or "updated",
+        changed)
     end
   end
 end

@@ -83,7 +83,8 @@ function L.setup()
       "execution:read", "execution:retry", "execution:delete", "execution:stop" }),
   }
   L.workflows = {}
-  for _, w in ipairs { { "main", "itest-http-01" }, { "chain", "itest-http-02" }, { "other", "itest-http-03" } } do
+  for _, w in ipairs { { "main", "itest-http-01" }, { "chain", "itest-http-02" }, { "other", "itest-http-03" },
+    { "examples", "itest-http-04" } } do
     local wf = api_json("POST", "/workflows", workflow("redrive itest " .. w[1], w[2]))
     api_json("POST", "/workflows/" .. wf.id .. "/publish", rd.json.object {})
     L.workflows[w[1]] = { id = tostring(wf.id), path = w[2], name = wf.name }

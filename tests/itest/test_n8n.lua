@@ -234,6 +234,46 @@ test("itest-7: chain() walks past a page of executions, or says it stopped", fun
   match(cut.missing[#cut.missing].error, "scan")
 end)
 
+test("itest-9: examples/fix-and-retry.lua and examples/triage.lua run unchanged (issue 15)", function()
+  local wf = L.workflows.examples.id
+  local k410, k500 = L.key("moved"), L.key("orders")
+  -- two calls of the webhook that moved (HTTP 410), two failures of the
+  -- orders API whose URLs have "410" in them (HTTP 500): two groups of two
+  for _, url in ipairs { "/v1/webhook?key=" .. k410, "/v1/webhook?key=" .. k410, "/orders/4102?key=" .. k500,
+    "/orders/41041?key=" .. k500 } do
+    L.finished(L.trigger(S .. url, "examples"))
+  end
+  local cfg = H.tmpname(".lua")
+  local f = assert(io.open(cfg, "w"))
+  f:write(string.format("return {profiles = {n8n = {kind = 'n8n', base_url = %q, token = %q, scenario = %q}}}",
+    L.api, L.keys.exec, wf))
+  f:close()
+  local function example(args)
+    local p = assert(io.popen(string.format("REDRIVE_CONFIG=%q %q %s 2>&1", cfg, os.getenv("REDRIVE"), args)))
+    local out = p:read("a")
+    local _, _, st = p:close()
+    eq(st, 0, args .. " exit status; output:\n" .. out)
+    ok(not out:find("traceback"), "no traceback in:\n" .. out)
+    return out
+  end
+  local out = example("--profile n8n --dry-run examples/fix-and-retry.lua")
+  match(out, "\n +2  HTTP 410[^\n]*\n")
+  match(out, "\n +2  HTTP 500[^\n]*\n")
+  match(out, "\n +4  pending\n")
+  match(out, "would patch 0 incomplete execution%(s%)") -- the workflow has no /v1/webhook URL to fix
+  match(out, "%(dry run: nothing retried%)")
+  eq(L.hits(k410), 2); eq(L.hits(k500), 2)
+  -- triage retries the 410 group only: the moved webhook is called again,
+  -- the orders API is not
+  out = example("examples/triage.lua n8n '%f[%d]410%f[%D]'")
+  match(out, "4 incomplete execution%(s%) in 2 group%(s%)")
+  match(out, "retried 2 matching")
+  L.until_true("the 410 group's retries", function() return L.hits(k410) == 4 end)
+  eq(L.hits(k500), 2)
+  out = example("--profile n8n examples/fix-and-retry.lua")
+  match(out, "== 5%. The queue, before and after")
+end)
+
 test("itest-8: the recorded fixtures match the committed ones", function()
   local problems = L.check_fixtures()
   eq(problems, {})
