@@ -56,10 +56,26 @@ function M.emit(v)
   io.stdout:flush()
 end
 
+-- traceback(err): the message handler of the script's task: a string gets
+-- its traceback; error(nil) says so instead of printing a bare traceback;
+-- any other value (an error object) is kept as it is.
+function M.traceback(err)
+  if err == nil then err = "an error with no message (nil)" end
+  return debug.traceback(err, 2)
+end
+
+-- text(v): tostring that cannot fail: an error value whose __tostring
+-- raises is reported as such, not with a second traceback.
+local function text(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "an error value that cannot be shown (its __tostring: " .. (ok and type(s) or tostring(s)) .. ")"
+end
+
 -- report(err, kind): the error on stderr (and as JSON on stdout with --json)
 function M.report(err, kind)
-  local msg = type(err) == "table" and (err.message or err.msg) or tostring(err)
-  msg = require("redrive.pretty").redact(tostring(msg))
+  local msg = type(err) == "table" and (err.message or err.msg) or err
+  msg = require("redrive.pretty").redact(text(msg))
   -- the runner's own frames say nothing to the user
   msg = msg:gsub("\n%s*%[C%]: in function 'xpcall'\n.*$", "")
   -- an expected failure (a refused key, an unreachable host) is one line:
@@ -104,7 +120,7 @@ local function run(command, fn, ...)
   local S = sys()
   local t = rd.spawn(function(...)
     S.watch_thread()
-    return table.pack(xpcall(fn, debug.traceback, ...))
+    return table.pack(xpcall(fn, M.traceback, ...))
   end, ...)
   rd.run()
   if S.interrupted() then

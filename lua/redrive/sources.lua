@@ -26,6 +26,15 @@ return function(rd)
     return (os.getenv("HOME") or ".") .. "/.config/redrive/config.lua"
   end
 
+  -- A broken config is the user's setup, not a script's bug: one line naming
+  -- the file, code "usage" (the command line exits 2), never a traceback.
+  local USAGE = { __tostring = function(e) return e.message end }
+  local function usage_error(msg) error(setmetatable({ message = msg, code = "usage" }, USAGE), 0) end
+  local function config_error(path, what) usage_error("config " .. path .. ": " .. what) end
+
+  -- The file runs with an empty environment in the sandbox (its limits:
+  -- lua/redrive/sandbox.lua): a loop or a runaway allocation in it stops
+  -- with an error instead of hanging every command.
   local function load_config()
     if config then return config end
     local path = config_path()
@@ -33,11 +42,22 @@ return function(rd)
     if not f then config = { profiles = {} }; return config end
     f:close()
     local chunk, err = loadfile(path, "t", {})
-    if not chunk then error("redrive: config " .. err, 0) end
-    local ok, res = pcall(chunk)
-    if not ok then error("redrive: config " .. path .. ": " .. tostring(res), 0) end
-    if type(res) ~= "table" then error("redrive: config " .. path .. " must return a table", 0) end
-    res.profiles = res.profiles or {}
+    if not chunk then config_error(path, (err:gsub("^" .. path:gsub("%p", "%%%0") .. ":", "line "))) end
+    local S = require "redrive.sandbox"
+    local limits, lerr = S.limits()
+    if not limits then config_error(path, lerr) end
+    local ok, res = S.run({ name = "config " .. path, limits = limits }, chunk)
+    if not ok then
+      if rd.is_canceled(res) then error(res, 0) end
+      local msg, code = S.failure(res)
+      if code ~= "script" then -- a limit: its message names the file and line already
+        usage_error(msg)
+      end
+      config_error(path, msg)
+    end
+    if type(res) ~= "table" then config_error(path, "must return a table, got " .. type(res)) end
+    if res.profiles == nil then res.profiles = {} end
+    if type(res.profiles) ~= "table" then config_error(path, "profiles must be a table") end
     config = res
     return config
   end
@@ -78,7 +98,7 @@ return function(rd)
       local cfg = load_config()
       local p = cfg.profiles[opts]
       if not p then return nil, "no profile '" .. opts .. "' in " .. config_path(), "not_found" end
-      if type(p) ~= "table" then error("redrive: config " .. config_path() .. ": profile '" .. opts .. "' must be a table", 2) end
+      if type(p) ~= "table" then config_error(config_path(), "profile '" .. opts .. "' must be a table") end
       for k, v in pairs(p) do o[k] = v end
       o.profile = opts
       local pdb = o.db or o.path
@@ -96,7 +116,10 @@ return function(rd)
       error("bad argument #1 to 'connect' (table, profile name or nil expected, got " .. type(opts) .. ")", 2)
     end
     local kind = o.kind or "local"
-    if not KINDS[kind] then
+    if not KINDS[kind] and o.profile ~= nil then
+      config_error(config_path(), "profile '" .. o.profile .. "': unknown kind '" .. tostring(kind) ..
+        "' (expected local, make, n8n, sailpoint or kaizen)")
+    elseif not KINDS[kind] then
       error("bad argument #1 to 'connect' (unknown kind '" .. tostring(kind) ..
         "': expected local, make, n8n, sailpoint or kaizen)", 2)
     end
