@@ -29,17 +29,17 @@ static void push_number(lua_State *L, double d) {
  * enough", which loses digits (0.1 + 0.2 -> 0.3, 2^53 - 1 -> 9.007e+15).
  * Numbers we encode are printed here instead, exactly: integers in full,
  * floats with the fewest digits that read back to the same double. */
+static void float_text(double d, char buf[40]) {
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, 40, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d) break;
+  }
+}
+
 static cJSON *exact_number(lua_State *L, int idx) {
   char buf[40];
-  if (lua_isinteger(L, idx)) {
-    snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
-  } else {
-    double d = lua_tonumber(L, idx);
-    for (int prec = 15; prec <= 17; prec++) {
-      snprintf(buf, sizeof buf, "%.*g", prec, d);
-      if (strtod(buf, NULL) == d) break;
-    }
-  }
+  if (lua_isinteger(L, idx)) snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
+  else float_text(lua_tonumber(L, idx), buf);
   return cJSON_CreateRaw(buf);
 }
 
@@ -287,13 +287,305 @@ cJSON *rd__json_from_lua(lua_State *L, int idx, rd_err *err) {
   return from_lua(L, lua_absindex(L, idx), 0, 0, err);
 }
 
-char *rd__json_encode(lua_State *L, int idx, int pretty, rd_err *err) {
+/* ---- encode to text, directly --------------------------------------------
+ * Compact text is written straight from the Lua value into one growable
+ * buffer: no cJSON tree (a malloc per node and per key), no second walk to
+ * print it. It writes exactly what printing the tree from from_lua (exact
+ * numbers) would: the same member order (lua_next's), the same escapes as
+ * cJSON (\" \\ \b \f \n \r \t, other control bytes as \u00xx), and the same
+ * refusals with the same messages. Pretty text still goes through cJSON. */
+
+enum { JW_RAISED = 1 }; /* a __tojson raised: its error object is kept */
+
+typedef struct jw {
+  lua_State *L;
+  char *p;
+  size_t len, cap;
+  int heap;       /* p is malloc'd (else it is `small`) */
+  int marks;      /* stack index of the array marker; the object one follows */
+  int errslot;    /* stack index where a raised __tojson error is kept */
+  rd_err *err;
+  char small[1024];
+} jw;
+
+static int jw_grow(jw *w, size_t n) {
+  size_t cap = w->cap * 2;
+  while (cap - w->len < n) cap *= 2;
+  char *p = w->heap ? realloc(w->p, cap) : malloc(cap);
+  if (!p) return rd_err_set(w->err, RD_ENOMEM, "json: out of memory");
+  if (!w->heap) memcpy(p, w->p, w->len);
+  w->p = p, w->cap = cap, w->heap = 1;
+  return 0;
+}
+
+static inline int jw_reserve(jw *w, size_t n) {
+  return w->cap - w->len >= n ? 0 : jw_grow(w, n);
+}
+
+static inline int jw_put(jw *w, const char *s, size_t n) {
+  if (jw_reserve(w, n)) return RD_ENOMEM;
+  memcpy(w->p + w->len, s, n);
+  w->len += n;
+  return 0;
+}
+
+static int jw_int(jw *w, long long v) {
+  char tmp[24], *e = tmp + sizeof tmp, *q = e;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do *--q = (char)('0' + u % 10); while ((u /= 10));
+  if (v < 0) *--q = '-';
+  return jw_put(w, q, (size_t)(e - q));
+}
+
+static int jw_number(jw *w, int idx) {
+  if (lua_isinteger(w->L, idx)) return jw_int(w, (long long)lua_tointeger(w->L, idx));
+  double d = lua_tonumber(w->L, idx);
+  if (isnan(d) || isinf(d))
+    return rd_err_set(w->err, RD_EINVALID, "json: cannot encode %s", isnan(d) ? "NaN" : "infinity");
+  char buf[40];
+  float_text(d, buf); /* the one rule for printing a float */
+  return jw_put(w, buf, strlen(buf));
+}
+
+/* Bytes of s as a JSON string. `check`: refuse invalid UTF-8 and NUL bytes
+ * (values); keys are written as cJSON writes them (up to a NUL, unchecked). */
+static int jw_string(jw *w, const char *s, size_t n, int check) {
+  static const char hex[] = "0123456789abcdef";
+  if (jw_reserve(w, n + 2)) return RD_ENOMEM;
+  w->p[w->len++] = '"';
+  const unsigned char *u = (const unsigned char *)s;
+  size_t i = 0, run = 0; /* bytes [run, i) are copied as they are */
+  while (i < n) {
+    unsigned char c = u[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0x80) { /* a UTF-8 sequence: copied, checked when asked */
+      size_t len = !check ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+      if (check && (i + len > n || rd__utf8_invalid_at(u + i, len) >= 0)) goto bad;
+      i += len;
+      continue;
+    }
+    if (c == 0 && check) goto bad;
+    if (jw_put(w, s + run, i - run) || jw_reserve(w, 7)) return RD_ENOMEM;
+    char *o = w->p + w->len;
+    o[0] = '\\';
+    switch (c) {
+    case '"': o[1] = '"'; w->len += 2; break;
+    case '\\': o[1] = '\\'; w->len += 2; break;
+    case '\b': o[1] = 'b'; w->len += 2; break;
+    case '\f': o[1] = 'f'; w->len += 2; break;
+    case '\n': o[1] = 'n'; w->len += 2; break;
+    case '\r': o[1] = 'r'; w->len += 2; break;
+    case '\t': o[1] = 't'; w->len += 2; break;
+    default:
+      memcpy(o + 1, "u00", 3);
+      o[4] = hex[c >> 4];
+      o[5] = hex[c & 15];
+      w->len += 6;
+    }
+    run = ++i;
+  }
+  if (jw_put(w, s + run, n - run) || jw_put(w, "\"", 1)) return RD_ENOMEM;
+  return 0;
+bad: { /* the message from_lua gives: the first invalid byte, else the NUL */
+    long at = rd__utf8_invalid_at(u, n);
+    if (at < 0) at = (long)((const char *)memchr(s, 0, n) - s);
+    return rd_err_set(w->err, RD_EINVALID,
+                      "json: cannot encode a string with invalid UTF-8 (byte %ld)", at + 1);
+  }
+}
+
+/* The table's JSON kind as marked_kind, against the markers kept on the
+ * stack; leaves what it pushed for the caller to drop. */
+static int jw_kind(jw *w, int idx) {
+  lua_State *L = w->L;
+  if (!lua_getmetatable(L, idx)) return 0;
+  if (lua_rawequal(L, -1, w->marks)) return 1;
+  if (lua_rawequal(L, -1, w->marks + 1)) return 2;
+  if (lua_getfield(L, -1, "__jsontype") != LUA_TSTRING) return 0;
+  const char *k = lua_tostring(L, -1);
+  return strcmp(k, "array") == 0 ? 1 : strcmp(k, "object") == 0 ? 2 : 0;
+}
+
+static int jw_value(jw *w, int idx, int depth);
+
+/* " at [i]" / " at .key": where the innermost refusal happened. */
+static int at_index(jw *w, int r, long long i) {
+  if (r < 0 && w->err && !strstr(w->err->msg, " at ")) {
+    size_t l = strlen(w->err->msg);
+    snprintf(w->err->msg + l, sizeof w->err->msg - l, " at [%lld]", i);
+  }
+  return r;
+}
+
+static int at_key(jw *w, int r, const char *key) {
+  if (r < 0 && w->err && !strstr(w->err->msg, " at ")) {
+    size_t l = strlen(w->err->msg);
+    snprintf(w->err->msg + l, sizeof w->err->msg - l, " at .%s", key);
+  }
+  return r;
+}
+
+static int jw_table(jw *w, int idx, int depth) {
+  lua_State *L = w->L;
+  if (depth >= RD_JSON_MAX_DEPTH)
+    return rd_err_set(w->err, RD_EINVALID, "json: nesting deeper than %d (or a cycle)",
+                      RD_JSON_MAX_DEPTH);
+  if (!lua_checkstack(L, 6)) return rd_err_set(w->err, RD_ENOMEM, "json: stack exhausted");
+  int top = lua_gettop(L);
+  int kind = jw_kind(w, idx);
+  lua_settop(L, top);
+  lua_Integer n = 0;
+  if (kind == 1) n = (lua_Integer)lua_rawlen(L, idx);
+  else if (kind == 0 && looks_like_array(L, idx, &n)) kind = 1;
+  if (kind == 1) {
+    if (jw_put(w, "[", 1)) return RD_ENOMEM;
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (i > 1 && jw_put(w, ",", 1)) return RD_ENOMEM;
+      lua_rawgeti(L, idx, i);
+      int r = jw_value(w, top + 1, depth + 1);
+      lua_settop(L, top);
+      if (r) return at_index(w, r, (long long)i);
+    }
+    return jw_put(w, "]", 1);
+  }
+  if (jw_put(w, "{", 1)) return RD_ENOMEM;
+  int first = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    char numkey[32];
+    const char *key;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      key = lua_tostring(L, -2);
+    } else if (lua_isinteger(L, -2)) {
+      snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -2));
+      key = numkey;
+      /* {[1] = a, ["1"] = b} would print the key "1" twice */
+      lua_pushstring(L, numkey);
+      int twice = lua_rawget(L, idx) != LUA_TNIL;
+      lua_pop(L, 1);
+      if (twice) {
+        lua_settop(L, top);
+        return rd_err_set(w->err, RD_EINVALID,
+                          "json: the key \"%s\" twice (the integer %s and the string \"%s\")", numkey,
+                          numkey, numkey);
+      }
+    } else {
+      int r = rd_err_set(w->err, RD_EINVALID, "json: cannot encode a table key of type %s",
+                         luaL_typename(L, -2));
+      lua_settop(L, top);
+      return r;
+    }
+    int r = (first ? 0 : jw_put(w, ",", 1));
+    if (!r) r = jw_string(w, key, strlen(key), 0);
+    if (!r) r = jw_put(w, ":", 1);
+    if (!r) r = jw_value(w, top + 2, depth + 1);
+    if (r) {
+      at_key(w, r, key);
+      lua_settop(L, top);
+      return r;
+    }
+    first = 0;
+    lua_settop(L, top + 1);
+  }
+  return jw_put(w, "}", 1);
+}
+
+/* __tojson runs in protected mode: a raise must not leave the buffer behind. */
+static int jw_userdata(jw *w, int idx, int depth) {
+  lua_State *L = w->L;
+  if (rd__json_isnull(L, idx)) return jw_put(w, "null", 4);
+  if (luaL_getmetafield(L, idx, "__tojson") == LUA_TNIL)
+    return rd_err_set(w->err, RD_EINVALID, "json: cannot encode a %s", luaL_typename(L, idx));
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* kept below what the walk unwinds */
+    lua_replace(L, w->errslot);
+    return JW_RAISED;
+  }
+  int r = jw_value(w, lua_gettop(L), depth + 1);
+  lua_pop(L, 1);
+  return r;
+}
+
+static int jw_value(jw *w, int idx, int depth) {
+  lua_State *L = w->L;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return jw_put(w, "null", 4);
+  case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? jw_put(w, "true", 4) : jw_put(w, "false", 5);
+  case LUA_TNUMBER: return jw_number(w, idx);
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    return jw_string(w, s, n, 1);
+  }
+  case LUA_TTABLE: return jw_table(w, idx, depth);
+  case LUA_TUSERDATA: return jw_userdata(w, idx, depth);
+  default:
+    return rd_err_set(w->err, RD_EINVALID, "json: cannot encode a %s", luaL_typename(L, idx));
+  }
+}
+
+/* Encode the value at idx into w: 0, an RD_E* code (err says why), or
+ * JW_RAISED: a __tojson raised
+ * and its error object is on top of the stack (the caller re-raises it
+ * after freeing the buffer). */
+static int jw_encode(lua_State *L, int idx, jw *w, rd_err *err) {
+  *w = (jw){.L = L, .cap = sizeof w->small, .err = err};
+  w->p = w->small;
+  idx = lua_absindex(L, idx);
+  int base = lua_gettop(L);
+  luaL_checkstack(L, 8, "json");
+  luaL_getmetatable(L, RD_MT_JSON_ARRAY);
+  luaL_getmetatable(L, RD_MT_JSON_OBJECT);
+  lua_pushnil(L);
+  w->marks = base + 1;
+  w->errslot = base + 3;
+  int r = jw_value(w, idx, 0);
+  if (r == JW_RAISED) {
+    lua_pushvalue(L, w->errslot); /* the error object */
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+  } else {
+    lua_settop(L, base);
+  }
+  if (!r && jw_reserve(w, 1)) r = RD_ENOMEM; /* room for a NUL */
+  return r;
+}
+
+static void jw_free(jw *w) {
+  if (w->heap) free(w->p);
+}
+
+/* Pretty text: the cJSON tree, printed by cJSON. */
+static char *encode_pretty(lua_State *L, int idx, rd_err *err) {
   cJSON *j = from_lua(L, lua_absindex(L, idx), 0, 1, err);
   if (!j) return NULL;
-  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  char *s = cJSON_Print(j);
   cJSON_Delete(j);
   if (!s) rd_err_set(err, RD_ENOMEM, "json: out of memory");
   return s;
+}
+
+char *rd__json_encode(lua_State *L, int idx, int pretty, rd_err *err) {
+  if (pretty) return encode_pretty(L, idx, err);
+  jw w;
+  int r = jw_encode(L, idx, &w, err);
+  if (r == JW_RAISED) {
+    jw_free(&w);
+    lua_error(L);
+  }
+  char *s = NULL;
+  if (!r) s = w.heap ? w.p : malloc(w.len + 1);
+  if (s) {
+    if (!w.heap) memcpy(s, w.p, w.len);
+    s[w.len] = 0; /* jw_encode reserved the byte */
+    return s;
+  }
+  if (!r) rd_err_set(err, RD_ENOMEM, "json: out of memory");
+  jw_free(&w);
+  return NULL;
 }
 
 /* rd.json.encode(v [, {pretty = true}]) -> string | nil, err, "invalid" */
@@ -306,10 +598,25 @@ static int l_json_encode(lua_State *L) {
     lua_pop(L, 1);
   }
   rd_err err = {0};
-  char *s = rd__json_encode(L, 1, pretty, &err);
-  if (!s) return rd__lua_pusherr(L, &err);
-  lua_pushstring(L, s);
-  cJSON_free(s);
+  if (pretty) {
+    char *s = encode_pretty(L, 1, &err);
+    if (!s) return rd__lua_pusherr(L, &err);
+    lua_pushstring(L, s);
+    cJSON_free(s);
+    return 1;
+  }
+  jw w;
+  int r = jw_encode(L, 1, &w, &err);
+  if (r == JW_RAISED) {
+    jw_free(&w);
+    return lua_error(L);
+  }
+  if (r) {
+    jw_free(&w);
+    return rd__lua_pusherr(L, &err);
+  }
+  lua_pushlstring(L, w.p, w.len);
+  jw_free(&w);
   return 1;
 }
 

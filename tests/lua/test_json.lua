@@ -135,4 +135,31 @@ test("json-1.14 a key never appears twice; lists of results are arrays even when
   match(json.encode(rd.each({}, function() end)), '"errors":%[%]')
 end)
 
+test("json-1.15 escapes, keys and where a refusal happened", function()
+  -- every control byte is escaped (the short forms, else \u00xx in lower case)
+  eq(json.encode("\1\b\f\n\r\t\31\"\\/\127"), '"\\u0001\\b\\f\\n\\r\\t\\u001f\\"\\\\/\127"')
+  eq(json.decode(json.encode("\31x")), "\31x")
+  -- keys are escaped as values are; integer keys of an object are text
+  eq(json.encode { ["a\nb"] = 1 }, '{"a\\nb":1}')
+  eq(json.encode(json.object { [2] = "x" }), '{"2":"x"}')
+  -- a NUL inside a value is refused like invalid UTF-8, naming its byte
+  check_err("invalid", "invalid UTF%-8 %(byte 2%)", json.encode, "a\0b")
+  -- the innermost place is named, once
+  local msg = check_err("invalid", "cannot encode a function", json.encode, { a = { 1, { b = print } } })
+  match(msg, " at %.b$")
+  msg = check_err("invalid", "invalid UTF%-8", json.encode, { "ok", "\xff" })
+  match(msg, " at %[2%]$")
+  check_err("invalid", "key of type boolean", json.encode, { x = { [true] = 1 } })
+end)
+
+test("json-1.16 a value's __tojson is encoded, and its error raised as is", function()
+  local bp = rd.blueprint { name = "x", flow = { { id = 1, module = "util:SetVariable", mapper = { name = "a" } } } }
+  eq(json.decode(json.encode { bp = bp }).bp.flow[1].module, "util:SetVariable")
+  -- a big document grows the buffer: the text is still whole
+  local big = {}
+  for i = 1, 5000 do big[i] = { i = i, s = ("x"):rep(i % 50) } end
+  local s = json.encode(big)
+  eq(json.decode(s), big)
+end)
+
 H.done()
