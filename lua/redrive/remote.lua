@@ -29,7 +29,10 @@
 -- Retries: a 429 is always retried (the request was refused, not performed),
 -- waiting for Retry-After (seconds or an HTTP date) or else exponential
 -- backoff with jitter; while a 429 wait is pending every request of the
--- client waits too. A retried 5xx that carries Retry-After waits that long
+-- client waits too. Rate: each client paces its requests with an adaptive
+-- limiter (R.limiter: AIMD on the server's answers, under the `rate` cap
+-- when one is set), so it settles just under a server's limit it was never
+-- told, instead of meeting 429s all the way. A retried 5xx that carries Retry-After waits that long
 -- (at most max_wait). 5xx answers, timeouts and broken connections are retried
 -- only for idempotent requests (GET, HEAD, PUT, DELETE, or idempotent = true);
 -- a refused connection is retried for any request (nothing was sent). A TLS
@@ -155,6 +158,77 @@ local function generic_text(data, body)
 end
 R.generic_text = generic_text
 
+-- limiter(rd, cap) -> the adaptive rate limiter of one client: AIMD on the
+-- answers the server gives, below the configured cap (requests per second,
+-- nil for none). Behind a limiter nobody knows its rate R, so it is learnt:
+--   * until the first 429 requests go as fast as the cap (and the client's
+--     concurrency) let them;
+--   * a 429 (one per burst: those arriving while its wall stands are the
+--     same event) sets a wall every request waits behind (Retry-After, else
+--     backoff) and the rate to what the server let through since the last
+--     such event, counted up to the moment it will take requests again:
+--     answered / (now - last event + wall). Behind a token bucket that is R,
+--     or a little below it, so the rate sits just under the limit instead of
+--     bouncing off it (multiplicative decrease to the measured rate); with
+--     fewer than 5 answers to measure, the rate halves instead;
+--   * every answer adds 0.05 req/s (additive increase: 5 % a second at any
+--     rate), up to the cap, so a limit that rises is found again.
+--   limiter:pace()        wait for the wall and this request's slot
+--   limiter:answered()    the server took a request (any answer but 429)
+--   limiter:refused(wall) a 429; wall = seconds every request must wait
+--   limiter.rate          the rate now (nil: not limited yet)
+local MIN_RATE, STEP = 0.1, 0.05
+function R.limiter(rd, cap)
+  local L = { rate = cap, cap = cap, events = 0 }
+  local next_slot, blocked_until = 0, 0
+  local answers, since = 0, nil -- answers since the last event (or the first request)
+
+  function L:pace()
+    local now = rd.now()
+    since = since or now
+    local at = math.max(now, blocked_until)
+    if self.rate then
+      at = math.max(at, next_slot)
+      next_slot = at + 1 / self.rate
+    end
+    if at > now then rd.sleep(at - now) end
+    -- a 429 seen while we slept moves the wall again
+    while true do
+      local d = blocked_until - rd.now() -- read the clock once: it moves
+      if d <= 0 then break end
+      rd.sleep(d)
+    end
+  end
+
+  function L:answered()
+    answers = answers + 1
+    if self.rate and (not self.cap or self.rate < self.cap) then
+      self.rate = self.cap and math.min(self.cap, self.rate + STEP) or self.rate + STEP
+    end
+  end
+
+  function L:refused(wall)
+    local now = rd.now()
+    if now < blocked_until then -- the same burst: its wall stands
+      blocked_until = math.max(blocked_until, now + wall)
+      return
+    end
+    self.events = self.events + 1
+    local r
+    if answers >= 5 then r = answers / (now - (since or now) + wall)
+    elseif self.rate then r = self.rate / 2 end
+    if r then
+      r = math.max(MIN_RATE, r)
+      self.rate = self.cap and math.min(self.cap, r) or r
+      next_slot = now + wall
+    end
+    answers, since = 0, now
+    blocked_until = now + wall
+  end
+
+  return L
+end
+
 -- client(rd, opts) -> client
 function R.client(rd, opts)
   local kind = opts.kind or "remote"
@@ -207,24 +281,9 @@ function R.client(rd, opts)
     cv:signal()
   end
 
-  -- rate: each request takes the next free slot, 1/rate seconds apart; a
-  -- 429 pushes the slots (and so every request of the client) back.
-  local next_slot, blocked_until = 0, 0
-  local function pace()
-    local now = rd.now()
-    local at = math.max(now, blocked_until)
-    if rate then
-      at = math.max(at, next_slot)
-      next_slot = at + 1 / rate
-    end
-    if at > now then rd.sleep(at - now) end
-    -- a 429 seen while we slept moves the wall again
-    while true do
-      local d = blocked_until - rd.now() -- read the clock once: it moves
-      if d <= 0 then break end
-      rd.sleep(d)
-    end
-  end
+  -- rate: the client's adaptive limiter (R.limiter, below)
+  local limiter = R.limiter(rd, rate)
+  client.limiter = limiter
 
   local function backoff(n)
     local d = math.min(b_max, b_base * b_factor ^ (n - 1))
@@ -258,7 +317,7 @@ function R.client(rd, opts)
     local n_err, n_429 = 0, 0
     local t0 = rd.now()
     while true do
-      pace()
+      limiter:pace()
       acquire()
       stats.requests = stats.requests + 1
       local ok, res, err, ecode = pcall(transport, {
@@ -271,6 +330,8 @@ function R.client(rd, opts)
         error(rd.is_canceled(res) and res or scrub(res), 0)
       end
       local wait, why
+      -- the server took the request, whatever it answered: the limiter learns
+      if res ~= nil and res.status ~= 429 then limiter:answered() end
       if res == nil then
         -- transport failure: a refused connection sent nothing; others may
         -- have. A TLS failure or an oversized body is not transient.
@@ -302,7 +363,7 @@ function R.client(rd, opts)
         -- (an HTTP date in the past, or 0, still backs off a little)
         wait = math.max(ra or 0, backoff(n_429))
         why = "HTTP 429" .. (ra and string.format(" Retry-After %gs", ra) or "")
-        blocked_until = math.max(blocked_until, rd.now() + wait)
+        limiter:refused(wait)
       elseif res.status >= 500 and idem and n_err < retries then
         n_err = n_err + 1
         wait, why = backoff(n_err), "HTTP " .. res.status
