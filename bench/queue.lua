@@ -1,11 +1,14 @@
 -- bench/queue.lua: the bulk-retry, store and start-up benchmarks' queue.
 --
---   redrive bench/queue.lua setup DB SERVER N CONC KEY
+--   redrive bench/queue.lua setup DB SERVER N CONC KEY [DISTINCT]
 --       one real run whose HTTP module fails (/flaky?fail=1&key=KEY answers
 --       500 once, then 200), stored as an incomplete execution; then N - 1
 --       copies of that execution and item inserted through the store (the
 --       same transaction rd_store_record makes for a failed run) from CONC
---       tasks. Prints {items, insert_seconds, inserts_per_second}.
+--       tasks. With DISTINCT, the copies carry DISTINCT different blueprints
+--       (the variable module 3 sets is named ok1, ok2, ...), so a retry
+--       cannot decode one blueprint for all. Prints {items, distinct,
+--       insert_seconds, inserts_per_second}.
 --   redrive bench/queue.lua claims DB
 --       lease every pending item in batches of 500, then release them all.
 --       Prints {claimed, seconds, claims_per_second}.
@@ -25,7 +28,8 @@ local function rss(field)
 end
 
 if cmd == "setup" then
-  local server, n, conc, key = arg[3], tonumber(arg[4]), tonumber(arg[5]), arg[6]
+  local server, n, conc, key, distinct = arg[3], tonumber(arg[4]), tonumber(arg[5]), arg[6],
+    tonumber(arg[7]) or 1
   local src = assert(rd.connect { kind = "local", db = db })
   local sc = assert(src:scenario_create { name = "bench-retry", blueprint = { name = "bench-retry", flow = {
     { id = 1, module = "http:ActionSendData",
@@ -40,16 +44,28 @@ if cmd == "setup" then
   local exec = assert(st:exec_get(e.id))
   exec.id, exec.dlq_id = nil, nil
   item.id, item.execution_id, item.lease_owner, item.lease_expiry = nil, nil, nil, nil
+  local blueprints = { item.blueprint }
+  for d = 2, distinct do
+    local bp = rd.json.decode(item.blueprint)
+    bp.flow[3].mapper.name = "ok" .. d
+    blueprints[d] = rd.json.encode(bp)
+  end
+  local items = {}
+  for d = 1, distinct do
+    items[d] = {}
+    for k, v in pairs(item) do items[d][k] = v end
+    items[d].blueprint = blueprints[d]
+  end
   local idx = {}
   for i = 1, n - 1 do idx[i] = i end
   local t0 = rd.now()
-  local s = rd.each(idx, function()
-    local x, err = st:record { exec = exec, dlq = item }
+  local s = rd.each(idx, function(i)
+    local x, err = st:record { exec = exec, dlq = items[i % distinct + 1] }
     if not x then error(err) end
   end, { concurrency = conc })
   local secs = rd.now() - t0
   assert(s.failed == 0, s.errors[1] and tostring(s.errors[1].error))
-  print(rd.json.encode { items = st:dlq_count { resolved = false }, insert_seconds = secs,
+  print(rd.json.encode { items = st:dlq_count { resolved = false }, distinct = distinct, insert_seconds = secs,
     inserts_per_second = (n - 1) / secs })
 elseif cmd == "claims" then
   local st = assert(core.store_open(db))

@@ -1,21 +1,22 @@
 -- bench/ratelimit.lua: a remote source's bulk retry against an API limited
--- to RATE requests per second.
+-- to RATE requests per second, which the source is not told.
 --
---   redrive bench/ratelimit.lua DB SERVER N RATE KEY CONC
+--   redrive bench/ratelimit.lua SERVER N RATE KEY CONC [CAP]
 --
--- An n8n-kind source (the shared remote machinery: rate cap, 429 +
--- Retry-After, retries) configured with rate = RATE retries N failed
--- executions. Its transport sends every retry call to
--- SERVER/ratelimit?key=KEY&rate=RATE — 429 with Retry-After beyond RATE
--- requests per second — and answers like n8n once let through; each id that
--- got through is recorded on the server, so "exactly once" is checked there.
--- Prints {items, succeeded, failed, seconds, achieved_per_second, rate, ratio,
--- rate_limited, once, first_error}; ratio = achieved / RATE when every item
--- succeeded. DB is unused (kept for the driver's argument order). RL_OVER=1.5
--- configures the source above the server's limit, to exercise 429 handling.
+-- An n8n-kind source (the shared remote machinery: its adaptive limiter,
+-- 429 + Retry-After, retries) retries N failed executions. Its transport
+-- sends every retry call to SERVER/ratelimit?key=KEY&rate=RATE -- a token
+-- bucket of RATE tokens refilled at RATE per second; beyond it 429 with
+-- Retry-After -- and answers like n8n once let through; each id that got
+-- through is recorded on the server, so "exactly once" is checked there.
+-- Without CAP the source has no `rate` set and must find the limit itself;
+-- with CAP it is configured with rate = CAP (above RATE: a wrong setting).
+-- Prints {items, succeeded, failed, seconds, achieved_per_second, rate, cap,
+-- ratio, rate_limited, learned_rate, once, first_error}; ratio = achieved /
+-- RATE when every item succeeded; rate_limited = 429s received.
 local rd = require "redrive"
-local _, server, n, rate, key, conc = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4]), arg[5],
-  tonumber(arg[6])
+local server, n, rate, key, conc, cap = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4],
+  tonumber(arg[5]), tonumber(arg[6])
 
 local function transport(req)
   local id = req.url:match("/executions/(%d+)/retry$")
@@ -30,7 +31,7 @@ local function transport(req)
 end
 
 local src = assert(rd.connect { kind = "n8n", base_url = "http://n8n.invalid/api/v1", token = "bench",
-  transport = transport, rate = rate * (tonumber(os.getenv("RL_OVER")) or 1), concurrency = conc })
+  transport = transport, rate = cap, concurrency = conc })
 local ids = {}
 for i = 1, n do ids[i] = tostring(i) end
 local t0 = rd.now()
@@ -44,7 +45,7 @@ for _, b in ipairs(rec.bodies) do
 end
 local achieved = s.succeeded / secs
 print(rd.json.encode { items = s.total, succeeded = s.succeeded, failed = s.failed, seconds = secs,
-  achieved_per_second = achieved, rate = rate,
+  achieved_per_second = achieved, rate = rate, cap = cap or rd.json.null,
   ratio = (s.failed == 0 and s.succeeded == n) and achieved / rate or rd.json.null,
-  rate_limited = src._client.stats.rate_limited, once = once,
-  first_error = s.errors[1] and tostring(s.errors[1].message) or nil })
+  rate_limited = src._client.stats.rate_limited, learned_rate = src._client.limiter.rate or rd.json.null,
+  once = once, first_error = s.errors[1] and tostring(s.errors[1].message) or nil })
