@@ -182,6 +182,29 @@ static cJSON *from_array(lua_State *L, int idx, lua_Integer n, int depth, int ex
   return a;
 }
 
+/* The key lua_next left at -2, as the text of an object member: a string as
+ * it is, an integer in decimal (into numkey). RD_EINVALID for a key of any
+ * other type, or an integer whose text is also a string key of the table
+ * ({[1] = a, ["1"] = b} would print the key "1" twice). */
+static int member_key(lua_State *L, int idx, char numkey[32], const char **key, rd_err *err) {
+  if (lua_type(L, -2) == LUA_TSTRING) {
+    *key = lua_tostring(L, -2);
+    return 0;
+  }
+  if (!lua_isinteger(L, -2))
+    return rd_err_set(err, RD_EINVALID, "json: cannot encode a table key of type %s",
+                      luaL_typename(L, -2));
+  snprintf(numkey, 32, "%lld", (long long)lua_tointeger(L, -2));
+  *key = numkey;
+  lua_pushstring(L, numkey);
+  int twice = lua_rawget(L, idx) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (twice)
+    return rd_err_set(err, RD_EINVALID, "json: the key \"%s\" twice (the integer %s and the string \"%s\")",
+                      numkey, numkey, numkey);
+  return 0;
+}
+
 static cJSON *from_object(lua_State *L, int idx, int depth, int exact, rd_err *err) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return rd_err_set(err, RD_ENOMEM, "json: out of memory"), NULL;
@@ -189,27 +212,9 @@ static cJSON *from_object(lua_State *L, int idx, int depth, int exact, rd_err *e
   while (lua_next(L, idx)) {
     char numkey[32];
     const char *key;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      key = lua_tostring(L, -2);
-    } else if (lua_isinteger(L, -2)) {
-      snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -2));
-      key = numkey;
-      /* {[1] = a, ["1"] = b} would print the key "1" twice */
-      lua_pushstring(L, numkey);
-      int twice = lua_rawget(L, idx) != LUA_TNIL;
-      lua_pop(L, 1);
-      if (twice) {
-        lua_pop(L, 2);
-        cJSON_Delete(o);
-        rd_err_set(err, RD_EINVALID, "json: the key \"%s\" twice (the integer %s and the string \"%s\")",
-                   numkey, numkey, numkey);
-        return NULL;
-      }
-    } else {
+    if (member_key(L, idx, numkey, &key, err)) {
       lua_pop(L, 2);
       cJSON_Delete(o);
-      rd_err_set(err, RD_EINVALID, "json: cannot encode a table key of type %s",
-                 luaL_typename(L, -1));
       return NULL;
     }
     cJSON *c = from_lua(L, lua_gettop(L), depth + 1, exact, err);
@@ -457,26 +462,9 @@ static int jw_table(jw *w, int idx, int depth) {
   while (lua_next(L, idx)) {
     char numkey[32];
     const char *key;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      key = lua_tostring(L, -2);
-    } else if (lua_isinteger(L, -2)) {
-      snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -2));
-      key = numkey;
-      /* {[1] = a, ["1"] = b} would print the key "1" twice */
-      lua_pushstring(L, numkey);
-      int twice = lua_rawget(L, idx) != LUA_TNIL;
-      lua_pop(L, 1);
-      if (twice) {
-        lua_settop(L, top);
-        return rd_err_set(w->err, RD_EINVALID,
-                          "json: the key \"%s\" twice (the integer %s and the string \"%s\")", numkey,
-                          numkey, numkey);
-      }
-    } else {
-      int r = rd_err_set(w->err, RD_EINVALID, "json: cannot encode a table key of type %s",
-                         luaL_typename(L, -2));
+    if (member_key(L, idx, numkey, &key, w->err)) {
       lua_settop(L, top);
-      return r;
+      return RD_EINVALID;
     }
     int r = (first ? 0 : jw_put(w, ",", 1));
     if (!r) r = jw_string(w, key, strlen(key), 0);
