@@ -170,7 +170,9 @@ R.generic_text = generic_text
 --     answered / (now - last event + wall). Behind a token bucket that is R,
 --     or a little below it, so the rate sits just under the limit instead of
 --     bouncing off it (multiplicative decrease to the measured rate); with
---     fewer than 5 answers to measure, the rate halves instead;
+--     fewer than 5 answers to measure, the rate halves instead, or with no
+--     rate yet the count goes on across walls until there are 5 (a burst of
+--     concurrent requests meeting a bucket may see 429s before 5 answers);
 --   * every answer adds 0.05 req/s (additive increase: 5 % a second at any
 --     rate), up to the cap, so a limit that rises is found again.
 --   limiter:pace()        wait for the wall and this request's slot
@@ -221,8 +223,10 @@ function R.limiter(rd, cap)
       r = math.max(MIN_RATE, r)
       self.rate = self.cap and math.min(self.cap, r) or r
       next_slot = now + wall
+      answers, since = 0, now
+    else -- nothing to measure yet: keep counting across the walls until there is
+      since = since or now
     end
-    answers, since = 0, now
     blocked_until = now + wall
   end
 

@@ -31,8 +31,11 @@ test("2000 POSTs through /ratelimit: each once, no error surfaced", function()
   end, { concurrency = 64 })
   eq(s.failed, 0); eq(done, 2000)
   ok(c.stats.rate_limited > 0, "the server rate-limited us")
-  -- no rate was set: the client's limiter learnt one from the 429s
-  ok(c.limiter.events >= 1 and c.limiter.rate, "a rate learnt")
+  -- no rate was set: the limiter saw the 429s. A rate is learnt from the
+  -- answers between two of them; a slow build (sanitizers, valgrind) may see
+  -- only the first burst (the bucket fills during the wall), so only then.
+  ok(c.limiter.events >= 1, "the limiter saw the 429s")
+  if c.limiter.events >= 2 then ok(c.limiter.rate, "a rate learnt") end
   -- every request the server saw is one success or one 429
   eq(get_json("/count?key=" .. k).count, 2000 + c.stats.rate_limited)
   eq(c.stats.requests, 2000 + c.stats.rate_limited)
@@ -209,12 +212,21 @@ test("limiter-2 additive increase up to the cap; decrease never above it", funct
   ok(math.abs(L.rate - (100 / 12 + 20 * 0.05)) < 1e-9, "+0.05 an answer: " .. L.rate)
 end)
 
-test("limiter-3 too few answers to measure: the rate halves; nothing learnt stays unlimited", function()
+test("limiter-3 too few answers to measure: the rate halves; with none yet, the count spans the walls", function()
   local c = fake_clock()
   local L = remote.limiter(c.rd, nil)
+  L:pace(); L:answered()
   L:refused(1)
   eq(L.rate, nil); eq(L.events, 1)
   c.t = c.t + 2
+  for _ = 1, 3 do L:answered() end
+  L:refused(1) -- 4 answers: still too few, still unlimited
+  eq(L.rate, nil); eq(L.events, 2)
+  c.t = c.t + 3
+  for _ = 1, 6 do L:answered() end
+  L:refused(1) -- 10 answers since the first request, 5 s ago, + the 1 s wall
+  eq(L.events, 3)
+  ok(math.abs(L.rate - 10 / 6) < 1e-9, "rate " .. tostring(L.rate))
   local M = remote.limiter(c.rd, 64)
   M:answered(); M:refused(1)
   eq(M.rate, 32)
