@@ -80,9 +80,12 @@ print(string.format("  health: %d executions, success rate %.0f%%, p95 %.0f ms",
 EOF
 "$REDRIVE" "$T/overnight.lua" "$BASE" "$PWD/examples/scenarios"
 
-# 3. the morning after
+# 3. the morning after: the first screen, then the script that fixes it
 echo
-echo "== The morning after: redrive examples/fix-and-retry.lua"
+echo "== The morning after: redrive triage (the failures grouped by cause)"
+"$REDRIVE" triage
+echo
+echo "== redrive examples/fix-and-retry.lua"
 "$REDRIVE" examples/fix-and-retry.lua
 
 echo

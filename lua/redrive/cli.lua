@@ -21,7 +21,11 @@ function M.classify(err)
   if type(err) == "table" then
     local c = err.code
     if c == "connect" or c == "auth" or c == "interrupted" or c == "usage" then return c end
+    if c == "tls" then return "connect" end
     if c == "canceled" then return "interrupted" end
+    -- an error that carries its code is judged by it, never by its text
+    -- (a command's "script" failure may quote a reason that says 401)
+    if c ~= nil then return "script" end
     err = err.message or err.msg or ""
   end
   local s = tostring(err)
@@ -173,6 +177,13 @@ end
 function M.main(fn, ...) return run(false, fn, ...) end
 -- task(fn, ...) -> exit status: fn returns the status (subcommands)
 function M.task(fn, ...) return run(true, fn, ...) end
+
+-- is_command(word) -> 0 when word names a command, else 1 (src/cli/main.c
+-- reads it as a status: anything but 0, an error too, runs the word as a
+-- script path)
+function M.is_command(word)
+  return require("redrive.cli.commands").find(word) and 0 or 1
+end
 
 -- command(name, args) -> exit status: the subcommands
 function M.command(name, args)

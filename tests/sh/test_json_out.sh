@@ -66,6 +66,14 @@ exec_id=$(jq -r .id <"$J/run-ok.out")
 js show-item 0 show "$id"
 js show-exec 0 show "$exec_id"
 js health 0 health
+js triage 0 triage
+js executions 0 executions
+js logs 0 logs "$id"
+js bundle 0 bundle "$id"
+js blueprint 0 blueprint "$id"
+js blueprint-pointer 0 blueprint "$id" --pointer /name
+js help 0 help
+js help-retry 0 help retry
 js health-scenario 0 health 2
 has "json-health top_reasons has the failure" "$(jq -c '.top_reasons | length' <"$J/health.out" 2>&1)" "1"
 js patch-dry 0 --dry-run patch "$id" "$T/fix.json"
@@ -73,6 +81,8 @@ js patch 0 patch "$id" "$T/fix.json"
 js retry-dry 0 --dry-run retry --all
 js retry-one 1 retry "$id"
 js retry-all 1 retry --all
+js resolve-dry 0 --dry-run resolve "$id"
+js resolve 0 resolve "$id"
 js rules 0 rules "$T/rules" --once
 js delete-dry 0 --dry-run delete "$id"
 js delete 0 delete "$id"

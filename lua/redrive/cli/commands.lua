@@ -1,457 +1,301 @@
--- The subcommands of `redrive`: rules, run, and the quick incident actions
--- (ls, show, retry, patch, delete, health). The quick actions use only the
--- source API (shared/API.md), so they work on every source; --profile picks
--- it. Each honours --dry-run, --json, --profile and --db, given before or
--- after the command. Every command that changes something (retry, patch,
--- delete, run, rules) first names on stderr the source it acts on
--- ("redrive retry: acting on local store /x.db (profile 'ops')"), so a
--- wrong store or profile shows before anything is done.
-local rd = require "redrive"
+-- The subcommands of `redrive`: one table (COMMANDS below) says, for each
+-- command, its synopsis, what it does, its flags and the function that runs
+-- it. The parser, `redrive --help`, `redrive help CMD` / `redrive CMD --help`
+-- and the C side's "is this word a command?" all read that table, so a new
+-- command is one entry here and one function in a lua/redrive/cli/cmd_*.lua
+-- file (loaded only when its command runs).
+--
+-- The commands use only the source API (shared/API.md), so they work on
+-- every source; --profile picks it. Each honours --dry-run, --json,
+-- --profile and --db, given before or after the command. Every command that
+-- changes something names on stderr the source it acts on before it acts
+-- ("redrive retry: acting on local store /x.db (profile 'ops')"). Expected
+-- failures are one line: usage errors exit 2, an unreachable source or
+-- refused credentials exit 3, anything else 1 (lua/redrive/cli.lua).
 local cli = require "redrive.cli"
+local U = require "redrive.cli.util"
 
 local M = {}
 
-local GLOBAL_BOOL = { ["--json"] = "json", ["--dry-run"] = "dry_run", ["--quiet"] = "quiet", ["-q"] = "quiet",
-                      ["--verbose"] = "verbose", ["--force"] = "force" }
-local GLOBAL_VAL = { ["--db"] = "db", ["--profile"] = "profile" }
+-- ---- flags used by several commands ------------------------------------------
 
-local function usage_error(name, msg)
-  io.stderr:write("redrive ", name, ": ", msg, " (see redrive --help)\n")
-  return 2
+local F = {
+  scenario = { "--scenario", "value", "ID", "the scenario (n8n, SailPoint: the workflow); Make needs one" },
+  since = { "--since", "value", "T", "from T: a duration ago (90s, 15m, 2h, 7d, 1h30m) or an ISO date " ..
+            "(2026-12-01, 2026-12-01T03:00:00Z)" },
+  ["until"] = { "--until", "value", "T", "before T (a duration ago or an ISO date, as --since)" },
+  reason = { "--reason", "value", "PATTERN", "the reason matches this Lua pattern ('HTTP 5%d%d')" },
+  fingerprint = { "--fingerprint", "value", "FP", "one failure group (a fingerprint from redrive triage)" },
+  except = { "--except", "list", "ID,...", "leave these out" },
+  yes = { "--yes", "bool", nil, "confirm a change to a whole selection (--all, --fingerprint, --reason, " ..
+          "--since, --until)" },
+}
+
+local function limit(dflt, what)
+  return { "--limit", "value", "N", "show at most N " .. what .. " (default " .. dflt .. "); a cut listing " ..
+           "says so on stderr" }
 end
 
--- parse(args, spec) -> {positional..., flags} | nil, message
--- spec: flag -> "bool" | "value" | "list" (comma-separated, repeatable)
-local function parse(args, spec)
-  local r, globals = { pos = {}, flags = {} }, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local key, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
-    if key then a = key end
-    local function value()
-      if inline then return inline end
-      i = i + 1
-      if args[i] == nil then error({ usage = "option '" .. a .. "' needs a value" }) end
-      return args[i]
-    end
-    if GLOBAL_BOOL[a] then globals[GLOBAL_BOOL[a]] = true
-    elseif GLOBAL_VAL[a] then
-      local v = value()
-      if v == "" then error({ usage = "option '" .. a .. "' needs a non-empty value" }) end
-      globals[GLOBAL_VAL[a]] = v
-    elseif spec[a] == "bool" then r.flags[a] = true
-    elseif spec[a] == "value" then r.flags[a] = value()
-    elseif spec[a] == "list" then
-      r.flags[a] = r.flags[a] or {}
-      for id in value():gmatch("[^,%s]+") do table.insert(r.flags[a], id) end
-    elseif a == "--" then
-      for j = i + 1, #args do table.insert(r.pos, args[j]) end
-      break
-    elseif a:match("^%-") and a ~= "-" then
-      error({ usage = "unknown option '" .. a .. "'" })
-    else
-      table.insert(r.pos, a)
-    end
-    i = i + 1
+-- ---- the commands --------------------------------------------------------------
+-- name, synopsis (after "redrive"), summary (the lines of redrive --help),
+-- about (redrive help NAME), flags {name, "bool" | "value" | "list",
+-- metavar, help}, run = {module, function} (lua/redrive/cli/cmd_<module>.lua)
+
+local COMMANDS = {
+  { name = "triage", synopsis = "triage [--since T] [--until T] [--scenario ID] [--resolved] [--limit N]",
+    summary = "failures grouped by cause: count, cause, scenarios, first and last seen, and the command that " ..
+      "retries, deletes or resolves each group",
+    about = "The first screen of an on-call engineer: the pending failures grouped by fingerprint (their " ..
+      "normalised cause, docs/fingerprints.md), biggest first. Each group ends with the exact commands that " ..
+      "act on it (with the --profile / --db of this run). --json: one object per group, with its commands.",
+    flags = { F.since, F["until"], F.scenario,
+              { "--resolved", "bool", nil, "group the resolved failures instead of the pending ones" },
+              limit(20, "groups") },
+    run = { "triage", "triage" } },
+  { name = "ls", synopsis = "ls [--scenario ID] [--since T] [--until T] [--reason PATTERN] [--fingerprint FP] " ..
+      "[--status pending|resolved|any] [--all] [--limit N]",
+    summary = "list incomplete executions (pending unless --status or --all)",
+    about = "Lists incomplete executions (failed runs waiting in the queue), oldest first. A listing cut by " ..
+      "--limit says so on stderr (\"showing 1 000 of 4 211\"). --json: one object per item.",
+    flags = { F.scenario, F.since, F["until"], F.reason, F.fingerprint,
+              { "--status", "value", "S", "pending (default), resolved or any" },
+              { "--all", "bool", nil, "resolved ones too (--status any)" }, limit(1000, "items") },
+    run = { "queue", "ls" } },
+  { name = "executions", synopsis = "executions [--scenario ID] [--status S] [--since T] [--until T] " ..
+      "[--fingerprint FP] [--limit N]",
+    summary = "list executions, newest first on remote sources (SailPoint: --scenario WORKFLOW_ID)",
+    about = "Lists executions (every run, failed or not). Status is success, warning, error, running or " ..
+      "canceled. Make and Kaizen have no execution listing in their API: they say so and what to use instead.",
+    flags = { F.scenario, { "--status", "value", "S", "success, warning, error, running or canceled" },
+              F.since, F["until"], F.fingerprint, limit(1000, "executions") },
+    run = { "inspect", "executions" } },
+  { name = "show", synopsis = "show ID [--run-data]",
+    summary = "show an incomplete execution (or an execution); --run-data: each module's input and output",
+    about = "Shows an incomplete execution, or else the execution with that id. --run-data adds the run " ..
+      "data of the execution (of an item: of the execution that failed), per module: input, output, " ..
+      "error, duration (ms).",
+    flags = { { "--run-data", "bool", nil, "each module's input, output, error and duration" } },
+    run = { "inspect", "show" } },
+  { name = "logs", synopsis = "logs ID [--status success|warning|error] [--limit N]",
+    summary = "the retry attempts of an incomplete execution",
+    flags = { { "--status", "value", "S", "only attempts that ended so: success, warning or error" },
+              limit(1000, "attempts") },
+    run = { "inspect", "logs" } },
+  { name = "bundle", synopsis = "bundle ID", summary = "the input bundle of an item's failed module (JSON)",
+    flags = {}, run = { "inspect", "bundle" } },
+  { name = "blueprint", synopsis = "blueprint ID [--pointer P]",
+    summary = "the blueprint stored with an item (JSON); --pointer: one value (RFC 6901, /flow/1/mapper/url)",
+    flags = { { "--pointer", "value", "P", "print only the value at this JSON Pointer" } },
+    run = { "inspect", "blueprint" } },
+  { name = "retry", synopsis = "retry ID... | --all | --fingerprint FP | --reason PATTERN [--scenario ID] " ..
+      "[--since T] [--until T] [--except ID,...] [--force] [--wait [--timeout S]] [--load-workflow] " ..
+      "[--concurrency N]",
+    summary = "retry incomplete executions; --wait: report each retry's outcome, not \"queued\"; --force also " ..
+      "retries ones the safety checks would skip; --json: a line per item, then the summary",
+    about = "Retries the items named, or a selection: --all (every pending item), --fingerprint (one failure " ..
+      "group), --reason / --since / --until (the pending items that match; with --fingerprint and --scenario " ..
+      "they narrow each other). Safe by default: items being retried, resolved or already retried " ..
+      "successfully are skipped (--force retries them). Exit 1 when a retry failed.",
+    flags = { { "--all", "bool", nil, "every pending item (of --scenario)" }, F.fingerprint, F.reason, F.since,
+              F["until"], F.scenario, F.except,
+              { "--force", "bool", nil, "also retry items the safety checks skip (resolved, being retried, " ..
+                "already retried successfully)" },
+              { "--wait", "bool", nil, "follow each retry until it ended (Make, n8n: the platform runs it later)" },
+              { "--timeout", "value", "S", "with --wait: give up after S seconds (default 300): status unknown" },
+              { "--load-workflow", "bool", nil, "n8n: retry with the saved workflow, not the one the " ..
+                "execution ran" },
+              { "--concurrency", "value", "N", "retries in flight at once (default 16)" } },
+    run = { "queue", "retry" } },
+  { name = "resolve", synopsis = "resolve ID... | --fingerprint FP | --reason PATTERN [--scenario ID] " ..
+      "[--since T] [--until T] --yes",
+    summary = "mark incomplete executions handled without retrying them (local; other sources say what to do " ..
+      "instead)",
+    flags = { F.fingerprint, F.reason, F.since, F["until"], F.scenario, F.yes },
+    run = { "queue", "resolve" } },
+  { name = "patch", synopsis = "patch ID FILE",
+    summary = "patch an item's blueprint: FILE is a JSON Patch (array), a merge patch (object) or a whole " ..
+      "blueprint (object with flow)",
+    flags = {}, run = { "queue", "patch" } },
+  { name = "delete", synopsis = "delete ID... | --all | --fingerprint FP | --reason PATTERN [--scenario ID] " ..
+      "[--since T] [--until T] [--except ID,...] --yes",
+    summary = "delete incomplete executions (a selection needs --yes)",
+    flags = { { "--all", "bool", nil, "every incomplete execution (of --scenario)" }, F.fingerprint, F.reason,
+              F.since, F["until"], F.scenario, F.except, F.yes },
+    run = { "queue", "delete" } },
+  { name = "health", synopsis = "health [SCENARIO] [--since T]",
+    summary = "success rate, durations and top failure causes",
+    flags = { F.since }, run = { "inspect", "health" } },
+  { name = "run", synopsis = "run BLUEPRINT.json [--input JSON]",
+    summary = "run a blueprint once on the local engine (the selected local profile, or the --db store), " ..
+      "print the execution",
+    flags = { { "--input", "value", "JSON", "the input bundle" } }, run = { "run", "run" } },
+  { name = "rules", synopsis = "rules DIR [--once|--watch] [--check] [--audit FILE]",
+    summary = "apply the rule files DIR/*.lua to incomplete executions; --once: one pass, for cron " ..
+      "(default); --watch: run each rule every `every` seconds and reload edited files; --check: validate " ..
+      "the files without touching any source; --audit: append every change a rule makes, by any call on any " ..
+      "source it reaches, as a JSON line to FILE (created 0600); `limit` caps the changes per pass; exit 3 " ..
+      "if a source is unreachable",
+    flags = { { "--once", "bool", nil, "one pass (default)" },
+              { "--watch", "bool", nil, "run each rule every `every` seconds, reload edited files" },
+              { "--check", "bool", nil, "validate the files, touch no source" },
+              { "--audit", "value", "FILE", "append each change as a JSON line to FILE" },
+              { "--poll", "value", "S", "with --watch: how often to look for edited files" } },
+    run = { "run", "rules" } },
+  { name = "help", synopsis = "help [COMMAND]", summary = "this help, or one command's", flags = {},
+    run = { "help" } },
+}
+
+local BY_NAME = {}
+for _, c in ipairs(COMMANDS) do BY_NAME[c.name] = c end
+
+M.COMMANDS = COMMANDS
+
+-- find(name) -> the command's entry | nil
+function M.find(name) return BY_NAME[name] end
+
+-- ---- help -----------------------------------------------------------------------
+
+-- words(text) -> its words, a bracketed group ("[--wait [--timeout S]]")
+-- being one word, so a synopsis never wraps inside an option
+local function words(text)
+  local t, cur, depth = {}, "", 0
+  for ch in text:gmatch(".") do
+    if ch == "[" then depth = depth + 1 elseif ch == "]" then depth = depth - 1 end
+    if ch == " " and depth == 0 then
+      if #cur > 0 then t[#t + 1] = cur end
+      cur = ""
+    else cur = cur .. ch end
   end
-  return r, globals
-end
-
-local function json_mode() return cli.options.json end
-
--- out(...): one line on stdout, through the redactor (src/core/redact.c)
-local function out(...)
-  io.stdout:write(require("redrive.pretty").redact(table.concat({ ... })))
-  io.stdout:write("\n")
-end
-
--- connect(acting, opts) -> src (rd.connect(opts)), or raises an error the
--- runner maps to an exit status. `acting` is the name of a command that
--- changes something: the source is named on stderr before it acts.
-local function connect(acting, opts)
-  local src, err, code = rd.connect(opts)
-  if not src then
-    error({ code = (code == "connect" or code == "auth") and code or "script",
-            message = "cannot connect to the source: " .. tostring(err) .. (code and (" (" .. code .. ")") or "") }, 0)
-  end
-  if acting and not cli.options.quiet then
-    io.stderr:write("redrive ", acting, ": acting on ", rd._describe(src), "\n")
-  end
-  return src
-end
-
-local function fail(err, code)
-  error({ code = (code == "connect" or code == "auth") and code or "script",
-          message = tostring(err) .. (code and (" (" .. tostring(code) .. ")") or "") }, 0)
-end
-
-local ITEM_FIELDS = { "id", "scenario", "scenario_name", "reason", "created", "size", "resolved", "attempts",
-                      "execution_id", "failer" }
-local EXEC_FIELDS = { "id", "scenario", "status", "mode", "started_at", "stopped_at", "duration", "retry_of",
-                      "retry_success_id", "parent_id", "attempts", "operations", "transfer", "error" }
-
--- plain(obj, fields) -> a JSON-friendly copy of the public fields
-local function plain(obj, fields)
-  local t = {}
-  for _, k in ipairs(fields) do
-    local v = obj[k]
-    if type(v) ~= "function" then t[k] = v end
-  end
+  if #cur > 0 then t[#t + 1] = cur end
   return t
 end
 
-local function when(t) return require("redrive.pretty").fmt_time(t) end
-
-local function trunc(s, n)
-  s = tostring(s or ""):gsub("%s+", " ")
-  if #s > n then return s:sub(1, n - 1) .. "…" end
-  return s
+-- wrap(text, width, indent [, first]) -> lines of at most width columns
+-- (plus indent), the first one after `first` (default indent)
+local function wrap(text, width, indent, first)
+  local lines, line = {}, ""
+  for _, word in ipairs(words(text)) do
+    if #line > 0 and #line + 1 + #word > width then lines[#lines + 1] = line; line = word
+    else line = #line > 0 and (line .. " " .. word) or word end
+  end
+  if #line > 0 then lines[#lines + 1] = line end
+  return (first or indent) .. table.concat(lines, "\n" .. indent)
 end
 
--- ---- ls ---------------------------------------------------------------------
-
-local function cmd_ls(a)
-  local src = connect()
-  if src.kind == "make" and not a.flags["--scenario"] and src.scenario == nil then
-    error({ usage = "Make lists incomplete executions per scenario: pass --scenario ID" })
-  end
-  local limit = a.flags["--limit"] and math.tointeger(tonumber(a.flags["--limit"]))
-  if a.flags["--limit"] and not limit then error({ usage = "--limit needs an integer" }) end
-  local resolved = a.flags["--all"] and "any" or false -- --all: resolved ones too
-  local it, err, code = src:incomplete {
-    scenario = a.flags["--scenario"], reason = a.flags["--reason"],
-    resolved = resolved, limit = limit or 1000,
-  }
-  if not it then fail(err, code) end
-  local n = 0
-  if not json_mode() then out(string.format("%-34s %-8s %-20s %-4s %s", "ID", "SCENARIO", "CREATED", "TRY", "REASON")) end
-  for item in it do
-    n = n + 1
-    if json_mode() then cli.emit(plain(item, ITEM_FIELDS))
+-- commands_help() -> the commands section of redrive --help: "  NAME ...", each
+-- synopsis then its summary indented (tests/sh/test_json_out.sh and
+-- test_docs.sh read the command names from the lines "  NAME ...")
+function M.commands_help()
+  local t = {}
+  for _, c in ipairs(COMMANDS) do
+    if #c.synopsis <= 15 then -- the summary on the same line
+      t[#t + 1] = wrap(c.summary, 61, string.rep(" ", 19), "  " .. c.synopsis .. string.rep(" ", 17 - #c.synopsis))
     else
-      out(string.format("%-34s %-8s %-20s %-4s %s%s", tostring(item.id), tostring(item.scenario),
-        when(item.created), tostring(item.attempts or 0), item.resolved and "[resolved] " or "",
-        trunc(require("redrive.pretty").redact(tostring(item.reason)), 70)))
+      t[#t + 1] = wrap(c.synopsis, 76, "      ", "  ")
+      t[#t + 1] = wrap(c.summary, 61, string.rep(" ", 19))
     end
   end
-  if not json_mode() and not cli.options.quiet then io.stderr:write(n, " incomplete execution(s)\n") end
-  return 0
+  return table.concat(t, "\n")
 end
 
--- ---- show -------------------------------------------------------------------
-
-local function cmd_show(a)
-  local id = a.pos[1]
-  if not id or a.pos[2] then error({ usage = "show takes one ID" }) end
-  local src = connect()
-  local pretty = require "redrive.pretty"
-  local item, err, code = src:incomplete_item(id)
-  if item then
-    if json_mode() then
-      local t = plain(item, ITEM_FIELDS)
-      t.kind = "incomplete"
-      local okb, bundle = pcall(item.bundle, item)
-      if okb and bundle ~= nil then t.bundle = bundle end
-      cli.emit(t)
-    else
-      out(pretty.format(item))
-      local okbp, bp = pcall(item.blueprint, item)
-      if okbp and bp then out("blueprint: ", pretty.summary(bp) or pretty.format(bp)) end
+-- command_help(c) -> redrive help NAME
+local function command_help(c)
+  local t = { wrap(c.synopsis, 70, string.rep(" ", 8), "usage: redrive [options] "), "", wrap(c.summary, 78, "") }
+  if c.about then t[#t + 1] = ""; t[#t + 1] = wrap(c.about, 78, "") end
+  if #c.flags > 0 then
+    t[#t + 1] = ""
+    t[#t + 1] = "options:"
+    for _, f in ipairs(c.flags) do
+      local head = "  " .. f[1] .. (f[3] and (" " .. f[3]) or "")
+      local help = wrap(f[4], 56, "")
+      if #head < 21 then
+        t[#t + 1] = head .. string.rep(" ", 22 - #head) .. help:gsub("\n", "\n" .. string.rep(" ", 22))
+      else
+        t[#t + 1] = head
+        t[#t + 1] = string.rep(" ", 22) .. help:gsub("\n", "\n" .. string.rep(" ", 22))
+      end
     end
+  end
+  t[#t + 1] = ""
+  t[#t + 1] = "global options (before or after the command): --json --dry-run --db PATH --profile NAME"
+  t[#t + 1] = "-q --verbose; exit status 0 ok, 1 failed, 2 usage error, 3 source unreachable or"
+  t[#t + 1] = "authentication refused, 130 interrupted. See redrive --help, docs/cli.md, redrive(1)."
+  return table.concat(t, "\n")
+end
+
+-- as_json(c) -> the command as data (redrive help --json: for tools)
+local function as_json(c)
+  local flags = require("redrive").json.array {}
+  for i, f in ipairs(c.flags) do
+    flags[i] = { name = f[1], kind = f[2], value = f[3], help = f[4] }
+  end
+  return { name = c.name, synopsis = c.synopsis, summary = c.summary, about = c.about, flags = flags }
+end
+
+function M.help(a)
+  local name = a and a.pos[1]
+  if name then
+    local c = BY_NAME[name]
+    if not c then U.usage("no command '" .. name .. "'") end
+    if cli.options.json then cli.emit(as_json(c)) else io.stdout:write(command_help(c), "\n") end
     return 0
   end
-  if code ~= "not_found" and code ~= "unsupported" then fail(err, code) end
-  local exec, eerr, ecode = src:execution(id)
-  if not exec then fail(eerr, ecode) end
-  if json_mode() then
-    local t = plain(exec, EXEC_FIELDS)
-    t.kind = "execution"
-    cli.emit(t)
-  else
-    out(pretty.format(exec))
-  end
-  return 0
-end
-
--- ---- retry ------------------------------------------------------------------
-
-local function cmd_retry(a)
-  local all = a.flags["--all"]
-  if not all and #a.pos == 0 then error({ usage = "retry needs IDs or --all" }) end
-  if all and #a.pos > 0 then error({ usage = "retry takes IDs or --all, not both" }) end
-  local src = connect("retry")
-  local S = require "redrive.cli.sys"
-  local summary, err, code = src:retry {
-    ids = (not all) and a.pos or nil, all = all or nil, except = a.flags["--except"],
-    scenario = a.flags["--scenario"], safe = not (a.flags["--force"] or cli.options.force),
-    concurrency = a.flags["--concurrency"] and tonumber(a.flags["--concurrency"]) or nil,
-    -- --json: one line per item as it settles (every one: the summary keeps
-    -- only the first 1000), then the summary
-    on_result = json_mode() and function(r) r.kind = "result"; cli.emit(r) end or nil,
-  }
-  if not summary then fail(err, code) end
-  -- the summary is the output, interrupted or not (it then says so:
-  -- interrupted = true, not_attempted = n); the exit status is 130
-  if json_mode() then
-    summary.kind = "summary"
-    cli.emit(summary)
-  else
-    if summary.dry_run then
-      out(string.format("dry run: would retry %s, skip %s", tostring(summary.would_retry or summary.total or 0),
-        tostring(summary.skipped or 0)))
-    else
-      out(string.format("retried %d: %d succeeded, %d failed, %d skipped%s%s%s%s", summary.total or 0,
-        summary.succeeded or 0, summary.failed or 0, summary.skipped or 0,
-        (summary.queued or 0) > 0 and string.format(", %d queued", summary.queued) or "",
-        (summary.running or 0) > 0 and string.format(", %d still running", summary.running) or "",
-        (summary.not_attempted or 0) > 0 and string.format(", %d not attempted", summary.not_attempted) or "",
-        summary.interrupted and " (interrupted)" or ""))
-    end
-    for _, e in ipairs(summary.errors or {}) do
-      io.stderr:write("  ", tostring(e.id or "?"), ": ", require("redrive.pretty").redact(tostring(e.message or e.error)), "\n")
-    end
-  end
-  if summary.interrupted or S.interrupted() then return 130 end
-  if (summary.failed or 0) > 0 then return 1 end
-  return 0
-end
-
--- ---- patch ------------------------------------------------------------------
-
-local function read_json(path)
-  local f, err = io.open(path, "rb")
-  if not f then error({ usage = "cannot open " .. tostring(err) }) end
-  local text = f:read("a")
-  f:close()
-  local v, jerr = rd.json.decode(text)
-  if v == nil then fail(path .. ": " .. tostring(jerr), "invalid") end
-  return v
-end
-
-local function cmd_patch(a)
-  local id, file = a.pos[1], a.pos[2]
-  if not id or not file or a.pos[3] then error({ usage = "patch takes ID FILE" }) end
-  local doc = read_json(file)
-  local src = connect("patch")
-  local item, err, code = src:incomplete_item(id)
-  if not item then fail(err, code) end
-  local opts = {}
-  local is_array = rd.json.kind and rd.json.kind(doc) == "array" or (type(doc) == "table" and doc[1] ~= nil)
-  if type(doc) ~= "table" then fail(file .. ": a JSON object or array expected", "invalid") end
-  local keys = {}
-  for k in pairs(doc) do keys[#keys + 1] = k end
-  local only_opts = #keys > 0
-  for _, k in ipairs(keys) do if k ~= "blueprint" and k ~= "failer" then only_opts = false end end
-  if is_array then -- JSON Patch (RFC 6902) on the item's blueprint
-    local bp, berr, bcode = item:blueprint()
-    if not bp then fail(berr, bcode) end
-    local ok, perr = bp:apply(doc)
-    if not ok then fail(file .. ": " .. tostring(perr), "invalid") end
-    opts.blueprint = bp
-  elseif only_opts then -- {"blueprint": ..., "failer": n}
-    opts.blueprint, opts.failer = doc.blueprint, doc.failer
-  elseif doc.flow ~= nil then -- a whole blueprint
-    opts.blueprint = doc
-  else -- JSON Merge Patch (RFC 7386)
-    local bp, berr, bcode = item:blueprint()
-    if not bp then fail(berr, bcode) end
-    local ok, merr = bp:merge(doc)
-    if ok == nil and merr then fail(file .. ": " .. tostring(merr), "invalid") end
-    opts.blueprint = bp
-  end
-  local res, perr, pcode = item:patch(opts)
-  if not res then fail(perr, pcode) end
-  if json_mode() then
-    if type(res) == "table" and res.dry_run then cli.emit(res)
-    else cli.emit({ patched = id }) end
-  else
-    if type(res) == "table" and res.dry_run then
-      out("dry run: would patch ", id, res.diff and string.format(" (%d change(s))", #res.diff) or "")
-    else
-      out("patched ", id)
-    end
-  end
-  return 0
-end
-
--- ---- delete -----------------------------------------------------------------
-
-local function cmd_delete(a)
-  local all = a.flags["--all"]
-  if not all and #a.pos == 0 then error({ usage = "delete needs IDs or --all --yes" }) end
-  if all and #a.pos > 0 then error({ usage = "delete takes IDs or --all, not both" }) end
-  if all and not a.flags["--yes"] and not rd.is_dry_run() then
-    error({ usage = "delete --all deletes every incomplete execution: add --yes to confirm" })
-  end
-  local src = connect("delete")
-  local res, err, code = src:delete_incomplete {
-    ids = (not all) and a.pos or nil, all = all or nil, confirmed = all and true or nil,
-    except = a.flags["--except"], scenario = a.flags["--scenario"],
-  }
-  if not res then fail(err, code) end
-  if json_mode() then cli.emit(res)
-  else
-    if res.dry_run then out(string.format("dry run: would delete %d", res.would_delete or 0))
-    else out(string.format("deleted %d", res.deleted or 0)) end
-    for _, e in ipairs(res.errors or {}) do
-      io.stderr:write("  ", tostring(e.id), ": ", require("redrive.pretty").redact(tostring(e.message)), "\n")
-    end
-  end
-  return (res.errors and #res.errors > 0 and not res.dry_run) and 1 or 0
-end
-
--- ---- health -----------------------------------------------------------------
-
-local function num(x, fmt)
-  if type(x) ~= "number" or x ~= x then return "-" end
-  return string.format(fmt, x)
-end
-
-local function cmd_health(a)
-  local scenario = a.pos[1]
-  if a.pos[2] then error({ usage = "health takes one SCENARIO" }) end
-  local since
-  if a.flags["--since"] then
-    local s = tonumber(a.flags["--since"])
-    if not s then error({ usage = "--since needs seconds" }) end
-    since = rd.time() - s
-  end
-  local src = connect()
-  local h, err, code = src:health { scenario = scenario, since = since }
-  if not h then fail(err, code) end
-  if json_mode() then
-    local t = {}
-    for k, v in pairs(h) do if type(v) ~= "number" or v == v then t[k] = v end end
-    t.scenario = scenario
-    cli.emit(t)
+  if cli.options.json then
+    for _, c in ipairs(COMMANDS) do cli.emit(as_json(c)) end
     return 0
   end
-  out(string.format("scenario %s%s", scenario or "(all)", a.flags["--since"] and ("  last " .. a.flags["--since"] .. " s") or ""))
-  out(string.format("  total %-6s finished %-6s succeeded %-6s failed %-6s running %s",
-    tostring(h.total or 0), tostring(h.finished or 0), tostring(h.succeeded or 0), tostring(h.failed or 0),
-    tostring(h.running or 0)))
-  out(string.format("  success rate %s   avg %s   p95 %s",
-    num(h.success_rate and h.success_rate * 100, "%.1f%%"), num(h.avg_duration, "%.0f ms"),
-    num(h.p95_duration, "%.0f ms")))
-  if h.top_reasons and #h.top_reasons > 0 then
-    out("  top reasons:")
-    for _, r in ipairs(h.top_reasons) do
-      out(string.format("    %5d  %s", r.count or r[2] or 0, trunc(r.reason or r[1], 80)))
-    end
-  end
+  io.stdout:write(require("redrive.cli.help").text(M.commands_help()))
   return 0
 end
 
--- ---- run --------------------------------------------------------------------
+-- ---- dispatch ---------------------------------------------------------------------
 
-local function cmd_run(a)
-  local file = a.pos[1]
-  if not file or a.pos[2] then error({ usage = "run takes BLUEPRINT.json" }) end
-  local doc = read_json(file)
-  local input
-  if a.flags["--input"] then
-    local v, jerr = rd.json.decode(a.flags["--input"])
-    if v == nil then error({ usage = "--input: " .. tostring(jerr) }) end
-    input = v
-  end
-  pcall(require, "redrive.engine") -- registers the module types validation checks against
-  local bp, berr = rd.blueprint(doc)
-  if not bp then fail(file .. ": " .. tostring(berr), "invalid") end
-  local ok, verrs = bp:validate()
-  if not ok then
-    local msgs = {}
-    for _, e in ipairs(type(verrs) == "table" and verrs or { verrs }) do
-      msgs[#msgs + 1] = type(e) == "table" and ((e.module and ("module " .. tostring(e.module) .. " ") or "") ..
-        (e.field and (e.field .. ": ") or "") .. (e.message or rd.json.encode(e))) or tostring(e)
-    end
-    fail(file .. ": invalid blueprint: " .. table.concat(msgs, "; "), "invalid")
-  end
-  local name = type(doc.name) == "string" and doc.name or ("run " .. (file:match("([^/]+)$") or file))
-  -- the same source `show` and `retry` use: the selected profile when it is
-  -- local; with a profile of another kind, the store --db or $REDRIVE_DB names
-  local pname, profile = rd._selected()
-  local opts
-  if pname and profile and (profile.kind or "local") ~= "local" then
-    if not (rd._db or (os.getenv("REDRIVE_DB") or "") ~= "") then
-      error({ usage = string.format("run needs a local source: profile '%s' is a %s source " ..
-        "(pass --profile with a local profile, or --db PATH)", pname, tostring(profile.kind)) })
-    end
-    opts = { kind = "local" }
-  end
-  local src = connect("run", opts)
-  if rd.is_dry_run() then
-    local r = { dry_run = true, action = "run", blueprint = file, name = name, modules = #bp:modules() }
-    if json_mode() then cli.emit(r) else out(string.format("dry run: would run %q (%d modules)", name, r.modules)) end
-    return 0
-  end
-  -- one scenario per blueprint name, updated to this file's blueprint, so
-  -- a failed run's incomplete execution can be retried afterwards
-  local sc
-  for _, s in ipairs(src:scenarios() or {}) do if s.name == name then sc = s end end
-  if sc then
-    local okup, uerr, ucode = src:scenario_update(sc.id, { blueprint = doc })
-    if not okup then fail(uerr, ucode) end
-  else
-    local s, cerr, ccode = src:scenario_create { name = name, blueprint = doc, dlq = true }
-    if not s then fail(cerr, ccode) end
-    sc = s
-  end
-  local exec, rerr, rcode = src:run(sc.id, { input = input, mode = "manual" })
-  if not exec then fail(rerr, rcode) end
-  if src.wait_auto_retries then src:wait_auto_retries() end
-  if json_mode() then
-    local t = plain(exec, EXEC_FIELDS)
-    t.dlq_id = exec.dlq_id
-    cli.emit(t)
-  else
-    out(require("redrive.pretty").format(exec))
-    if exec.dlq_id then out("stored as incomplete execution ", tostring(exec.dlq_id), " (redrive show / retry)") end
-  end
-  return exec.status == "error" and 1 or 0
+local function usage_error(name, msg)
+  io.stderr:write("redrive ", name, ": ", msg, " (see redrive help ", BY_NAME[name] and name or "", ")\n")
+  if cli.options.json then cli.emit({ error = name .. ": " .. msg, code = "usage", exit = 2 }) end
+  return 2
 end
 
--- ---- rules ------------------------------------------------------------------
-
-local function cmd_rules(a)
-  local dir = a.pos[1]
-  if not dir or a.pos[2] then error({ usage = "rules takes one DIR" }) end
-  if a.flags["--once"] and a.flags["--watch"] then error({ usage = "rules: --once or --watch, not both" }) end
-  return require("redrive.rules").main(dir, {
-    watch = a.flags["--watch"], check = a.flags["--check"], audit = a.flags["--audit"],
-    dry_run = rd.is_dry_run(), json = cli.options.json, quiet = cli.options.quiet,
-    poll = a.flags["--poll"] and tonumber(a.flags["--poll"]) or nil,
-  })
+-- a failure raised inside a command: kept as it is when it carries a code
+-- (a source's error object: the runner maps the code), else one line --
+-- the traceback of a failure inside redrive says nothing to the user
+-- (--verbose keeps it)
+local function settle(err)
+  local rd = require "redrive"
+  if rd.is_canceled(err) then error(err, 0) end
+  if type(err) == "table" and err.code ~= nil then
+    error({ code = err.code, message = tostring(err.message or err.msg or err.code) }, 0)
+  end
+  local msg = tostring(type(err) == "table" and (err.message or err.msg) or err)
+  if not cli.options.verbose then msg = msg:match("^[^\n]*") end
+  error({ code = "script", message = msg }, 0)
 end
-
-local COMMANDS = {
-  ls = { cmd_ls, { ["--scenario"] = "value", ["--reason"] = "value", ["--all"] = "bool", ["--limit"] = "value" } },
-  show = { cmd_show, {} },
-  retry = { cmd_retry, { ["--all"] = "bool", ["--except"] = "list", ["--scenario"] = "value",
-                         ["--concurrency"] = "value" } },
-  patch = { cmd_patch, {} },
-  delete = { cmd_delete, { ["--all"] = "bool", ["--yes"] = "bool", ["--except"] = "list", ["--scenario"] = "value" } },
-  health = { cmd_health, { ["--since"] = "value" } },
-  run = { cmd_run, { ["--input"] = "value" } },
-  rules = { cmd_rules, { ["--once"] = "bool", ["--watch"] = "bool", ["--check"] = "bool", ["--audit"] = "value",
-                         ["--poll"] = "value" } },
-}
 
 -- dispatch(name, args) -> exit status
 function M.dispatch(name, args)
-  local c = COMMANDS[name]
+  local c = BY_NAME[name]
   if not c then return usage_error(name, "unknown command") end
-  local ok, a, globals = pcall(parse, args, c[2])
+  local ok, a, globals = pcall(U.parse, args, c.flags)
   if not ok then
     if type(a) == "table" and a.usage then return usage_error(name, a.usage) end
     error(a, 0)
   end
   cli.configure(globals)
+  if a.flags["--help"] then
+    io.stdout:write(command_help(c), "\n")
+    return 0
+  end
+  local fn
+  if c.run[1] == "help" then fn = M.help
+  else fn = require("redrive.cli.cmd_" .. c.run[1])[c.run[2]] end
   return cli.task(function()
-    local okc, res = pcall(c[1], a)
+    local okc, res = xpcall(fn, function(e)
+      if type(e) == "string" and cli.options.verbose then return debug.traceback(e, 2) end
+      return e
+    end, a)
     if okc then return res end
     if type(res) == "table" and res.usage then return usage_error(name, res.usage) end
-    error(res, 0)
+    settle(res)
   end)
 end
 
