@@ -301,7 +301,7 @@ lacks "store-2.19 ..." "$ERR" "acting on"
 check "store-2.20 ls reads, names nothing" 0 rs ls
 lacks "store-2.21 ..." "$ERR" "acting on"
 # a remote profile: host only, never userinfo, query or token
-check "store-3.1 remote retry, dead host" 1 rs --profile remote retry 1
+check "store-3.1 remote retry, dead host: exit 3" 3 rs --profile remote retry 1
 has "store-3.2 names kind and host" "$ERR" "redrive retry: acting on make at 127.0.0.1:9 (profile 'remote')"
 for w in PASSWD7 QKEY9 TOK3N user; do lacks "store-3.3 no $w" "$ERR" "$w"; done
 check "store-3.4 run with a remote profile and no store named" 2 rs --profile remote run "$S/down.json"

@@ -33,10 +33,6 @@ function M.executions(a)
     scenario = U.scenario(a, src, "executions"), status = status, since = since, ["until"] = till,
     fingerprint = a.flags["--fingerprint"],
   })
-  if not json_mode() then
-    out(string.format("%-34s %-8s %-8s %-20s %8s  %-12s %s", "ID", "SCENARIO", "STATUS", "STARTED", "MS",
-      "FINGERPRINT", "CAUSE"))
-  end
   U.listing(src, it, limit, function(e)
     if json_mode() then cli.emit(U.plain(e, U.EXEC_FIELDS))
     else
@@ -44,7 +40,8 @@ function M.executions(a)
         tostring(e.status), U.when(e.started_at), e.duration and string.format("%.0f", e.duration) or "-",
         tostring(e.fingerprint or "-"), U.trunc(pretty().redact(tostring(e.cause or "")), 60)))
     end
-  end, "execution(s)")
+  end, "execution(s)", string.format("%-34s %-8s %-8s %-20s %8s  %-12s %s", "ID", "SCENARIO", "STATUS", "STARTED",
+    "MS", "FINGERPRINT", "CAUSE"))
   return 0
 end
 
@@ -103,9 +100,6 @@ function M.logs(a)
   local src = U.connect()
   local item = U.check(src:incomplete_item(id))
   local it = U.check(item:logs { status = LOG_STATUS[status] })
-  if not json_mode() then
-    out(string.format("%-20s %-8s %8s %5s  %s", "WHEN", "STATUS", "MS", "OPS", "EXECUTION"))
-  end
   U.listing(src, it, limit, function(l)
     if json_mode() then
       cli.emit({ id = l.id, status = LOG_NAME[l.status] or l.status, duration = l.duration,
@@ -116,7 +110,7 @@ function M.logs(a)
         l.duration and string.format("%.0f", l.duration) or "-", tostring(l.operations or "-"),
         tostring(l.execution_id or "-")))
     end
-  end, "retry attempt(s)")
+  end, "retry attempt(s)", string.format("%-20s %-8s %8s %5s  %s", "WHEN", "STATUS", "MS", "OPS", "EXECUTION"))
   return 0
 end
 

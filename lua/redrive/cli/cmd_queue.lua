@@ -30,9 +30,6 @@ function M.ls(a)
     scenario = U.scenario(a, src, "incomplete"), reason = reason, fingerprint = a.flags["--fingerprint"],
     resolved = resolved, since = since, ["until"] = till,
   })
-  if not json_mode() then
-    out(string.format("%-34s %-8s %-20s %-4s %-12s %s", "ID", "SCENARIO", "CREATED", "TRY", "FINGERPRINT", "REASON"))
-  end
   U.listing(src, it, limit, function(item)
     if json_mode() then cli.emit(U.plain(item, U.ITEM_FIELDS))
     else
@@ -40,7 +37,8 @@ function M.ls(a)
         U.when(item.created), tostring(item.attempts or 0), tostring(item.fingerprint or "-"),
         item.resolved and "[resolved] " or "", U.trunc(require("redrive.pretty").redact(tostring(item.reason)), 70)))
     end
-  end, "incomplete execution(s)")
+  end, "incomplete execution(s)",
+    string.format("%-34s %-8s %-20s %-4s %-12s %s", "ID", "SCENARIO", "CREATED", "TRY", "FINGERPRINT", "REASON"))
   return 0
 end
 
@@ -158,7 +156,7 @@ function M.retry(a)
     errors_to_stderr(summary.errors)
   end
   if summary.interrupted or S.interrupted() then return 130 end
-  if (summary.failed or 0) > 0 then return 1 end
+  if (summary.failed or 0) > 0 then return U.down(summary.errors) and 3 or 1 end
   return 0
 end
 
@@ -189,7 +187,8 @@ function M.resolve(a)
     else out(string.format("resolved %d", res.resolved or 0)) end
     errors_to_stderr(res.errors)
   end
-  return (#res.errors > 0 and not res.dry_run) and 1 or 0
+  if #res.errors > 0 and not res.dry_run then return U.down(res.errors) and 3 or 1 end
+  return 0
 end
 
 -- ---- patch --------------------------------------------------------------------------
@@ -251,7 +250,8 @@ function M.delete(a)
     else out(string.format("deleted %d", res.deleted or 0)) end
     errors_to_stderr(res.errors)
   end
-  return (#res.errors > 0 and not res.dry_run) and 1 or 0
+  if #res.errors > 0 and not res.dry_run then return U.down(res.errors) and 3 or 1 end
+  return 0
 end
 
 return M

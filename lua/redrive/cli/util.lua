@@ -25,6 +25,15 @@ function U.fail(err, code)
           message = tostring(msg) .. (code and (" (" .. tostring(code) .. ")") or "") }, 0)
 end
 
+-- down(errors) -> code when an error of a summary's list says the source
+-- was unreachable or refused the credentials (connect, tls, auth) | nil:
+-- a bulk call that met one exits 3, as a listing that meets one does
+function U.down(list)
+  for _, e in ipairs(list or {}) do
+    if SOURCE_DOWN[e.code] then return SOURCE_DOWN[e.code] end
+  end
+end
+
 -- check(v, err, code) -> v, or fail(err, code): a source call's answer
 function U.check(v, err, code, ...)
   if v == nil then U.fail(err, code) end
@@ -54,6 +63,11 @@ function U.parse(args, flags)
       if inline then return inline end
       i = i + 1
       if args[i] == nil then U.usage("option '" .. a .. "' needs a value") end
+      -- `ls --scenario --all`: a forgotten value, not a scenario named --all
+      -- (a value that starts so is written --scenario=--x)
+      if args[i]:match("^%-%-%a") then
+        U.usage("option '" .. a .. "' needs a value, got the option '" .. args[i] .. "'")
+      end
       return args[i]
     end
     if a == "-h" or a == "--help" then r.flags["--help"] = true
@@ -243,12 +257,15 @@ end
 -- execution(s); --limit N shows more"). Counting reads the rest of the
 -- listing: up to 100 000 more records from the local store, 10 000 from a
 -- remote API (pages of requests), then "more than".
-function U.listing(src, it, limit, row, what)
+-- `header` (text mode) is printed before the first row: a listing that
+-- fails before it has none.
+function U.listing(src, it, limit, row, what, header)
   local COUNT_CAP = src.kind == "local" and 100000 or 10000
   local shown, total = 0, 0
   for x in it do
     total = total + 1
     if shown < limit then
+      if shown == 0 and header and not U.json_mode() then U.out(header) end
       shown = shown + 1
       row(x)
     elseif total - shown >= COUNT_CAP then
