@@ -20,5 +20,33 @@ for doc in README.md docs/*.md docs/redrive.1; do
     printf '    %s\n' "${missing[@]}"
   fi
 done
-echo "$pass passed, $fail failed"
+# docs-2: every command `redrive --help` lists, and every flag each takes
+# (`redrive --json help`), is in docs/cli.md and in the man page
+R=${REDRIVE:-build/redrive}
+skip=0
+if [ -x "$R" ] && command -v jq >/dev/null; then
+  cmds=$("$R" --help | sed -n '/^commands/,/^options/p' | sed -nE 's/^  ([a-z]+)( .*)?$/\1/p' | sort -u)
+  for doc in docs/cli.md docs/redrive.1; do
+    missing=()
+    for c in $cmds; do
+      if [ "$doc" = docs/cli.md ]; then grep -qE "^#+ $c\$" "$doc" || missing+=("command $c (a '### $c' section)")
+      else grep -qE "^\.BI? \"?$c( |\"|\$)" "$doc" || missing+=("command $c (a .B $c entry)"); fi
+      for f in $("$R" --json help "$c" | jq -r '.flags[].name'); do
+        if [ "$doc" = docs/cli.md ]; then grep -qF -- "$f" "$doc" || missing+=("$c $f")
+        else grep -qF -- "$(sed 's/-/\\-/g' <<<"$f")" "$doc" || missing+=("$c $f"); fi
+      done
+    done
+    if [ -z "$cmds" ]; then fail=$((fail + 1)); echo "FAIL docs-2 $doc: redrive --help lists no command"
+    elif [ ${#missing[@]} -eq 0 ]; then
+      pass=$((pass + 1)); echo "ok   docs-2 $doc: every command of redrive --help and its flags ($(echo $cmds))"
+    else
+      fail=$((fail + 1)); echo "FAIL docs-2 $doc lacks:"; printf '    %s\n' "${missing[@]}"
+    fi
+  done
+else
+  for doc in docs/cli.md docs/redrive.1; do
+    skip=$((skip + 1)); echo "skip docs-2 $doc commands and flags (no $R or no jq)"
+  done
+fi
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
