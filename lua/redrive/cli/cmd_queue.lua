@@ -90,6 +90,21 @@ local function errors_to_stderr(list)
   end
 end
 
+-- settled(res, verb) -> exit status: the answer of a delete or resolve
+-- ({deleted | resolved = n, would_<verb> = n in a dry run, errors}) printed;
+-- 1 when an item was kept, 3 when the source was unreachable for one
+local function settled(res, verb)
+  res.errors = C().list(res.errors)
+  if json_mode() then cli.emit(res)
+  else
+    if res.dry_run then out(string.format("dry run: would %s %d", verb, res["would_" .. verb] or 0))
+    else out(string.format("%sd %d", verb, res[verb .. "d"] or 0)) end
+    errors_to_stderr(res.errors)
+  end
+  if #res.errors > 0 and not res.dry_run then return U.down(res.errors) and 3 or 1 end
+  return 0
+end
+
 -- ---- retry ------------------------------------------------------------------------
 
 local function retry_line(s)
@@ -180,15 +195,7 @@ function M.resolve(a)
     if #sel.ids == 0 then res = { resolved = 0, errors = C().list() }
     else res = U.check(src:resolve { ids = sel.ids }) end
   end
-  res.errors = C().list(res.errors)
-  if json_mode() then cli.emit(res)
-  else
-    if res.dry_run then out(string.format("dry run: would resolve %d", res.would_resolve or 0))
-    else out(string.format("resolved %d", res.resolved or 0)) end
-    errors_to_stderr(res.errors)
-  end
-  if #res.errors > 0 and not res.dry_run then return U.down(res.errors) and 3 or 1 end
-  return 0
+  return settled(res, "resolve")
 end
 
 -- ---- patch --------------------------------------------------------------------------
@@ -243,15 +250,7 @@ function M.delete(a)
     if sel.all then sel.confirmed = true end
     res = U.check(src:delete_incomplete(sel))
   end
-  res.errors = C().list(res.errors)
-  if json_mode() then cli.emit(res)
-  else
-    if res.dry_run then out(string.format("dry run: would delete %d", res.would_delete or 0))
-    else out(string.format("deleted %d", res.deleted or 0)) end
-    errors_to_stderr(res.errors)
-  end
-  if #res.errors > 0 and not res.dry_run then return U.down(res.errors) and 3 or 1 end
-  return 0
+  return settled(res, "delete")
 end
 
 return M
