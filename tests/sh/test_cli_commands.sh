@@ -114,6 +114,7 @@ if [ -n "$have_sqlite" ]; then
 else
   for c in 1.16 1.17 1.18 1.19 1.20 1.21 1.22; do skip=$((skip + 1)); echo "skip ls-$c (sqlite3 not installed)"; done
 fi
+check "ls-1.23a a leap day is a date" 0 "$R" ls --since 2028-02-29 --until 2999-01-01T00:00:00+02:00 --json
 check "ls-1.23 --since after --until" 2 "$R" ls --since 1h --until 2h
 has "ls-1.24 ... says so" "$ERR" "--since must be before --until"
 
@@ -303,6 +304,8 @@ duration-retry 2 local retry --since 1y
 duration-resolve 2 local resolve --since -1h --yes
 duration-delete 2 local delete --until 2026-12-01T25:00 --yes
 duration-health 2 local health --since 1x
+duration-feb30 2 local ls --since 2026-02-30
+duration-minute 2 local ls --since 2026-12-01T03:61
 limit-ls 2 local ls --limit many
 status-ls 2 local ls --status done
 noscenario-ls 2 mocks --profile make_any ls

@@ -129,7 +129,11 @@ end
 local function iso(s)
   local y, mo, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
   if not y then return nil end
-  if tonumber(mo) < 1 or tonumber(mo) > 12 or tonumber(d) < 1 or tonumber(d) > 31 then return nil end
+  local yn, mn, dn = tonumber(y), tonumber(mo), tonumber(d)
+  if mn < 1 or mn > 12 or dn < 1 then return nil end
+  local leap = yn % 4 == 0 and (yn % 100 ~= 0 or yn % 400 == 0)
+  local days = ({ 31, leap and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 })[mn]
+  if dn > days then return nil end -- 2026-02-30 is a typo, not March 2nd
   if rest ~= "" then
     local sep, hh, mi, tail = rest:match("^([Tt ])(%d%d):(%d%d)(.*)$")
     if not hh or tonumber(hh) > 23 or tonumber(mi) > 59 then return nil end
