@@ -113,7 +113,7 @@ test("make-wait-3.1 a bulk retry interrupted mid-chunk: sent, unknown, not attem
     return src:retry { ids = ids, scenario = 7, safe = false, progress = false }
   end)
   -- the event: the server has seen the held chunk's request
-  while hits(held) == 0 do rd.sleep(0.01) end
+  H.wait_until(function() return hits(held) > 0 end, "the held chunk's request at the server")
   t:cancel()
   local s = assert(t:wait())
   eq(s.interrupted, true)
@@ -133,7 +133,7 @@ test("make-wait-3.2 interrupted while following: what was sent stays queued", fu
       progress = false })
   end)
   -- the event: both were sent and polled at least once
-  while hits(a) < 3 or hits(b) < 3 do rd.sleep(0.01) end
+  H.wait_until(function() return hits(a) >= 3 and hits(b) >= 3 end, "both items sent and polled")
   t:cancel()
   local s = assert(t:wait())
   eq(s.interrupted, true); eq(s.total, 2); eq(s.queued, 2); eq(s.succeeded, 0); eq(s.unknown or 0, 0)

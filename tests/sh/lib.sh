@@ -11,7 +11,7 @@ cleanup() { [ -n "$SP" ] && kill "$SP" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 if [ -z "${RD_TEST_SERVER:-}" ]; then
   "${RD_BUILD:-build}/testserver" --port-file "$T/port" >/dev/null & SP=$!
-  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+  for _ in $(seq 2400); do [ -s "$T/port" ] && break; sleep 0.05; done # <= 120 s: a hang bound
   RD_TEST_SERVER="http://127.0.0.1:$(cat "$T/port")"
 fi
 pass=0 fail=0

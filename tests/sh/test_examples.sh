@@ -52,7 +52,10 @@ end
 local n = 0 for _ in src:incomplete { reason = "410" } do n = n + 1 end
 print("reason 410:", n)
 LUA
-has "ex-3.0 the store filled: 6 failures, 5 with \"410\" in their message" "$(cat "$T/fill.out")" "reason 410:	5"
+# 5 (6 when the server's random port has 410 in it)
+n410=$(sed -n 's/^reason 410:\t//p' "$T/fill.out")
+[ "${n410:-0}" -ge 5 ] && ok "ex-3.0 the store filled: 6 failures, $n410 with \"410\" in their message" \
+  || no "ex-3.0 the store filled" "$(cat "$T/fill.out")"
 cp "$T/ex.db" "$T/ex-triage.db"
 
 # what the examples left in a store: pending per group, and which blueprints

@@ -31,27 +31,29 @@ rm -f "$T/fifo"; mkfifo "$T/fifo"
 REDRIVE_SANDBOX_TIMEOUT=600 "$R" "$T/spin.lua" >"$T/fifo" 2>"$T/err" &
 pid=$!
 exec 3<"$T/fifo"
-read -r -t 10 l <&3
+read -r -t "${RD_TEST_DEADLINE:-120}" l <&3 # a bound on a hang
 [ "$l" = started ] && ok "sbx-1.1 the script started" || no "sbx-1.1 started" "read '$l'"
 # the worker: a child of redrive, running (not waiting for a request). The
-# loop bounds a broken build, it is not a synchronisation.
+# deadline bounds a broken build, it is not a synchronisation.
 worker=
-for _ in $(seq 200); do
+end=$((SECONDS + ${RD_TEST_DEADLINE:-120}))
+while [ $SECONDS -lt $end ]; do
   for c in $(cat /proc/$pid/task/*/children 2>/dev/null); do [ "$(state "$c")" = R ] && worker=$c; done
   [ -n "$worker" ] && break
   sleep 0.05
 done
 [ -n "$worker" ] && ok "sbx-1.2 lua:Run spins in a worker process" || no "sbx-1.2 no running worker under $pid"
 kill -TERM $pid
-# the end of its output, then its status; 10 s without them is a hang
-while read -r -t 10 l <&3; do :; done; st=$?
+# the end of its output, then its status; RD_TEST_DEADLINE without them is a hang
+while read -r -t "${RD_TEST_DEADLINE:-120}" l <&3; do :; done; st=$?
 [ $st -gt 128 ] && kill -9 $pid 2>/dev/null
 wait $pid; rc=$?; pid=
 exec 3<&-
 [ $rc -eq 130 ] && ok "sbx-1.3 SIGTERM: exit 130" || no "sbx-1.3 SIGTERM" "exit $rc" "$(cat "$T/err")"
 has "sbx-1.4 ... reported as an interruption" "$(cat "$T/err")" "redrive: interrupted"
 if [ -n "$worker" ]; then
-  for _ in $(seq 100); do [ -z "$(state "$worker")" ] && break; sleep 0.05; done
+  end=$((SECONDS + ${RD_TEST_DEADLINE:-120}))
+  while [ $SECONDS -lt $end ] && [ -n "$(state "$worker")" ]; do sleep 0.05; done
   [ -z "$(state "$worker")" ] && ok "sbx-1.5 the worker ended with it" || no "sbx-1.5 worker $worker still there"
 fi
 

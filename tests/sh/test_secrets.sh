@@ -18,7 +18,7 @@ trap cleanup EXIT
 [ -n "${RD_KEEP:-}" ] && trap - EXIT && echo "keeping $T"
 if [ -z "${RD_TEST_SERVER:-}" ]; then
   "${RD_BUILD:-build}/testserver" --port-file "$T/port" >/dev/null & SP=$!
-  for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+  for _ in $(seq 2400); do [ -s "$T/port" ] && break; sleep 0.05; done # <= 120 s: a hang bound
   RD_TEST_SERVER="http://127.0.0.1:$(cat "$T/port")"
 fi
 S=$RD_TEST_SERVER

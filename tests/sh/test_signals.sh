@@ -21,19 +21,19 @@ start() {
   pid=$!
   exec 3<"$T/fifo"
 }
-# line TEXT: the next line the script prints is TEXT (10 s bound for a
-# broken build, not a synchronisation).
+# line TEXT: the next line the script prints is TEXT (a bound for a broken
+# build, not a synchronisation: RD_TEST_DEADLINE, 120 s by default).
 line() {
   local l
-  read -r -t 10 l <&3 && [ "$l" = "$1" ] && return 0
+  read -r -t "${RD_TEST_DEADLINE:-120}" l <&3 && [ "$l" = "$1" ] && return 0
   echo "    (read '$l', expected '$1')"; return 1
 }
 # finish: wait for the script's end (end of file on its stdout), then for its
-# exit status in rc; after 10 s without it, kill -9 (rc 137): a bound for a
-# broken build, not a synchronisation.
+# exit status in rc; after RD_TEST_DEADLINE without it, kill -9 (rc 137): a
+# bound for a broken build, not a synchronisation.
 finish() {
   local l st
-  while :; do read -r -t 10 l <&3; st=$?; [ $st -ne 0 ] && break; done
+  while :; do read -r -t "${RD_TEST_DEADLINE:-120}" l <&3; st=$?; [ $st -ne 0 ] && break; done
   [ $st -gt 128 ] && kill -9 $pid 2>/dev/null
   wait $pid; rc=$?
   exec 3<&-
