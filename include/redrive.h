@@ -1,7 +1,7 @@
 /*
  * redrive — public C API for embedders.
  *
- * Conventions (see README "C API"):
+ * Conventions (see docs/c-api.md, "C API"):
  *  - A fallible function returns 0 or a negative RD_E* code. Outputs go
  *    through out-parameters written only on success.
  *  - Every fallible function takes an `rd_err *err` supplied by the caller

@@ -11,8 +11,10 @@ return {
   reason = "404",
   every = 3600,
   limit = 1000,
+  -- 404 as a status in the cause (not a port or an id that has 404 in it)
   match = function(item)
     return (item.created or 0) < rd.time() - DAYS * 86400
+      and (item.cause or ""):find("%f[%d]404%f[%D]") ~= nil
       and item.reason:lower():find("not found", 1, true) ~= nil
   end,
   action = function(item, ctx)

@@ -8,8 +8,12 @@ return {
   description = "patch the moved webhook URL, then retry",
   reason = "v1/webhook",
   every = 120,
+  -- the status from the cause (`HTTP 410 from http://<host>/v1/webhook`):
+  -- a cause keeps a number only where it is an HTTP status, so a port or an
+  -- id with 410 in it is never taken for one
   match = function(item)
-    return item.reason:find("410", 1, true) ~= nil or item.reason:find("Gone", 1, true) ~= nil
+    local cause = item.cause or ""
+    return cause:find("%f[%d]410%f[%D]") ~= nil or cause:find("Gone", 1, true) ~= nil
   end,
   action = function(item, ctx)
     local bp = assert(item:blueprint())

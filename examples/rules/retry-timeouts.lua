@@ -6,7 +6,7 @@ local MAX_ATTEMPTS = 3
 return {
   name = "retry-timeouts",
   description = "retry timeouts after a delay, up to 3 attempts",
-  -- source = "prod",     -- a profile from ~/.config/redrive/config.lua; default: rd.connect()
+  -- source = "make_eu",  -- a profile from ~/.config/redrive/config.lua; default: rd.connect()
   reason = "timed? ?out", -- narrows the listing (a Lua pattern on the reason)
   every = 60,
   limit = 200,            -- at most 200 retries per pass

@@ -110,6 +110,24 @@ has "ex-4.7 ... that group only" "$OUT" 'retried 3 matching "^HTTP 500 ": 0 succ
 has "ex-4.8 ... why they still fail" "$OUT" "HTTP 500 from http://127.0.0.1:$port/orders/"
 [ ! -e "$DEFAULT_DB" ] && ok "ex-4.9 the default store untouched" || no "ex-4.9 default store" "$(ls -l "$DEFAULT_DB")"
 
+# ---- the example rules match a status, never a port or an id with it in
+out=$("$R" - <<'LUA' 2>&1
+local moved = dofile("examples/rules/moved-endpoint.lua")
+local noise = dofile("examples/rules/delete-noise.lua")
+local old = rd.time() - 30 * 86400
+print(moved.match { reason = "HTTP 410 from http://127.0.0.1:8080/v1/webhook: gone",
+  cause = "HTTP 410 from http://<host>/v1/webhook: gone" },
+  moved.match { reason = "HTTP 500 from http://127.0.0.1:41047/v1/webhook: oops",
+  cause = "HTTP 500 from http://<host>/v1/webhook: oops" },
+  noise.match { created = old, reason = "HTTP 404 from http://h:1/products/9: product not found",
+  cause = "HTTP 404 from http://<host>/products/<n>: product not found" },
+  noise.match { created = old, reason = "HTTP 500 from http://h:4040/products/404: product not found",
+  cause = "HTTP 500 from http://<host>/products/<n>: product not found" })
+LUA
+)
+[ "$out" = $'true\tfalse\ttrue\tfalse' ] && ok "ex-7.1 the example rules take a 410 / 404 status, not a port or id with it" \
+  || no "ex-7.1 example rules' match" "$out"
+
 # ---- the examples on Make and n8n (the contract mocks)
 printf 'return { profiles = {
   make = { kind = "make", base_url = "%s", token = "mk-example-token", scenario = 925 },
