@@ -114,14 +114,28 @@ local function dry_result(op)
   return r
 end
 
+-- the end of a gated call: leave the gate, pass the results or the error on
+local function leave(co, ok, ...)
+  depth[co] = depth[co] - 1
+  if not ok then error((...), 0) end
+  return ...
+end
+
+local NONE = {}
+
 -- mutate(src, op, fn, ...) -> see the header
 function M.mutate(src, op, fn, ...)
   local co = coroutine.running()
   if (depth[co] or 0) > 0 then return fn(...) end -- part of the call that is being gated
   local rd = src._rd
-  local list = observers[src] or {}
+  local list = observers[src] or NONE
+  local dry = M.dry_run(rd) or nil
+  if not dry and #list == 0 then -- nobody to admit or tell: the call, gated
+    depth[co] = (depth[co] or 0) + 1
+    return leave(co, pcall(fn, ...))
+  end
   local ev = { source = src, action = op.action, id = op.id, ids = op.ids, detail = op.detail,
-               dry_run = M.dry_run(rd) or nil }
+               dry_run = dry }
   local admitted = count_of(op)
   local ok, msg, code = admit(list, op, admitted)
   if not ok then

@@ -248,8 +248,17 @@ end
 -- keys) and [0] = the run's input. A read-only view made in constant time,
 -- read during the module's run: building a table of every output for every
 -- module made a run quadratic in its module count (issue 13, finding 5).
--- pairs() walks it (__pairs); writes raise.
+-- pairs() walks it (__pairs); writes raise. A view, so the modules of one
+-- flow that share their outputs table share one bundle.
+local make_bundle
 local function bundle_of(R, outputs)
+  if R.bundle_outputs ~= outputs then
+    R.bundle, R.bundle_outputs = make_bundle(R, outputs), outputs
+  end
+  return R.bundle
+end
+
+function make_bundle(R, outputs)
   local function get(_, k)
     if k == 0 then return R.input end
     if math.type(k) == "integer" then return outputs[tostring(k)] end
@@ -382,7 +391,9 @@ local function exec_module(R, m, def, outputs)
         tostring(m.id), m.module, tostring(why)), "invalid"
     end
   end
-  rec.duration = rec.duration + (rd.now() - t0)
+  -- rd.now() ticks in milliseconds: the sum kept to that, so that it prints
+  -- as the short number it is (0.001, not 0.0010000000002037268)
+  rec.duration = math.floor((rec.duration + (rd.now() - t0)) * 1000 + 0.5) / 1000
   rec.operations = rec.operations + 1
   R.operations = R.operations + 1
   if not err then

@@ -587,26 +587,30 @@ end
 
 -- eval(template, scope) -> value | nil, msg, "invalid"
 function M.eval(s, scope)
-  if not s:find("{{", 1, true) then return s end
-  local tpl
-  local ok, err = pcall(function() tpl = parse_template(s) end)
-  local msg = catch(ok, err, show(s))
-  if msg then return nil, "mapper: " .. msg, "invalid" end
-  local result
+  -- a parsed template is cached by its text: a hit needs no protected call
+  local tpl = cache_s[s]
+  if not tpl then
+    if not s:find("{{", 1, true) then return s end
+    local ok, err = pcall(function() tpl = parse_template(s) end)
+    local msg = catch(ok, err, show(s))
+    if msg then return nil, "mapper: " .. msg, "invalid" end
+  end
+  local ok, err, result
   local cur = tpl.pieces[1]
-  ok, err = pcall(function()
-    if tpl.single then
-      result = eval(tpl.pieces[1], scope)
-      return
-    end
-    local out = {}
-    for i, p in ipairs(tpl.pieces) do
-      cur = p
-      if type(p) == "string" then out[i] = p else out[i] = text(eval(p, scope)) end
-    end
-    result = table.concat(out)
-  end)
-  msg = catch(ok, err, type(cur) == "table" and cur.src or show(s))
+  if tpl.single then -- one {{...}}: its value, kept as it is (no closure)
+    ok, err = pcall(eval, cur, scope)
+    result = err
+  else
+    ok, err = pcall(function()
+      local out = {}
+      for i, p in ipairs(tpl.pieces) do
+        cur = p
+        if type(p) == "string" then out[i] = p else out[i] = text(eval(p, scope)) end
+      end
+      result = table.concat(out)
+    end)
+  end
+  local msg = catch(ok, err, type(cur) == "table" and cur.src or show(s))
   if msg then return nil, "mapper: " .. msg, "invalid" end
   if result == null then result = nil end
   return result
@@ -614,30 +618,35 @@ end
 
 -- Walk a mapper (any value) and resolve every template string. Tables are
 -- copied (JSON kinds kept); `where` names the field in messages.
-local function walk(v, scope, where)
+-- JSON kinds are marks (metatables) that a copy keeps
+local ARRAY_MT, OBJECT_MT = getmetatable(json.array {}), getmetatable(json.object {})
+
+-- The field's name is made only for a message: walk returns the path below
+-- v of a failing field in its 4th result, and each level prepends its key.
+local function walk(v, scope)
   local t = type(v)
   if t == "string" then
     local r, err, code = M.eval(v, scope)
-    if err then return nil, err .. (where ~= "" and (" (field " .. where .. ")") or ""), code end
+    if err then return nil, err, code, "" end
     return r
   end
   if t ~= "table" then return v end
   local out = {}
   for k, x in pairs(v) do
-    local r, err, code = walk(x, scope, where == "" and tostring(k) or (where .. "." .. tostring(k)))
-    if err then return nil, err, code end
+    local r, err, code, where = walk(x, scope)
+    if err then return nil, err, code, where == "" and tostring(k) or (tostring(k) .. "." .. where) end
     out[k] = r
   end
-  local kind = json.kind(v)
-  if kind == "array" then json.array(out) elseif kind == "object" then json.object(out) end
+  local mt = getmetatable(v)
+  if mt == ARRAY_MT or mt == OBJECT_MT then setmetatable(out, mt) end
   return out
 end
 
 -- resolve(mapper, scope) -> resolved | nil, msg, "invalid"
 function M.resolve(mapper, scope)
   if mapper == nil or mapper == null then return json.object {} end
-  local r, err, code = walk(mapper, scope or {}, "")
-  if err then return nil, err, code end
+  local r, err, code, where = walk(mapper, scope or {})
+  if err then return nil, err .. (where ~= "" and (" (field " .. where .. ")") or ""), code end
   return r
 end
 

@@ -135,10 +135,13 @@ function Source:run(scenario_id, opts)
   if not sc then return nil, err, code end
   local mode = opts.mode or "manual"
   if type(mode) ~= "string" then error("bad argument #2 to 'run' (mode must be a string)", 2) end
+  -- (the dry-run details and line are made only in a dry run)
   return G.mutate(self, {
     action = "run", id = sc.id,
-    dry = { scenario = sc.id, scenario_name = sc.name, mode = mode, input = opts.input },
-    line = string.format("would run scenario %d %q (mode %s)", sc.id, sc.name, mode),
+    dry = function()
+      return { scenario = sc.id, scenario_name = sc.name, mode = mode, input = opts.input },
+        string.format("would run scenario %d %q (mode %s)", sc.id, sc.name, mode)
+    end,
   }, run_scenario, self, sc, mode, opts.input)
 end
 
@@ -171,6 +174,8 @@ end
 
 local Exec = {}
 
+-- src:_exec(rec) -> exec: the execution object of a store record, which it
+-- takes over (rec becomes exec.raw; the caller no longer uses it).
 function Source:_exec(rec)
   local e = {
     id = rec.id, scenario = rec.scenario_id, status = rec.status, mode = rec.mode,
@@ -184,9 +189,11 @@ function Source:_exec(rec)
   elseif type(rec.error) == "table" then
     e.error = rec.error
   end
-  local raw = {}
-  for k, v in pairs(rec) do if k ~= "run_data" then raw[k] = v end end
-  e.raw = raw
+  -- rec is the caller's to give away (a store row or the record just
+  -- written): it becomes raw as it is, less its run data (read on demand by
+  -- exec:run_data), instead of a copy per execution
+  rec.run_data = nil
+  e.raw = rec
   return setmetatable(e, self._mt.exec)
 end
 

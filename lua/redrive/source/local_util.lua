@@ -186,9 +186,21 @@ end
 -- blueprint (the decoded blueprint that ran: module types for fingerprints)
 function U.exec_record(rd, out, o)
   local stopped = rd.time()
-  local rdata = {}
-  for k, v in pairs(out.run_data or {}) do rdata[tostring(k)] = v end
+  -- the engine's run data (module ids as text) is encoded as it is, the
+  -- input lent to it for the encoding; other keys are made text in a copy
+  local rdata = out.run_data or {}
+  for k in pairs(rdata) do
+    if type(k) ~= "string" then
+      local c = {}
+      for k2, v in pairs(rdata) do c[tostring(k2)] = v end
+      rdata = c
+      break
+    end
+  end
+  local had = rdata[U.INPUT_KEY]
   if o.input ~= nil then rdata[U.INPUT_KEY] = o.input end
+  local rtext = encode(rd, rd.json.object(rdata), "run data")
+  rdata[U.INPUT_KEY] = had
   local duration = out.duration
   if type(duration) ~= "number" then duration = stopped - (o.started_at or stopped) end
   local err = out.error and redact(encode(rd, out.error, "error")) or nil
@@ -204,7 +216,7 @@ function U.exec_record(rd, out, o)
     started_at = o.started_at, stopped_at = stopped,
     duration = math.floor(duration * 1000 + 0.5), -- milliseconds, as the store keeps them
     operations = out.operations or 0, transfer = out.transfer or 0,
-    error = err, run_data = encode(rd, rd.json.object(rdata), "run data"),
+    error = err, run_data = rtext,
     retry_of = o.retry_of, parent_id = o.parent_id, attempts = o.attempts,
     fingerprint = fp, cause = cause,
   }
