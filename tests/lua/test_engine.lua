@@ -44,6 +44,19 @@ end
 -- ---------------------------------------------------------------------------
 -- 1. modules
 
+test("engine-1.0 module durations: seconds on the clock's millisecond, printed short", function()
+  need_server()
+  -- an answer 3 ms late: a duration that is not 0, whatever the machine
+  local out = engine.run(bp { http(1, { url = S .. "/delay/3" }), http(2, { url = S .. "/delay/3" }) })
+  eq(out.status, "success")
+  for id, m in pairs(out.run_data) do
+    ok(m.duration >= 0.003, "module " .. id .. " took its 3 ms: " .. m.duration)
+    local ms = m.duration * 1000
+    ok(math.abs(ms - math.floor(ms + 0.5)) < 1e-6, "whole milliseconds: " .. m.duration)
+    ok(#rd.json.encode(m.duration) <= 6, "prints short: " .. rd.json.encode(m.duration))
+  end
+end)
+
 test("engine-1.1 webhook trigger output is the input; variables; run_data per module", function()
   local out = engine.run(bp {
     hook(1),

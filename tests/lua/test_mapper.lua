@@ -76,6 +76,12 @@ test("mapper-1.6 resolve walks tables, keeps JSON kinds, names the field on erro
   local r, err, code = M.resolve({ a = { b = "{{nope(1)}}" } }, scope)
   eq(r, nil); eq(code, "invalid")
   match(err, "unknown function 'nope'"); match(err, "{{nope%(1%)}}", "names the expression"); match(err, "field a%.b")
+  -- the path of a deeper field, and the same template again (parsed once,
+  -- cached): the same error each time
+  for _ = 1, 2 do
+    r, err, code = M.resolve({ x = { y = rd.json.array { "ok", { z = "{{nope(1)}}" } } } }, scope)
+    eq(r, nil); eq(code, "invalid"); match(err, "unknown function 'nope'"); match(err, "%(field x%.y%.2%.z%)")
+  end
   eq(rd.json.encode(M.resolve(nil, scope)), "{}")
 end)
 
