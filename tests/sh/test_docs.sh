@@ -48,5 +48,12 @@ else
     skip=$((skip + 1)); echo "skip docs-2 $doc commands and flags (no $R or no jq)"
   done
 fi
+# docs-3: every relative link of the Markdown pages leads to a file, and its
+# #fragment to a heading of it
+if out=$(python3 tests/sh/doclinks.py README.md docs/*.md 2>&1); then
+  pass=$((pass + 1)); echo "ok   docs-3 every relative link of README.md and docs/*.md resolves"
+else
+  fail=$((fail + 1)); echo "FAIL docs-3 broken links:"; sed 's/^/    /' <<<"$out"
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
