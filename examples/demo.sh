@@ -20,7 +20,7 @@ trap cleanup EXIT
 #    its new address (/v2/webhook), and a flaky endpoint
 "$B/testserver" --port 0 --port-file "$T/port" >/dev/null &
 SP=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -s "$T/port" ] && break; sleep 0.05; done # up to 30 s on a loaded machine
 BASE="http://127.0.0.1:$(cat "$T/port")"
 export REDRIVE_DB="$T/demo.db"
 unset REDRIVE_PROFILE REDRIVE_CONFIG || true
