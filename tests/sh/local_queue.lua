@@ -3,7 +3,9 @@
 -- checks the store's invariants.
 --
 --   redrive local_queue.lua setup DB SERVER N PREFIX   N items; module 2 is
---                                                      /flaky?fail=1&key=PREFIX-i
+--                                                      /flaky?fail=1&key=PREFIX-i, module 3
+--                                                      /delay/20?key=PREFIX-done (reached
+--                                                      by retries only: the server counts them)
 --   redrive local_queue.lua retry DB CONCURRENCY [TTL] bulk retry of all items
 --   redrive local_queue.lua check DB SERVER N PREFIX [final] [exact]
 --       prints "check: ..." lines and "problems: K"; exits 1 if K > 0.
@@ -27,7 +29,7 @@ if cmd == "setup" then
     { id = 1, module = "http:ActionSendData", mapper = { url = server .. "/ok", method = "get" } },
     { id = 2, module = "http:ActionSendData",
       mapper = { url = server .. "/flaky?fail=1&key=" .. prefix .. "-{{0.n}}", method = "get" } },
-    { id = 3, module = "http:ActionSendData", mapper = { url = server .. "/delay/20", method = "get" } },
+    { id = 3, module = "http:ActionSendData", mapper = { url = server .. "/delay/20?key=" .. prefix .. "-done", method = "get" } },
   }
   local sc = assert(src:scenario_create { name = "queue", blueprint = { name = "queue", flow = flow } })
   local inputs = {}
