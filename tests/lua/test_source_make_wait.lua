@@ -136,7 +136,12 @@ test("make-wait-3.2 interrupted while following: what was sent stays queued", fu
   H.wait_until(function() return hits(a) >= 3 and hits(b) >= 3 end, "both items sent and polled")
   t:cancel()
   local s = assert(t:wait())
-  eq(s.interrupted, true); eq(s.total, 2); eq(s.queued, 2); eq(s.succeeded, 0); eq(s.unknown or 0, 0)
+  local seen = {}
+  for _, r in ipairs(s.results or {}) do seen[#seen + 1] = r.id:sub(-6) .. "=" .. r.status end
+  for _, e in ipairs(s.errors or {}) do seen[#seen + 1] = tostring(e.code) .. ":" .. tostring(e.message) end
+  local why = table.concat(seen, "; ")
+  eq(s.interrupted, true, why); eq(s.total, 2, why); eq(s.queued, 2, why); eq(s.succeeded, 0, why)
+  eq(s.unknown or 0, 0, why)
 end)
 
 H.done()
