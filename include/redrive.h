@@ -306,8 +306,10 @@ int rd_task_spawn(rd_loop_t *l, rd_task_fn fn, void *ud, rd_task_t **out, rd_err
 void rd_task_park(rd_task_t *t, rd_wait_t *w);
 /* From inside t's function: run t again after the tasks ready now. */
 void rd_task_yield(rd_task_t *t);
-/* Cancel the wait t is parked on; 1 if there was one, else 0 (t keeps
- * running: cancellation stops waits, never code). */
+/* Cancel the wait t is parked on or, when t is not parked (queued to run,
+ * or running), the next wait it parks on; 1, or 0 when t is already queued
+ * to see a cancelled wait (cancels do not pile up). t keeps running:
+ * cancellation stops waits, never code. */
 int rd_task_cancel(rd_task_t *t);
 /* RD_TASK_READY, RD_TASK_PARKED or RD_TASK_RUNNING. */
 int rd_task_state(const rd_task_t *t);

@@ -108,8 +108,10 @@ local Task = {}
 function Task:wait() end
 ---@return "ready"|"waiting"|"running"|"done"|"failed"
 function Task:status() end
----Interrupt what the task waits on: that wait raises rd.canceled.
----@return boolean was_waiting
+---Interrupt what the task waits on: that wait raises rd.canceled (a task not
+---waiting at that moment gets it at its next wait). False when it has ended
+---or is about to see an earlier cancel.
+---@return boolean will_raise
 function Task:cancel() end
 
 ---@class redrive.Cond

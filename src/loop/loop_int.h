@@ -13,6 +13,8 @@ struct rd_task {
   void *ud;
   int state;              /* RD_TASK_* */
   rd_wait_t *wait;        /* what it is parked on, while RD_TASK_PARKED */
+  int cancel_owed;        /* cancelled while not parked: its next wait is */
+  int woke_canceled;      /* queued after a cancelled wait it has not seen */
   rd_task_t *next_ready;
   rd_task_t *prev_live, *next_live;
 };

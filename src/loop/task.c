@@ -23,6 +23,7 @@ void rd_wait_done(rd_wait_t *w, int status) {
   rd_task_t *t = w->task;
   if (t && t->wait == w) {
     t->wait = NULL;
+    t->woke_canceled = status == RD_ECANCELED;
     rd__task_enqueue(t);
   }
 }
@@ -63,6 +64,7 @@ static void run(rd_task_t *t) {
   rd_loop_t *l = t->loop;
   rd_task_t *outer = l->current;
   t->state = RD_TASK_RUNNING;
+  t->woke_canceled = 0; /* it sees that wait's status now */
   l->current = t;
   t->fn(t, t->ud);
   l->current = outer;
@@ -106,8 +108,12 @@ int rd_task_spawn(rd_loop_t *l, rd_task_fn fn, void *ud, rd_task_t **out, rd_err
 
 void rd_task_park(rd_task_t *t, rd_wait_t *w) {
   w->task = t;
-  if (!w->done && (t->loop->interrupted || t->loop->shut)) rd_wait_cancel(w);
+  if (!w->done && (t->cancel_owed || t->loop->interrupted || t->loop->shut)) {
+    t->cancel_owed = 0;
+    rd_wait_cancel(w);
+  }
   if (w->done) {
+    t->woke_canceled = w->status == RD_ECANCELED;
     rd__task_enqueue(t);
     return;
   }
@@ -117,10 +123,20 @@ void rd_task_park(rd_task_t *t, rd_wait_t *w) {
 
 void rd_task_yield(rd_task_t *t) { rd__task_enqueue(t); }
 
+/* A task that is not parked (queued to run because its wait just ended, or
+ * running) is cancelled at its next wait: dropping the cancel would let it
+ * run on unbounded, e.g. an rd.each worker whose poll answered in the same
+ * loop turn as its caller's cancellation. One that is queued to see a
+ * cancelled wait has it already: a second cancel must not also stop the
+ * clean-up it may wait on next. */
 int rd_task_cancel(rd_task_t *t) {
   rd_wait_t *w = t->wait;
-  if (!w) return 0;
-  rd_wait_cancel(w);
+  if (w) {
+    rd_wait_cancel(w);
+    return 1;
+  }
+  if (t->woke_canceled) return 0;
+  t->cancel_owed = 1;
   return 1;
 }
 

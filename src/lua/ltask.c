@@ -291,7 +291,8 @@ static int l_task_status(lua_State *L) {
   return 1;
 }
 
-/* task:cancel(): stop what the task waits on; the wait raises rd.canceled. */
+/* task:cancel(): stop what the task waits on, or its next wait when it is
+ * not waiting now (rd_task_cancel); that wait raises rd.canceled. */
 static int l_task_cancel(lua_State *L) {
   ltask *t = check_task(L, 1);
   lua_pushboolean(L, t->end == L_LIVE && rd_task_cancel(t->t));

@@ -279,6 +279,94 @@ RD_TEST(loop_cond_signal_is_fifo_and_cancel_leaves_the_queue) {
   ASSERT_INT_EQ(rd_loop_close(l), 0);
 }
 
+/* A cancel that reaches a task while it is not parked (queued to run: its
+ * wait has just ended) is kept for the next wait it parks on: dropped, the
+ * task would run on unbounded (an rd.each worker whose poll answered in the
+ * loop turn its caller was cancelled in kept polling for minutes). */
+typedef struct {
+  rd_cond_t *first;  /* its first wait */
+  int then_ms;       /* its second: a timer of then_ms, or a cond never signalled if < 0 */
+  rd_cond_t never;
+  int step;
+  rd_wait_t *w;
+  rd_loop_t *loop;
+  rd_task_t *task;
+} stepper;
+
+static void stepper_fn(rd_task_t *t, void *ud) {
+  stepper *s = ud;
+  if (s->w) {
+    ev(s->w->status == RD_ECANCELED ? "canceled" : "ok");
+    rd_wait_release(s->w);
+    s->w = NULL;
+  }
+  switch (s->step++) {
+  case 0:
+    ASSERT_OK(rd_wait_cond(s->first, &s->w, NULL));
+    break;
+  case 1:
+    if (s->then_ms >= 0) ASSERT_OK(rd_wait_timer(s->loop, (uint64_t)s->then_ms, &s->w, NULL));
+    else ASSERT_OK(rd_wait_cond(&s->never, &s->w, NULL));
+    break;
+  default:
+    return;
+  }
+  rd_task_park(t, s->w);
+}
+
+typedef struct {
+  stepper *victim;
+  int signal_first;  /* wake the victim's first wait before cancelling */
+  int cancels;       /* how many times to cancel it */
+  int results[2];
+} boss;
+
+static void boss_fn(rd_task_t *t, void *ud) {
+  (void)t;
+  boss *b = ud;
+  if (b->signal_first) ASSERT_INT_EQ(rd_cond_signal(b->victim->first), 1);
+  for (int i = 0; i < b->cancels; i++) b->results[i] = rd_task_cancel(b->victim->task);
+}
+
+RD_TEST(loop_cancel_of_a_task_queued_to_run_cancels_its_next_wait) {
+  rd_loop_t *l = new_loop();
+  rd_cond_t first;
+  rd_cond_init(&first);
+  events[0] = 0;
+  stepper s = {.first = &first, .then_ms = -1, .loop = l};
+  rd_cond_init(&s.never);
+  ASSERT_OK(rd_task_spawn(l, stepper_fn, &s, &s.task, NULL));
+  /* spawned second: runs after the stepper has parked; wakes it, so it is
+   * queued to run (not parked) when the cancel comes */
+  boss b = {.victim = &s, .signal_first = 1, .cancels = 1};
+  ASSERT_OK(rd_task_spawn(l, boss_fn, &b, NULL, NULL));
+  ASSERT_OK(rd_loop_run(l, NULL));
+  ASSERT_INT_EQ(b.results[0], 1);
+  /* the wait that had ended keeps its outcome; the next one is cancelled,
+   * so the stepper ends instead of waiting for ever */
+  ASSERT_STR_EQ(events, "ok canceled");
+  ASSERT_INT_EQ(rd_loop_tasks(l), 0);
+  ASSERT_INT_EQ(rd_loop_close(l), 0);
+}
+
+RD_TEST(loop_a_second_cancel_before_the_task_ran_does_not_cancel_its_next_wait) {
+  rd_loop_t *l = new_loop();
+  rd_cond_t first;
+  rd_cond_init(&first);
+  events[0] = 0;
+  stepper s = {.first = &first, .then_ms = 1, .loop = l};
+  ASSERT_OK(rd_task_spawn(l, stepper_fn, &s, &s.task, NULL));
+  boss b = {.victim = &s, .signal_first = 0, .cancels = 2};
+  ASSERT_OK(rd_task_spawn(l, boss_fn, &b, NULL, NULL));
+  ASSERT_OK(rd_loop_run(l, NULL));
+  /* the first cancels its wait; the second finds it queued to see that
+   * cancellation, so its clean-up wait (the timer) runs to its end */
+  ASSERT_INT_EQ(b.results[0], 1);
+  ASSERT_INT_EQ(b.results[1], 0);
+  ASSERT_STR_EQ(events, "canceled ok");
+  ASSERT_INT_EQ(rd_loop_close(l), 0);
+}
+
 /* ---- before-poll hooks ---- */
 
 typedef struct {

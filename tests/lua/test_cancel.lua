@@ -147,6 +147,63 @@ test("cancel-2.4 rd.each: a real cancellation stops the map and its workers", fu
   eq(ended, 2, "both workers unwound")
 end)
 
+test("cancel-2.5b rd.each: a worker queued to run when its caller is cancelled stops at its next wait", function()
+  -- the caller is cancelled first, then worker 1's wait ends: the caller
+  -- runs before it and cancels a worker that is not parked. That cancel
+  -- must hold for its next wait (it was lost: a make src:retry{wait} kept
+  -- following one item until its 600 s deadline)
+  local b, go, never = barrier(2), rd.cond(), rd.cond()
+  local woke, ended = false, {}
+  local caller = rd.spawn(function()
+    return rd.each({ 1, 2 }, function(v)
+      b.arrive()
+      if v == 1 then go:wait(); woke = true end
+      local okw, e = pcall(never.wait, never)
+      ended[v] = rd.is_canceled(e)
+      if not okw then error(e, 0) end
+    end, { concurrency = 2 })
+  end)
+  b.wait() -- worker 1 parks on go, worker 2 on never
+  eq(caller:cancel(), true)
+  eq(go:signal(), 1)
+  local r, err = H.bounded(caller.wait, caller) -- H.DEADLINE only bounds a hang
+  eq(r, nil); ok(rd.is_canceled(err), "the caller fails with rd.canceled", err)
+  eq(woke, true, "worker 1's wait ended with its own outcome")
+  eq(ended, { true, true }, "both workers' next waits raised rd.canceled")
+end)
+
+test("cancel-2.5c task:cancel of a task queued to run: that wait keeps its outcome, the next raises", function()
+  local go, never = rd.cond(), rd.cond()
+  local got
+  local t = rd.spawn(function()
+    go:wait()
+    got = "woke"
+    never:wait()
+    got = "not cancelled"
+  end)
+  coroutine.yield() -- it parks on go
+  eq(go:signal(), 1)
+  eq(t:status(), "ready")
+  eq(t:cancel(), true)
+  eq(t:cancel(), true) -- not yet delivered: one cancellation, held
+  local r, err = H.bounded(t.wait, t)
+  eq(r, nil); ok(rd.is_canceled(err), "its next wait raised rd.canceled", err)
+  eq(got, "woke")
+  -- cancelled twice while parked: the second finds it queued to see the
+  -- first, so a clean-up wait after catching it is not cancelled too
+  local cleaned
+  local u = rd.spawn(function()
+    local okw = pcall(never.wait, never)
+    assert(not okw)
+    rd.sleep(0)
+    cleaned = true
+  end)
+  coroutine.yield()
+  eq(u:cancel(), true); eq(u:cancel(), false)
+  H.bounded(u.wait, u)
+  eq(cleaned, true)
+end)
+
 test("cancel-2.5 rd.each: a worker cancelled inside fn stops the map", function()
   local b = barrier(1)
   local worker_task
