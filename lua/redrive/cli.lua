@@ -11,39 +11,29 @@ M.EXIT = { ok = 0, script = 1, usage = 2, source = 3, interrupted = 130 }
 local function sys() return require "redrive.cli.sys" end
 
 -- classify(err) -> "interrupted" | "connect" | "auth" | "usage" | "script"
--- Cancellation is rd.canceled itself (compared by identity: a script's own
--- "payment was canceled" is a script error). Sources report unreachable
--- hosts and refused credentials with the codes "connect" and "auth"; a
--- script usually turns them into an error with assert(), which keeps only
--- the message, so messages are recognised too.
+-- By identity, never by text: cancellation is rd.canceled itself (a
+-- script's own "payment was canceled" is a script error); an error object
+-- carries its code; a message a script raised with assert() is looked up as
+-- the very value a source returned (rd._failure_code). A message the script
+-- rewrote is the script's error.
+local BY_CODE = { connect = "connect", tls = "connect", auth = "auth", usage = "usage",
+                  interrupted = "interrupted", canceled = "interrupted" }
 function M.classify(err)
   if rd.is_canceled(err) then return "interrupted" end
-  if type(err) == "table" then
-    local c = err.code
-    if c == "connect" or c == "auth" or c == "interrupted" or c == "usage" then return c end
-    if c == "tls" then return "connect" end
-    if c == "canceled" then return "interrupted" end
-    -- an error that carries its code is judged by it, never by its text
-    -- (a command's "script" failure may quote a reason that says 401)
-    if c ~= nil then return "script" end
-    err = err.message or err.msg or ""
-  end
-  local s = tostring(err)
-  local first = s:match("^[^\n]*")
-  if first:find("%f[%w]connect%)") or first:find("%(connect%)") or first:find("%[connect%]")
-    or first:find("[Cc]ouldn't connect") or first:find("[Cc]ould not connect")
-    or first:find("[Cc]onnection refused") or first:find("[Ff]ailed to connect")
-    or first:find("[Cc]ould not resolve") or first:find("[Cc]ouldn't resolve")
-    or first:find("[Nn]o route to host") then
-    return "connect"
-  end
-  if first:find("%(auth%)") or first:find("%[auth%]") or first:find("auth refused")
-    or first:find("authentication refused") or first:find("[Uu]nauthori[sz]ed")
-    or first:find("HTTP 401") or first:find("HTTP 403") or first:find("%f[%d]401%f[%D].-[Uu]nauth")
-    or first:find("invalid token") or first:find("[Ff]orbidden") then
-    return "auth"
-  end
-  return "script"
+  local code
+  if type(err) == "table" then code = err.code
+  elseif type(err) == "string" then code = M.noted_code(err) end
+  return BY_CODE[code] or "script"
+end
+
+-- noted_code(msg) -> the code a call returned with this very message | nil.
+-- error() and assert() put the position ("file:12: ") before a message: the
+-- message after it is the value the call returned.
+function M.noted_code(msg)
+  local code = rd._failure_code(msg)
+  if code then return code end
+  local returned = msg:match("^[^\n]-:%d+: (.*)$")
+  return returned and rd._failure_code(returned)
 end
 
 local EXIT_OF = { interrupted = 130, connect = 3, auth = 3, usage = 2, script = 1 }
@@ -63,9 +53,12 @@ end
 -- traceback(err): the message handler of the script's task: a string gets
 -- its traceback; error(nil) says so instead of printing a bare traceback;
 -- any other value (an error object) is kept as it is.
+-- A noted failure's code follows its message onto the traced text.
 function M.traceback(err)
   if err == nil then err = "an error with no message (nil)" end
-  return debug.traceback(err, 2)
+  local tb = debug.traceback(err, 2)
+  if type(err) == "string" then rd._note_failure(tb, M.noted_code(err)) end
+  return tb
 end
 
 -- text(v): tostring that cannot fail: an error value whose __tostring

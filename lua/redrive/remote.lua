@@ -289,6 +289,16 @@ function R.client(rd, opts)
   local limiter = R.limiter(rd, rate)
   client.limiter = limiter
 
+  -- fail(msg, code, detail) -> nil, msg, code, detail: every failure the
+  -- client returns, its message scrubbed and noted with its code
+  -- (rd._note_failure, src/lua/redrive.c: how the command line knows an
+  -- unreachable source)
+  local function fail(msg, code, detail)
+    msg = scrub(msg)
+    rd._note_failure(msg, code)
+    return nil, msg, code, detail
+  end
+
   local function backoff(n)
     local d = math.min(b_max, b_base * b_factor ^ (n - 1))
     return d * (0.5 + math.random() * 0.5)
@@ -344,7 +354,7 @@ function R.client(rd, opts)
           stats.errors = stats.errors + 1
           local msg = string.format("%s: %s: %s", kind, what, tostring(err))
           if retryable and n_err > 0 then msg = msg .. string.format(" (gave up after %d attempts)", n_err + 1) end
-          return nil, scrub(msg), ecode or "http", { transport = true }
+          return fail(msg, ecode or "http", { transport = true })
         end
         n_err = n_err + 1
         wait, why = backoff(n_err), tostring(ecode or err)
@@ -361,7 +371,7 @@ function R.client(rd, opts)
           local msg = string.format("%s: %s: rate limited (HTTP 429)%s; gave up after %d attempt(s) in %.1fs%s",
             kind, what, text and (": " .. text) or "", n_429 + n_err + 1, rd.now() - t0,
             ra and string.format(" (Retry-After %gs)", ra) or "")
-          return nil, scrub(msg), "rate_limited", { status = 429, body = res.body, data = data, retry_after = ra }
+          return fail(msg, "rate_limited", { status = 429, body = res.body, data = data, retry_after = ra })
         end
         n_429 = n_429 + 1
         -- (an HTTP date in the past, or 0, still backs off a little)
@@ -387,7 +397,7 @@ function R.client(rd, opts)
         if res.status >= 500 and n_err > 0 then msg = msg .. string.format(" (gave up after %d attempts)", n_err + 1) end
         local detail = { status = res.status, body = res.body, data = data }
         for k, v in pairs(det or {}) do detail[k] = v end
-        return nil, scrub(msg), code, detail
+        return fail(msg, code, detail)
       end
       stats.retries = stats.retries + 1
       stats.waited = stats.waited + wait

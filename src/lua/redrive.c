@@ -21,11 +21,67 @@ extern const struct rd__luafile rd__luafiles[];
 
 /* ---- errors ------------------------------------------------------------- */
 
+/* ---- failures known by their value ----------------------------------------
+ * An expected failure is nil, msg, code; a script that asserts it raises the
+ * message alone. Every failure returned (here, and by the remote client
+ * through rd._note_failure) is noted with its code, so that the command line
+ * tells an unreachable source (exit 3) from a script's own error by the very
+ * value the call returned, never by reading its text (rd._failure_code).
+ * Bounded: the table starts again after RD_FAILURES_MAX distinct messages. */
+#define RD_FAILURES_KEY "redrive.failures"
+#define RD_FAILURES_MAX 256
+
+/* [-0, +0] note the string at msg_idx with the string at code_idx. The
+ * table's integer key 1 counts its messages (a message is a string key). */
+static void note_failure(lua_State *L, int msg_idx, int code_idx) {
+  msg_idx = lua_absindex(L, msg_idx);
+  code_idx = lua_absindex(L, code_idx);
+  lua_Integer n = RD_FAILURES_MAX;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, RD_FAILURES_KEY) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (n >= RD_FAILURES_MAX) { /* none yet, or full: start again */
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 8);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, RD_FAILURES_KEY);
+    n = 0;
+  }
+  lua_pushvalue(L, msg_idx);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pushinteger(L, n + 1);
+    lua_rawseti(L, -3, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, msg_idx);
+  lua_pushvalue(L, code_idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
 int rd__lua_pusherr(lua_State *L, const rd_err *err) {
   lua_pushnil(L);
   lua_pushstring(L, err && err->msg[0] ? err->msg : rd_strerror(err ? err->code : RD_EIO));
   lua_pushstring(L, rd_err_name(err ? err->code : RD_EIO));
+  note_failure(L, -2, -1);
   return 3;
+}
+
+/* rd._note_failure(msg, code): note a failure a Lua client returns */
+static int l_note_failure(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) note_failure(L, 1, 2);
+  return 0;
+}
+
+/* rd._failure_code(msg) -> the code of a failure returned with that message | nil */
+static int l_failure_code(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING ||
+      lua_getfield(L, LUA_REGISTRYINDEX, RD_FAILURES_KEY) != LUA_TTABLE) return 0;
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  return lua_type(L, -1) == LUA_TSTRING ? 1 : 0;
 }
 
 int rd__lua_fail(lua_State *L, int code, const char *fmt, ...) {
@@ -253,6 +309,7 @@ static int l_rd_verbose(lua_State *L) {
 
 static const luaL_Reg rd_funcs[] = {
   {"verbose", l_rd_verbose}, {"is_canceled", l_rd_is_canceled},
+  {"_note_failure", l_note_failure}, {"_failure_code", l_failure_code},
   {"dry_run", l_rd_dry_run}, {"is_dry_run", l_rd_is_dry_run}, {NULL, NULL},
 };
 

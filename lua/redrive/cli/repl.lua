@@ -181,7 +181,7 @@ end
 function M.eval(chunk)
   local t = rd.spawn(function()
     sys.watch_thread()
-    local r = table.pack(xpcall(chunk, debug.traceback))
+    local r = table.pack(xpcall(chunk, cli.traceback))
     -- listings among the results are read here, in the task: Ctrl-C stops a slow page
     if r[1] then for i = 2, r.n do r[i] = preview(r[i]) end end
     return r
