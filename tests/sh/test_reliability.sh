@@ -55,6 +55,8 @@ elseif cmd == "patch" then
     local bp = n % 2 == 0 and A or B
     assert(src:scenario_update(sid, { blueprint = bp }))
     assert(src:incomplete_item(iid):patch { blueprint = bp })
+    print(n) -- one line per pair of patches: the test kills after a random number of them
+    io.stdout:flush()
   end
 elseif cmd == "check" then
   local sid, iid = tonumber(arg[3]), arg[4]
@@ -81,7 +83,13 @@ if out=$("$REDRIVE" "$T/patch.lua" setup "$PDB" "$RD_TEST_SERVER" 2>&1); then
   for round in $(seq $PATCH_ROUNDS); do
     "$REDRIVE" "$T/patch.lua" patch "$PDB" "$SID" "$IID" >"$T/patcher" 2>&1 &
     pid=$!
-    msleep "$(rand_ms 150 900)"
+    # the moment: once it has made 1 to 8 pairs of patches (an event, not a
+    # clock); the deadline bounds a hang
+    want=$((1 + RANDOM % 8)) end=$((SECONDS + ${RD_TEST_DEADLINE:-120}))
+    until [ "$(wc -l <"$T/patcher")" -ge $want ]; do
+      { [ $SECONDS -ge $end ] || ! kill -0 $pid 2>/dev/null; } && break
+      sleep 0.01
+    done
     kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
     if "$REDRIVE" "$T/patch.lua" check "$PDB" "$SID" "$IID" >"$T/pcheck" 2>&1; then
       seen="$seen $(sed 's/check: //; s/ /:/g' "$T/pcheck")"
