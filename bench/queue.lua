@@ -95,7 +95,8 @@ elseif cmd == "retry" then
 elseif cmd == "list" then
   local src = assert(rd.connect { kind = "local", db = db })
   local n = 0
-  for it in src:incomplete { limit = 10 } do
+  -- resolved or not: after the retry steps every item is resolved
+  for it in src:incomplete { limit = 10, resolved = "any" } do
     n = n + 1
     print(it.id, it.reason)
   end
