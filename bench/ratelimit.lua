@@ -25,8 +25,11 @@ local function transport(req)
   if not res or res.status ~= 200 then return res, err, code end
   assert(rd.http.request { method = "POST", url = server .. "/record", query = { key = key .. "-rec" },
     body = id })
+  -- n8n answers a retry when it has ended: the outcome is in the answer (a
+  -- "running" answer is counted running, not succeeded)
   local body = rd.json.encode { id = 1000000 + tonumber(id), workflowId = "wf", mode = "retry",
-    status = "running", retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z" }
+    status = "success", retryOf = tonumber(id), startedAt = "2025-01-15T11:05:00.000Z",
+    stoppedAt = "2025-01-15T11:05:01.000Z" }
   return { status = 200, headers = {}, body = body, json = function() return rd.json.decode(body) end }
 end
 
