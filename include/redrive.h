@@ -127,6 +127,12 @@ void rd_redact_clear(void);
 /* Copy `url` into `out` (size n, truncated, always NUL-terminated) without
  * userinfo, query and fragment: the form a URL takes in messages. */
 void rd_redact_url(const char *url, char *out, size_t n);
+/* Copy `url` into `out` (size n, truncated, always NUL-terminated) without
+ * its password: the userinfo keeps its user, query parameters with
+ * credential names (password=, sslpassword=) are left out, the rest stays
+ * (a PostgreSQL URL's host=/socket/dir, dbname, options), and registered
+ * literals are redacted: the form a store URL takes wherever it is shown. */
+void rd_redact_url_password(const char *url, char *out, size_t n);
 
 /* ---- failure fingerprints: the one normaliser ------------------------- *
  *
@@ -413,13 +419,19 @@ void rd_http_res_free(rd_http_res_t *res);
 /* Header value by lower-case name, borrowed from res, NULL if absent. */
 const char *rd_http_res_header(const rd_http_res_t *res, const char *name);
 
-/* ---- store: the durable SQLite store of the local engine --------------- *
+/* ---- store: the durable store of the local engine --------------------- *
  *
- * One SQLite file (WAL, synchronous=FULL, mode 0600: an existing file, -wal
- * or -shm readable by others is made 0600 on open) holding scenarios,
- * executions, incomplete executions (DLQ items) and their retry logs. Once a
- * writing call returns 0, its change survives a crash or kill -9. Several
- * processes may use one file; leases keep them from retrying an item twice.
+ * Scenarios, executions, incomplete executions (DLQ items) and their retry
+ * logs, in one of two backends, chosen by the target a store is opened on:
+ *  - a file path: SQLite (WAL, synchronous=FULL, mode 0600: an existing
+ *    file, -wal or -shm readable by others is made 0600 on open);
+ *  - a postgresql:// (or postgres://) URL: PostgreSQL through libpq, driven
+ *    asynchronously on a loop (never a blocking libpq call on it), the
+ *    password from the URL, rd_store_opts_t.password or libpq's own ways
+ *    (PGPASSFILE, service files); the URL is shown without its password.
+ * Once a writing call returns 0, its change survives a crash or kill -9.
+ * Several processes (and hosts, on PostgreSQL) may use one store; leases
+ * keep them from retrying an item twice.
  *
  * Units: timestamps are seconds since the Unix epoch (fractions allowed),
  * durations milliseconds. A double field set to RD_STORE_NONE (NaN) is SQL
@@ -427,9 +439,14 @@ const char *rd_http_res_header(const rd_http_res_t *res, const char *name);
  *
  * Records handed to callbacks are borrowed: valid until the callback returns.
  * A callback returns 0 to go on, anything else to stop: the call then returns
- * RD_ECANCELED (and a writing call rolls back). A callback must not call the
+ * RD_ECANCELED (on SQLite a writing call rolls back; on PostgreSQL results
+ * are read after the operation committed). A callback must not call the
  * store it is called from. Records returned through `**out` are one malloc'd
  * block each: free them with free().
+ *
+ * The calls below are synchronous. On PostgreSQL each runs the store's loop
+ * until its answer arrives, so it must be called from outside that loop's
+ * tasks (a task uses the Lua binding's operations, which park it instead).
  */
 typedef struct rd_store rd_store_t;
 
@@ -438,17 +455,38 @@ typedef struct rd_store rd_store_t;
 #define RD_STORE_DEFAULT_LIMIT 100     /* page size when `limit` is 0 */
 #define RD_STORE_MAX_LIMIT 10000
 
-/* Open (creating it and its parent directories if needed) the store at
- * `path` and bring its schema up to date. RD_ECORRUPT when the file is not
- * SQLite, is a database of something else, or has a newer schema; RD_EIO
- * when it cannot be created or opened; RD_EBUSY when another process holds
- * the lock for more than ~5 s. The message names the path. */
-int rd_store_open(rd_store_t **out, const char *path, rd_err *err);
-/* Close the store (NULL is fine). Pending leases stay until they expire. */
+typedef struct rd_store_opts {
+  rd_loop_t *loop;          /* PostgreSQL: drive the connection on this loop
+                               (NULL: a loop of the store's own) */
+  const char *password;     /* PostgreSQL: the password, used instead of the
+                               URL's; registered with the redactor, never shown */
+} rd_store_opts_t;
+
+/* Is target a PostgreSQL URL (postgresql:// or postgres://)? */
+int rd_store_is_url(const char *target);
+/* Open the store at `target` and bring its schema up to date. A file is
+ * created (with its parent directories) if needed; RD_ECORRUPT when it is
+ * not SQLite, is a database of something else, or has a newer schema;
+ * RD_EIO when it cannot be created or opened; RD_EBUSY when another process
+ * holds the lock for more than ~5 s. A URL is connected to (RD_ECONNECT,
+ * RD_EAUTH when the server refuses the credentials) and migrated once, under
+ * an advisory lock, however many processes open it at the same time;
+ * RD_ECORRUPT when its schema is newer or another application's. The
+ * message names the target (a URL without its password). */
+int rd_store_open(rd_store_t **out, const char *target, rd_err *err);
+int rd_store_open_opts(rd_store_t **out, const char *target, const rd_store_opts_t *o,
+                       rd_err *err);
+/* Close the store (NULL is fine). Pending leases stay until they expire.
+ * On PostgreSQL, operations still in flight fail (RD_EIO). */
 void rd_store_close(rd_store_t *st);
-/* The path given to rd_store_open; borrowed, valid until close. */
+/* The target given to rd_store_open, as shown (a URL without its password);
+ * borrowed, valid until close. */
 const char *rd_store_path(const rd_store_t *st);
-/* Batches, by hand. rd_store_batch_begin opens one write transaction; until
+/* "sqlite" or "postgresql". */
+const char *rd_store_backend(const rd_store_t *st);
+/* Batches, by hand (SQLite; RD_EUNSUPPORTED on PostgreSQL, where the writes
+ * of one loop iteration share a transaction by themselves).
+ * rd_store_batch_begin opens one write transaction; until
  * rd_store_batch_commit, every writing call runs in its own savepoint inside
  * it (still atomic on its own) and none is durable before the commit, which
  * makes them all durable with one sync. The caller must not acknowledge a
@@ -460,24 +498,29 @@ int rd_store_batch_commit(rd_store_t *st, rd_err *err);
 int rd_store_in_batch(const rd_store_t *st);
 
 /* Group commit on a loop (src/store/group.c). Once a store is attached to
- * a loop, rd_store_record and rd_store_retry_done called from a task of
- * that loop join one open transaction, committed by a before-poll hook:
- * right before the loop next polls, so one sync covers every such write of
- * a loop iteration. Such a write is not durable when the call returns: the
- * task must not acknowledge it before it has parked on rd_store_group_wait
- * and that wait completed with 0 ("acknowledged means durable"). Every
- * other write, and every write made outside a task, first commits the open
- * group (it never becomes part of a later transaction) and the open groups
- * of other stores on the loop (the same file opened twice would otherwise
- * wait for its own lock). Close every store attached to a loop before the
- * loop. */
+ * a loop, the writes of one loop iteration share one commit, made by a
+ * before-poll hook right before the loop next polls. On SQLite,
+ * rd_store_record and rd_store_retry_done called from a task of that loop
+ * join one open transaction: such a write is not durable when the call
+ * returns, and the task must not acknowledge it before it has parked on
+ * rd_store_group_wait and that wait completed with 0 ("acknowledged means
+ * durable"); every other write, and every write made outside a task, first
+ * commits the open group (it never becomes part of a later transaction)
+ * and the open groups of other stores on the loop (the same file opened
+ * twice would otherwise wait for its own lock). On PostgreSQL every
+ * operation of an iteration is one pipelined transaction and completes
+ * after its commit, so nothing is ever pending here. Close every store
+ * attached to a loop before the loop. */
 typedef struct rd_store_wait {
   rd_wait_t base;              /* first; status 0 once committed, else the commit's code */
   rd_err err;                  /* why the commit failed */
   struct rd_store_wait *next;  /* private */
   rd_store_t *st;              /* private: NULL once woken */
 } rd_store_wait_t;
-/* Attach st to loop (NULL detaches, committing an open group). */
+/* Attach st to loop (NULL detaches), committing an open group first. A
+ * PostgreSQL store moves its connection to the new loop (and cannot work
+ * without one). 0, or an error when the connection cannot be watched there. */
+int rd_store_attach(rd_store_t *st, rd_loop_t *loop, rd_err *err);
 void rd_store_set_loop(rd_store_t *st, rd_loop_t *loop);
 /* Is a group of st open, i.e. did the last write join one? */
 int rd_store_group_pending(const rd_store_t *st);
@@ -486,7 +529,19 @@ int rd_store_group_pending(const rd_store_t *st);
 void rd_store_group_wait(rd_store_t *st, rd_store_wait_t *w, void (*release)(rd_wait_t *));
 /* Commit the open group now and complete its waits; 0 when none is open. */
 int rd_store_group_commit(rd_store_t *st, rd_err *err);
-/* The schema version this build writes (PRAGMA user_version). */
+/* New work: a wait (park a task on it, then rd_wait_release it) that
+ * completes with 0 when incomplete executions may have become claimable --
+ * a new one, or one whose lease was dropped while it is pending -- or with
+ * RD_ETIMEOUT after timeout_ms (0: no timeout; a timeout needs the store
+ * attached to a loop). This process's own writes wake it on both backends;
+ * on PostgreSQL, so do every other connection's (LISTEN / NOTIFY, sent by
+ * the schema's triggers when the change commits). Leases that merely
+ * expire wake nobody: a worker waits with the ttl as its timeout and claims
+ * again. Closing the store wakes its waits. RD_ENOMEM, RD_EINVALID; on
+ * PostgreSQL RD_EIO when the connection cannot listen. */
+int rd_store_wait_work(rd_store_t *st, uint64_t timeout_ms, rd_wait_t **out, rd_err *err);
+/* The schema version this build writes (SQLite: PRAGMA user_version;
+ * PostgreSQL: the table redrive_schema). */
 int rd_store_schema_version(void);
 /* Write the default store path into buf: $REDRIVE_DB, else
  * $XDG_DATA_HOME/redrive/redrive.db, else ~/.local/share/redrive/redrive.db.
@@ -499,12 +554,13 @@ int rd_store_default_path(char *buf, size_t n);
  * flags), in column order. The struct below, the update-mask bits, the
  * store's column lists, binders and row readers (src/store/record.c) and the
  * Lua tables of the binding (src/lua/lstore.c) are all generated from it:
- * a new column is one line here plus one migration (src/store/store.c),
+ * a new column is one line here plus one migration (src/store/schema.c, a
+ * text for each backend),
  * and a test fails when the schema and a list disagree.
  *
- * kind    C type          SQLite    PostgreSQL (planned)
+ * kind    C type          SQLite    PostgreSQL
  * TEXT    const char *    TEXT      text               NULL = absent
- * JSON    const char *    TEXT      jsonb              JSON text
+ * JSON    const char *    TEXT      json               JSON text, kept as given
  * BIGINT  int64_t         INTEGER   bigint
  * INT     int             INTEGER   integer
  * BOOL    int             INTEGER   boolean            0 or 1

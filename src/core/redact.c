@@ -33,7 +33,8 @@ static const char *const LAST2[] = {
   "api_key", "private_key", "auth_key", "subscription_key", "secret_key", "access_key",
   "session_id", NULL,
 };
-static const char *const WHOLE[] = {"x_auth", "sig", "session", NULL};
+/* sslpassword: libpq's passphrase of a client key, in PostgreSQL URLs */
+static const char *const WHOLE[] = {"x_auth", "sig", "session", "sslpassword", NULL};
 
 static int listed(const char *const *list, const char *s, size_t n) {
   for (; *list; list++)
@@ -174,6 +175,24 @@ static int add_checked(const char *s, size_t n, rd_err *err) {
   return r ? rd_err_set(err, RD_ENOMEM, "redact: out of memory") : 0;
 }
 
+/* Is the query parameter s[0..n) ("name=value") one whose value is secret? */
+static int secret_param(const char *s, size_t n) {
+  const char *eq = memchr(s, '=', n);
+  size_t nn = eq ? (size_t)(eq - s) : n;
+  char name[96];
+  size_t k = 0;
+  for (size_t i = 0; i < nn && k + 1 < sizeof name; i++) {
+    int hi, lo;
+    if (s[i] == '%' && i + 2 < nn && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+      name[k++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      name[k++] = s[i];
+    }
+  }
+  return rd_redact_is_secret_name(name, k);
+}
+
 int rd_redact_add(const char *secret, size_t n, rd_err *err) {
   return add_checked(secret, n, err);
 }
@@ -237,20 +256,8 @@ int rd_redact_add_url(const char *url, rd_err *err) {
     const char *amp = memchr(s, '&', (size_t)(end - s));
     if (!amp) amp = end;
     const char *eq = memchr(s, '=', (size_t)(amp - s));
-    if (eq) {
-      char name[96];
-      size_t nn = 0;
-      for (const char *c = s; c < eq && nn + 1 < sizeof name; c++) {
-        int hi, lo;
-        if (*c == '%' && eq - c > 2 && (hi = hexval(c[1])) >= 0 && (lo = hexval(c[2])) >= 0) {
-          name[nn++] = (char)(hi * 16 + lo);
-          c += 2;
-        } else {
-          name[nn++] = *c;
-        }
-      }
-      if (rd_redact_is_secret_name(name, nn)) r = add_checked(eq + 1, (size_t)(amp - eq - 1), err);
-    }
+    if (eq && secret_param(s, (size_t)(amp - s)))
+      r = add_checked(eq + 1, (size_t)(amp - eq - 1), err);
     s = amp + 1;
   }
   return r;
@@ -517,4 +524,52 @@ void rd_redact_url(const char *url, char *out, size_t n) {
   const char *rest = at ? at + 1 : host;
   size_t restlen = strcspn(rest, "?#");
   snprintf(out, n, "%.*s%.*s", (int)pre, url, (int)restlen, rest);
+}
+
+/* Append n bytes to out (capacity cap, *len used), truncating. */
+static void put(char *out, size_t cap, size_t *len, const char *s, size_t n) {
+  if (*len + 1 >= cap) return;
+  if (n > cap - 1 - *len) n = cap - 1 - *len;
+  memcpy(out + *len, s, n);
+  *len += n;
+  out[*len] = '\0';
+}
+
+void rd_redact_url_password(const char *url, char *out, size_t n) {
+  if (!n) return;
+  out[0] = '\0';
+  size_t len = 0;
+  const char *scheme_end = strstr(url, "://");
+  const char *auth = scheme_end ? scheme_end + 3 : url;
+  size_t alen = strcspn(auth, "/?#");
+  const char *at = memrchr(auth, '@', alen);
+  put(out, n, &len, url, (size_t)(auth - url));
+  if (at) {
+    /* the user stays, the password goes */
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    put(out, n, &len, auth, (size_t)((colon ? colon : at) - auth));
+    put(out, n, &len, "@", 1);
+    auth = at + 1;
+  }
+  size_t rest = strcspn(auth, "?#");
+  put(out, n, &len, auth, rest);
+  const char *q = auth + rest;
+  if (*q == '?') {
+    /* query parameters with credential names (password=, sslpassword=) go */
+    const char *end = q + 1 + strcspn(q + 1, "#");
+    int first = 1;
+    for (const char *p = q + 1; p < end;) {
+      const char *amp = memchr(p, '&', (size_t)(end - p));
+      if (!amp) amp = end;
+      if (amp > p && !secret_param(p, (size_t)(amp - p))) {
+        put(out, n, &len, first ? "?" : "&", 1);
+        put(out, n, &len, p, (size_t)(amp - p));
+        first = 0;
+      }
+      p = amp + 1;
+    }
+  }
+  /* whatever a registered credential still matches (a password typed as the
+   * user name, say) */
+  rd_redact_msg(out, n);
 }

@@ -1,19 +1,27 @@
 /*
- * The store binding: `core.store_open(path)` and the methods of
+ * The store binding: `core.store_open(target, opts)` and the methods of
  * redrive.Store (see docs/internals.md, "Store binding"). Thin: check the
- * arguments (misuse raises), call src/store, turn records into plain tables
- * (absent fields omitted, JSON columns left as strings). Store calls are
- * synchronous (SQLite on a local disk), except that `record` and
- * `retry_done` called from a task yield until the group commit that their
- * write joined has committed (src/store/group.c).
+ * arguments (misuse raises), run one store operation (src/store/op.h), turn
+ * records into plain tables (absent fields omitted, JSON columns left as
+ * strings).
  *
- * Records reach Lua through callbacks that run while a statement is open, so
- * each record is pushed inside lua_pcall: a memory error then ends the
- * listing cleanly (the store resets its statement, rolls back if writing)
- * and is raised afterwards.
+ * Every call is an operation that the task parks on until it completes,
+ * then finishes in the continuation: a SQLite store completes at once (the
+ * continuation runs right away, and the call never yields except for the
+ * group commit below), a PostgreSQL store when the server's committed
+ * answer arrives, while other tasks run. On the main thread of a plain
+ * script the loop runs until the answer is there. A PostgreSQL call from a
+ * coroutine that is not a task raises (it could not wait).
+ *
+ * Records reach Lua through callbacks that run while the operation is
+ * finished (SQLite: while its statement is open), so each record is pushed
+ * inside lua_pcall: a memory error then ends the listing cleanly and is
+ * raised afterwards. Result tables are made before the operation starts,
+ * so nothing can raise while one is pending.
  */
 #include "lua/lrd.h"
 
+#include "store/op.h"
 #include "store/record.h"
 
 #include <limits.h>
@@ -29,9 +37,10 @@ typedef struct lstore {
 } lstore;
 
 /* ---- acknowledging a write ---------------------------------------------------
- * The group commit is the store's (src/store/group.c): a write from a task
- * may have joined the open group, durable only once it commits. The task
- * then parks on a store wait and gets its ids after the commit. */
+ * The group commit is the store's (src/store/group.c): on SQLite a write
+ * from a task may have joined the open group, durable only once it commits.
+ * The task then parks on a store wait and gets its ids after the commit. (A
+ * PostgreSQL operation completes after its commit: nothing is pending.) */
 
 typedef struct {
   rd_store_wait_t sw; /* first */
@@ -68,7 +77,7 @@ static int ack_done(lua_State *L, int status, lua_KContext ctx) {
  * for the commit (a task) or commit now (a thread that cannot wait); then
  * the ids, or the commit's error. */
 static int ack(lua_State *L, rd_store_t *st, const char *id1, const char *id2) {
-  if (!rd_store_group_pending(st)) return push_ids(L, id1, id2);
+  if (!st || !rd_store_group_pending(st)) return push_ids(L, id1, id2);
   ack_wait *w = rd__in_task(L) ? malloc(sizeof *w) : NULL;
   if (!w) {
     rd_err err = {0};
@@ -102,21 +111,143 @@ static lstore *new_lstore(lua_State *L) {
   return u;
 }
 
+/* ---- one operation in flight -------------------------------------------------
+ * The operation (its wait first) and the argument structs and results it
+ * points at, alive until the continuation has finished it. */
+
+typedef struct lop {
+  rd__op op;
+  union {
+    rd_scenario_t sc;
+    rd_exec_t e;
+    rd_exec_filter_t ef;
+    rd_dlq_filter_t df;
+    rd_log_filter_t lf;
+    rd_dlq_sel_t sel;
+    rd_claim_opts_t claim;
+    struct { rd_exec_t e; rd_dlq_item_t d; rd_dlq_log_t log; rd_retry_done_t r; } rec;
+  } in;
+  union {
+    int64_t n;
+    rd_store_t *st;          /* open: the store being opened */
+    void *rec;               /* get: the record, owned */
+    rd_health_t h;
+    struct { char a[RD_STORE_ID_LEN + 1], b[RD_STORE_ID_LEN + 1]; } ids;
+  } out;
+  int t;                     /* stack index of the result table (listings) or
+                                of the new store (open) */
+  int two;                   /* a second id comes back */
+} lop;
+
+static void lop_free(rd_wait_t *w) { free(w); }
+
+/* [-0, +0, v] A new operation of `kind` on st; raises (before anything
+ * started) when st answers asynchronously and this thread cannot wait, or
+ * without memory. */
+static lop *lop_new(lua_State *L, rd_store_t *st, int kind) {
+  if (rd__op_async(st)) rd__wait_check(L);
+  lop *o = calloc(1, sizeof *o);
+  if (!o) luaL_error(L, "not enough memory");
+  rd__op_init(&o->op, st, kind, lop_free);
+  return o;
+}
+
+/* Start o and park until it completes; k then finishes it. */
+static int lop_run(lua_State *L, lop *o, lua_KFunction k) {
+  rd_err err = {0};
+  if (rd__op_start(&o->op, &err)) {
+    free(o);
+    return rd__lua_pusherr(L, &err);
+  }
+  return rd__await(L, &o->op.base, k);
+}
+
+/* In a continuation: the operation, or rd.canceled raised (o freed) when
+ * its wait was cancelled. */
+static lop *lop_resumed(lua_State *L, lua_KContext ctx) {
+  lop *o = (lop *)ctx;
+  if (o->op.base.status == RD_ECANCELED) {
+    rd__op_finish(&o->op, NULL);
+    rd_wait_release(&o->op.base);
+    rd__wait_canceled(L);
+  }
+  return o;
+}
+
+/* In a continuation: finish o and free it; 0 or the error (in err). */
+static int lop_end(lop *o, rd_err *err) {
+  int r = rd__op_finish(&o->op, err);
+  rd_wait_release(&o->op.base);
+  return r;
+}
+
+/* ---- opening ------------------------------------------------------------------ */
+
+static int k_open(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = (lop *)ctx;
+  rd_store_t *st = o->out.st;
+  int canceled = o->op.base.status == RD_ECANCELED, t = o->t;
+  rd_err err = {0};
+  int r = lop_end(o, &err);
+  if (r) {
+    rd_store_close(st);
+    if (canceled) return rd__wait_canceled(L);
+    return rd__lua_pusherr(L, &err);
+  }
+  lstore *u = lua_touserdata(L, t);
+  u->st = st;
+  lua_settop(L, t);
+  return 1;
+}
+
+/* core.store_open(target?, {password = s}?) -> store | nil, msg, code
+ * target: a file path or a postgresql:// URL (default: rd_store_default_path). */
 static int l_store_open(lua_State *L) {
-  const char *path = luaL_optstring(L, 1, NULL);
+  const char *target = luaL_optstring(L, 1, NULL);
+  const char *password = NULL;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "password"); /* stays on the stack: anchored */
+    if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+      luaL_argerror(L, 2, "field 'password': string expected");
+    password = lua_tostring(L, -1);
+  }
   char def[4096];
-  if (!path) {
+  if (!target) {
     int r = rd_store_default_path(def, sizeof def);
     if (r) return rd__lua_fail(L, r, "store: no default path (set REDRIVE_DB or HOME)");
-    path = def;
+    target = def;
   }
+  if (rd_store_is_url(target)) rd__wait_check(L);
   lstore *u = new_lstore(L);
+  (void)u;
+  int t = lua_gettop(L);
+  lop *o = calloc(1, sizeof *o);
+  if (!o) return luaL_error(L, "not enough memory");
   rd_err err = {0};
   rd_store_t *st;
-  if (rd_store_open(&st, path, &err)) return rd__lua_pusherr(L, &err);
-  u->st = st;
-  rd_store_set_loop(st, rd__rt(L)->loop); /* writes from tasks group-commit */
-  return 1;
+  if (rd__store_new(&st, target, &err)) {
+    free(o);
+    return rd__lua_pusherr(L, &err);
+  }
+  /* writes from tasks group-commit; a PostgreSQL connection runs on it */
+  if (rd_store_attach(st, rd__rt(L)->loop, &err)) {
+    free(o);
+    rd_store_close(st);
+    return rd__lua_pusherr(L, &err);
+  }
+  rd__op_init(&o->op, st, RD__OP_OPEN, lop_free);
+  o->op.a.open.target = target;
+  o->op.a.open.password = password;
+  o->out.st = st;
+  o->t = t;
+  if (rd__op_start(&o->op, &err)) {
+    free(o);
+    rd_store_close(st);
+    return rd__lua_pusherr(L, &err);
+  }
+  return rd__await(L, &o->op.base, k_open);
 }
 
 static int l_store_default_path(lua_State *L) {
@@ -127,12 +258,14 @@ static int l_store_default_path(lua_State *L) {
   return 1;
 }
 
-/* __gc, __close and close: idempotent. */
+/* __gc, __close and close: idempotent. Operations of other tasks still in
+ * flight on a PostgreSQL store fail. */
 static int l_store_close(lua_State *L) {
   lstore *u = to_lstore(L);
   if (u->busy) return 0; /* a finalizer during one of our listings: not now */
-  rd_store_close(u->st); /* commits an open group, waking its writers */
+  rd_store_t *st = u->st;
   u->st = NULL;
+  rd_store_close(st); /* commits an open group, waking its writers */
   return 0;
 }
 
@@ -143,8 +276,15 @@ static int l_store_tostring(lua_State *L) {
   return 1;
 }
 
+/* st:path() -> the file, or the URL without its password */
 static int l_store_path(lua_State *L) {
   lua_pushstring(L, rd_store_path(check_store(L)));
+  return 1;
+}
+
+/* st:backend() -> "sqlite" | "postgresql" */
+static int l_store_backend(lua_State *L) {
+  lua_pushstring(L, rd_store_backend(check_store(L)));
   return 1;
 }
 
@@ -473,16 +613,6 @@ static int cb_error(const char *id, int code, const char *msg, void *ud) {
   return collect(c);
 }
 
-/* [-0, +1, m] push the result table and start collecting into it. It is a
- * list: marked as a JSON array, so an empty one encodes as [] (not {}). */
-static void collector_start(lua_State *L, collector *c, void (*push)(lua_State *, const void *)) {
-  luaL_checkstack(L, 8, "store");
-  lua_newtable(L);
-  luaL_setmetatable(L, RD_MT_JSON_ARRAY);
-  *c = (collector){.L = L, .u = to_lstore(L), .t = lua_gettop(L), .push = push};
-  c->u->busy = 1;
-}
-
 /* After the store call: raise a push's error, or return the table or an
  * expected failure. */
 static int collector_end(lua_State *L, collector *c, int r, const rd_err *err) {
@@ -493,7 +623,9 @@ static int collector_end(lua_State *L, collector *c, int r, const rd_err *err) {
   return 1;
 }
 
-/* Push an owned record (then free it), or the error. */
+/* ---- continuations shared by many calls ----------------------------------------- */
+
+/* [-0, +1, m] push an owned record (then free it), or the error. */
 static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, const void *),
                       const rd_err *err) {
   if (r) return rd__lua_pusherr(L, err);
@@ -509,7 +641,118 @@ static int push_owned(lua_State *L, int r, void *rec, void (*push)(lua_State *, 
   return 1;
 }
 
+static void (*const pushers[])(lua_State *, const void *) = {
+  [RD__OP_SCENARIO_GET] = push_scenario, [RD__OP_EXEC_GET] = push_exec,
+  [RD__OP_DLQ_GET] = push_item,
+};
+
+/* get: one record, owned */
+static int k_get(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  void (*push)(lua_State *, const void *) = pushers[o->op.kind];
+  rd_err err = {0};
+  int r = lop_end(o, &err);
+  return push_owned(L, r, o->out.rec, push, &err);
+}
+
+/* writes answered by `true` */
+static int k_true(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  rd_err err = {0};
+  if (lop_end(lop_resumed(L, ctx), &err)) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* calls answered by a count */
+static int k_count(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  int64_t n = 0;
+  o->out.n = 0;
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  n = o->out.n;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* listings: records collected into the table made before the call */
+static int k_list(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  collector c = {.L = L, .u = to_lstore(L), .t = o->t};
+  switch (o->op.kind) {
+  case RD__OP_SCENARIO_LIST:
+    c.push = push_scenario, o->op.a.scenario_list.cb = cb_scenario, o->op.a.scenario_list.ud = &c;
+    break;
+  case RD__OP_EXEC_LIST:
+    c.push = push_exec, o->op.a.exec_list.cb = cb_exec, o->op.a.exec_list.ud = &c;
+    break;
+  case RD__OP_DLQ_LIST:
+    c.push = push_item, o->op.a.dlq_list.cb = cb_item, o->op.a.dlq_list.ud = &c;
+    break;
+  case RD__OP_DLQ_LOGS:
+    c.push = push_log, o->op.a.dlq_logs.cb = cb_log, o->op.a.dlq_logs.ud = &c;
+    break;
+  case RD__OP_CLAIM:
+    c.push = push_item, o->op.a.claim.cb = cb_item, o->op.a.claim.ud = &c;
+    break;
+  case RD__OP_DLQ_GROUPS:
+    c.push = push_group, o->op.a.dlq_groups.cb = cb_group, o->op.a.dlq_groups.ud = &c;
+    break;
+  }
+  c.u->busy = 1;
+  rd_err err = {0};
+  int r = lop_end(o, &err);
+  return collector_end(L, &c, r, &err);
+}
+
+/* [-0, +0, v] the result table of a listing, made before its operation
+ * starts (nothing may raise while one is pending); its index goes to o. It
+ * is a list: marked as a JSON array, so an empty one encodes as [] (not {}). */
+static lop *list_op(lua_State *L, rd_store_t *st, int kind) {
+  luaL_checkstack(L, 8, "store");
+  lua_newtable(L);
+  luaL_setmetatable(L, RD_MT_JSON_ARRAY);
+  int t = lua_gettop(L);
+  lop *o = lop_new(L, st, kind);
+  o->t = t;
+  return o;
+}
+
+/* writes answered by their ids, once durable (ack) */
+static int k_ids(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_store_t *st = o->op.st;
+  char a[RD_STORE_ID_LEN + 1], b[RD_STORE_ID_LEN + 1];
+  int two = o->two;
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  memcpy(a, o->out.ids.a, sizeof a);
+  memcpy(b, o->out.ids.b, sizeof b);
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  return ack(L, st, a, two ? b : NULL);
+}
+
 /* ---- scenarios ------------------------------------------------------------ */
+
+static int k_scenario_create(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  int64_t id = o->out.n;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
 
 static int l_scenario_create(lua_State *L) {
   rd_store_t *st = check_store(L);
@@ -518,29 +761,26 @@ static int l_scenario_create(lua_State *L) {
   read_rec(&f, &rd__rec_scenario, &sc, NULL);
   if (!sc.name) f_reqstr(&f, "name");
   if (!sc.blueprint) f_reqstr(&f, "blueprint");
-  int64_t id;
-  rd_err err = {0};
-  if (rd_store_scenario_create(st, &sc, &id, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushinteger(L, (lua_Integer)id);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_SCENARIO_CREATE);
+  o->in.sc = sc;
+  o->op.a.scenario_create.rec = &o->in.sc;
+  o->op.a.scenario_create.id = &o->out.n;
+  return lop_run(L, o, k_scenario_create);
 }
 
 static int l_scenario_get(lua_State *L) {
   rd_store_t *st = check_store(L);
   lua_Integer id = luaL_checkinteger(L, 2);
-  rd_scenario_t *sc = NULL;
-  rd_err err = {0};
-  int r = rd_store_scenario_get(st, id, &sc, &err);
-  return push_owned(L, r, sc, push_scenario, &err);
+  lop *o = lop_new(L, st, RD__OP_SCENARIO_GET);
+  o->op.a.scenario_get.id = id;
+  o->op.a.scenario_get.out = (rd_scenario_t **)&o->out.rec;
+  return lop_run(L, o, k_get);
 }
 
 static int l_scenario_list(lua_State *L) {
   rd_store_t *st = check_store(L);
-  collector c;
-  collector_start(L, &c, push_scenario);
-  rd_err err = {0};
-  int r = rd_store_scenario_list(st, cb_scenario, &c, &err);
-  return collector_end(L, &c, r, &err);
+  lop *o = list_op(L, st, RD__OP_SCENARIO_LIST);
+  return lop_run(L, o, k_list);
 }
 
 static int l_scenario_update(lua_State *L) {
@@ -550,10 +790,12 @@ static int l_scenario_update(lua_State *L) {
   unsigned mask;
   rd_scenario_t sc;
   read_rec(&f, &rd__rec_scenario, &sc, &mask);
-  rd_err err = {0};
-  if (rd_store_scenario_update(st, id, &sc, mask, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushboolean(L, 1);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_SCENARIO_UPDATE);
+  o->in.sc = sc;
+  o->op.a.scenario_update.id = id;
+  o->op.a.scenario_update.rec = &o->in.sc;
+  o->op.a.scenario_update.mask = mask;
+  return lop_run(L, o, k_true);
 }
 
 /* ---- executions ----------------------------------------------------------- */
@@ -561,10 +803,10 @@ static int l_scenario_update(lua_State *L) {
 static int l_exec_get(lua_State *L) {
   rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
-  rd_exec_t *e = NULL;
-  rd_err err = {0};
-  int r = rd_store_exec_get(st, id, &e, &err);
-  return push_owned(L, r, e, push_exec, &err);
+  lop *o = lop_new(L, st, RD__OP_EXEC_GET);
+  o->op.a.exec_get.id = id;
+  o->op.a.exec_get.out = (rd_exec_t **)&o->out.rec;
+  return lop_run(L, o, k_get);
 }
 
 static int l_exec_list(lua_State *L) {
@@ -580,11 +822,10 @@ static int l_exec_list(lua_State *L) {
     .limit = f_limit(&f),
     .fingerprint = f_str(&f, "fingerprint", NULL),
   };
-  collector c;
-  collector_start(L, &c, push_exec);
-  rd_err err = {0};
-  int r = rd_store_exec_list(st, &flt, cb_exec, &c, &err);
-  return collector_end(L, &c, r, &err);
+  lop *o = list_op(L, st, RD__OP_EXEC_LIST);
+  o->in.ef = flt;
+  o->op.a.exec_list.f = &o->in.ef;
+  return lop_run(L, o, k_list);
 }
 
 static int l_exec_update(lua_State *L) {
@@ -594,19 +835,20 @@ static int l_exec_update(lua_State *L) {
   rd_exec_t e;
   unsigned mask;
   read_rec(&f, &rd__rec_exec, &e, &mask);
-  rd_err err = {0};
-  if (rd_store_exec_update(st, id, &e, mask, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushboolean(L, 1);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_EXEC_UPDATE);
+  o->in.e = e;
+  o->op.a.exec_update.id = id;
+  o->op.a.exec_update.rec = &o->in.e;
+  o->op.a.exec_update.mask = mask;
+  return lop_run(L, o, k_true);
 }
 
 static int l_exec_delete(lua_State *L) {
   rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
-  rd_err err = {0};
-  if (rd_store_exec_delete(st, id, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushboolean(L, 1);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_EXEC_DELETE);
+  o->op.a.exec_delete.id = id;
+  return lop_run(L, o, k_true);
 }
 
 static int l_record(lua_State *L) {
@@ -619,10 +861,15 @@ static int l_record(lua_State *L) {
   rd_dlq_item_t d;
   read_rec(&fe, &rd__rec_exec, &e, NULL);
   if (fd.t) read_rec(&fd, &rd__rec_item, &d, NULL);
-  char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1];
-  rd_err err = {0};
-  if (rd_store_record(st, &e, fd.t ? &d : NULL, eid, did, &err)) return rd__lua_pusherr(L, &err);
-  return ack(L, st, eid, fd.t ? did : NULL);
+  lop *o = lop_new(L, st, RD__OP_RECORD);
+  o->in.rec.e = e;
+  if (fd.t) o->in.rec.d = d;
+  o->two = fd.t != 0;
+  o->op.a.record.exec = &o->in.rec.e;
+  o->op.a.record.dlq = fd.t ? &o->in.rec.d : NULL;
+  o->op.a.record.exec_id = o->out.ids.a;
+  o->op.a.record.dlq_id = o->out.ids.b;
+  return lop_run(L, o, k_ids);
 }
 
 /* ---- DLQ ------------------------------------------------------------------- */
@@ -630,10 +877,10 @@ static int l_record(lua_State *L) {
 static int l_dlq_get(lua_State *L) {
   rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
-  rd_dlq_item_t *d = NULL;
-  rd_err err = {0};
-  int r = rd_store_dlq_get(st, id, &d, &err);
-  return push_owned(L, r, d, push_item, &err);
+  lop *o = lop_new(L, st, RD__OP_DLQ_GET);
+  o->op.a.dlq_get.id = id;
+  o->op.a.dlq_get.out = (rd_dlq_item_t **)&o->out.rec;
+  return lop_run(L, o, k_get);
 }
 
 static void read_dlq_filter(const fields *f, rd_dlq_filter_t *flt) {
@@ -655,11 +902,10 @@ static int l_dlq_list(lua_State *L) {
   fields f = args_table(L, 2, 1, "");
   rd_dlq_filter_t flt;
   read_dlq_filter(&f, &flt);
-  collector c;
-  collector_start(L, &c, push_item);
-  rd_err err = {0};
-  int r = rd_store_dlq_list(st, &flt, cb_item, &c, &err);
-  return collector_end(L, &c, r, &err);
+  lop *o = list_op(L, st, RD__OP_DLQ_LIST);
+  o->in.df = flt;
+  o->op.a.dlq_list.f = &o->in.df;
+  return lop_run(L, o, k_list);
 }
 
 static int l_dlq_count(lua_State *L) {
@@ -667,11 +913,11 @@ static int l_dlq_count(lua_State *L) {
   fields f = args_table(L, 2, 1, "");
   rd_dlq_filter_t flt;
   read_dlq_filter(&f, &flt);
-  int64_t n;
-  rd_err err = {0};
-  if (rd_store_dlq_count(st, &flt, &n, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_DLQ_COUNT);
+  o->in.df = flt;
+  o->op.a.dlq_count.f = &o->in.df;
+  o->op.a.dlq_count.n = &o->out.n;
+  return lop_run(L, o, k_count);
 }
 
 static int l_dlq_patch(lua_State *L) {
@@ -681,26 +927,27 @@ static int l_dlq_patch(lua_State *L) {
   const char *bp = f_str(&f, "blueprint", NULL);
   int64_t failer = f_int(&f, "failer", 0, NULL);
   if (failer < 0) luaL_argerror(L, 3, "field 'failer': module id must be positive");
-  rd_err err = {0};
-  if (rd_store_dlq_patch(st, id, bp, failer, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushboolean(L, 1);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_DLQ_PATCH);
+  o->op.a.dlq_patch.id = id;
+  o->op.a.dlq_patch.blueprint = bp;
+  o->op.a.dlq_patch.failer = failer;
+  return lop_run(L, o, k_true);
 }
 
 /* st:dlq_delete{sel} -> {deleted = n, errors} and st:dlq_resolve{sel} ->
  * {resolved = n, errors}: the same selection, the same report. */
-static int on_selection(lua_State *L, const char *count,
-                        int (*fn)(rd_store_t *, const rd_dlq_sel_t *, int64_t *,
-                                  rd_dlq_error_cb, void *, rd_err *)) {
-  rd_store_t *st = check_store(L);
-  fields f = args_table(L, 2, 0, "");
-  rd_dlq_sel_t sel;
-  read_sel(&f, &sel);
-  collector c;
-  collector_start(L, &c, NULL); /* errors */
-  int64_t n = 0;
+static int k_on_selection(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  const char *count = o->op.kind == RD__OP_DLQ_RESOLVE ? "resolved" : "deleted";
+  collector c = {.L = L, .u = to_lstore(L), .t = o->t};
+  o->op.a.dlq_delete.on_error = cb_error;
+  o->op.a.dlq_delete.ud = &c;
+  c.u->busy = 1;
   rd_err err = {0};
-  int r = fn(st, &sel, &n, cb_error, &c, &err);
+  int r = rd__op_finish(&o->op, &err);
+  int64_t n = o->out.n;
+  rd_wait_release(&o->op.base);
   c.u->busy = 0;
   if (c.failed) return lua_error(L);
   if (r) return rd__lua_pusherr(L, &err);
@@ -712,19 +959,30 @@ static int on_selection(lua_State *L, const char *count,
   return 1;
 }
 
-static int l_dlq_delete(lua_State *L) { return on_selection(L, "deleted", rd_store_dlq_delete); }
-static int l_dlq_resolve(lua_State *L) { return on_selection(L, "resolved", rd_store_dlq_resolve); }
+static int on_selection(lua_State *L, int kind) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd_dlq_sel_t sel;
+  read_sel(&f, &sel);
+  lop *o = list_op(L, st, kind); /* the table of errors */
+  o->in.sel = sel;
+  o->op.a.dlq_delete.sel = &o->in.sel;
+  o->op.a.dlq_delete.deleted = &o->out.n;
+  return lop_run(L, o, k_on_selection);
+}
+
+static int l_dlq_delete(lua_State *L) { return on_selection(L, RD__OP_DLQ_DELETE); }
+static int l_dlq_resolve(lua_State *L) { return on_selection(L, RD__OP_DLQ_RESOLVE); }
 
 static int l_dlq_groups(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 1, "");
   rd_dlq_filter_t flt;
   read_dlq_filter(&f, &flt);
-  collector c;
-  collector_start(L, &c, push_group);
-  rd_err err = {0};
-  int r = rd_store_dlq_groups(st, &flt, cb_group, &c, &err);
-  return collector_end(L, &c, r, &err);
+  lop *o = list_op(L, st, RD__OP_DLQ_GROUPS);
+  o->in.df = flt;
+  o->op.a.dlq_groups.f = &o->in.df;
+  return lop_run(L, o, k_list);
 }
 
 static int l_dlq_logs(lua_State *L) {
@@ -740,11 +998,11 @@ static int l_dlq_logs(lua_State *L) {
     .after = f_str(&f, "after", NULL),
     .limit = f_limit(&f),
   };
-  collector c;
-  collector_start(L, &c, push_log);
-  rd_err err = {0};
-  int r = rd_store_dlq_logs(st, id, &flt, cb_log, &c, &err);
-  return collector_end(L, &c, r, &err);
+  lop *o = list_op(L, st, RD__OP_DLQ_LOGS);
+  o->in.lf = flt;
+  o->op.a.dlq_logs.id = id;
+  o->op.a.dlq_logs.f = &o->in.lf;
+  return lop_run(L, o, k_list);
 }
 
 /* ---- leases and retries ----------------------------------------------------- */
@@ -760,40 +1018,39 @@ static double check_ttl(lua_State *L, const fields *f, int arg) {
 static int l_claim(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 0, "");
-  rd_claim_opts_t o = {0};
-  read_sel(&f, &o.sel);
-  o.after = f_str(&f, "after", NULL);
-  o.limit = f_limit(&f);
-  o.owner = f_reqstr(&f, "owner");
-  o.ttl = check_ttl(L, &f, 2);
-  o.resolved = f_bool(&f, "resolved", 0, NULL);
-  collector c;
-  collector_start(L, &c, push_item);
-  rd_err err = {0};
-  int r = rd_store_claim(st, &o, cb_item, &c, &err);
-  return collector_end(L, &c, r, &err);
+  rd_claim_opts_t co = {0};
+  read_sel(&f, &co.sel);
+  co.after = f_str(&f, "after", NULL);
+  co.limit = f_limit(&f);
+  co.owner = f_reqstr(&f, "owner");
+  co.ttl = check_ttl(L, &f, 2);
+  co.resolved = f_bool(&f, "resolved", 0, NULL);
+  lop *o = list_op(L, st, RD__OP_CLAIM);
+  o->in.claim = co;
+  o->op.a.claim.o = &o->in.claim;
+  return lop_run(L, o, k_list);
 }
 
 static int l_renew(lua_State *L) {
   rd_store_t *st = check_store(L);
   const char *owner = luaL_checkstring(L, 2);
   double ttl = check_ttl(L, NULL, 3);
-  int64_t n;
-  rd_err err = {0};
-  if (rd_store_renew(st, owner, ttl, &n, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_RENEW);
+  o->op.a.renew.owner = owner;
+  o->op.a.renew.ttl = ttl;
+  o->op.a.renew.n = &o->out.n;
+  return lop_run(L, o, k_count);
 }
 
 static int l_release(lua_State *L) {
   rd_store_t *st = check_store(L);
   const char *owner = luaL_checkstring(L, 2);
   const char *id = luaL_optstring(L, 3, NULL);
-  int64_t n;
-  rd_err err = {0};
-  if (rd_store_release(st, owner, id, &n, &err)) return rd__lua_pusherr(L, &err);
-  lua_pushinteger(L, (lua_Integer)n);
-  return 1;
+  lop *o = lop_new(L, st, RD__OP_RELEASE);
+  o->op.a.release.owner = owner;
+  o->op.a.release.id = id;
+  o->op.a.release.n = &o->out.n;
+  return lop_run(L, o, k_count);
 }
 
 /* st:retry_done{exec = rec, success = bool, dlq_id = id, owner = s, log = {...}}
@@ -818,22 +1075,29 @@ static int l_retry_done(lua_State *L) {
   rd_dlq_log_t log;
   rd_dlq_item_t item;
   read_rec(&fe, &rd__rec_exec, &e, NULL);
-  d.exec = &e;
   if (fl.t) {
     read_rec(&fl, &rd__rec_log, &log, NULL);
     if (log.status < 1 || log.status > 3)
       luaL_argerror(L, 2, "field 'log.status': 1, 2 or 3 expected");
-    d.log = &log;
+  }
+  if (fd.t) read_rec(&fd, &rd__rec_item, &item, NULL);
+  lop *o = lop_new(L, st, RD__OP_RETRY_DONE);
+  o->in.rec.e = e;
+  o->in.rec.r = d;
+  o->in.rec.r.exec = &o->in.rec.e;
+  if (fl.t) {
+    o->in.rec.log = log;
+    o->in.rec.r.log = &o->in.rec.log;
   }
   if (fd.t) {
-    read_rec(&fd, &rd__rec_item, &item, NULL);
-    d.dlq = &item;
+    o->in.rec.d = item;
+    o->in.rec.r.dlq = &o->in.rec.d;
   }
-  char eid[RD_STORE_ID_LEN + 1];
-  rd_err err = {0};
-  char did[RD_STORE_ID_LEN + 1];
-  if (rd_store_retry_done(st, &d, eid, did, &err)) return rd__lua_pusherr(L, &err);
-  return ack(L, st, eid, d.dlq ? did : NULL);
+  o->two = fd.t != 0;
+  o->op.a.retry_done.r = &o->in.rec.r;
+  o->op.a.retry_done.exec_id = o->out.ids.a;
+  o->op.a.retry_done.dlq_id = o->out.ids.b;
+  return lop_run(L, o, k_ids);
 }
 
 /* ---- health ----------------------------------------------------------------- */
@@ -871,17 +1135,14 @@ static int health_p(lua_State *L) {
   return 1;
 }
 
-static int l_health(lua_State *L) {
-  rd_store_t *st = check_store(L);
-  fields f = args_table(L, 2, 1, "");
-  int64_t scenario = f_int(&f, "scenario", 0, NULL);
-  double since = f_num(&f, "since", NULL);
-  rd_range top_range = {1, RD_HEALTH_TOP_MAX, 0, 1, NULL};
-  int top = (int)f_ranged(&f, "limit", &top_range, 5);
-  luaL_checkstack(L, 4, "store");
-  rd_health_t h;
+static int k_health(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
   rd_err err = {0};
-  if (rd_store_health(st, scenario, since, top, &h, &err)) return rd__lua_pusherr(L, &err);
+  int r = rd__op_finish(&o->op, &err);
+  rd_health_t h = o->out.h;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
   /* h owns strings: build the table under protection, then free them. */
   lua_pushcfunction(L, health_p);
   lua_pushlightuserdata(L, &h);
@@ -891,11 +1152,65 @@ static int l_health(lua_State *L) {
   return 1;
 }
 
+static int l_health(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  int64_t scenario = f_int(&f, "scenario", 0, NULL);
+  double since = f_num(&f, "since", NULL);
+  rd_range top_range = {1, RD_HEALTH_TOP_MAX, 0, 1, NULL};
+  int top = (int)f_ranged(&f, "limit", &top_range, 5);
+  luaL_checkstack(L, 4, "store");
+  lop *o = lop_new(L, st, RD__OP_HEALTH);
+  o->op.a.health.scenario_id = scenario;
+  o->op.a.health.since = since;
+  o->op.a.health.top = top;
+  o->op.a.health.out = &o->out.h;
+  return lop_run(L, o, k_health);
+}
+
+/* ---- new work, and a test hook ---------------------------------------------------- */
+
+static int k_wait_work(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  rd_wait_t *w = (rd_wait_t *)ctx;
+  int st = w->status;
+  rd_wait_release(w);
+  if (st == RD_ECANCELED) return rd__wait_canceled(L);
+  lua_pushboolean(L, st == 0);
+  return 1;
+}
+
+/* st:wait_work{timeout = seconds?} -> true (items may have become claimable)
+ * | false (the timeout passed first). See rd_store_wait_work. */
+static int l_wait_work(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  double timeout = f_ranged(&f, "timeout", &rd__range_seconds, 0);
+  rd__wait_check(L);
+  rd_wait_t *w;
+  rd_err err = {0};
+  if (rd_store_wait_work(st, (uint64_t)ceil(timeout * 1000), &w, &err))
+    return rd__lua_pusherr(L, &err);
+  return rd__await(L, w, k_wait_work);
+}
+
+/* st:_sleep(seconds) -> true: a query that takes that long on the server
+ * (PostgreSQL; "unsupported" on SQLite). A test hook: it shows that other
+ * tasks run while a store call is in flight. */
+static int l_sleep(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  double s = luaL_checknumber(L, 2);
+  lop *o = lop_new(L, st, RD__OP_SLEEP);
+  o->op.a.sleep.seconds = s;
+  return lop_run(L, o, k_true);
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
 static const luaL_Reg store_methods[] = {
   {"close", l_store_close},
   {"path", l_store_path},
+  {"backend", l_store_backend},
   {"scenario_create", l_scenario_create},
   {"scenario_get", l_scenario_get},
   {"scenario_list", l_scenario_list},
@@ -918,6 +1233,8 @@ static const luaL_Reg store_methods[] = {
   {"release", l_release},
   {"retry_done", l_retry_done},
   {"health", l_health},
+  {"wait_work", l_wait_work},
+  {"_sleep", l_sleep},
   {NULL, NULL},
 };
 

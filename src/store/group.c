@@ -1,22 +1,31 @@
 /*
- * Group commit on a loop: the one home of the policy "writes from tasks join
- * one open transaction, committed right before the loop next polls; a task
- * is acknowledged only after the commit".
+ * Group commit on a loop: the one home of the policy "the writes of one loop
+ * iteration share one commit, made right before the loop next polls; a
+ * writer is acknowledged only after that commit (acknowledged means
+ * durable)". The hook that ends a group is a before-poll hook: libuv runs
+ * it once every task made ready in this iteration has run.
  *
- * rd_store_record and rd_store_retry_done begin with rd__st_begin_group:
- * called from a task of the store's loop, they open (or join) the group's
- * batch transaction and schedule its commit as a before-poll hook; libuv
- * runs that hook once every task made ready in this loop iteration has run,
- * so one sync covers all their writes. The writers park on a store wait
- * (rd_store_group_wait) that the commit completes, with its error when it
- * failed (the whole group is then rolled back, and every writer hears so).
- *
- * Any other write begins with rd__st_begin: it first commits the open group,
- * so that it is never made part of (and durable only with) a transaction it
- * did not join, and commits the groups of the other stores on the loop: two
+ * SQLite (the mechanism is a batch transaction): rd_store_record and
+ * rd_store_retry_done begin with rd__st_begin_group: called from a task of
+ * the store's loop, they open (or join) the group's batch transaction, each
+ * in its own savepoint, and schedule its commit; the writers park on a
+ * store wait (rd_store_group_wait) that the commit completes, with its
+ * error when it failed (the whole group is then rolled back, and every
+ * writer hears so). Any other write begins with rd__st_begin: it first
+ * commits the open group, so that it is never made part of (and durable
+ * only with) a transaction it did not join, and runs the loop's hooks,
+ * which commits the groups of the other stores on the loop: two
  * connections to one file in this process would otherwise have the second
  * wait for the first one's write lock, which only this process's loop can
  * release.
+ *
+ * PostgreSQL (the mechanism is a pipeline segment, pg.c): every operation
+ * started in one iteration is sent at once into the open segment, and the
+ * hook sends the sync point that ends it. The server runs a segment as one
+ * implicit transaction: one round trip and one WAL flush for all of them.
+ * Every operation, read or write, completes only when the sync's answer has
+ * arrived, so none is acknowledged before its transaction committed, and
+ * nothing is ever left waiting for a group it did not join.
  */
 #include "store/store_int.h"
 
@@ -24,21 +33,20 @@
 
 static void commit_hook(rd_hook_t *h) {
   rd_store_t *st = (rd_store_t *)((char *)h - offsetof(rd_store_t, hook));
-  rd_store_group_commit(st, NULL);
+  st->be->group_end(st);
 }
 
-void rd_store_set_loop(rd_store_t *st, rd_loop_t *loop) {
-  if (st->loop == loop) return;
-  rd_store_group_commit(st, NULL);
-  st->loop = loop;
+void rd__group_schedule(rd_store_t *st) {
+  if (!st->loop) return;
   st->hook.fn = commit_hook;
+  rd_loop_before_poll(st->loop, &st->hook);
 }
 
 int rd_store_group_pending(const rd_store_t *st) { return st->group; }
 
 int rd__group_enter(rd_store_t *st, int joins, rd_err *err) {
   /* no loop, or a batch the caller opened by hand: nothing to decide */
-  if (!st->loop || (st->batch && !st->group)) return 0;
+  if (!st->loop || (rd_store_in_batch(st) && !st->group)) return 0;
   joins = joins && rd_loop_current(st->loop) != NULL;
   if (st->group) {
     if (joins) return 0;
@@ -50,7 +58,7 @@ int rd__group_enter(rd_store_t *st, int joins, rd_err *err) {
   int r = rd_store_batch_begin(st, err);
   if (r) return r;
   st->group = 1;
-  rd_loop_before_poll(st->loop, &st->hook);
+  rd__group_schedule(st);
   return 0;
 }
 

@@ -1,11 +1,11 @@
 /* Record descriptors generated from the X-macro lists of include/redrive.h,
- * and what the store derives from them: column lists, INSERT / upsert /
- * masked UPDATE statements, binders, row readers and copies. */
+ * and what the store derives from them for both backends: column lists,
+ * INSERT / upsert / masked UPDATE statements, binders, row readers and
+ * copies. */
 #include "store/record.h"
 
-#include "store/store_int.h"
-
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +38,21 @@ static int is_text(rd__kind k) { return k == RD__K_TEXT || k == RD__K_JSON; }
 const char *rd__kind_sqlite(rd__kind k) {
   if (is_text(k)) return "TEXT";
   return k == RD__K_REAL ? "REAL" : "INTEGER";
+}
+
+const char *rd__kind_pg(rd__kind k) {
+  switch (k) {
+  case RD__K_TEXT: return "text";
+  /* json, not jsonb: the text is kept byte for byte (key order, spacing,
+   * number spelling), as SQLite keeps it; run data and states are stored as
+   * the modules produced them and only ever read back whole. */
+  case RD__K_JSON: return "json";
+  case RD__K_BIGINT: return "bigint";
+  case RD__K_INT: return "integer";
+  case RD__K_BOOL: return "boolean";
+  case RD__K_REAL: return "double precision";
+  }
+  return "?";
 }
 
 void *rd__rec_dup(const rd__record *r, const void *rec) {
@@ -111,8 +126,10 @@ int rd__sql_update(rd_buf *q, const rd__record *r) {
     const rd__field *f = &r->fields[i];
     if (f->flags & (RD_F_KEY | RD_F_STORE)) continue;
     /* one statement for every mask: a field keeps its value unless its
-     * bit (1 << its place in the list) is set */
-    rc = rd__buf_printf(q, "%s%s = CASE WHEN :mask & %u THEN %s ELSE %s END", first ? "" : ", ",
+     * bit (1 << its place in the list) is set; "<> 0" because PostgreSQL
+     * wants a boolean there */
+    rc = rd__buf_printf(q, "%s%s = CASE WHEN (:mask & %u) <> 0 THEN %s ELSE %s END",
+                        first ? "" : ", ",
                         f->name, 1u << i, f->param, f->name);
     first = 0;
   }
@@ -121,27 +138,27 @@ int rd__sql_update(rd_buf *q, const rd__record *r) {
 
 /* ---- rows ----------------------------------------------------------------- */
 
-void rd__rec_bind(sqlite3_stmt *s, const rd__record *r, const void *rec) {
+void rd__rec_bind(const rd__binder *b, void *s, const rd__record *r, const void *rec) {
   for (int i = 0; i < r->n; i++) {
     const rd__field *f = &r->fields[i];
     if (f->flags & RD_F_STORE) continue;
     switch (f->kind) {
     case RD__K_TEXT:
-    case RD__K_JSON: rd__bind_text(s, f->param, *RD__CMEMBER(rec, f, char *)); break;
+    case RD__K_JSON: b->text(s, f->param, *RD__CMEMBER(rec, f, char *)); break;
     case RD__K_BIGINT: {
       int64_t v = *RD__CMEMBER(rec, f, int64_t);
-      if (v || !(f->flags & RD_F_ZERONULL)) rd__bind_int(s, f->param, v);
-      else rd__bind_text(s, f->param, NULL);
+      if (v || !(f->flags & RD_F_ZERONULL)) b->i64(s, f->param, v);
+      else b->text(s, f->param, NULL);
       break;
     }
-    case RD__K_INT: rd__bind_int(s, f->param, *RD__CMEMBER(rec, f, int)); break;
-    case RD__K_BOOL: rd__bind_int(s, f->param, *RD__CMEMBER(rec, f, int) != 0); break;
-    case RD__K_REAL: rd__bind_double(s, f->param, *RD__CMEMBER(rec, f, double)); break;
+    case RD__K_INT: b->i64(s, f->param, *RD__CMEMBER(rec, f, int)); break;
+    case RD__K_BOOL: b->boolean(s, f->param, *RD__CMEMBER(rec, f, int) != 0); break;
+    case RD__K_REAL: b->real(s, f->param, *RD__CMEMBER(rec, f, double)); break;
     }
   }
 }
 
-void rd__rec_read(sqlite3_stmt *s, const rd__record *r, int heavy, void *rec) {
+void rd__rec_read(const rd__reader *rd, void *row, const rd__record *r, int heavy, void *rec) {
   memset(rec, 0, r->size);
   int col = 0;
   for (int i = 0; i < r->n; i++) {
@@ -149,11 +166,11 @@ void rd__rec_read(sqlite3_stmt *s, const rd__record *r, int heavy, void *rec) {
     int skip = !heavy && (f->flags & RD_F_HEAVY);
     switch (f->kind) {
     case RD__K_TEXT:
-    case RD__K_JSON: *RD__MEMBER(rec, f, const char *) = skip ? NULL : rd__col_text(s, col); break;
-    case RD__K_BIGINT: *RD__MEMBER(rec, f, int64_t) = skip ? 0 : sqlite3_column_int64(s, col); break;
-    case RD__K_INT:
-    case RD__K_BOOL: *RD__MEMBER(rec, f, int) = skip ? 0 : sqlite3_column_int(s, col); break;
-    case RD__K_REAL: *RD__MEMBER(rec, f, double) = skip ? NAN : rd__col_double(s, col); break;
+    case RD__K_JSON: *RD__MEMBER(rec, f, const char *) = skip ? NULL : rd->text(row, col); break;
+    case RD__K_BIGINT: *RD__MEMBER(rec, f, int64_t) = skip ? 0 : rd->i64(row, col); break;
+    case RD__K_INT: *RD__MEMBER(rec, f, int) = skip ? 0 : (int)rd->i64(row, col); break;
+    case RD__K_BOOL: *RD__MEMBER(rec, f, int) = skip ? 0 : rd->boolean(row, col); break;
+    case RD__K_REAL: *RD__MEMBER(rec, f, double) = skip ? NAN : rd->real(row, col); break;
     }
     if (!skip) col++;
   }

@@ -1,10 +1,14 @@
 /* The store's records as data: one descriptor per record, generated from the
- * X-macro lists of include/redrive.h (RD_EXEC_FIELDS, ...). The store builds
- * its SQL, binds and reads rows from them (record.c); the Lua binding builds
- * and reads its tables from them (src/lua/lstore.c). No SQLite, no Lua here. */
+ * X-macro lists of include/redrive.h (RD_EXEC_FIELDS, ...). Both backends
+ * build their SQL, bind parameters and read rows from them (record.c: the
+ * SQL text, with `:name` parameters, is the same for SQLite and PostgreSQL;
+ * each backend plugs in its own primitive binders and column readers); the
+ * Lua binding builds and reads its tables from them (src/lua/lstore.c). No
+ * SQLite, no libpq, no Lua here. */
 #ifndef RD_STORE_RECORD_H
 #define RD_STORE_RECORD_H
 
+#include "core/buf.h"
 #include "redrive.h"
 
 #include <stddef.h>
@@ -39,7 +43,48 @@ extern const rd__record rd__rec_scenario, rd__rec_exec, rd__rec_item, rd__rec_lo
  * block (free it with free()). NULL when out of memory. */
 void *rd__rec_dup(const rd__record *r, const void *rec);
 
-/* The SQL declared type of a kind in SQLite ("TEXT", "INTEGER", "REAL"). */
+/* The SQL declared type of a kind in SQLite ("TEXT", "INTEGER", "REAL") and
+ * in PostgreSQL ("text", "json", "bigint", "integer", "boolean", "double
+ * precision"), as the catalogs spell them. */
 const char *rd__kind_sqlite(rd__kind k);
+const char *rd__kind_pg(rd__kind k);
+
+/* ---- SQL from a record's list; each returns 0 or RD_ENOMEM ------------------
+ * cols: "a, b, c" (heavy fields only when `heavy`); select: "SELECT cols
+ * FROM table"; insert: every column bound to its ":name", with `upsert` an
+ * ON CONFLICT (key) DO UPDATE of every other column; update: "UPDATE table
+ * SET f = CASE WHEN (:mask & bit) <> 0 THEN :f ELSE f END, ..." over the
+ * fields a caller may set (the caller appends the rest and WHERE). The text
+ * is valid in both dialects. */
+int rd__sql_cols(rd_buf *q, const rd__record *r, int heavy);
+int rd__sql_select(rd_buf *q, const rd__record *r, int heavy);
+int rd__sql_insert(rd_buf *q, const rd__record *r, int upsert);
+int rd__sql_update(rd_buf *q, const rd__record *r);
+
+/* ---- parameters and rows: generated once, primitives per backend ----------
+ * A binder sets a statement's parameter by its ":name" (absent names are
+ * skipped, so one routine serves every variant of a query); strings are
+ * borrowed as the backend says. A reader reads column `col` of a row. */
+typedef struct rd__binder {
+  void (*text)(void *s, const char *name, const char *v);  /* NULL: SQL NULL */
+  void (*i64)(void *s, const char *name, int64_t v);
+  void (*boolean)(void *s, const char *name, int v);
+  void (*real)(void *s, const char *name, double v);      /* NaN: SQL NULL */
+} rd__binder;
+typedef struct rd__reader {
+  const char *(*text)(void *row, int col);                /* NULL for SQL NULL */
+  int64_t (*i64)(void *row, int col);                     /* 0 for SQL NULL */
+  int (*boolean)(void *row, int col);
+  double (*real)(void *row, int col);                     /* NaN for SQL NULL */
+} rd__reader;
+
+/* Bind every field of `rec` a caller may set to its ":name" parameter
+ * (RD_F_ZERONULL fields that are 0 as NULL); fields set by the store are
+ * left for the caller to bind. */
+void rd__rec_bind(const rd__binder *b, void *s, const rd__record *r, const void *rec);
+/* Read a row, columns in list order from 0 (heavy ones only when `heavy`,
+ * else left NULL), into `rec`; strings are borrowed from the row as the
+ * backend says. */
+void rd__rec_read(const rd__reader *rd, void *row, const rd__record *r, int heavy, void *rec);
 
 #endif

@@ -4,7 +4,7 @@
  *   rd_fingerprint(message, module, module_id, class) -> fingerprint
  *   rd_cause(message)                                 -> template
  *   rd_module_type(blueprint_json, module_id)         -> "http:ActionSendData" | NULL */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <cJSON.h>
 #include <stdlib.h>
@@ -57,7 +57,7 @@ static void fn_module_type(sqlite3_context *ctx, int argc, sqlite3_value **argv)
   cJSON_Delete(bp);
 }
 
-int rd__st_functions(rd_store_t *st, rd_err *err) {
+int rd__sq_functions(rd_store_t *st, rd_err *err) {
   static const struct {
     const char *name;
     int nargs;
@@ -68,7 +68,7 @@ int rd__st_functions(rd_store_t *st, rd_err *err) {
     {"rd_module_type", 2, fn_module_type},
   };
   for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
-    int rc = sqlite3_create_function_v2(st->db, fns[i].name, fns[i].nargs,
+    int rc = sqlite3_create_function_v2(st->sq->db, fns[i].name, fns[i].nargs,
                                         SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS,
                                         NULL, fns[i].fn, NULL, NULL, NULL);
     if (rc != SQLITE_OK) return rd__st_fail(st, rc, "cannot register SQL functions on", err);

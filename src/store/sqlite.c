@@ -1,6 +1,10 @@
-/* The store: opening a SQLite file safely, schema migrations, the statement
- * cache, transactions and the helpers the entity files share. */
-#include "store/store_int.h"
+/* The SQLite backend: opening a file safely, schema migrations, the
+ * statement cache, transactions, the helpers its operation files share
+ * (sqlite_*.c), and its entry in the backend table, which runs every
+ * operation synchronously when it is finished. */
+#include "store/sqlite_int.h"
+
+#include "store/schema.h"
 
 #include "core/ids.h"
 
@@ -19,98 +23,6 @@
 #define APPLICATION_ID 0x52447276
 #define BUSY_TIMEOUT_MS 5000
 
-/* Migrations: entry i takes the schema from version i to i + 1. Never edit a
- * released entry; append a new one. Each runs inside the opening transaction. */
-static const char *const migrations[] = {
-  /* 0 -> 1 */
-  "CREATE TABLE scenario ("
-  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-  "  name TEXT NOT NULL,"
-  "  blueprint TEXT NOT NULL CONSTRAINT blueprint_json CHECK (json_valid(blueprint)),"
-  "  dlq INTEGER NOT NULL DEFAULT 0,"
-  "  created REAL NOT NULL,"
-  "  updated REAL NOT NULL);"
-  "CREATE TABLE execution ("
-  "  id TEXT NOT NULL PRIMARY KEY,"
-  "  scenario_id INTEGER,"
-  "  status TEXT NOT NULL CONSTRAINT status"
-  "    CHECK (status IN ('success','warning','error','running','canceled')),"
-  "  mode TEXT,"
-  "  started_at REAL, stopped_at REAL, duration REAL,"
-  "  operations INTEGER NOT NULL DEFAULT 0,"
-  "  transfer INTEGER NOT NULL DEFAULT 0,"
-  "  attempts INTEGER NOT NULL DEFAULT 0,"
-  "  error TEXT CONSTRAINT error_json CHECK (error IS NULL OR json_valid(error)),"
-  "  run_data TEXT CONSTRAINT run_data_json CHECK (run_data IS NULL OR json_valid(run_data)),"
-  "  retry_of TEXT, retry_success_id TEXT, parent_id TEXT, dlq_id TEXT);"
-  "CREATE INDEX execution_scenario ON execution(scenario_id, id);"
-  "CREATE INDEX execution_scenario_started ON execution(scenario_id, started_at);"
-  "CREATE INDEX execution_started ON execution(started_at);"
-  "CREATE TABLE dlq_item ("
-  "  id TEXT NOT NULL PRIMARY KEY,"
-  "  scenario_id INTEGER,"
-  "  scenario_name TEXT,"
-  "  reason TEXT,"
-  "  created REAL NOT NULL,"
-  "  size INTEGER NOT NULL DEFAULT 0,"
-  "  resolved INTEGER NOT NULL DEFAULT 0,"
-  "  retry INTEGER NOT NULL DEFAULT 0,"
-  "  attempts INTEGER NOT NULL DEFAULT 0,"
-  "  execution_id TEXT,"
-  "  failer INTEGER,"
-  "  blueprint TEXT CONSTRAINT blueprint_json CHECK (blueprint IS NULL OR json_valid(blueprint)),"
-  "  state TEXT CONSTRAINT state_json CHECK (state IS NULL OR json_valid(state)),"
-  "  lease_owner TEXT,"
-  "  lease_expiry REAL,"
-  "  CONSTRAINT lease CHECK ((lease_owner IS NULL) = (lease_expiry IS NULL)));"
-  "CREATE INDEX dlq_scenario ON dlq_item(scenario_id, id);"
-  "CREATE INDEX dlq_pending ON dlq_item(id) WHERE resolved = 0;"
-  "CREATE INDEX dlq_pending_scenario ON dlq_item(scenario_id, id) WHERE resolved = 0;"
-  "CREATE INDEX dlq_lease ON dlq_item(lease_owner) WHERE lease_owner IS NOT NULL;"
-  "CREATE TABLE dlq_log ("
-  "  id TEXT NOT NULL PRIMARY KEY,"
-  "  dlq_id TEXT NOT NULL REFERENCES dlq_item(id) ON DELETE CASCADE,"
-  "  status INTEGER NOT NULL CONSTRAINT log_status CHECK (status IN (1, 2, 3)),"
-  "  duration REAL,"
-  "  operations INTEGER NOT NULL DEFAULT 0,"
-  "  transfer INTEGER NOT NULL DEFAULT 0,"
-  "  timestamp REAL NOT NULL,"
-  "  execution_id TEXT,"
-  "  forced INTEGER NOT NULL DEFAULT 0);"
-  "CREATE INDEX dlq_log_item ON dlq_log(dlq_id, id);",
-  /* 1 -> 2: failure fingerprints (src/core/fingerprint.c) on executions with
-   * an error and on items, backfilled with the store's SQL functions
-   * (sqlfn.c) from what the local source fingerprints: the module (type from
-   * the blueprint: the item's snapshot, else the scenario's), its id, the
-   * error's code and the message (the item's reason). Indexed for grouping
-   * and filtering; most executions succeed, so only rows with one. */
-  "ALTER TABLE execution ADD COLUMN fingerprint TEXT;"
-  "ALTER TABLE execution ADD COLUMN cause TEXT;"
-  "ALTER TABLE dlq_item ADD COLUMN fingerprint TEXT;"
-  "ALTER TABLE dlq_item ADD COLUMN cause TEXT;"
-  "UPDATE dlq_item SET"
-  "  fingerprint = rd_fingerprint(reason, rd_module_type(blueprint, failer), CAST(failer AS TEXT),"
-  "    (SELECT json_extract(e.error, '$.code') FROM execution e WHERE e.id = dlq_item.execution_id)),"
-  "  cause = rd_cause(reason);"
-  "UPDATE execution SET"
-  "  fingerprint = rd_fingerprint(json_extract(error, '$.message'),"
-  "    rd_module_type(coalesce((SELECT d.blueprint FROM dlq_item d WHERE d.id = execution.dlq_id),"
-  "                            (SELECT s.blueprint FROM scenario s WHERE s.id = execution.scenario_id)),"
-  "                   json_extract(error, '$.module')),"
-  "    CAST(json_extract(error, '$.module') AS TEXT), json_extract(error, '$.code')),"
-  "  cause = rd_cause(json_extract(error, '$.message'))"
-  "  WHERE error IS NOT NULL;"
-  "CREATE INDEX execution_fingerprint ON execution(fingerprint, id) WHERE fingerprint IS NOT NULL;"
-  "CREATE INDEX dlq_fingerprint ON dlq_item(fingerprint, id) WHERE fingerprint IS NOT NULL;",
-};
-#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
-
-int rd_store_schema_version(void) { return SCHEMA_VERSION; }
-
-const char *rd_store_path(const rd_store_t *st) { return st->path; }
-
-double rd__st_now(void) { return (double)rd__now_ms() / 1000.0; }
-
 int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err) {
   int code;
   switch (rc & 0xff) {
@@ -128,7 +40,7 @@ int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err) {
   case SQLITE_RANGE: code = RD_EINVALID; break;
   default: code = RD_EIO; break;
   }
-  const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+  const char *msg = st->sq->db ? sqlite3_errmsg(st->sq->db) : sqlite3_errstr(rc);
   /* A file that is not SQLite at all, and a store with damaged pages (found
    * by the read that reaches them: a full check at open reads every page,
    * seconds on a large store, too slow for a cron start) are both
@@ -144,38 +56,38 @@ int rd__st_fail(rd_store_t *st, int rc, const char *what, rd_err *err) {
 }
 
 int rd__st_prep(rd_store_t *st, const char *sql, sqlite3_stmt **out, rd_err *err) {
-  for (size_t i = 0; i < st->nstmts; i++) {
-    if (strcmp(st->stmts[i].sql, sql) == 0) {
-      sqlite3_stmt *s = st->stmts[i].stmt;
+  for (size_t i = 0; i < st->sq->nstmts; i++) {
+    if (strcmp(st->sq->stmts[i].sql, sql) == 0) {
+      sqlite3_stmt *s = st->sq->stmts[i].stmt;
       sqlite3_reset(s);
       sqlite3_clear_bindings(s);
       *out = s;
       return 0;
     }
   }
-  if (st->nstmts == st->capstmts) {
-    size_t cap = st->capstmts ? st->capstmts * 2 : 32;
-    rd__stmt_entry *p = realloc(st->stmts, cap * sizeof *p);
+  if (st->sq->nstmts == st->sq->capstmts) {
+    size_t cap = st->sq->capstmts ? st->sq->capstmts * 2 : 32;
+    rd__stmt_entry *p = realloc(st->sq->stmts, cap * sizeof *p);
     if (!p) return rd_err_set(err, RD_ENOMEM, "store: out of memory");
-    st->stmts = p;
-    st->capstmts = cap;
+    st->sq->stmts = p;
+    st->sq->capstmts = cap;
   }
   char *copy = strdup(sql);
   if (!copy) return rd_err_set(err, RD_ENOMEM, "store: out of memory");
   sqlite3_stmt *s = NULL;
-  int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+  int rc = sqlite3_prepare_v3(st->sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
   if (rc != SQLITE_OK) {
     free(copy);
     return rd__st_fail(st, rc, "cannot prepare a query on", err);
   }
-  st->stmts[st->nstmts++] = (rd__stmt_entry){.sql = copy, .stmt = s};
+  st->sq->stmts[st->sq->nstmts++] = (rd__stmt_entry){.sql = copy, .stmt = s};
   *out = s;
   return 0;
 }
 
 int rd__st_slot(rd_store_t *st, int slot, int (*build)(rd_buf *q), sqlite3_stmt **out,
                 rd_err *err) {
-  sqlite3_stmt *s = st->slot[slot];
+  sqlite3_stmt *s = st->sq->slot[slot];
   if (s) {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -187,7 +99,7 @@ int rd__st_slot(rd_store_t *st, int slot, int (*build)(rd_buf *q), sqlite3_stmt 
                     : rd__st_prep(st, q.data, &s, err);
   rd__buf_free(&q);
   if (r) return r;
-  st->slot[slot] = *out = s;
+  st->sq->slot[slot] = *out = s;
   return 0;
 }
 
@@ -206,9 +118,9 @@ static int run_sql(rd_store_t *st, const char *sql, const char *what, rd_err *er
 }
 
 static int tx_begin(rd_store_t *st, rd_err *err) {
-  if (st->batch) return run_sql(st, "SAVEPOINT rd_call", "cannot open a savepoint in", err);
+  if (st->sq->batch) return run_sql(st, "SAVEPOINT rd_call", "cannot open a savepoint in", err);
   /* A transaction left open would make everything after it part of it. */
-  if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  if (!sqlite3_get_autocommit(st->sq->db)) sqlite3_exec(st->sq->db, "ROLLBACK", NULL, NULL, NULL);
   return run_sql(st, "BEGIN IMMEDIATE", "cannot lock", err);
 }
 
@@ -223,7 +135,7 @@ int rd__st_begin_group(rd_store_t *st, rd_err *err) {
 }
 
 int rd__st_end(rd_store_t *st, int rc, rd_err *err) {
-  if (st->batch) {
+  if (st->sq->batch) {
     if (rc == 0) return run_sql(st, "RELEASE rd_call", "cannot release a savepoint in", err);
     run_sql(st, "ROLLBACK TO rd_call", "cannot roll back", NULL);
     run_sql(st, "RELEASE rd_call", "cannot release a savepoint in", NULL);
@@ -233,28 +145,13 @@ int rd__st_end(rd_store_t *st, int rc, rd_err *err) {
     rc = run_sql(st, "COMMIT", "cannot commit to", err);
     if (rc == 0) return 0;
   }
-  if (!sqlite3_get_autocommit(st->db)) {
+  if (!sqlite3_get_autocommit(st->sq->db)) {
     /* The error being returned is what matters; a failed rollback is
      * reported by SQLite rolling back on the next open. */
     if (run_sql(st, "ROLLBACK", "cannot roll back", NULL))
-      sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+      sqlite3_exec(st->sq->db, "ROLLBACK", NULL, NULL, NULL);
   }
   return rc;
-}
-
-int rd__st_limit(int limit, int *out, rd_err *err) {
-  if (limit < 0) return rd_err_set(err, RD_EINVALID, "store: limit must not be negative");
-  *out = limit == 0 ? RD_STORE_DEFAULT_LIMIT : limit > RD_STORE_MAX_LIMIT ? RD_STORE_MAX_LIMIT
-                                                                           : limit;
-  return 0;
-}
-
-int rd__st_valid_status(const char *s) {
-  static const char *const ok[] = {"success", "warning", "error", "running", "canceled"};
-  if (!s) return 0;
-  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-    if (strcmp(s, ok[i]) == 0) return 1;
-  return 0;
 }
 
 void rd__bind_text(sqlite3_stmt *s, const char *name, const char *v) {
@@ -395,7 +292,7 @@ static int pragma_int(rd_store_t *st, const char *sql, int *out, rd_err *err) {
 }
 
 /* Inside the write transaction: check that the file is ours (or empty) and
- * bring its schema to SCHEMA_VERSION. */
+ * bring its schema to rd__schema_version. */
 static int migrate(rd_store_t *st, rd_err *err) {
   int version = 0, appid = 0, ntables = 0;
   int r = pragma_int(st, "PRAGMA user_version", &version, err);
@@ -410,14 +307,14 @@ static int migrate(rd_store_t *st, rd_err *err) {
     return rd_err_set(err, RD_ECORRUPT,
                       "store: '%s' is not a redrive store (application id %d)", st->path,
                       appid);
-  if (version > SCHEMA_VERSION)
+  if (version > rd__schema_version)
     return rd_err_set(err, RD_ECORRUPT,
                       "store: '%s' has schema version %d, newer than this redrive knows (%d)",
-                      st->path, version, SCHEMA_VERSION);
-  if (version == SCHEMA_VERSION) return 0;
-  for (int v = version; v < SCHEMA_VERSION; v++) {
+                      st->path, version, rd__schema_version);
+  if (version == rd__schema_version) return 0;
+  for (int v = version; v < rd__schema_version; v++) {
     char *msg = NULL;
-    int rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, &msg);
+    int rc = sqlite3_exec(st->sq->db, rd__migrations[v].sqlite, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
       r = rd_err_set(err, RD_EIO, "store: cannot migrate '%s' to version %d: %s", st->path,
                      v + 1, msg ? msg : sqlite3_errstr(rc));
@@ -427,8 +324,8 @@ static int migrate(rd_store_t *st, rd_err *err) {
   }
   char sql[96];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d",
-           SCHEMA_VERSION, APPLICATION_ID);
-  int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+           rd__schema_version, APPLICATION_ID);
+  int rc = sqlite3_exec(st->sq->db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : rd__st_fail(st, rc, "cannot migrate", err);
 }
 
@@ -445,94 +342,200 @@ static int set_wal(rd_store_t *st, rd_err *err) {
   return r;
 }
 
-int rd_store_open(rd_store_t **out, const char *path, rd_err *err) {
-  if (!path || !*path) return rd_err_set(err, RD_EINVALID, "store: empty path");
-  rd_store_t *st = calloc(1, sizeof *st);
-  if (!st || !(st->path = strdup(path))) {
-    free(st);
-    return rd_err_set(err, RD_ENOMEM, "store: out of memory");
-  }
+int rd__sq_open(rd_store_t *st, rd_err *err) {
+  const char *path = st->path;
+  if (!(st->sq = calloc(1, sizeof *st->sq))) return rd_err_set(err, RD_ENOMEM, "store: out of memory");
   int r = make_parents(path, err);
   if (!r) r = create_file(path, err);
-  if (r) goto done;
-  int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (r) return r;
+  int rc = sqlite3_open_v2(path, &st->sq->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     r = rd__st_fail(st, rc, "cannot open", err);
-    if (r != RD_ECORRUPT) r = rd_err_set(err, RD_EIO, "store: cannot open '%s': %s", path,
-                                         st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-    goto done;
+    if (r != RD_ECORRUPT)
+      r = rd_err_set(err, RD_EIO, "store: cannot open '%s': %s", path,
+                     st->sq->db ? sqlite3_errmsg(st->sq->db) : sqlite3_errstr(rc));
+    return r;
   }
-  sqlite3_extended_result_codes(st->db, 1);
-  sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  sqlite3_extended_result_codes(st->sq->db, 1);
+  sqlite3_busy_timeout(st->sq->db, BUSY_TIMEOUT_MS);
   int version = 0;
   /* The first read tells a file that is not SQLite (SQLITE_NOTADB). */
   r = pragma_int(st, "PRAGMA user_version", &version, err);
   if (!r) r = set_wal(st, err);
   if (!r) r = run_sql(st, "PRAGMA synchronous = FULL", "cannot configure", err);
   if (!r) r = run_sql(st, "PRAGMA foreign_keys = ON", "cannot configure", err);
-  if (!r) r = rd__st_functions(st, err);
-  if (r) goto done;
+  if (!r) r = rd__sq_functions(st, err);
+  if (r) return r;
   r = rd__st_begin(st, err);
-  if (r) goto done;
-  r = rd__st_end(st, migrate(st, err), err);
-done:
-  if (r) {
-    rd_store_close(st);
-    return r;
-  }
-  *out = st;
-  return 0;
+  if (r) return r;
+  return rd__st_end(st, migrate(st, err), err);
 }
 
-int rd_store_batch_begin(rd_store_t *st, rd_err *err) {
-  if (st->batch) return 0;
+int rd__sq_batch_begin(rd_store_t *st, rd_err *err) {
+  if (st->sq->batch) return 0;
   int r = tx_begin(st, err);
-  if (r == 0) st->batch = 1;
+  if (r == 0) st->sq->batch = 1;
   return r;
 }
 
-int rd_store_batch_commit(rd_store_t *st, rd_err *err) {
-  if (!st->batch) return 0;
-  st->batch = 0;
+int rd__sq_batch_commit(rd_store_t *st, rd_err *err) {
+  if (!st->sq->batch) return 0;
+  st->sq->batch = 0;
   return rd__st_end(st, 0, err);
 }
 
-int rd_store_in_batch(const rd_store_t *st) { return st->batch; }
+/* Batches by hand are SQLite's: on PostgreSQL the writes of one loop
+ * iteration share a transaction by themselves (group.c). */
+static int no_batch(const rd_store_t *st, rd_err *err) {
+  return rd_err_set(err, RD_EUNSUPPORTED,
+                    "store: batches by hand are SQLite's; on %s '%s' the writes of one loop"
+                    " iteration share a transaction by themselves",
+                    st->be->name, st->path);
+}
 
-void rd_store_close(rd_store_t *st) {
-  if (!st) return;
-  rd_store_set_loop(st, NULL); /* commits an open group, waking its writers */
-  if (st->batch) rd_store_batch_commit(st, NULL);
-  for (size_t i = 0; i < st->nstmts; i++) {
-    sqlite3_finalize(st->stmts[i].stmt);
-    free(st->stmts[i].sql);
+int rd_store_batch_begin(rd_store_t *st, rd_err *err) {
+  return st->sq ? rd__sq_batch_begin(st, err) : no_batch(st, err);
+}
+
+int rd_store_batch_commit(rd_store_t *st, rd_err *err) {
+  return st->sq ? rd__sq_batch_commit(st, err) : no_batch(st, err);
+}
+
+int rd_store_in_batch(const rd_store_t *st) { return st->sq ? st->sq->batch : 0; }
+
+void rd__sq_close(rd_store_t *st) {
+  struct rd__sq *q = st->sq;
+  if (!q) return;
+  if (q->batch) rd__sq_batch_commit(st, NULL);
+  for (size_t i = 0; i < q->nstmts; i++) {
+    sqlite3_finalize(q->stmts[i].stmt);
+    free(q->stmts[i].sql);
   }
-  free(st->stmts);
-  if (st->db) {
-    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  free(q->stmts);
+  if (q->db) {
+    if (!sqlite3_get_autocommit(q->db)) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     /* Keep the planner's statistics fresh (cheap: only where needed). */
-    sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
-    sqlite3_close(st->db);
+    sqlite3_exec(q->db, "PRAGMA optimize", NULL, NULL, NULL);
+    sqlite3_close(q->db);
   }
-  free(st->path);
-  free(st);
+  free(q);
+  st->sq = NULL;
 }
 
-int rd_store_default_path(char *buf, size_t n) {
-  const char *env = getenv("REDRIVE_DB");
-  int len;
-  if (env && *env) {
-    len = snprintf(buf, n, "%s", env);
-  } else if ((env = getenv("XDG_DATA_HOME")) && env[0] == '/') {
-    len = snprintf(buf, n, "%s/redrive/redrive.db", env);
-  } else {
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-      struct passwd *pw = getpwuid(getuid());
-      home = pw ? pw->pw_dir : NULL;
-    }
-    if (!home || !*home) return RD_ENOT_FOUND;
-    len = snprintf(buf, n, "%s/.local/share/redrive/redrive.db", home);
-  }
-  return len < 0 || (size_t)len >= n ? RD_EINVALID : 0;
+int64_t rd__st_changes(rd_store_t *st) { return sqlite3_changes64(st->sq->db); }
+
+/* ---- the record binder and reader ------------------------------------------ */
+
+static void b_text(void *s, const char *name, const char *v) { rd__bind_text(s, name, v); }
+static void b_i64(void *s, const char *name, int64_t v) { rd__bind_int(s, name, v); }
+static void b_bool(void *s, const char *name, int v) { rd__bind_int(s, name, v != 0); }
+static void b_real(void *s, const char *name, double v) { rd__bind_double(s, name, v); }
+static const char *c_text(void *s, int i) { return rd__col_text(s, i); }
+static int64_t c_i64(void *s, int i) { return sqlite3_column_int64(s, i); }
+static int c_bool(void *s, int i) { return sqlite3_column_int(s, i) != 0; }
+static double c_real(void *s, int i) { return rd__col_double(s, i); }
+
+const rd__binder rd__sq_binder = {b_text, b_i64, b_bool, b_real};
+const rd__reader rd__sq_reader = {c_text, c_i64, c_bool, c_real};
+
+/* ---- the backend: every operation runs when it is finished ----------------- */
+
+static int sq_start(rd__op *op, rd_err *err) {
+  (void)err;
+  rd_wait_done(&op->base, 0);
+  return 0;
 }
+
+static int run(rd__op *op, rd_err *err) {
+  rd_store_t *st = op->st;
+  switch (op->kind) {
+  case RD__OP_OPEN: return rd__sq_open(st, err);
+#define A(k) op->a.k
+  case RD__OP_SCENARIO_CREATE:
+    return rd__sq_scenario_create(st, A(scenario_create).rec, A(scenario_create).id, err);
+  case RD__OP_SCENARIO_GET:
+    return rd__sq_scenario_get(st, A(scenario_get).id, A(scenario_get).out, err);
+  case RD__OP_SCENARIO_LIST:
+    return rd__sq_scenario_list(st, A(scenario_list).cb, A(scenario_list).ud, err);
+  case RD__OP_SCENARIO_UPDATE:
+    return rd__sq_scenario_update(st, A(scenario_update).id, A(scenario_update).rec,
+                                  A(scenario_update).mask, err);
+  case RD__OP_EXEC_GET: return rd__sq_exec_get(st, A(exec_get).id, A(exec_get).out, err);
+  case RD__OP_EXEC_LIST:
+    return rd__sq_exec_list(st, A(exec_list).f, A(exec_list).cb, A(exec_list).ud, err);
+  case RD__OP_EXEC_UPDATE:
+    return rd__sq_exec_update(st, A(exec_update).id, A(exec_update).rec, A(exec_update).mask,
+                              err);
+  case RD__OP_EXEC_DELETE: return rd__sq_exec_delete(st, A(exec_delete).id, err);
+  case RD__OP_RECORD:
+    return rd__sq_record(st, A(record).exec, A(record).dlq, A(record).exec_id, A(record).dlq_id,
+                         err);
+  case RD__OP_DLQ_GET: return rd__item_get(st, A(dlq_get).id, A(dlq_get).out, NULL, NULL, err);
+  case RD__OP_DLQ_LIST:
+    return rd__sq_dlq_list(st, A(dlq_list).f, A(dlq_list).cb, A(dlq_list).ud, err);
+  case RD__OP_DLQ_COUNT: return rd__sq_dlq_count(st, A(dlq_count).f, A(dlq_count).n, err);
+  case RD__OP_DLQ_PATCH:
+    return rd__sq_dlq_patch(st, A(dlq_patch).id, A(dlq_patch).blueprint, A(dlq_patch).failer,
+                            err);
+  case RD__OP_DLQ_DELETE:
+    return rd__sq_dlq_delete(st, A(dlq_delete).sel, A(dlq_delete).deleted,
+                             A(dlq_delete).on_error, A(dlq_delete).ud, err);
+  case RD__OP_DLQ_RESOLVE:
+    return rd__sq_dlq_resolve(st, A(dlq_delete).sel, A(dlq_delete).deleted,
+                              A(dlq_delete).on_error, A(dlq_delete).ud, err);
+  case RD__OP_DLQ_GROUPS:
+    return rd__sq_dlq_groups(st, A(dlq_groups).f, A(dlq_groups).cb, A(dlq_groups).ud, err);
+  case RD__OP_DLQ_LOGS:
+    return rd__sq_dlq_logs(st, A(dlq_logs).id, A(dlq_logs).f, A(dlq_logs).cb, A(dlq_logs).ud,
+                           err);
+  case RD__OP_CLAIM: return rd__sq_claim(st, A(claim).o, A(claim).cb, A(claim).ud, err);
+  case RD__OP_RENEW: return rd__sq_renew(st, A(renew).owner, A(renew).ttl, A(renew).n, err);
+  case RD__OP_RELEASE:
+    return rd__sq_release(st, A(release).owner, A(release).id, A(release).n, err);
+  case RD__OP_RETRY_DONE:
+    return rd__sq_retry_done(st, A(retry_done).r, A(retry_done).exec_id, A(retry_done).dlq_id,
+                             err);
+  case RD__OP_HEALTH:
+    return rd__sq_health(st, A(health).scenario_id, A(health).since, A(health).top,
+                         A(health).out, err);
+#undef A
+  default:
+    return rd_err_set(err, RD_EUNSUPPORTED, "store: cannot %s on SQLite '%s'",
+                      rd__op_what(op->kind), st->path);
+  }
+}
+
+/* Did op (done) make items claimable? A new item, or a lease dropped on an
+ * item still pending. */
+static int made_work(const rd__op *op) {
+  switch (op->kind) {
+  case RD__OP_RECORD: return op->a.record.dlq != NULL;
+  case RD__OP_RETRY_DONE: return !op->a.retry_done.r->success || op->a.retry_done.r->dlq;
+  case RD__OP_RELEASE: return !op->a.release.n || *op->a.release.n > 0;
+  default: return 0;
+  }
+}
+
+static int sq_finish(rd__op *op, rd_err *err) {
+  int r = run(op, err);
+  /* this process's waiting workers; other processes poll (a file cannot
+   * notify) */
+  if (!r && made_work(op)) rd__work_signal(op->st);
+  return r;
+}
+
+static void sq_group_end(rd_store_t *st) { rd_store_group_commit(st, NULL); }
+
+static int sq_set_loop(rd_store_t *st, rd_loop_t *loop, rd_err *err) {
+  (void)st, (void)loop, (void)err;
+  return 0; /* a file needs no loop */
+}
+
+const rd__backend rd__sqlite_backend = {
+  .name = "sqlite",
+  .start = sq_start,
+  .finish = sq_finish,
+  .group_end = sq_group_end,
+  .set_loop = sq_set_loop,
+  .close = rd__sq_close,
+};

@@ -2,7 +2,7 @@
  * reading, patching, deleting. Leases and the record of a retry are in
  * retry.c. Columns, binders and readers come from RD_DLQ_ITEM_FIELDS and
  * RD_DLQ_LOG_FIELDS (record.c). */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/ids.h"
 
@@ -42,25 +42,14 @@ int rd__item_insert(rd_store_t *st, const rd_dlq_item_t *d, const char *id, cons
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_ITEM_INSERT, q_item_insert, &s, err);
   if (r) return r;
-  rd__rec_bind(s, ITEM, d);
+  rd__sq_rec_bind(s, ITEM, d);
   rd__bind_text(s, ":id", id);
   if (isnan(d->created)) rd__bind_double(s, ":created", rd__st_now());
   rd__bind_text(s, ":execution_id", exec_id);
   return rd__st_exec(st, s, "cannot write an incomplete execution to", err);
 }
 
-int rd__pick_id(const char *given, char out[RD_ID_LEN + 1], const char *what, rd_err *err) {
-  if (given) {
-    if (!rd__id_valid(given))
-      return rd_err_set(err, RD_EINVALID, "store: invalid %s id '%s'", what, given);
-    memcpy(out, given, RD_ID_LEN + 1);
-    return 0;
-  }
-  if (rd__id_new(out)) return rd_err_set(err, RD_EIO, "store: no random bytes for an id");
-  return 0;
-}
-
-int rd_store_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *dlq,
+int rd__sq_record(rd_store_t *st, const rd_exec_t *exec, const rd_dlq_item_t *dlq,
                     char *exec_id, char *dlq_id, rd_err *err) {
   char eid[RD_ID_LEN + 1], did[RD_ID_LEN + 1] = "";
   int r = rd__pick_id(exec->id, eid, "execution", err);
@@ -87,7 +76,7 @@ int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb 
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd_dlq_item_t d;
-    rd__rec_read(s, ITEM, 1, &d);
+    rd__sq_rec_read(s, ITEM, 1, &d);
     if (out) {
       rd_dlq_item_t *copy = rd__rec_dup(ITEM, &d);
       if (copy) *out = copy;
@@ -102,10 +91,6 @@ int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb 
   }
   sqlite3_reset(s);
   return r;
-}
-
-int rd_store_dlq_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_err *err) {
-  return rd__item_get(st, id, out, NULL, NULL, err);
 }
 
 static const char *const filter_conds[] = {
@@ -136,7 +121,7 @@ static void filter_bind(sqlite3_stmt *s, const rd_dlq_filter_t *f) {
   rd__bind_text(s, ":fingerprint", f->fingerprint);
 }
 
-int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
+int rd__sq_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
                       rd_err *err) {
   int limit, use[NFILTER];
   int r = rd__st_limit(f->limit, &limit, err);
@@ -151,7 +136,7 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_dlq_item_t d;
-    rd__rec_read(s, ITEM, 0, &d);
+    rd__sq_rec_read(s, ITEM, 0, &d);
     if (cb(&d, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -162,7 +147,7 @@ int rd_store_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, vo
   return r;
 }
 
-int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err) {
+int rd__sq_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err) {
   int use[NFILTER];
   filter_use(f, use, 0, 1);
   sqlite3_stmt *s;
@@ -177,7 +162,7 @@ int rd_store_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_
   return r;
 }
 
-int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
+int rd__sq_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
                       rd_dlq_log_cb cb, void *ud, rd_err *err) {
   static const char *const conds[] = {
     " AND status = :status", " AND timestamp >= :from", " AND timestamp < :to",
@@ -186,8 +171,6 @@ int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t 
   int limit;
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
-  if (f->status < 0 || f->status > 3)
-    return rd_err_set(err, RD_EINVALID, "store: log status must be 1, 2 or 3");
   sqlite3_stmt *s;
   r = rd__st_prep(st, "SELECT 1 FROM dlq_item WHERE id = :id", &s, err);
   if (r) return r;
@@ -209,7 +192,7 @@ int rd_store_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t 
   rd__bind_int(s, ":limit", limit);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_dlq_log_t l;
-    rd__rec_read(s, LOG, 1, &l);
+    rd__sq_rec_read(s, LOG, 1, &l);
     if (cb(&l, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -243,7 +226,7 @@ static int check_unleased(rd_store_t *st, const char *id, double now, rd_err *er
   return r;
 }
 
-int rd_store_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, int64_t failer,
+int rd__sq_dlq_patch(rd_store_t *st, const char *id, const char *blueprint, int64_t failer,
                        rd_err *err) {
   int r = rd__st_begin(st, err);
   if (r) return r;
@@ -270,16 +253,6 @@ const char *const rd__sel_conds[RD__SEL_N] = {
   " AND id NOT IN (SELECT value FROM json_each(:except))",
   " AND fingerprint = :fingerprint",
 };
-
-int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
-  if (!sel->all && !sel->ids)
-    return rd_err_set(err, RD_EINVALID, "store: give ids or all");
-  for (size_t i = 0; sel->ids && i < sel->n_ids; i++)
-    if (!sel->ids[i]) return rd_err_set(err, RD_EINVALID, "store: NULL id in ids");
-  for (size_t i = 0; sel->except && i < sel->n_except; i++)
-    if (!sel->except[i]) return rd_err_set(err, RD_EINVALID, "store: NULL id in except");
-  return 0;
-}
 
 void rd__sel_use(const rd_dlq_sel_t *sel, int use[RD__SEL_N]) {
   use[0] = sel->scenario_id != 0;
@@ -317,11 +290,10 @@ static int report(rd_store_t *st, sqlite3_stmt *s, int code, const char *message
  * (in the scenario / with the fingerprint, if given); `act` (a statement
  * over the rest: DELETE or UPDATE, with the selection's conditions
  * appended) runs on what is left and *n counts the rows it changed. The one
- * body of delete and resolve. */
+ * body of delete and resolve. (The selection was checked: rd__op_check.) */
 static int on_selection(rd_store_t *st, const rd_dlq_sel_t *sel, const char *act, const char *what,
                         int64_t *n, rd_dlq_error_cb on_error, void *ud, rd_err *err) {
-  int r = rd__sel_check(sel, err);
-  if (!r) r = rd__st_begin(st, err);
+  int r = rd__st_begin(st, err);
   if (r) return r;
   double now = rd__st_now();
   int use[RD__SEL_N];
@@ -356,21 +328,21 @@ static int on_selection(rd_store_t *st, const rd_dlq_sel_t *sel, const char *act
     rd__bind_double(s, ":now", now);
     r = rd__st_exec(st, s, what, err);
   }
-  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
+  int64_t changed = r ? 0 : rd__st_changes(st);
   r = rd__st_end(st, r, err);
   if (!r && n) *n = changed;
   return r;
 }
 
-int rd_store_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
-                        rd_dlq_error_cb on_error, void *ud, rd_err *err) {
+int rd__sq_dlq_delete(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *deleted,
+                      rd_dlq_error_cb on_error, void *ud, rd_err *err) {
   /* logs go with their item (ON DELETE CASCADE) */
   return on_selection(st, sel, "DELETE FROM dlq_item WHERE NOT " LEASED,
                       "cannot delete incomplete executions from", deleted, on_error, ud, err);
 }
 
-int rd_store_dlq_resolve(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *n,
-                         rd_dlq_error_cb on_error, void *ud, rd_err *err) {
+int rd__sq_dlq_resolve(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *n,
+                       rd_dlq_error_cb on_error, void *ud, rd_err *err) {
   return on_selection(st, sel, "UPDATE dlq_item SET resolved = 1 WHERE resolved = 0 AND NOT " LEASED,
                       "cannot resolve incomplete executions in", n, on_error, ud, err);
 }
@@ -422,16 +394,16 @@ static void group_scenarios(rd_group_t *g, const char *list) {
   }
 }
 
-int rd_store_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, void *ud,
-                        rd_err *err) {
+int rd__sq_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, void *ud,
+                      rd_err *err) {
   int limit, use[NFILTER];
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
   filter_use(f, use, 1, 0);
   sqlite3_stmt *s;
   /* one read transaction: the groups and their examples agree */
-  if (sqlite3_exec(st->db, st->batch ? "SAVEPOINT rd_groups" : "BEGIN", NULL, NULL, NULL))
-    return rd__st_fail(st, sqlite3_errcode(st->db), "cannot read", err);
+  if (sqlite3_exec(st->sq->db, st->sq->batch ? "SAVEPOINT rd_groups" : "BEGIN", NULL, NULL, NULL))
+    return rd__st_fail(st, sqlite3_errcode(st->sq->db), "cannot read", err);
   r = rd__prep_built(st, NULL,
                      "SELECT fingerprint, count(*) AS n, min(created), max(created),"
                      " group_concat(DISTINCT scenario_id) FROM dlq_item WHERE 1",
@@ -457,6 +429,6 @@ int rd_store_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb
     if (!r && rc != SQLITE_DONE) r = rd__st_fail(st, rc, "cannot read", err);
     sqlite3_reset(s);
   }
-  sqlite3_exec(st->db, st->batch ? "RELEASE rd_groups" : "COMMIT", NULL, NULL, NULL);
+  sqlite3_exec(st->sq->db, st->sq->batch ? "RELEASE rd_groups" : "COMMIT", NULL, NULL, NULL);
   return r;
 }

@@ -1,7 +1,7 @@
 /* Executions: one row per run (or retry) of a scenario; run_data and error
  * are JSON text the Lua layer decodes. Columns, binders and readers come
  * from RD_EXEC_FIELDS (record.c). */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include "core/ids.h"
 
@@ -23,19 +23,16 @@ static int q_update(rd_buf *q) {
 
 int rd__exec_put(rd_store_t *st, const rd_exec_t *e, const char *id, const char *dlq_id,
                  rd_err *err) {
-  if (!rd__st_valid_status(e->status))
-    return rd_err_set(err, RD_EINVALID, "store: invalid execution status '%s'",
-                      e->status ? e->status : "(none)");
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_EXEC_PUT, q_put, &s, err);
   if (r) return r;
-  rd__rec_bind(s, R, e);
+  rd__sq_rec_bind(s, R, e);
   rd__bind_text(s, ":id", id);
   if (dlq_id) rd__bind_text(s, ":dlq_id", dlq_id);
   return rd__st_exec(st, s, "cannot write an execution to", err);
 }
 
-int rd_store_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *err) {
+int rd__sq_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_EXEC_GET, q_get, &s, err);
   if (r) return r;
@@ -43,7 +40,7 @@ int rd_store_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *e
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd_exec_t e;
-    rd__rec_read(s, R, 1, &e);
+    rd__sq_rec_read(s, R, 1, &e);
     rd_exec_t *copy = rd__rec_dup(R, &e);
     if (copy) *out = copy;
     else r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
@@ -56,7 +53,7 @@ int rd_store_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *e
   return r;
 }
 
-int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb, void *ud,
+int rd__sq_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb, void *ud,
                        rd_err *err) {
   int limit;
   int r = rd__st_limit(f->limit, &limit, err);
@@ -90,7 +87,7 @@ int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb,
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_exec_t e;
-    rd__rec_read(s, R, 0, &e);
+    rd__sq_rec_read(s, R, 0, &e);
     if (cb(&e, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -101,27 +98,24 @@ int rd_store_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb,
   return r;
 }
 
-int rd_store_exec_update(rd_store_t *st, const char *id, const rd_exec_t *f, unsigned mask,
+int rd__sq_exec_update(rd_store_t *st, const char *id, const rd_exec_t *f, unsigned mask,
                          rd_err *err) {
-  if ((mask & RD_EXEC_STATUS) && !rd__st_valid_status(f->status))
-    return rd_err_set(err, RD_EINVALID, "store: invalid execution status '%s'",
-                      f->status ? f->status : "(none)");
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
   r = rd__st_slot(st, RD__Q_EXEC_UPDATE, q_update, &s, err);
   if (!r) {
-    rd__rec_bind(s, R, f);
+    rd__sq_rec_bind(s, R, f);
     rd__bind_int(s, ":mask", mask);
     rd__bind_text(s, ":id", id);
     r = rd__st_exec(st, s, "cannot update an execution in", err);
   }
-  if (!r && sqlite3_changes(st->db) == 0)
+  if (!r && rd__st_changes(st) == 0)
     r = rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
   return rd__st_end(st, r, err);
 }
 
-int rd_store_exec_delete(rd_store_t *st, const char *id, rd_err *err) {
+int rd__sq_exec_delete(rd_store_t *st, const char *id, rd_err *err) {
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
@@ -130,7 +124,7 @@ int rd_store_exec_delete(rd_store_t *st, const char *id, rd_err *err) {
     rd__bind_text(s, ":id", id);
     r = rd__st_exec(st, s, "cannot delete an execution from", err);
   }
-  if (!r && sqlite3_changes(st->db) == 0)
+  if (!r && rd__st_changes(st) == 0)
     r = rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
   return rd__st_end(st, r, err);
 }

@@ -1,18 +1,12 @@
 /* Health of a scenario (or of all): counts, average and p95 duration, top
  * failure reasons, all computed by SQLite over the executions, so no row is
  * loaded into memory. */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void rd_store_health_free(rd_health_t *h) {
-  if (!h) return;
-  for (size_t i = 0; i < h->n_top; i++) free(h->top[i].reason);
-  h->n_top = 0;
-}
 
 /* Prepare head + filter conditions + tail for the given filter. */
 static int prep(rd_store_t *st, const char *head, int scenario, int since, const char *tail,
@@ -27,18 +21,16 @@ static int prep(rd_store_t *st, const char *head, int scenario, int since, const
   return r;
 }
 
-int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
+int rd__sq_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
                     rd_err *err) {
-  if (top < 0) return rd_err_set(err, RD_EINVALID, "store: top must not be negative");
-  if (top == 0) top = 5;
-  if (top > RD_HEALTH_TOP_MAX) top = RD_HEALTH_TOP_MAX;
+  top = rd__st_top(top);
   int use_scn = scenario_id != 0, use_since = !isnan(since);
   rd_health_t h = {.success_rate = NAN, .avg_duration = NAN, .p95_duration = NAN};
   int64_t ndur = 0;
   sqlite3_stmt *s;
   /* One read transaction, so the figures agree with each other. */
-  int r = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
-              ? 0 : rd__st_fail(st, sqlite3_errcode(st->db), "cannot read", err);
+  int r = sqlite3_exec(st->sq->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+              ? 0 : rd__st_fail(st, sqlite3_errcode(st->sq->db), "cannot read", err);
   if (r) return r;
   r = prep(st,
            "SELECT count(*), total(e.status <> 'running'),"
@@ -113,7 +105,7 @@ int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, 
       sqlite3_reset(s);
     }
   }
-  sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  sqlite3_exec(st->sq->db, "COMMIT", NULL, NULL, NULL);
   if (r) {
     rd_store_health_free(&h);
     return r;

@@ -7,7 +7,7 @@
  * rd_store_retry_done in one transaction that first checks (and drops) the
  * lease: the execution, the log, the item's resolution and the links from
  * the executions retried to it all land together or not at all. */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,14 +19,11 @@ static int nomem(rd_err *err) { return rd_err_set(err, RD_ENOMEM, "store: out of
 
 static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
 
-int rd_store_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
+int rd__sq_claim(rd_store_t *st, const rd_claim_opts_t *o, rd_dlq_cb cb, void *ud,
                    rd_err *err) {
   int limit, use[RD__SEL_N + 2];
   int r = rd__st_limit(o->limit, &limit, err);
-  if (!r) r = rd__sel_check(&o->sel, err);
   if (r) return r;
-  if (!o->owner || !*o->owner) return rd_err_set(err, RD_EINVALID, "store: claim needs an owner");
-  if (!(o->ttl > 0)) return rd_err_set(err, RD_EINVALID, "store: claim needs a ttl > 0");
   char (*ids)[RD_STORE_ID_LEN + 1] = malloc((size_t)limit * sizeof *ids);
   if (!ids) return nomem(err);
   size_t n = 0;
@@ -76,9 +73,7 @@ done:
   return r;
 }
 
-int rd_store_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_err *err) {
-  if (!owner) return rd_err_set(err, RD_EINVALID, "store: renew needs an owner");
-  if (!(ttl > 0)) return rd_err_set(err, RD_EINVALID, "store: renew needs a ttl > 0");
+int rd__sq_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_err *err) {
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
@@ -90,15 +85,14 @@ int rd_store_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd
     rd__bind_double(s, ":expiry", rd__st_now() + ttl);
     r = rd__st_exec(st, s, "cannot renew leases in", err);
   }
-  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
+  int64_t changed = r ? 0 : rd__st_changes(st);
   r = rd__st_end(st, r, err);
   if (!r && n) *n = changed;
   return r;
 }
 
-int rd_store_release(rd_store_t *st, const char *owner, const char *id, int64_t *n,
+int rd__sq_release(rd_store_t *st, const char *owner, const char *id, int64_t *n,
                      rd_err *err) {
-  if (!owner) return rd_err_set(err, RD_EINVALID, "store: release needs an owner");
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
@@ -113,7 +107,7 @@ int rd_store_release(rd_store_t *st, const char *owner, const char *id, int64_t 
     rd__bind_text(s, ":id", id);
     r = rd__st_exec(st, s, "cannot release leases in", err);
   }
-  int64_t changed = r ? 0 : sqlite3_changes64(st->db);
+  int64_t changed = r ? 0 : rd__st_changes(st);
   r = rd__st_end(st, r, err);
   if (!r && n) *n = changed;
   return r;
@@ -190,7 +184,7 @@ static int insert_log(rd_store_t *st, const rd_dlq_log_t *l, const char *dlq_id,
   sqlite3_stmt *s;
   if (!r) r = rd__st_slot(st, RD__Q_LOG_INSERT, q_log_insert, &s, err);
   if (r) return r;
-  rd__rec_bind(s, &rd__rec_log, l);
+  rd__sq_rec_bind(s, &rd__rec_log, l);
   rd__bind_text(s, ":id", lid);
   rd__bind_text(s, ":dlq_id", dlq_id);
   if (isnan(l->timestamp)) rd__bind_double(s, ":timestamp", rd__st_now());
@@ -208,22 +202,10 @@ static int link_retry(rd_store_t *st, const rd_exec_t *e, const char *eid, rd_er
   return rd__st_exec(st, s, "cannot link an execution to its retry in", err);
 }
 
-static int check_done(const rd_retry_done_t *r, rd_err *err) {
-  if (!r->exec) return rd_err_set(err, RD_EINVALID, "store: retry_done needs an execution");
-  if (r->dlq_id && (!r->owner || !r->log))
-    return rd_err_set(err, RD_EINVALID, "store: retry_done of an item needs its owner and log");
-  if (r->dlq_id && r->dlq)
-    return rd_err_set(err, RD_EINVALID, "store: retry_done takes an item retried or a new one");
-  if (r->log && (r->log->status < 1 || r->log->status > 3))
-    return rd_err_set(err, RD_EINVALID, "store: log status must be 1, 2 or 3");
-  return 0;
-}
-
-int rd_store_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id, char *dlq_id,
+int rd__sq_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id, char *dlq_id,
                         rd_err *err) {
   char eid[RD_STORE_ID_LEN + 1], did[RD_STORE_ID_LEN + 1] = "", orig[RD_STORE_ID_LEN + 1] = "";
-  int r = check_done(d, err);
-  if (!r) r = rd__pick_id(d->exec->id, eid, "execution", err);
+  int r = rd__pick_id(d->exec->id, eid, "execution", err);
   if (!r && d->dlq) r = rd__pick_id(d->dlq->id, did, "incomplete execution", err);
   if (!r) r = rd__st_begin_group(st, err);
   if (r) return r;

@@ -1,7 +1,7 @@
 /* Scenarios: name, blueprint (JSON text) and whether failed runs are kept as
  * incomplete executions. Columns, binders and readers come from
  * RD_SCENARIO_FIELDS (record.c). */
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 #include <stdlib.h>
 
@@ -21,27 +21,25 @@ static int q_update(rd_buf *q) {
   return rc ? rc : rd__buf_adds(q, ", updated = :updated WHERE id = :id");
 }
 
-int rd_store_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *id, rd_err *err) {
-  if (!sc->name || !sc->blueprint)
-    return rd_err_set(err, RD_EINVALID, "store: a scenario needs a name and a blueprint");
+int rd__sq_scenario_create(rd_store_t *st, const rd_scenario_t *sc, int64_t *id, rd_err *err) {
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
   r = rd__st_slot(st, RD__Q_SCENARIO_INSERT, q_insert, &s, err);
   if (!r) {
     double now = rd__st_now();
-    rd__rec_bind(s, R, sc);
+    rd__sq_rec_bind(s, R, sc);
     rd__bind_double(s, ":created", now);
     rd__bind_double(s, ":updated", now);
     r = rd__st_exec(st, s, "cannot write a scenario to", err);
   }
-  int64_t newid = sqlite3_last_insert_rowid(st->db);
+  int64_t newid = sqlite3_last_insert_rowid(st->sq->db);
   r = rd__st_end(st, r, err);
   if (!r && id) *id = newid;
   return r;
 }
 
-int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err *err) {
+int rd__sq_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_SCENARIO_GET, q_get, &s, err);
   if (r) return r;
@@ -49,7 +47,7 @@ int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_er
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd_scenario_t sc;
-    rd__rec_read(s, R, 1, &sc);
+    rd__sq_rec_read(s, R, 1, &sc);
     rd_scenario_t *copy = rd__rec_dup(R, &sc);
     if (copy) *out = copy;
     else r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
@@ -62,14 +60,14 @@ int rd_store_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_er
   return r;
 }
 
-int rd_store_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *err) {
+int rd__sq_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_SCENARIO_LIST, q_list, &s, err);
   if (r) return r;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_scenario_t sc;
-    rd__rec_read(s, R, 1, &sc);
+    rd__sq_rec_read(s, R, 1, &sc);
     if (cb(&sc, ud)) {
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       break;
@@ -80,22 +78,20 @@ int rd_store_scenario_list(rd_store_t *st, rd_scenario_cb cb, void *ud, rd_err *
   return r;
 }
 
-int rd_store_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *f, unsigned mask,
+int rd__sq_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *f, unsigned mask,
                              rd_err *err) {
-  if (((mask & RD_SCENARIO_NAME) && !f->name) || ((mask & RD_SCENARIO_BLUEPRINT) && !f->blueprint))
-    return rd_err_set(err, RD_EINVALID, "store: a scenario's name and blueprint cannot be removed");
   int r = rd__st_begin(st, err);
   if (r) return r;
   sqlite3_stmt *s;
   r = rd__st_slot(st, RD__Q_SCENARIO_UPDATE, q_update, &s, err);
   if (!r) {
-    rd__rec_bind(s, R, f);
+    rd__sq_rec_bind(s, R, f);
     rd__bind_int(s, ":mask", mask);
     rd__bind_double(s, ":updated", rd__st_now());
     rd__bind_int(s, ":id", id);
     r = rd__st_exec(st, s, "cannot update a scenario in", err);
   }
-  if (!r && sqlite3_changes(st->db) == 0)
+  if (!r && rd__st_changes(st) == 0)
     r = rd_err_set(err, RD_ENOT_FOUND, "store: no scenario %lld", (long long)id);
   return rd__st_end(st, r, err);
 }
