@@ -569,7 +569,10 @@ void rd_redact_url_password(const char *url, char *out, size_t n) {
       p = amp + 1;
     }
   }
-  /* whatever a registered credential still matches (a password typed as the
-   * user name, say) */
-  rd_redact_msg(out, n);
+  /* a registered credential typed where no password belongs (as the user
+   * name, say): the whole redactor then, userinfo included */
+  spans sp = {0};
+  find_literals(out, len, &sp);
+  if (sp.n || sp.nomem) rd_redact_msg(out, n);
+  free(sp.v);
 }

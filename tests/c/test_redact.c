@@ -194,3 +194,29 @@ RD_TEST(redact_url_drops_userinfo_and_query) {
   rd_redact_url("http://h/p", out, sizeof out);
   ASSERT_STR_EQ(out, "http://h/p");
 }
+
+/* A store URL is shown with its user, host, database and options, never
+ * its password (userinfo or a credential-named query parameter). */
+RD_TEST(redact_url_password_keeps_all_but_the_password) {
+  char out[256];
+  rd_redact_url_password("postgresql://ops:s3cr3t-pw@db.example.test:5433/redrive?sslmode=require",
+                         out, sizeof out);
+  ASSERT_STR_EQ(out, "postgresql://ops@db.example.test:5433/redrive?sslmode=require");
+  rd_redact_url_password("postgres:///redrive?host=/tmp/x&password=hunter22&user=u", out,
+                         sizeof out);
+  ASSERT_STR_EQ(out, "postgres:///redrive?host=/tmp/x&user=u");
+  rd_redact_url_password("postgresql://u@h/d?sslpassword=keypass99&application_name=rd", out,
+                         sizeof out);
+  ASSERT_STR_EQ(out, "postgresql://u@h/d?application_name=rd");
+  rd_redact_url_password("postgresql://h/d", out, sizeof out);
+  ASSERT_STR_EQ(out, "postgresql://h/d");
+  /* a registered password typed where a password does not belong */
+  ASSERT_OK(rd_redact_add("typed-secret-77", 15, NULL));
+  rd_redact_url_password("postgresql://typed-secret-77@h/d", out, sizeof out);
+  ASSERT_STR_EQ(out, "postgresql://" RD_REDACTED "@h/d");
+  rd_redact_clear();
+  /* truncated, always terminated */
+  char tiny[12];
+  rd_redact_url_password("postgresql://u:p@host/db", tiny, sizeof tiny);
+  ASSERT_INT_EQ(strlen(tiny), sizeof tiny - 1);
+}

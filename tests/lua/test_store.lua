@@ -311,4 +311,25 @@ test("store-5.1 health figures", function()
   eq(#empty.top_reasons, 0)
 end)
 
+test("store-6.1 wait_work: a new item and a dropped lease wake it; a claim does not; timeout", function()
+  local st <close> = new_store()
+  eq(st:wait_work { timeout = 0.01 }, false, "nothing happened: the timeout")
+  local woke = {}
+  local function waiter() woke[#woke + 1] = st:wait_work { timeout = 600 } end
+  local t = rd.spawn(waiter)
+  coroutine.yield() -- the waiter runs first and parks
+  local _, did = st:record { exec = failed_exec(1), dlq = item(1) }
+  t:wait()
+  eq(woke, { true }, "a new item wakes")
+  t = rd.spawn(waiter)
+  coroutine.yield()
+  eq(#st:claim { ids = { did }, owner = "w", ttl = 60 }, 1)
+  st:record { exec = failed_exec(1) } -- no item: no work
+  eq(t:status(), "waiting", "a claim is no new work")
+  eq(st:release("w"), 1)
+  t:wait()
+  eq(woke, { true, true }, "a dropped lease wakes")
+  raises("option 'timeout' must be", st.wait_work, st, { timeout = -1 })
+end)
+
 H.done()
