@@ -652,8 +652,10 @@ static int k_get(lua_State *L, int status, lua_KContext ctx) {
   lop *o = lop_resumed(L, ctx);
   void (*push)(lua_State *, const void *) = pushers[o->op.kind];
   rd_err err = {0};
-  int r = lop_end(o, &err);
-  return push_owned(L, r, o->out.rec, push, &err);
+  int r = rd__op_finish(&o->op, &err);
+  void *rec = r ? NULL : o->out.rec;
+  rd_wait_release(&o->op.base);
+  return push_owned(L, r, rec, push, &err);
 }
 
 /* writes answered by `true` */
@@ -669,11 +671,9 @@ static int k_true(lua_State *L, int status, lua_KContext ctx) {
 static int k_count(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lop *o = lop_resumed(L, ctx);
-  int64_t n = 0;
-  o->out.n = 0;
   rd_err err = {0};
   int r = rd__op_finish(&o->op, &err);
-  n = o->out.n;
+  int64_t n = o->out.n;
   rd_wait_release(&o->op.base);
   if (r) return rd__lua_pusherr(L, &err);
   lua_pushinteger(L, (lua_Integer)n);
