@@ -3,7 +3,7 @@
 
 B       ?= build
 PREFIX  ?= /usr/local
-PKGS    := libcurl libcjson libuv sqlite3 zlib
+PKGS    := libcurl libcjson libuv sqlite3 zlib libpq
 LUAPKG  := lua5.4
 CC      ?= cc
 SAN     ?=
@@ -16,9 +16,10 @@ endif
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -MMD -MP \
            -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) $(LUAPKG))
-# libcurl is found with pkg-config for its headers but loaded with dlopen on
-# first use (src/http/curl_dl.c): linking it would cost every start ~4 ms.
-LIBS    := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS))) -ldl -lpthread -lm
+# libcurl and libpq are found with pkg-config for their headers but loaded
+# with dlopen on first use (src/http/curl_dl.c, src/store/pg_dl.c): linking
+# them would cost every start ~4 ms each.
+LIBS    := $(shell pkg-config --libs $(filter-out libcurl libpq,$(PKGS))) -ldl -lpthread -lm
 LUALIB  := $(shell pkg-config --libs $(LUAPKG))
 EDITLIB := $(shell pkg-config --libs libedit)
 ifneq ($(SAN),)

@@ -13,9 +13,9 @@
  * op->base and finishes it in the continuation, where the callbacks may
  * push Lua values.
  *
- * Arguments are borrowed: inputs until rd__op_start returns (PostgreSQL
- * copies what it sends) and, for SQLite, until rd__op_finish; out pointers
- * and callbacks until rd__op_finish. */
+ * Arguments, out pointers and callbacks are borrowed until rd__op_finish
+ * (PostgreSQL copies the values it sends when the operation starts, and may
+ * send them again; it reads ids back for its messages when it finishes). */
 #ifndef RD_STORE_OP_H
 #define RD_STORE_OP_H
 

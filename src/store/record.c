@@ -119,6 +119,31 @@ int rd__sql_insert(rd_buf *q, const rd__record *r, int upsert) {
   return rc;
 }
 
+int rd__sql_insert_auto(rd_buf *q, const rd__record *r) {
+  const char *key = NULL;
+  int rc = rd__buf_printf(q, "INSERT INTO %s (", r->table);
+  for (int i = 0, first = 1; !rc && i < r->n; i++) {
+    if (r->fields[i].flags & RD_F_KEY) {
+      key = r->fields[i].name;
+      continue;
+    }
+    rc = rd__buf_printf(q, "%s%s", first ? "" : ", ", r->fields[i].name);
+    first = 0;
+  }
+  if (!rc) rc = rd__buf_adds(q, ") VALUES (");
+  for (int i = 0, first = 1; !rc && i < r->n; i++) {
+    if (r->fields[i].flags & RD_F_KEY) continue;
+    rc = rd__buf_printf(q, "%s%s", first ? "" : ", ", r->fields[i].param);
+    first = 0;
+  }
+  return rc ? rc : rd__buf_printf(q, ") RETURNING %s", key);
+}
+
+int rd__sql_get(rd_buf *q, const rd__record *r) {
+  int rc = rd__sql_select(q, r, 1);
+  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
+}
+
 int rd__sql_update(rd_buf *q, const rd__record *r) {
   int rc = rd__buf_printf(q, "UPDATE %s SET ", r->table);
   int first = 1;

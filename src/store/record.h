@@ -60,6 +60,11 @@ int rd__sql_cols(rd_buf *q, const rd__record *r, int heavy);
 int rd__sql_select(rd_buf *q, const rd__record *r, int heavy);
 int rd__sql_insert(rd_buf *q, const rd__record *r, int upsert);
 int rd__sql_update(rd_buf *q, const rd__record *r);
+/* insert_auto: every column but the key, which the database makes (an
+ * identity), "RETURNING key"; get: "SELECT every column FROM table WHERE
+ * id = :id". */
+int rd__sql_insert_auto(rd_buf *q, const rd__record *r);
+int rd__sql_get(rd_buf *q, const rd__record *r);
 
 /* ---- parameters and rows: generated once, primitives per backend ----------
  * A binder sets a statement's parameter by its ":name" (absent names are

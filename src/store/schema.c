@@ -132,16 +132,34 @@ const rd__migration rd__migrations[] = {
     "CREATE INDEX dlq_log_item ON dlq_log(dlq_id, id);"
     /* New work for waiting workers (rd_store_wait_work): a new item, or one
      * whose lease was dropped while it is still pending, notifies the
-     * schema's channel when its transaction commits (PostgreSQL folds the
-     * notifications of one transaction into one). */
+     * store's channel, redrive_work_<oid of dlq_item> (one per store, even
+     * with several in one database), when its transaction commits;
+     * PostgreSQL folds the notifications of one transaction into one. */
     "CREATE FUNCTION redrive_work_notify() RETURNS trigger LANGUAGE plpgsql AS"
-    "  'BEGIN PERFORM pg_notify(''redrive_work.'' || TG_TABLE_SCHEMA, ''''); RETURN NULL; END';"
+    "  'BEGIN PERFORM pg_notify(''redrive_work_'' || TG_RELID, ''''); RETURN NULL; END';"
     "CREATE TRIGGER dlq_item_new AFTER INSERT ON dlq_item"
     "  FOR EACH STATEMENT EXECUTE FUNCTION redrive_work_notify();"
     "CREATE TRIGGER dlq_item_freed AFTER UPDATE OF lease_owner, resolved ON dlq_item"
     "  FOR EACH ROW WHEN (NEW.lease_owner IS NULL AND NOT NEW.resolved"
     "    AND (OLD.lease_owner IS NOT NULL OR OLD.resolved))"
-    "  EXECUTE FUNCTION redrive_work_notify();",
+    "  EXECUTE FUNCTION redrive_work_notify();"
+    /* The lease check of a retry's record (pg_retry.c): settle the item if
+     * p_owner holds its lease, else raise -- RDNFD (no such item) or RDLSE
+     * (the message is the holder, or empty) -- which aborts the pipeline's
+     * transaction, so nothing of the retry is recorded. Returns the item's
+     * execution. */
+    "CREATE FUNCTION redrive_settle(p_id text, p_owner text, p_success boolean)"
+    "  RETURNS text LANGUAGE plpgsql AS '"
+    "DECLARE e text; holder text;"
+    "BEGIN"
+    "  UPDATE dlq_item SET resolved = resolved OR p_success, attempts = attempts + 1,"
+    "    lease_owner = NULL, lease_expiry = NULL"
+    "    WHERE id = p_id AND lease_owner = p_owner RETURNING execution_id INTO e;"
+    "  IF FOUND THEN RETURN e; END IF;"
+    "  SELECT lease_owner INTO holder FROM dlq_item WHERE id = p_id;"
+    "  IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = ''RDNFD'', MESSAGE = p_id; END IF;"
+    "  RAISE EXCEPTION USING ERRCODE = ''RDLSE'', MESSAGE = coalesce(holder, '''');"
+    "END';",
   },
   /* 1 -> 2: failure fingerprints (src/core/fingerprint.c) on executions with
    * an error and on items, indexed for grouping and filtering (most

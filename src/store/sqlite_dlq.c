@@ -14,10 +14,7 @@
 static const rd__record *const ITEM = &rd__rec_item, *const LOG = &rd__rec_log;
 
 static int q_item_insert(rd_buf *q) { return rd__sql_insert(q, ITEM, 0); }
-static int q_item_get(rd_buf *q) {
-  int rc = rd__sql_select(q, ITEM, 1);
-  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
-}
+static int q_item_get(rd_buf *q) { return rd__sql_get(q, ITEM); }
 
 static int nomem(rd_err *err) { return rd_err_set(err, RD_ENOMEM, "store: out of memory"); }
 
@@ -85,7 +82,7 @@ int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb 
       r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
     }
   } else if (rc == SQLITE_DONE) {
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", id);
+    r = rd__err_no_item(err, id);
   } else {
     r = rd__st_fail(st, rc, "cannot read", err);
   }
@@ -178,7 +175,7 @@ int rd__sq_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   if (rc == SQLITE_DONE)
-    return rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", dlq_id);
+    return rd__err_no_item(err, dlq_id);
   if (rc != SQLITE_ROW) return rd__st_fail(st, rc, "cannot read", err);
   int use[4] = {f->status != 0, !isnan(f->from), !isnan(f->to), f->after != NULL};
   r = rd__prep_built(st, LOG, " WHERE dlq_id = :id", conds, use, 4,
@@ -216,12 +213,11 @@ static int check_unleased(rd_store_t *st, const char *id, double now, rd_err *er
   rd__bind_double(s, ":now", now);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_DONE)
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", id);
+    r = rd__err_no_item(err, id);
   else if (rc != SQLITE_ROW)
     r = rd__st_fail(st, rc, "cannot read", err);
   else if (sqlite3_column_int(s, 0))
-    r = rd_err_set(err, RD_ECONFLICT, "store: incomplete execution '%s' is being retried (by %s)",
-                   id, rd__col_text(s, 1));
+    r = rd__err_leased(err, id, rd__col_text(s, 1));
   sqlite3_reset(s);
   return r;
 }
@@ -305,7 +301,7 @@ static int on_selection(rd_store_t *st, const rd_dlq_sel_t *sel, const char *act
   if (!r) r = rd__sel_bind(s, sel, err);
   if (!r) {
     rd__bind_double(s, ":now", now);
-    r = report(st, s, RD_ECONFLICT, "being retried", on_error, ud, err);
+    r = report(st, s, RD_ECONFLICT, RD__MSG_BEING_RETRIED, on_error, ud, err);
   }
   /* 2. requested ids that do not exist (in the scenario, with the
    * fingerprint, if given) */
@@ -319,7 +315,7 @@ static int on_selection(rd_store_t *st, const rd_dlq_sel_t *sel, const char *act
                    " (SELECT id FROM dlq_item WHERE 1",
                    conds, (const int[]){use[0], use[3], 1, use[2]}, 4, " ORDER BY value", &s, err);
     if (!r) r = rd__sel_bind(s, sel, err);
-    if (!r) r = report(st, s, RD_ENOT_FOUND, "not found", on_error, ud, err);
+    if (!r) r = report(st, s, RD_ENOT_FOUND, RD__MSG_NOT_FOUND, on_error, ud, err);
   }
   /* 3. the rest */
   if (!r) r = rd__prep_built(st, NULL, act, rd__sel_conds, use, RD__SEL_N, "", &s, err);

@@ -12,10 +12,7 @@
 static const rd__record *const R = &rd__rec_exec;
 
 static int q_put(rd_buf *q) { return rd__sql_insert(q, R, 1); }
-static int q_get(rd_buf *q) {
-  int rc = rd__sql_select(q, R, 1);
-  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
-}
+static int q_get(rd_buf *q) { return rd__sql_get(q, R); }
 static int q_update(rd_buf *q) {
   int rc = rd__sql_update(q, R);
   return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
@@ -45,7 +42,7 @@ int rd__sq_exec_get(rd_store_t *st, const char *id, rd_exec_t **out, rd_err *err
     if (copy) *out = copy;
     else r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
   } else if (rc == SQLITE_DONE) {
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
+    r = rd__err_no_exec(err, id);
   } else {
     r = rd__st_fail(st, rc, "cannot read", err);
   }
@@ -111,7 +108,7 @@ int rd__sq_exec_update(rd_store_t *st, const char *id, const rd_exec_t *f, unsig
     r = rd__st_exec(st, s, "cannot update an execution in", err);
   }
   if (!r && rd__st_changes(st) == 0)
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
+    r = rd__err_no_exec(err, id);
   return rd__st_end(st, r, err);
 }
 
@@ -125,6 +122,6 @@ int rd__sq_exec_delete(rd_store_t *st, const char *id, rd_err *err) {
     r = rd__st_exec(st, s, "cannot delete an execution from", err);
   }
   if (!r && rd__st_changes(st) == 0)
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
+    r = rd__err_no_exec(err, id);
   return rd__st_end(st, r, err);
 }

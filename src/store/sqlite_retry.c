@@ -141,14 +141,11 @@ static int settle_refused(rd_store_t *st, const char *id, const char *owner, rd_
   rd__bind_text(s, ":id", id);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_DONE) {
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", id);
+    r = rd__err_no_item(err, id);
   } else if (rc != SQLITE_ROW) {
     r = rd__st_fail(st, rc, "cannot read", err);
   } else {
-    const char *holder = rd__col_text(s, 0);
-    r = rd_err_set(err, RD_ECONFLICT,
-                   "store: lease on incomplete execution '%s' is not held by '%s'%s%s", id, owner,
-                   holder ? " but by " : "", holder ? holder : "");
+    r = rd__err_not_held(err, id, owner, rd__col_text(s, 0));
   }
   sqlite3_reset(s);
   return r;

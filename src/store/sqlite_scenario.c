@@ -8,10 +8,7 @@
 static const rd__record *const R = &rd__rec_scenario;
 
 static int q_insert(rd_buf *q) { return rd__sql_insert(q, R, 0); }
-static int q_get(rd_buf *q) {
-  int rc = rd__sql_select(q, R, 1);
-  return rc ? rc : rd__buf_adds(q, " WHERE id = :id");
-}
+static int q_get(rd_buf *q) { return rd__sql_get(q, R); }
 static int q_list(rd_buf *q) {
   int rc = rd__sql_select(q, R, 1);
   return rc ? rc : rd__buf_adds(q, " ORDER BY id");
@@ -52,7 +49,7 @@ int rd__sq_scenario_get(rd_store_t *st, int64_t id, rd_scenario_t **out, rd_err 
     if (copy) *out = copy;
     else r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
   } else if (rc == SQLITE_DONE) {
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no scenario %lld", (long long)id);
+    r = rd__err_no_scenario(err, id);
   } else {
     r = rd__st_fail(st, rc, "cannot read", err);
   }
@@ -92,6 +89,6 @@ int rd__sq_scenario_update(rd_store_t *st, int64_t id, const rd_scenario_t *f, u
     r = rd__st_exec(st, s, "cannot update a scenario in", err);
   }
   if (!r && rd__st_changes(st) == 0)
-    r = rd_err_set(err, RD_ENOT_FOUND, "store: no scenario %lld", (long long)id);
+    r = rd__err_no_scenario(err, id);
   return rd__st_end(st, r, err);
 }

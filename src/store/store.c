@@ -59,6 +59,29 @@ int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err) {
   return 0;
 }
 
+int rd__err_no_scenario(rd_err *err, int64_t id) {
+  return rd_err_set(err, RD_ENOT_FOUND, "store: no scenario %lld", (long long)id);
+}
+
+int rd__err_no_exec(rd_err *err, const char *id) {
+  return rd_err_set(err, RD_ENOT_FOUND, "store: no execution '%s'", id);
+}
+
+int rd__err_no_item(rd_err *err, const char *id) {
+  return rd_err_set(err, RD_ENOT_FOUND, "store: no incomplete execution '%s'", id);
+}
+
+int rd__err_leased(rd_err *err, const char *id, const char *holder) {
+  return rd_err_set(err, RD_ECONFLICT, "store: incomplete execution '%s' is being retried (by %s)",
+                    id, holder ? holder : "?");
+}
+
+int rd__err_not_held(rd_err *err, const char *id, const char *owner, const char *holder) {
+  return rd_err_set(err, RD_ECONFLICT,
+                    "store: lease on incomplete execution '%s' is not held by '%s'%s%s", id, owner,
+                    holder ? " but by " : "", holder ? holder : "");
+}
+
 void rd_store_health_free(rd_health_t *h) {
   if (!h) return;
   for (size_t i = 0; i < h->n_top; i++) free(h->top[i].reason);

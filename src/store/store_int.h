@@ -54,6 +54,22 @@ int rd__sel_check(const rd_dlq_sel_t *sel, rd_err *err);
  * same messages whatever holds the store): 0 or RD_EINVALID. */
 int rd__op_check(const rd__op *op, rd_err *err);
 
+/* ---- messages both backends give (store.c) ---------------------------------- */
+
+/* RD_ENOT_FOUND: "store: no scenario 7", "... no execution 'x'", "... no
+ * incomplete execution 'x'". */
+int rd__err_no_scenario(rd_err *err, int64_t id);
+int rd__err_no_exec(rd_err *err, const char *id);
+int rd__err_no_item(rd_err *err, const char *id);
+/* RD_ECONFLICT: item id is leased right now (by holder). */
+int rd__err_leased(rd_err *err, const char *id, const char *holder);
+/* RD_ECONFLICT: owner does not hold the lease on item id (holder: who
+ * does, or NULL). */
+int rd__err_not_held(rd_err *err, const char *id, const char *owner, const char *holder);
+/* What a bulk delete reports for an item it kept. */
+#define RD__MSG_BEING_RETRIED "being retried"
+#define RD__MSG_NOT_FOUND "not found"
+
 /* ---- group commit (group.c) ---------------------------------------------- */
 
 /* SQLite's rule before a write begins: join the open group (`joins`, from a

@@ -57,6 +57,57 @@ static void read_skip_why(void) {
 }
 const char *rd_test_server(void) { return getenv("RD_TEST_SERVER"); }
 
+int rd_test_pg(void) {
+  const char *s = getenv("RD_STORE");
+  return s && strcmp(s, "pg") == 0;
+}
+
+const char *rd_test_psql(const char *sql) {
+  static char out[4096];
+  const char *psql = getenv("RD_TEST_PG_PSQL");
+  if (!psql) {
+    fprintf(stderr, "rd_test_psql: RD_TEST_PG_PSQL is not set\n");
+    exit(1);
+  }
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "%s -At -c \"%s\" 2>&1", psql, sql);
+  FILE *p = popen(cmd, "r");
+  size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+  out[n] = '\0';
+  int rc = p ? pclose(p) : -1;
+  if (rc != 0) {
+    fprintf(stderr, "psql failed: %s\n%s\n", sql, out);
+    exit(1);
+  }
+  out[strcspn(out, "\n")] = '\0';
+  return out;
+}
+
+const char *rd_test_store(const char *name) {
+  static char buf[8][1024];
+  static int i;
+  char *p = buf[i++ % 8];
+  if (!rd_test_pg()) {
+    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
+    return p;
+  }
+  const char *url = getenv("RD_TEST_PG");
+  if (!url) {
+    fprintf(stderr, "rd_test_store: RD_TEST_PG is not set\n");
+    exit(1);
+  }
+  char schema[96];
+  int n = snprintf(schema, sizeof schema, "t%d_", (int)getpid());
+  for (const char *c = name; *c && n < (int)sizeof schema - 1; c++)
+    schema[n++] = (char)((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ? *c : '_');
+  schema[n] = '\0';
+  char sql[160];
+  snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS %s", schema);
+  rd_test_psql(sql);
+  snprintf(p, sizeof buf[0], "%s&options=-csearch_path%%3D%s", url, schema);
+  return p;
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
   return remove(p);

@@ -14,6 +14,18 @@ const char *rd_test_tmpdir(void);
 /* Base URL of the loopback test server ("http://127.0.0.1:PORT"), or NULL. */
 const char *rd_test_server(void);
 
+/* The store suite runs on both backends: tests/run runs the store tests a
+ * second time with RD_STORE=pg and RD_TEST_PG set (tests/pg.sh). */
+/* Is this the PostgreSQL run? */
+int rd_test_pg(void);
+/* The target of store `name` for this test: a file in its temp dir, or a
+ * schema of its own in the test database (the same name gives the same
+ * store within a test). */
+const char *rd_test_store(const char *name);
+/* Run SQL on the PostgreSQL test database (psql); fails the test if it fails.
+ * Returns the first value of the output (static), "" if none. */
+const char *rd_test_psql(const char *sql);
+
 #define RD_TEST(name)                                                        \
   static void rd_test_##name(void);                                          \
   __attribute__((constructor)) static void rd_test_reg_##name(void) {       \

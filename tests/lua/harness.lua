@@ -188,6 +188,41 @@ function H.tmpfile(text, suffix)
   return path
 end
 
+-- The store suites run on both backends (tests/run): RD_STORE=pg marks the
+-- PostgreSQL half, RD_TEST_PG is its database (tests/pg.sh started it).
+H.pg = os.getenv("RD_STORE") == "pg"
+H.backend = H.pg and "postgresql" or "sqlite"
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- psql(sql) -> the output's first line (psql -At); raises when psql fails.
+-- The tests' own SQL on the PostgreSQL test database, never the store's.
+function H.psql(sql)
+  local psql = assert(os.getenv("RD_TEST_PG_PSQL"), "RD_TEST_PG_PSQL is not set")
+  local p = assert(io.popen(psql .. " -At -c " .. shell_quote(sql) .. " 2>&1"))
+  local out = p:read("a")
+  if not p:close() then error("psql failed: " .. sql .. "\n" .. out, 2) end
+  return (out:match("^[^\n]*"))
+end
+
+-- new_db(suffix) -> target, schema: a new store's target for this run -- a
+-- temp file, or a PostgreSQL URL whose search_path is a schema of its own
+-- (made here), so every store of a test starts empty.
+function H.new_db(suffix)
+  if not H.pg then return H.tmpname(suffix or ".db") end
+  H._schemas = (H._schemas or 0) + 1
+  local schema = string.format("t%d_%d_%d", H.pid, math.random(1 << 30), H._schemas)
+  H.psql("CREATE SCHEMA " .. schema)
+  return os.getenv("RD_TEST_PG") .. "&options=-csearch_path%3D" .. schema, schema
+end
+
+-- sqlite_only(name, fn): a test of SQLite files themselves (modes, damaged
+-- pages, the sqlite3 shell); counted as skipped on PostgreSQL.
+function H.sqlite_only(name, fn)
+  if H.pg then return H.skip(name, "about SQLite files") end
+  return H.test(name, fn)
+end
+
 -- Work, measured without a clock (issue 13: growth is asserted, never time).
 -- work(fn, ...) -> Lua VM instructions fn executed (a count hook on this
 -- task's thread), then fn's results. Work inside C functions is not seen.

@@ -1,11 +1,18 @@
--- The store binding: core.store_open and redrive.Store (docs/internals.md)
+-- The store binding: core.store_open and redrive.Store (docs/internals.md),
+-- on both backends: tests/run runs this file again on PostgreSQL.
 local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
 local rd = require "redrive"
 local core = require "redrive.core"
 
 local function new_store()
-  local path = H.tmpname(".db")
+  local path = H.new_db()
   return assert(core.store_open(path)), path
+end
+
+-- What a value that is not JSON is called: SQLite's CHECK constraint, or
+-- PostgreSQL's json type naming the parameter.
+local function bad_json(col)
+  return H.pg and ("invalid input syntax for type json %(in " .. col .. "%)") or (col .. "_json")
 end
 
 local function item(scenario, reason)
@@ -20,9 +27,10 @@ local function failed_exec(scenario, duration)
 end
 
 test("store-1.1 open, path, tostring, close is idempotent, closed store raises", function()
-  local path = H.tmpname("/a/b/s.db")
+  local path = H.pg and H.new_db() or H.tmpname("/a/b/s.db") -- parent dirs are made
   local st = assert(core.store_open(path))
   eq(st:path(), path)
+  eq(st:backend(), H.backend)
   eq(tostring(st), "redrive.Store (" .. path .. ")")
   st:close()
   st:close()
@@ -35,7 +43,7 @@ test("store-1.1 open, path, tostring, close is idempotent, closed store raises",
 end)
 
 test("store-1.2 <close> closes", function()
-  local path = H.tmpname(".db")
+  local path = H.new_db()
   local keep
   do
     local st <close> = assert(core.store_open(path))
@@ -44,7 +52,7 @@ test("store-1.2 <close> closes", function()
   eq(tostring(keep), "redrive.Store (closed)")
 end)
 
-test("store-1.3 corrupt and foreign files: nil, msg, 'corrupt'", function()
+H.sqlite_only("store-1.3 corrupt and foreign files: nil, msg, 'corrupt'", function()
   local path = H.tmpname(".db")
   local f = assert(io.open(path, "w"))
   f:write(string.rep("not a database\n", 100))
@@ -73,7 +81,7 @@ test("store-2.1 scenarios", function()
   eq(sc.dlq, false)
   check_err("not_found", "^store: no scenario 99$", st.scenario_get, st, 99)
   check_err("not_found", nil, st.scenario_update, st, 99, { name = "x" })
-  check_err("invalid", "blueprint_json", st.scenario_create, st, { name = "C", blueprint = "{" })
+  check_err("invalid", bad_json("blueprint"), st.scenario_create, st, { name = "C", blueprint = "{" })
   eq(#st:scenario_list(), 1)
 end)
 
@@ -140,7 +148,7 @@ test("store-3.2 record with dlq is one transaction", function()
   -- a bad item: neither row is written
   local bad = item(1)
   bad.blueprint = "{nope"
-  check_err("invalid", "blueprint_json", st.record, st, { exec = failed_exec(1), dlq = bad })
+  check_err("invalid", bad_json("blueprint"), st.record, st, { exec = failed_exec(1), dlq = bad })
   eq(#st:exec_list(), 1)
   eq(st:dlq_count(), 1)
 end)

@@ -1,0 +1,312 @@
+/* Incomplete executions (DLQ items) and their retry logs on PostgreSQL:
+ * recording a run, reading, patching, deleting. Leases and the record of a
+ * retry are in pg_retry.c. Columns, binders and readers come from
+ * RD_DLQ_ITEM_FIELDS and RD_DLQ_LOG_FIELDS (record.c). Each operation is one
+ * transaction: its statements go in one pipeline segment. */
+#include "store/pg_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const rd__record *const ITEM = &rd__rec_item, *const LOG = &rd__rec_log;
+
+static int nomem(rd_err *err) { return rd_err_set(err, RD_ENOMEM, "store: out of memory"); }
+
+static int stopped(rd_err *err) { return rd_err_set(err, RD_ECANCELED, "store: listing stopped"); }
+
+/* ---- record --------------------------------------------------------------------- */
+
+static int q_item_insert(rd_buf *q, const void *ud) {
+  (void)ud;
+  return rd__sql_insert(q, ITEM, 0);
+}
+
+int rd__pg_item_insert(rd__pgreq *r, const rd_dlq_item_t *d, const char *id, const char *exec_id,
+                       rd_err *err) {
+  int e = rd__pg_add_built(r, q_item_insert, NULL, err);
+  if (e) return e;
+  rd__pg_rec(r, ITEM, d);
+  rd__pg_text(r, ":id", id);
+  if (isnan(d->created)) rd__pg_real(r, ":created", rd__st_now());
+  rd__pg_text(r, ":execution_id", exec_id);
+  return 0;
+}
+
+static int record_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  const rd_exec_t *exec = op->a.record.exec;
+  const rd_dlq_item_t *dlq = op->a.record.dlq;
+  char *eid = r->ids[0], *did = r->ids[1];
+  int e = rd__pick_id(exec->id, eid, "execution", err);
+  if (!e && dlq) e = rd__pick_id(dlq->id, did, "incomplete execution", err);
+  if (!e) e = rd__pg_exec_put(r, exec, eid, dlq ? did : NULL, err);
+  if (!e && dlq) e = rd__pg_item_insert(r, dlq, did, eid, err);
+  return e;
+}
+
+static int record_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  (void)err;
+  if (op->a.record.exec_id) memcpy(op->a.record.exec_id, r->ids[0], RD_STORE_ID_LEN + 1);
+  if (op->a.record.dlq_id && op->a.record.dlq)
+    memcpy(op->a.record.dlq_id, r->ids[1], RD_STORE_ID_LEN + 1);
+  return 0;
+}
+
+const rd__pgop rd__pg_record = {record_build, record_read};
+
+/* ---- get, list, count --------------------------------------------------------------- */
+
+static int q_item_get(rd_buf *q, const void *ud) {
+  (void)ud;
+  return rd__sql_get(q, ITEM);
+}
+
+static int get_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  int e = rd__pg_add_built(r, q_item_get, NULL, err);
+  if (!e) rd__pg_text(r, ":id", op->a.dlq_get.id);
+  return e;
+}
+
+static int get_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  if (rd__pg_rows(r, 0) == 0) return rd__err_no_item(err, op->a.dlq_get.id);
+  rd_dlq_item_t d;
+  rd__pg_read(r, 0, 0, ITEM, 1, &d);
+  rd_dlq_item_t *copy = rd__rec_dup(ITEM, &d);
+  if (!copy) return nomem(err);
+  *op->a.dlq_get.out = copy;
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_get = {get_build, get_read};
+
+/* The filter of list and count; `full` adds created since / until. */
+static int filter_sql(rd_buf *q, const rd_dlq_filter_t *f, int full) {
+  int r = 0;
+  if (f->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
+  /* literal booleans, so the partial indexes on pending items apply */
+  if (!r && f->resolved == 0) r = rd__buf_adds(q, " AND NOT resolved");
+  if (!r && f->resolved == 1) r = rd__buf_adds(q, " AND resolved");
+  if (!r && full && !isnan(f->since)) r = rd__buf_adds(q, " AND created >= :since");
+  if (!r && full && !isnan(f->until)) r = rd__buf_adds(q, " AND created < :until");
+  if (!r && f->after) r = rd__buf_adds(q, " AND id > :after");
+  return r;
+}
+
+static void filter_bind(rd__pgreq *r, const rd_dlq_filter_t *f) {
+  rd__pg_int(r, ":scenario", f->scenario_id);
+  rd__pg_real(r, ":since", f->since);
+  rd__pg_real(r, ":until", f->until);
+  rd__pg_text(r, ":after", f->after);
+}
+
+static int q_list(rd_buf *q, const void *ud) {
+  int r = rd__sql_select(q, ITEM, 0);
+  if (!r) r = rd__buf_adds(q, " WHERE true");
+  if (!r) r = filter_sql(q, ud, 1);
+  return r ? r : rd__buf_adds(q, " ORDER BY id LIMIT :limit");
+}
+
+static int list_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  const rd_dlq_filter_t *f = op->a.dlq_list.f;
+  int limit, e = rd__st_limit(f->limit, &limit, err);
+  if (!e) e = rd__pg_add_built(r, q_list, f, err);
+  if (e) return e;
+  filter_bind(r, f);
+  rd__pg_int(r, ":limit", limit);
+  return 0;
+}
+
+static int list_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  for (int i = 0, n = rd__pg_rows(r, 0); i < n; i++) {
+    rd_dlq_item_t d;
+    rd__pg_read(r, 0, i, ITEM, 0, &d);
+    if (op->a.dlq_list.cb(&d, op->a.dlq_list.ud)) return stopped(err);
+  }
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_list = {list_build, list_read};
+
+static int q_count(rd_buf *q, const void *ud) {
+  int r = rd__buf_adds(q, "SELECT count(*) FROM dlq_item WHERE true");
+  return r ? r : filter_sql(q, ud, 0);
+}
+
+static int count_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  int e = rd__pg_add_built(r, q_count, op->a.dlq_count.f, err);
+  if (!e) filter_bind(r, op->a.dlq_count.f);
+  return e;
+}
+
+static int count_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  (void)err;
+  *op->a.dlq_count.n = strtoll(rd__pg_value(r, 0, 0, 0), NULL, 10);
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_count = {count_build, count_read};
+
+/* ---- logs ------------------------------------------------------------------------------ */
+
+static int q_logs(rd_buf *q, const void *ud) {
+  const rd_log_filter_t *f = ud;
+  int r = rd__sql_select(q, LOG, 1);
+  if (!r) r = rd__buf_adds(q, " WHERE dlq_id = :id");
+  if (!r && f->status) r = rd__buf_adds(q, " AND status = :status");
+  if (!r && !isnan(f->from)) r = rd__buf_adds(q, " AND timestamp >= :from");
+  if (!r && !isnan(f->to)) r = rd__buf_adds(q, " AND timestamp < :to");
+  if (!r && f->after) r = rd__buf_adds(q, " AND id > :after");
+  return r ? r : rd__buf_adds(q, " ORDER BY id LIMIT :limit");
+}
+
+static int logs_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  const rd_log_filter_t *f = op->a.dlq_logs.f;
+  int limit, e = rd__st_limit(f->limit, &limit, err);
+  if (!e) e = rd__pg_add(r, "SELECT 1 FROM dlq_item WHERE id = :id", err);
+  if (e) return e;
+  rd__pg_text(r, ":id", op->a.dlq_logs.id);
+  e = rd__pg_add_built(r, q_logs, f, err);
+  if (e) return e;
+  rd__pg_text(r, ":id", op->a.dlq_logs.id);
+  rd__pg_int(r, ":status", f->status);
+  rd__pg_real(r, ":from", f->from);
+  rd__pg_real(r, ":to", f->to);
+  rd__pg_text(r, ":after", f->after);
+  rd__pg_int(r, ":limit", limit);
+  return 0;
+}
+
+static int logs_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  if (rd__pg_rows(r, 0) == 0) return rd__err_no_item(err, op->a.dlq_logs.id);
+  for (int i = 0, n = rd__pg_rows(r, 1); i < n; i++) {
+    rd_dlq_log_t l;
+    rd__pg_read(r, 1, i, LOG, 1, &l);
+    if (op->a.dlq_logs.cb(&l, op->a.dlq_logs.ud)) return stopped(err);
+  }
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_logs = {logs_build, logs_read};
+
+/* ---- patch ------------------------------------------------------------------------------
+ * The item is read and locked first, so the update that follows in the same
+ * transaction sees the lease the read saw: not found, leased (conflict) or
+ * patched, never in between. */
+
+static int patch_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  double now = rd__st_now();
+  int e = rd__pg_add(r,
+                     "SELECT " RD__PG_LEASED ", lease_owner FROM dlq_item WHERE id = :id"
+                     " FOR UPDATE",
+                     err);
+  if (e) return e;
+  rd__pg_text(r, ":id", op->a.dlq_patch.id);
+  rd__pg_real(r, ":now", now);
+  e = rd__pg_add(r,
+                 "UPDATE dlq_item SET blueprint = coalesce(:bp, blueprint),"
+                 " failer = CASE WHEN :failer > 0 THEN :failer ELSE failer END"
+                 " WHERE id = :id AND NOT " RD__PG_LEASED,
+                 err);
+  if (e) return e;
+  rd__pg_text(r, ":bp", op->a.dlq_patch.blueprint);
+  rd__pg_int(r, ":failer", op->a.dlq_patch.failer);
+  rd__pg_text(r, ":id", op->a.dlq_patch.id);
+  rd__pg_real(r, ":now", now);
+  return 0;
+}
+
+static int patch_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  if (rd__pg_rows(r, 0) == 0) return rd__err_no_item(err, op->a.dlq_patch.id);
+  const char *leased = rd__pg_value(r, 0, 0, 0);
+  if (leased && leased[0] == 't')
+    return rd__err_leased(err, op->a.dlq_patch.id, rd__pg_value(r, 0, 0, 1));
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_patch = {patch_build, patch_read};
+
+/* ---- delete ------------------------------------------------------------------------------ */
+
+int rd__pg_sel_sql(rd_buf *q, const rd_dlq_sel_t *sel) {
+  int r = 0;
+  if (sel->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
+  if (!r && !sel->all)
+    r = rd__buf_adds(q, " AND id IN (SELECT json_array_elements_text(:ids::json))");
+  if (!r && sel->except && sel->n_except > 0)
+    r = rd__buf_adds(q, " AND id NOT IN (SELECT json_array_elements_text(:except::json))");
+  return r;
+}
+
+void rd__pg_sel_bind(rd__pgreq *r, const rd_dlq_sel_t *sel) {
+  rd__pg_int(r, ":scenario", sel->scenario_id);
+  rd__pg_strings(r, ":ids", sel->ids, sel->ids ? sel->n_ids : 0);
+  rd__pg_strings(r, ":except", sel->except, sel->except ? sel->n_except : 0);
+}
+
+static int q_locked(rd_buf *q, const void *ud) {
+  int r = rd__buf_adds(q, "SELECT id, " RD__PG_LEASED " FROM dlq_item WHERE true");
+  if (!r) r = rd__pg_sel_sql(q, ud);
+  return r ? r : rd__buf_adds(q, " ORDER BY id FOR UPDATE");
+}
+
+static int q_missing(rd_buf *q, const void *ud) {
+  const rd_dlq_sel_t *sel = ud;
+  int r = rd__buf_adds(q, "SELECT DISTINCT v FROM json_array_elements_text(:ids::json) AS v"
+                          " WHERE v NOT IN (SELECT id FROM dlq_item WHERE true");
+  if (!r && sel->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
+  if (!r) r = rd__buf_adds(q, ")");
+  if (!r && sel->except && sel->n_except > 0)
+    r = rd__buf_adds(q, " AND v NOT IN (SELECT json_array_elements_text(:except::json))");
+  return r ? r : rd__buf_adds(q, " ORDER BY v");
+}
+
+static int q_delete(rd_buf *q, const void *ud) {
+  int r = rd__buf_adds(q, "DELETE FROM dlq_item WHERE NOT " RD__PG_LEASED);
+  return r ? r : rd__pg_sel_sql(q, ud);
+}
+
+/* 1. the selected items, locked (a claim skips them now), with their lease;
+ * 2. requested ids that do not exist; 3. the unleased ones go, with their
+ * logs (ON DELETE CASCADE). */
+static int delete_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  const rd_dlq_sel_t *sel = op->a.dlq_delete.sel;
+  double now = rd__st_now();
+  int e = rd__pg_add_built(r, q_locked, sel, err);
+  if (e) return e;
+  rd__pg_sel_bind(r, sel);
+  rd__pg_real(r, ":now", now);
+  if (!sel->all) {
+    e = rd__pg_add_built(r, q_missing, sel, err);
+    if (e) return e;
+    rd__pg_sel_bind(r, sel);
+  }
+  e = rd__pg_add_built(r, q_delete, sel, err);
+  if (e) return e;
+  rd__pg_sel_bind(r, sel);
+  rd__pg_real(r, ":now", now);
+  return 0;
+}
+
+/* Report each row of statement qi (its first column an id) for which
+ * `only_leased` (its second column true) or every row. */
+static int report(rd__pgreq *r, rd__op *op, int qi, int leased, int code, const char *msg,
+                  rd_err *err) {
+  rd_dlq_error_cb cb = op->a.dlq_delete.on_error;
+  for (int i = 0, n = rd__pg_rows(r, qi); cb && i < n; i++) {
+    const char *l = leased ? rd__pg_value(r, qi, i, 1) : "t";
+    if (!l || l[0] != 't') continue;
+    if (cb(rd__pg_value(r, qi, i, 0), code, msg, op->a.dlq_delete.ud))
+      return rd_err_set(err, RD_ECANCELED, "store: deletion stopped");
+  }
+  return 0;
+}
+
+static int delete_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  int last = r->nq - 1;
+  int e = report(r, op, 0, 1, RD_ECONFLICT, RD__MSG_BEING_RETRIED, err);
+  if (!e && r->nq == 3) e = report(r, op, 1, 0, RD_ENOT_FOUND, RD__MSG_NOT_FOUND, err);
+  if (!e && op->a.dlq_delete.deleted) *op->a.dlq_delete.deleted = rd__pg_changed(r, last);
+  return e;
+}
+
+const rd__pgop rd__pg_dlq_delete = {delete_build, delete_read};
