@@ -8,6 +8,7 @@
 # accepts connections. Exports:
 #   RD_TEST_PG       postgresql:///redrive?host=DIR&user=redrive (a database)
 #   RD_TEST_PG_PSQL  psql with the socket and user set, for the tests' own SQL
+#   RD_TEST_PG_PWUSER, RD_TEST_PG_PASSWORD  a role that must give a password
 # and appends the server's stop and the directory's removal to EXTRA_CLEANUP.
 # Without PostgreSQL (no initdb: scripts/deps --test installs it) nothing is
 # exported and tests/run counts the PostgreSQL half as skipped.
@@ -36,6 +37,9 @@ rd_pg_start() {
     rm -rf "$dir"
     return 0
   fi
+  # one role signs in with a password (SCRAM), for the tests of password
+  # handling; every other local connection is trusted
+  printf 'local all rdpw scram-sha-256\nlocal all all trust\n' >"$dir/data/pg_hba.conf"
   if ! "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
          -o "-c listen_addresses='' -k $dir -c fsync=off -c full_page_writes=off -c max_connections=200" \
          start >/dev/null 2>&1; then
@@ -46,12 +50,14 @@ rd_pg_start() {
   fi
   EXTRA_CLEANUP="${EXTRA_CLEANUP:+$EXTRA_CLEANUP; }${as[*]} '$bin/pg_ctl' -D '$dir/data' -m immediate stop >/dev/null 2>&1; rm -rf '$dir'"
   export RD_TEST_PG_PSQL="psql -X -q -v ON_ERROR_STOP=1 -h $dir -U redrive"
-  if ! $RD_TEST_PG_PSQL -d postgres -c "CREATE DATABASE redrive" >/dev/null; then
+  if ! $RD_TEST_PG_PSQL -d postgres -c "CREATE DATABASE redrive" \
+         -c "CREATE ROLE rdpw LOGIN PASSWORD 'rdpw-Secret-4711'" >/dev/null; then
     echo "pg: cannot create the test database; the PostgreSQL half is skipped" >&2
     unset RD_TEST_PG_PSQL
     return 0
   fi
   export RD_TEST_PG="postgresql:///redrive?host=$dir&user=redrive"
+  export RD_TEST_PG_PWUSER=rdpw RD_TEST_PG_PASSWORD=rdpw-Secret-4711
   export RD_TEST_PG_PSQL="$RD_TEST_PG_PSQL -d redrive"
 }
 rd_pg_start

@@ -108,7 +108,7 @@ return function(rd)
       for k, v in pairs(opts) do o[k] = v end
       local explicit = o.db or o.path
       if explicit ~= nil and type(explicit) ~= "string" then
-        error("bad argument #1 to 'connect' (db must be a path string)", 2)
+        error("bad argument #1 to 'connect' (db must be a path or postgresql:// URL string)", 2)
       end
       o.path = nil
       o.db = store_path(explicit, nil)
@@ -129,24 +129,17 @@ return function(rd)
     return src, err, code
   end
 
-  -- A URL (postgresql://user:pw@host/db?x) shown without userinfo or query.
-  local function bare(s)
-    s = tostring(s)
-    local scheme, rest = s:match("^(%a[%w+.-]*)://(.*)$")
-    if not scheme then return s end
-    rest = rest:gsub("[?#].*$", "")
-    local auth, path = rest:match("^([^/]*)(.*)$")
-    return scheme .. "://" .. (auth:gsub("^.*@", "")) .. path
-  end
-
   -- rd._describe(src) -> "local store /x/y.db (profile 'ops')" |
+  -- "local store postgresql://ops@db.internal/redrive (no profile)" |
   -- "make at eu2.make.com (profile 'make_eu')": what a command acts on, for
-  -- the line it prints first. Never a token, a URL's userinfo or query.
+  -- the line it prints first. Never a token or a password: a store's path
+  -- is shown as the store gives it (a URL without its password, made by the
+  -- C redactor), a remote's host without userinfo or query.
   function rd._describe(src)
     local where
     if src.kind == "local" then
       local ok, p = pcall(src.path, src)
-      where = "local store " .. (ok and bare(p) or "?")
+      where = "local store " .. (ok and tostring(p) or "?")
     else
       local host = src.base_url and tostring(src.base_url):match("^%a[%w+.-]*://([^/?#]*)")
       where = tostring(src.kind) .. " at " .. (host and host:gsub("^.*@", "") or "?")

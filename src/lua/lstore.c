@@ -1246,8 +1246,15 @@ static const luaL_Reg store_meta[] = {
   {NULL, NULL},
 };
 
+/* core.store_schema_version() -> the schema version this build writes */
+static int l_store_schema_version(lua_State *L) {
+  lua_pushinteger(L, rd_store_schema_version());
+  return 1;
+}
+
 static const luaL_Reg store_funcs[] = {
   {"store_open", l_store_open},
+  {"store_schema_version", l_store_schema_version},
   {"store_default_path", l_store_default_path},
   {NULL, NULL},
 };

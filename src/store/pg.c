@@ -452,6 +452,10 @@ static void clear_setup(rd__pg *pg) {
  * `why` (a full message when `full`, else libpq's words to wrap) and be
  * ready to connect again for the next operation. */
 static void connection_down(rd__pg *pg, int code, const char *why, int full) {
+  /* why may be libpq's, freed with the connection below: copy it first */
+  char msg[400];
+  snprintf(msg, sizeof msg, "%s", why);
+  msg[strcspn(msg, "\n")] = '\0'; /* libpq ends its messages with a newline */
   stop_timer(pg);
   close_poll(pg);
   if (pg->gai) {
@@ -465,9 +469,6 @@ static void connection_down(rd__pg *pg, int code, const char *why, int full) {
   pg->state = DOWN;
   pg->listen_sent = 0;
   for (rd__pgstmt *s = pg->stmts; s; s = s->next) s->state = 0;
-  char msg[400];
-  snprintf(msg, sizeof msg, "%s", why);
-  msg[strcspn(msg, "\n")] = '\0'; /* libpq ends its messages with a newline */
   char text[512];
   if (full)
     snprintf(text, sizeof text, "%s", msg);
@@ -481,8 +482,9 @@ static void connection_down(rd__pg *pg, int code, const char *why, int full) {
 
 static void broken(rd__pg *pg, const char *why) {
   char msg[400];
-  snprintf(msg, sizeof msg, "%s (a write in flight may or may not have been committed)",
-           why && *why ? why : "the server closed the connection");
+  int n = why && *why ? (int)strcspn(why, "\n") : 0;
+  snprintf(msg, sizeof msg, "%.*s (a write in flight may or may not have been committed)",
+           n ? n : 36, n ? why : "the server closed the connection");
   connection_down(pg, RD_EIO, msg, 0);
 }
 

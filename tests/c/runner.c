@@ -69,10 +69,16 @@ const char *rd_test_psql(const char *sql) {
     fprintf(stderr, "rd_test_psql: RD_TEST_PG_PSQL is not set\n");
     exit(1);
   }
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd, "%s -At -c \"%s\" 2>&1", psql, sql);
+  /* sql in single quotes for the shell, each ' as '\'' */
+  char cmd[16384];
+  size_t n = (size_t)snprintf(cmd, sizeof cmd, "%s -At -c '", psql);
+  for (const char *c = sql; *c && n + 8 < sizeof cmd; c++) {
+    if (*c == '\'') n += (size_t)snprintf(cmd + n, sizeof cmd - n, "'\\''");
+    else cmd[n++] = *c;
+  }
+  snprintf(cmd + n, sizeof cmd - n, "' 2>&1");
   FILE *p = popen(cmd, "r");
-  size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+  n = p ? fread(out, 1, sizeof out - 1, p) : 0;
   out[n] = '\0';
   int rc = p ? pclose(p) : -1;
   if (rc != 0) {

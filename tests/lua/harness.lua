@@ -223,6 +223,13 @@ function H.sqlite_only(name, fn)
   return H.test(name, fn)
 end
 
+-- pg_only(name, fn): a test of what only PostgreSQL has (a server, schemas,
+-- connections); counted as skipped on SQLite.
+function H.pg_only(name, fn)
+  if not H.pg then return H.skip(name, "about PostgreSQL") end
+  return H.test(name, fn)
+end
+
 -- Work, measured without a clock (issue 13: growth is asserted, never time).
 -- work(fn, ...) -> Lua VM instructions fn executed (a count hook on this
 -- task's thread), then fn's results. Work inside C functions is not seen.

@@ -1,15 +1,15 @@
 -- The local source: scenarios, runs, executions, the DLQ (items, bundle,
 -- blueprint snapshot, logs, patch, retry one / many), delete rules, safe
--- retries, retry chains and health -- against real SQLite files and the
--- loopback test server.
+-- retries, retry chains and health -- against real SQLite files and, run
+-- again by tests/run, a real PostgreSQL server; and the loopback test server.
 local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
 local rd = require "redrive"
 local core = require "redrive.core"
 local S = H.server
 
 local function connect()
-  local path = H.tmpname(".db")
-  return assert(rd.connect { kind = "local", db = path }), path
+  local path, schema = H.new_db()
+  return assert(rd.connect { kind = "local", db = path }), path, schema
 end
 
 -- A flow of http:ActionSendData modules, ids 1..n; each spec is a URL or a
@@ -675,23 +675,35 @@ test("local-8.3 a chain of 3 retries is walked from any member", function()
   eq(#r2:chain(), 4)
 end)
 
--- Raw SQL on a store file (test-only triggers), with the sqlite3 shell.
-local have_sqlite3, sql = H.have_sqlite3, H.sql
-local NO_LINK = "CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON execution" ..
-  " BEGIN SELECT RAISE(ABORT, 'link refused'); END"
+-- Raw SQL on a store (test-only triggers): the sqlite3 shell on a file
+-- (H.sql), psql in the store's schema.
+local have_sqlite3, sql = H.pg or H.have_sqlite3, H.sql
+-- A trigger that refuses every link (retry_success_id): on, off.
+local function no_link(path, schema, on)
+  if H.pg then
+    H.psql(on and string.format("CREATE FUNCTION %s.no_link() RETURNS trigger LANGUAGE plpgsql AS" ..
+      " $$BEGIN RAISE EXCEPTION 'link refused' USING ERRCODE = '23514'; END$$;" ..
+      " CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON %s.execution" ..
+      " FOR EACH ROW EXECUTE FUNCTION %s.no_link()", schema, schema, schema)
+      or string.format("DROP TRIGGER no_link ON %s.execution", schema))
+  else
+    sql(path, on and "CREATE TRIGGER no_link BEFORE UPDATE OF retry_success_id ON execution" ..
+      " BEGIN SELECT RAISE(ABORT, 'link refused'); END" or "DROP TRIGGER no_link")
+  end
+end
 
 if not have_sqlite3 then
   skip("local-8.4 a retry and its links are one transaction", "needs the sqlite3 shell for a test trigger")
 else
 test("local-8.4 a retry and its links are one transaction: a refused link rolls the whole retry back", function()
-  local src, path = connect()
+  local src, path, schema = connect()
   -- exec:retry of an execution without an item (the scenario keeps none)
   local k = key("link")
   local sc = assert(src:scenario_create { name = "link", dlq = false,
     blueprint = blueprint("link", { S .. "/flaky?fail=1&key=" .. k }) })
   local e = assert(src:run(sc.id))
   eq(e.status, "error"); eq(e.dlq_id, nil)
-  sql(path, NO_LINK)
+  no_link(path, schema, true)
   check_err("invalid", "link refused", e.retry, e)
   eq(count(k), 2) -- it ran, but nothing of it was recorded:
   eq(#collect(src:executions { scenario = sc.id }), 1)
@@ -708,7 +720,7 @@ test("local-8.4 a retry and its links are one transaction: a refused link rolls 
   eq(#collect(it:logs {}), 0)
   eq(#collect(src:executions { scenario = sc2.id }), 1)
   -- without the trigger both retries are recorded and linked
-  sql(path, "DROP TRIGGER no_link")
+  no_link(path, schema, false)
   local r = assert(e:retry())
   eq(r.status, "success")
   eq(src:execution(e.id).retry_success_id, r.id)
@@ -793,7 +805,7 @@ test("local-9.1 health: 70 successes, 30 failures with two reasons", function()
 end)
 
 test("local-9.1 two sources on one store file write concurrently (group commits do not block each other)", function()
-  local db = H.tmpname(".db")
+  local db = H.new_db()
   local a = assert(rd.connect { kind = "local", db = db })
   local b = assert(rd.connect { kind = "local", db = db })
   local sc = assert(a:scenario_create { name = "two", blueprint = { name = "two", flow = {

@@ -1,6 +1,8 @@
 -- Store safety: file modes, and hostile store files (garbage, foreign SQLite
 -- databases, newer schemas, truncation, flipped bytes) give a clear error
--- naming the path, never a crash. Hostile opens run in child processes
+-- naming the path, never a crash; on PostgreSQL (tests/run's second run),
+-- hostile databases (a newer schema, another application's, tables in the
+-- way, tables dropped behind the store's back) do the same. Hostile opens run in child processes
 -- (`redrive -e`), so a crash shows as a signal, not as this test dying.
 local H = dofile((os.getenv("RD_ROOT") or ".") .. "/tests/lua/harness.lua")
 local rd = require "redrive"
@@ -85,7 +87,7 @@ local function child(path)
   return out, how, code
 end
 
-test("safety-1.1 a new store file is 0600, its new directories 0700", function()
+H.sqlite_only("safety-1.1 a new store file is 0600, its new directories 0700", function()
   local dir = H.tmpname("-dir")
   local path = dir .. "/sub/store.db"
   local st = assert(core.store_open(path))
@@ -99,7 +101,7 @@ test("safety-1.1 a new store file is 0600, its new directories 0700", function()
   st:close()
 end)
 
-test("safety-1.2 the local source's default store is 0600 too, whatever the umask", function()
+H.sqlite_only("safety-1.2 the local source's default store is 0600 too, whatever the umask", function()
   local path = H.tmpname(".db")
   local out, how, code = child(path) -- creates it in a child process
   ok(how == "exit", "child ended by " .. tostring(how) .. " " .. tostring(code) .. ": " .. out)
@@ -110,7 +112,7 @@ test("safety-1.2 the local source's default store is 0600 too, whatever the umas
   eq(mode(p2), "600", "mode under umask 000")
 end)
 
-test("safety-2.1 a file of garbage: 'corrupt', the message names the path", function()
+H.sqlite_only("safety-2.1 a file of garbage: 'corrupt', the message names the path", function()
   local path = H.tmpname(".db")
   local bytes = {}
   for i = 1, 8192 do bytes[i] = string.char((i * 7919 + 13) % 256) end
@@ -122,7 +124,7 @@ test("safety-2.1 a file of garbage: 'corrupt', the message names the path", func
   match(out, "open%-failed\tcorrupt")
 end)
 
-test("safety-2.2 a text file, an empty file, a directory", function()
+H.sqlite_only("safety-2.2 a text file, an empty file, a directory", function()
   local path = H.tmpname(".db")
   write(path, "name,value\nsecret,hunter2\n")
   check_err("corrupt", nil, core.store_open, path)
@@ -140,7 +142,7 @@ test("safety-2.2 a text file, an empty file, a directory", function()
   match(msg, dir:gsub("%p", "%%%0"))
 end)
 
-test("safety-2.3 a foreign SQLite database (another program's tables): 'corrupt'", function()
+H.sqlite_only("safety-2.3 a foreign SQLite database (another program's tables): 'corrupt'", function()
   local path = H.tmpname(".db")
   local _, okc = sh("sqlite3 '" .. path .. "' 'CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); " ..
     "INSERT INTO users(name) VALUES (\"x\");' 2>&1")
@@ -149,7 +151,7 @@ test("safety-2.3 a foreign SQLite database (another program's tables): 'corrupt'
   match(msg, path:gsub("%p", "%%%0"))
 end)
 
-test("safety-2.4 a store from a newer redrive (schema version above ours): 'corrupt', says newer", function()
+H.sqlite_only("safety-2.4 a store from a newer redrive (schema version above ours): 'corrupt', says newer", function()
   local path = H.tmpname(".db")
   assert(core.store_open(path)):close()
   collectgarbage()
@@ -162,7 +164,7 @@ test("safety-2.4 a store from a newer redrive (schema version above ours): 'corr
   match(msg, "9999")
 end)
 
-test("safety-2.5 damaged pages inside a store: 'corrupt', says damaged and how to recover", function()
+H.sqlite_only("safety-2.5 damaged pages inside a store: 'corrupt', says damaged and how to recover", function()
   local path = H.tmpname(".db")
   populated(path, 2000)
   local full = read(path)
@@ -202,7 +204,7 @@ test("safety-2.5 damaged pages inside a store: 'corrupt', says damaged and how t
   check_err("corrupt", "is not a redrive store", core.store_open, other)
 end)
 
-test("safety-3.1 a truncated store: errors, never a crash", function()
+H.sqlite_only("safety-3.1 a truncated store: errors, never a crash", function()
   local path = H.tmpname(".db")
   populated(path)
   local full = read(path)
@@ -216,7 +218,7 @@ test("safety-3.1 a truncated store: errors, never a crash", function()
   end
 end)
 
-test("safety-3.2 flipped bytes inside the store: errors, never a crash", function()
+H.sqlite_only("safety-3.2 flipped bytes inside the store: errors, never a crash", function()
   local path = H.tmpname(".db")
   populated(path)
   local full = read(path)
@@ -237,6 +239,48 @@ test("safety-3.2 flipped bytes inside the store: errors, never a crash", functio
     if how ~= "exit" or code == 3 then crashes[#crashes + 1] = string.format("round %d: %s %s: %s", round, how, code, out) end
   end
   eq(#crashes, 0, table.concat(crashes, "\n"))
+end)
+
+-- ---- PostgreSQL: hostile databases ------------------------------------------
+
+H.pg_only("safety-4.1 a schema from a newer redrive: 'corrupt', says newer, names the URL", function()
+  local url, schema = H.new_db()
+  assert(core.store_open(url)):close()
+  H.psql("UPDATE " .. schema .. ".redrive_schema SET version = 99")
+  local msg = check_err("corrupt", "has schema version 99, newer than this redrive knows", core.store_open,
+    url)
+  match(msg, url:gsub("%p", "%%%0"))
+end)
+
+H.pg_only("safety-4.2 another application's redrive_schema, or its tables in the way: 'corrupt'", function()
+  local url, schema = H.new_db()
+  H.psql("CREATE TABLE " .. schema .. ".redrive_schema (application text, version integer);" ..
+    " INSERT INTO " .. schema .. ".redrive_schema VALUES ('ledgerly', 1)")
+  check_err("corrupt", "is not a redrive store %(redrive_schema belongs to ledgerly%)", core.store_open, url)
+  local url2, schema2 = H.new_db()
+  H.psql("CREATE TABLE " .. schema2 .. ".execution (id int)")
+  check_err("corrupt", 'relation "execution" already exists', core.store_open, url2)
+  -- nothing was left half made: the migration is one transaction
+  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema2 .. "'"), "1")
+end)
+
+H.pg_only("safety-4.3 tables dropped behind the store's back: every call errors, never a crash", function()
+  local url, schema = H.new_db()
+  local st = assert(core.store_open(url))
+  assert(st:record { exec = { status = "error", scenario_id = 1 },
+                     dlq = { scenario_id = 1, reason = "x", blueprint = "{}", state = "{}" } })
+  eq(st:dlq_count(), 1) -- its statements are prepared on the connection now
+  H.psql("DROP TABLE " .. schema .. ".dlq_log, " .. schema .. ".dlq_item")
+  check_err("corrupt", 'relation "dlq_item" does not exist', st.dlq_count, st)
+  check_err("corrupt", nil, st.dlq_list, st, {})
+  check_err("corrupt", nil, st.claim, st, { all = true, owner = "w", ttl = 5 })
+  eq(#st:exec_list(), 1, "the rest of the store still works")
+  st:close()
+  -- a new process finds the schema incomplete when it opens the store
+  local out, how, code = child(url)
+  eq(how, "exit", out)
+  ok(code ~= 3, "a call raised: " .. out)
+  match(out, "open%-failed\tcorrupt\t.*has no table dlq_item")
 end)
 
 H.done()

@@ -444,6 +444,11 @@ function Source:_owner()
 end
 
 Source.__close = Source.close
+-- the store as shown: a file, or a URL without its password (redact.c)
+Source.__tostring = function(s)
+  local ok, p = pcall(s.path, s)
+  return "redrive source local (" .. (ok and p or "closed") .. ")"
+end
 
 function M.new(rd, opts)
   local core = require "redrive.core"
@@ -452,12 +457,24 @@ function M.new(rd, opts)
   end
   local path = opts.db or opts.path -- rd.connect chose it (lua/redrive/sources.lua)
   if path ~= nil and type(path) ~= "string" then
-    error("bad argument #1 to 'connect' (db must be a path string)", 3)
+    error("bad argument #1 to 'connect' (db must be a path or postgresql:// URL string)", 3)
+  end
+  -- a PostgreSQL password: named by password_env (never written in a
+  -- config), or libpq's own ways (the URL, PGPASSFILE, a service file)
+  local password
+  if opts.password_env ~= nil then
+    if type(opts.password_env) ~= "string" then
+      error("bad argument #1 to 'connect' (password_env must name an environment variable)", 3)
+    end
+    password = os.getenv(opts.password_env)
+    if not password or password == "" then
+      return nil, "local: password_env names " .. opts.password_env .. ", which is not set", "invalid"
+    end
   end
   local ttl, terr = require("redrive.opts").number(opts.lease_ttl or os.getenv("REDRIVE_LEASE_TTL"),
     "lease_ttl", "timeout", 120)
   if not ttl then return nil, "local: " .. terr, "invalid" end
-  local st, err, code = core.store_open(path)
+  local st, err, code = core.store_open(path, password and { password = password } or nil)
   if not st then return nil, err, code end
   local src = setmetatable({
     kind = "local", name = opts.profile or "local",
