@@ -1194,15 +1194,39 @@ static int l_wait_work(lua_State *L) {
   return rd__await(L, w, k_wait_work);
 }
 
-/* st:_sleep(seconds) -> true: a query that takes that long on the server
- * (PostgreSQL; "unsupported" on SQLite). A test hook: it shows that other
- * tasks run while a store call is in flight. */
+/* Test hooks (PostgreSQL; "unsupported" on SQLite):
+ * st:_sleep(seconds) -> true: a query that takes that long on the server,
+ * to show that other tasks run while a store call is in flight;
+ * st:_setting(name) -> value: a setting of the store's own session. */
 static int l_sleep(lua_State *L) {
   rd_store_t *st = check_store(L);
   double s = luaL_checknumber(L, 2);
-  lop *o = lop_new(L, st, RD__OP_SLEEP);
-  o->op.a.sleep.seconds = s;
+  lop *o = lop_new(L, st, RD__OP_PROBE);
+  o->op.a.probe.sleep = s;
   return lop_run(L, o, k_true);
+}
+
+static int k_setting(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  char v[sizeof o->out.ids.a];
+  memcpy(v, o->out.ids.a, sizeof v);
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushstring(L, v);
+  return 1;
+}
+
+static int l_setting(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *name = luaL_checkstring(L, 2);
+  lop *o = lop_new(L, st, RD__OP_PROBE);
+  o->op.a.probe.setting = name;
+  o->op.a.probe.out = o->out.ids.a;
+  o->op.a.probe.outlen = sizeof o->out.ids.a;
+  return lop_run(L, o, k_setting);
 }
 
 /* ---- registration ------------------------------------------------------------ */
@@ -1235,6 +1259,7 @@ static const luaL_Reg store_methods[] = {
   {"health", l_health},
   {"wait_work", l_wait_work},
   {"_sleep", l_sleep},
+  {"_setting", l_setting},
   {NULL, NULL},
 };
 

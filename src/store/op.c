@@ -119,8 +119,8 @@ int rd__op_check(const rd__op *op, rd_err *err) {
   case RD__OP_HEALTH:
     if (op->a.health.top < 0) return rd_err_set(err, RD_EINVALID, "store: top must not be negative");
     return 0;
-  case RD__OP_SLEEP:
-    if (!(op->a.sleep.seconds >= 0 && op->a.sleep.seconds <= 60))
+  case RD__OP_PROBE:
+    if (!(op->a.probe.sleep >= 0 && op->a.probe.sleep <= 60))
       return rd_err_set(err, RD_EINVALID, "store: sleep takes 0 to 60 seconds");
     return 0;
   default: return 0;

@@ -46,7 +46,7 @@
   XX(RELEASE, "release leases")                                               \
   XX(RETRY_DONE, "record a retry")                                            \
   XX(HEALTH, "compute health")                                                \
-  XX(SLEEP, "sleep (a test hook)")
+  XX(PROBE, "probe the server (a test hook)")
 
 enum rd__opkind {
 #define RD__OP_ENUM(K, what) RD__OP_##K,
@@ -93,7 +93,9 @@ struct rd__op {
     struct { const char *owner, *id; int64_t *n; } release;
     struct { const rd_retry_done_t *r; char *exec_id, *dlq_id; } retry_done;
     struct { int64_t scenario_id; double since; int top; rd_health_t *out; } health;
-    struct { double seconds; } sleep;
+    /* a query that sleeps `sleep` seconds, or reads the session's
+     * `setting` into out (outlen bytes) */
+    struct { double sleep; const char *setting; char *out; size_t outlen; } probe;
   } a;
   rd_err err;        /* why it failed, when it failed after it started */
   /* The backend's table and its state for the op: finishing never reaches

@@ -16,6 +16,7 @@
  */
 #include "store/pg_int.h"
 
+#include "json/parse.h"
 #include "store/schema.h"
 
 #include <arpa/inet.h>
@@ -92,7 +93,7 @@ static const rd__pgop *const ops[RD__OP_NKINDS] = {
   [RD__OP_RELEASE] = &rd__pg_release,
   [RD__OP_RETRY_DONE] = &rd__pg_retry_done,
   [RD__OP_HEALTH] = &rd__pg_health,
-  [RD__OP_SLEEP] = &rd__pg_sleep,
+  [RD__OP_PROBE] = &rd__pg_probe,
 };
 
 static void update_watch(rd__pg *pg);
@@ -201,6 +202,20 @@ static int param(rd__pgreq *r, const char *name) {
   return -1;
 }
 
+/* PostgreSQL refuses text that is not UTF-8, which SQLite keeps as it is: a
+ * reason quoting a binary response must not make a record fail. Each byte
+ * that does not start a valid sequence becomes U+FFFD. */
+static int add_utf8(rd_buf *b, const char *v, size_t n) {
+  const unsigned char *s = (const unsigned char *)v;
+  for (;;) {
+    long bad = rd__utf8_invalid_at(s, n);
+    if (bad < 0) return rd__buf_add(b, s, n);
+    if (rd__buf_add(b, s, (size_t)bad) || rd__buf_add(b, "\xEF\xBF\xBD", 3)) return RD_ENOMEM;
+    s += bad + 1;
+    n -= (size_t)bad + 1;
+  }
+}
+
 static void bind_raw(rd__pgreq *r, const char *name, const char *v, size_t n) {
   int i = param(r, name);
   if (i < 0) return;
@@ -209,7 +224,7 @@ static void bind_raw(rd__pgreq *r, const char *name, const char *v, size_t n) {
     return;
   }
   size_t off = r->buf.len;
-  if (rd__buf_add(&r->buf, v, n) || rd__buf_add(&r->buf, "", 1)) {
+  if (add_utf8(&r->buf, v, n) || rd__buf_add(&r->buf, "", 1)) {
     r->failed_q = -2; /* out of memory: the request fails when it starts */
     return;
   }

@@ -117,7 +117,7 @@ extern const rd__pgop rd__pg_scenario_create, rd__pg_scenario_get, rd__pg_scenar
     rd__pg_scenario_update, rd__pg_exec_get, rd__pg_exec_list, rd__pg_exec_update,
     rd__pg_exec_delete, rd__pg_record, rd__pg_dlq_get, rd__pg_dlq_list, rd__pg_dlq_count,
     rd__pg_dlq_patch, rd__pg_dlq_delete, rd__pg_dlq_logs, rd__pg_claim, rd__pg_renew,
-    rd__pg_release, rd__pg_retry_done, rd__pg_health, rd__pg_sleep;
+    rd__pg_release, rd__pg_retry_done, rd__pg_health, rd__pg_probe;
 
 /* Shared by the operation files: an item with blueprint and state, and the
  * execution upsert. */
@@ -140,6 +140,7 @@ typedef struct rd__pgsetup {
   int step;                  /* 0 lock and look, 1 read the version, 2 migrate */
   int version;
   int exists;                /* redrive_schema exists */
+  int sync_off;              /* the session had synchronous_commit off */
   unsigned table_oid;        /* dlq_item's: its triggers notify
                                 redrive_work_<oid> (unique per store) */
 } rd__pgsetup;

@@ -13,7 +13,8 @@
  *  1. (it exists) its version and application: a newer version, or
  *     another application's table, is RD_ECORRUPT;
  *  2. the migrations still missing (and, from 0, redrive_schema itself),
- *     the new version, dlq_item's oid (the NOTIFY channel), COMMIT. */
+ *     the new version, synchronous_commit back on if the server had it
+ *     off, dlq_item's oid (the NOTIFY channel), COMMIT. */
 #include "store/pg_int.h"
 
 #include "store/schema.h"
@@ -32,7 +33,8 @@ char *rd__pg_setup_sql(rd__pgsetup *s, rd_err *err) {
   switch (s->step) {
   case 0:
     r = rd__buf_adds(&q, "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_KEY ");"
-                         " SELECT to_regclass('redrive_schema') IS NOT NULL, current_schema()");
+                         " SELECT to_regclass('redrive_schema') IS NOT NULL, current_schema(),"
+                         " current_setting('synchronous_commit')");
     break;
   case 1: r = rd__buf_adds(&q, "SELECT version, application FROM redrive_schema"); break;
   case 2:
@@ -44,6 +46,9 @@ char *rd__pg_setup_sql(rd__pgsetup *s, rd_err *err) {
       r = rd__buf_adds(&q, rd__migrations[v].pg);
     if (!r && s->version < rd__schema_version)
       r = rd__buf_printf(&q, "; UPDATE redrive_schema SET version = %d;", rd__schema_version);
+    /* acknowledged means durable: a server (or role) that commits
+     * without waiting for the flush is overruled for this session */
+    if (!r && s->sync_off) r = rd__buf_adds(&q, " SET synchronous_commit = on;");
     if (!r) r = rd__buf_adds(&q, " SELECT to_regclass('dlq_item')::oid; COMMIT");
     break;
   default: return NULL;
@@ -74,6 +79,8 @@ int rd__pg_setup_next(rd__pgsetup *s, PGresult **res, int n, const char *where, 
                         "store: '%s' has no schema to create the tables in (see search_path)",
                         where);
     s->exists = exists && exists[0] == 't';
+    const char *sync = last_value(res, n, 2);
+    s->sync_off = sync && strcmp(sync, "off") == 0;
     s->step = s->exists ? 1 : 2;
     return 0;
   }

@@ -178,18 +178,3 @@ static int retry_done_read(rd__pgreq *r, rd__op *op, rd_err *err) {
 }
 
 const rd__pgop rd__pg_retry_done = {retry_done_build, retry_done_read};
-
-/* ---- a test hook -------------------------------------------------------------------- */
-
-static int sleep_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
-  int e = rd__pg_add(r, "SELECT pg_sleep(:seconds)", err);
-  if (!e) rd__pg_real(r, ":seconds", op->a.sleep.seconds);
-  return e;
-}
-
-static int sleep_read(rd__pgreq *r, rd__op *op, rd_err *err) {
-  (void)r, (void)op, (void)err;
-  return 0;
-}
-
-const rd__pgop rd__pg_sleep = {sleep_build, sleep_read};

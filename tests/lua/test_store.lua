@@ -153,6 +153,12 @@ test("store-3.2 record with dlq is one transaction", function()
   eq(st:dlq_count(), 1)
 end)
 
+test("store-3.4 text that is not UTF-8 is stored, never refused (PostgreSQL replaces the bad bytes)", function()
+  local st <close> = new_store()
+  local _, did = assert(st:record { exec = failed_exec(1), dlq = item(1, "HTTP 500: \xff\xfe body") })
+  eq(st:dlq_get(did).reason, H.pg and "HTTP 500: \u{FFFD}\u{FFFD} body" or "HTTP 500: \xff\xfe body")
+end)
+
 test("store-3.3 exec_list: filters and keyset pages", function()
   local st <close> = new_store()
   local all = {}

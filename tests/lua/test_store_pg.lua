@@ -258,6 +258,15 @@ pg_only("pg-6.2 least privilege: a role without CREATE works on a store made for
   check_err("auth", "permission denied for schema " .. bare, core.store_open, url2, { password = pw })
 end)
 
+pg_only("pg-6.3 acknowledged means durable: a session set to commit without flushing is set back", function()
+  local url = H.new_db()
+  -- libpq's options: this connection starts with synchronous_commit off
+  local st <close> = assert(core.store_open(url .. "%20-csynchronous_commit%3Doff"))
+  eq(st:_setting("synchronous_commit"), "on")
+  local plain <close> = assert(core.store_open(url))
+  eq(plain:_setting("synchronous_commit"), "on")
+end)
+
 pg_only("pg-7.1 a connection the server dropped: the call in flight fails with 'io', the next reconnects", function()
   local app = "rd-reconnect-" .. H.pid .. "-" .. math.random(1 << 30)
   local url = H.new_db() .. "&application_name=" .. app
