@@ -1,6 +1,6 @@
 /*
  * The store binding: `core.store_open(target, opts)` and the methods of
- * redrive.Store (see docs/internals.md, "Store binding"). Thin: check the
+ * redrive.Store (see docs/internals.md, "The store"). Thin: check the
  * arguments (misuse raises), run one store operation (src/store/op.h), turn
  * records into plain tables (absent fields omitted, JSON columns left as
  * strings).

@@ -79,7 +79,8 @@ int rd__op_check(const rd__op *op, rd_err *err) {
   case RD__OP_SCENARIO_UPDATE: {
     const rd_scenario_t *f = op->a.scenario_update.rec;
     unsigned mask = op->a.scenario_update.mask;
-    if (((mask & RD_SCENARIO_NAME) && !f->name) || ((mask & RD_SCENARIO_BLUEPRINT) && !f->blueprint))
+    if (((mask & RD_SCENARIO_NAME) && !f->name) ||
+        ((mask & RD_SCENARIO_BLUEPRINT) && !f->blueprint))
       return rd_err_set(err, RD_EINVALID,
                         "store: a scenario's name and blueprint cannot be removed");
     return 0;
@@ -117,7 +118,8 @@ int rd__op_check(const rd__op *op, rd_err *err) {
   case RD__OP_RELEASE: return check_owner(op->a.release.owner, 0, "release", err);
   case RD__OP_RETRY_DONE: return check_retry_done(op->a.retry_done.r, err);
   case RD__OP_HEALTH:
-    if (op->a.health.top < 0) return rd_err_set(err, RD_EINVALID, "store: top must not be negative");
+    if (op->a.health.top < 0)
+      return rd_err_set(err, RD_EINVALID, "store: top must not be negative");
     return 0;
   case RD__OP_PROBE:
     if (!(op->a.probe.sleep >= 0 && op->a.probe.sleep <= 60))

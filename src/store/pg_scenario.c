@@ -29,7 +29,8 @@ static int create_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
 
 static int create_read(rd__pgreq *r, rd__op *op, rd_err *err) {
   (void)err;
-  if (op->a.scenario_create.id) *op->a.scenario_create.id = strtoll(rd__pg_value(r, 0, 0, 0), NULL, 10);
+  if (op->a.scenario_create.id)
+    *op->a.scenario_create.id = strtoll(rd__pg_value(r, 0, 0, 0), NULL, 10);
   return 0;
 }
 

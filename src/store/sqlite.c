@@ -344,7 +344,8 @@ static int set_wal(rd_store_t *st, rd_err *err) {
 
 int rd__sq_open(rd_store_t *st, rd_err *err) {
   const char *path = st->path;
-  if (!(st->sq = calloc(1, sizeof *st->sq))) return rd_err_set(err, RD_ENOMEM, "store: out of memory");
+  if (!(st->sq = calloc(1, sizeof *st->sq)))
+    return rd_err_set(err, RD_ENOMEM, "store: out of memory");
   int r = make_parents(path, err);
   if (!r) r = create_file(path, err);
   if (r) return r;

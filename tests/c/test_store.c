@@ -1117,7 +1117,8 @@ static void check_consistent(const char *path) {
   /* resolved items: original execution points at the successful retry */
   ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item d JOIN execution o"
                               " ON o.id = d.execution_id WHERE d.resolved AND"
-                              " o.retry_success_id IS DISTINCT FROM (SELECT execution_id FROM dlq_log l"
+                              " o.retry_success_id IS DISTINCT FROM"
+                              " (SELECT execution_id FROM dlq_log l"
                               " WHERE l.dlq_id = d.id AND l.status = 1)"), 0);
   ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM dlq_item WHERE resolved"
                               " AND lease_owner IS NOT NULL"), 0);

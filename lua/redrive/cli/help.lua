@@ -19,7 +19,8 @@ options (also accepted after a command):
   -h, --help       this help
   --dry-run        mutating calls log what they would do and change nothing
   --json           results and errors as JSON lines on stdout
-  --db PATH        store file of the local source; which store wins:
+  --db PATH|URL    store of the local source: a file, or a postgresql:// URL
+                   (password: password_env, ~/.pgpass; never shown); which wins:
                    rd.connect{db} > --db > $REDRIVE_DB > profile's db > default
   --profile NAME   source profile for rd.connect() (else $REDRIVE_PROFILE)
   -q, --quiet      only errors on stderr
