@@ -298,6 +298,17 @@ pg_only("pg-7.3 a cancelled call raises rd.canceled; the store goes on", functio
   eq(st:dlq_count(), 0) -- answered after the sleep the server still ran
 end)
 
+pg_only("pg-7.4 closing a store fails what is in flight on it ('io'); the task goes on", function()
+  local st = assert(core.store_open((H.new_db())))
+  local t = rd.spawn(function() return st:_sleep(0.3) end)
+  coroutine.yield() -- it parks on the query
+  st:close()
+  local r, msg, code = t:wait()
+  eq({ r, code }, { nil, "io" })
+  match(msg, "closed while the operation was in flight")
+  raises("attempt to use a closed store", st.dlq_count, st)
+end)
+
 pg_only("pg-8.1 the command line on a URL: --db and REDRIVE_DB; the acting-on line shows no password", function()
   local url = H.new_db()
   local st = assert(core.store_open(url))
