@@ -277,10 +277,10 @@ static void b_text(void *s, const char *name, const char *v) { rd__pg_text(s, na
 static void b_i64(void *s, const char *name, int64_t v) { rd__pg_int(s, name, v); }
 static void b_bool(void *s, const char *name, int v) { rd__pg_bool(s, name, v); }
 static void b_real(void *s, const char *name, double v) { rd__pg_real(s, name, v); }
-static const rd__binder binder = {b_text, b_i64, b_bool, b_real};
+const rd__binder rd__pg_binder = {b_text, b_i64, b_bool, b_real};
 
 void rd__pg_rec(rd__pgreq *r, const rd__record *rec_r, const void *rec) {
-  rd__rec_bind(&binder, r, rec_r, rec);
+  rd__rec_bind(&rd__pg_binder, r, rec_r, rec);
 }
 
 /* ---- reading results ------------------------------------------------------------- */
@@ -395,11 +395,15 @@ static void handle_closed(uv_handle_t *h) {
   if (--pg->closes == 0 && !pg->st) free(pg);
 }
 
+/* Close one of pg's handles: freed, and counted, in its close callback. */
+static void close_handle(rd__pg *pg, uv_handle_t *h) {
+  pg->closes++;
+  uv_close(h, handle_closed);
+}
+
 static void close_poll(rd__pg *pg) {
   if (!pg->poll) return;
-  uv_poll_stop(pg->poll);
-  pg->closes++;
-  uv_close((uv_handle_t *)pg->poll, handle_closed);
+  close_handle(pg, (uv_handle_t *)pg->poll);
   pg->poll = NULL;
   pg->events = 0;
 }
@@ -439,9 +443,7 @@ static int flush(rd__pg *pg) {
 
 static void stop_timer(rd__pg *pg) {
   if (!pg->timer) return;
-  uv_timer_stop(pg->timer);
-  pg->closes++;
-  uv_close((uv_handle_t *)pg->timer, handle_closed);
+  close_handle(pg, (uv_handle_t *)pg->timer);
   pg->timer = NULL;
 }
 

@@ -79,30 +79,9 @@ static int get_read(rd__pgreq *r, rd__op *op, rd_err *err) {
 
 const rd__pgop rd__pg_dlq_get = {get_build, get_read};
 
-/* The filter of list and count; `full` adds created since / until. */
-static int filter_sql(rd_buf *q, const rd_dlq_filter_t *f, int full) {
-  int r = 0;
-  if (f->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
-  /* literal booleans, so the partial indexes on pending items apply */
-  if (!r && f->resolved == 0) r = rd__buf_adds(q, " AND NOT resolved");
-  if (!r && f->resolved == 1) r = rd__buf_adds(q, " AND resolved");
-  if (!r && full && !isnan(f->since)) r = rd__buf_adds(q, " AND created >= :since");
-  if (!r && full && !isnan(f->until)) r = rd__buf_adds(q, " AND created < :until");
-  if (!r && f->after) r = rd__buf_adds(q, " AND id > :after");
-  return r;
-}
-
-static void filter_bind(rd__pgreq *r, const rd_dlq_filter_t *f) {
-  rd__pg_int(r, ":scenario", f->scenario_id);
-  rd__pg_real(r, ":since", f->since);
-  rd__pg_real(r, ":until", f->until);
-  rd__pg_text(r, ":after", f->after);
-}
-
 static int q_list(rd_buf *q, const void *ud) {
   int r = rd__sql_select(q, ITEM, 0);
-  if (!r) r = rd__buf_adds(q, " WHERE true");
-  if (!r) r = filter_sql(q, ud, 1);
+  if (!r) r = rd__sql_dlq_filter(q, &rd__dialect_pg, ud, 1);
   return r ? r : rd__buf_adds(q, " ORDER BY id LIMIT :limit");
 }
 
@@ -111,7 +90,7 @@ static int list_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   int limit, e = rd__st_limit(f->limit, &limit, err);
   if (!e) e = rd__pg_add_built(r, q_list, f, err);
   if (e) return e;
-  filter_bind(r, f);
+  rd__bind_dlq_filter(&rd__pg_binder, r, f);
   rd__pg_int(r, ":limit", limit);
   return 0;
 }
@@ -128,13 +107,13 @@ static int list_read(rd__pgreq *r, rd__op *op, rd_err *err) {
 const rd__pgop rd__pg_dlq_list = {list_build, list_read};
 
 static int q_count(rd_buf *q, const void *ud) {
-  int r = rd__buf_adds(q, "SELECT count(*) FROM dlq_item WHERE true");
-  return r ? r : filter_sql(q, ud, 0);
+  int r = rd__buf_adds(q, "SELECT count(*) FROM dlq_item");
+  return r ? r : rd__sql_dlq_filter(q, &rd__dialect_pg, ud, 0);
 }
 
 static int count_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   int e = rd__pg_add_built(r, q_count, op->a.dlq_count.f, err);
-  if (!e) filter_bind(r, op->a.dlq_count.f);
+  if (!e) rd__bind_dlq_filter(&rd__pg_binder, r, op->a.dlq_count.f);
   return e;
 }
 
@@ -148,16 +127,7 @@ const rd__pgop rd__pg_dlq_count = {count_build, count_read};
 
 /* ---- logs ------------------------------------------------------------------------------ */
 
-static int q_logs(rd_buf *q, const void *ud) {
-  const rd_log_filter_t *f = ud;
-  int r = rd__sql_select(q, LOG, 1);
-  if (!r) r = rd__buf_adds(q, " WHERE dlq_id = :id");
-  if (!r && f->status) r = rd__buf_adds(q, " AND status = :status");
-  if (!r && !isnan(f->from)) r = rd__buf_adds(q, " AND timestamp >= :from");
-  if (!r && !isnan(f->to)) r = rd__buf_adds(q, " AND timestamp < :to");
-  if (!r && f->after) r = rd__buf_adds(q, " AND id > :after");
-  return r ? r : rd__buf_adds(q, " ORDER BY id LIMIT :limit");
-}
+static int q_logs(rd_buf *q, const void *ud) { return rd__sql_logs(q, ud); }
 
 static int logs_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   const rd_log_filter_t *f = op->a.dlq_logs.f;
@@ -166,14 +136,8 @@ static int logs_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   if (e) return e;
   rd__pg_text(r, ":id", op->a.dlq_logs.id);
   e = rd__pg_add_built(r, q_logs, f, err);
-  if (e) return e;
-  rd__pg_text(r, ":id", op->a.dlq_logs.id);
-  rd__pg_int(r, ":status", f->status);
-  rd__pg_real(r, ":from", f->from);
-  rd__pg_real(r, ":to", f->to);
-  rd__pg_text(r, ":after", f->after);
-  rd__pg_int(r, ":limit", limit);
-  return 0;
+  if (!e) rd__bind_logs(&rd__pg_binder, r, op->a.dlq_logs.id, f, limit);
+  return e;
 }
 
 static int logs_read(rd__pgreq *r, rd__op *op, rd_err *err) {

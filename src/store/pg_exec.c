@@ -2,7 +2,6 @@
  * Columns, binders and readers come from RD_EXEC_FIELDS (record.c). */
 #include "store/pg_int.h"
 
-#include <math.h>
 
 static const rd__record *const R = &rd__rec_exec;
 
@@ -46,33 +45,14 @@ static int get_read(rd__pgreq *r, rd__op *op, rd_err *err) {
 
 const rd__pgop rd__pg_exec_get = {get_build, get_read};
 
-/* One statement per combination of filters, so each can use its index. */
-static int q_list(rd_buf *q, const void *ud) {
-  const rd_exec_filter_t *f = ud;
-  int r = rd__sql_select(q, R, 0);
-  if (!r) r = rd__buf_adds(q, " WHERE true");
-  if (!r && f->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
-  if (!r && f->status) r = rd__buf_adds(q, " AND status = :status");
-  if (!r && f->mode) r = rd__buf_adds(q, " AND mode = :mode");
-  if (!r && !isnan(f->since)) r = rd__buf_adds(q, " AND started_at >= :since");
-  if (!r && !isnan(f->until)) r = rd__buf_adds(q, " AND started_at < :until");
-  if (!r && f->after) r = rd__buf_adds(q, " AND id > :after");
-  return r ? r : rd__buf_adds(q, " ORDER BY id LIMIT :limit");
-}
+static int q_list(rd_buf *q, const void *ud) { return rd__sql_exec_list(q, ud); }
 
 static int list_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   const rd_exec_filter_t *f = op->a.exec_list.f;
   int limit, e = rd__st_limit(f->limit, &limit, err);
   if (!e) e = rd__pg_add_built(r, q_list, f, err);
-  if (e) return e;
-  rd__pg_int(r, ":scenario", f->scenario_id);
-  rd__pg_text(r, ":status", f->status);
-  rd__pg_text(r, ":mode", f->mode);
-  rd__pg_real(r, ":since", f->since);
-  rd__pg_real(r, ":until", f->until);
-  rd__pg_text(r, ":after", f->after);
-  rd__pg_int(r, ":limit", limit);
-  return 0;
+  if (!e) rd__bind_exec_list(&rd__pg_binder, r, f, limit);
+  return e;
 }
 
 static int list_read(rd__pgreq *r, rd__op *op, rd_err *err) {

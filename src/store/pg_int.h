@@ -85,6 +85,8 @@ void rd__pg_bool(rd__pgreq *r, const char *name, int v);
 void rd__pg_real(rd__pgreq *r, const char *name, double v);
 /* A JSON array of the strings (json_array_elements_text). */
 void rd__pg_strings(rd__pgreq *r, const char *name, const char *const *v, size_t n);
+/* The binder on the last statement added (s is the request). */
+extern const rd__binder rd__pg_binder;
 /* Every field of rec a caller may set (rd__rec_bind on the last statement). */
 void rd__pg_rec(rd__pgreq *r, const rd__record *rec_r, const void *rec);
 

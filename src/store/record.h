@@ -92,4 +92,27 @@ void rd__rec_bind(const rd__binder *b, void *s, const rd__record *r, const void 
  * backend says. */
 void rd__rec_read(const rd__reader *rd, void *row, const rd__record *r, int heavy, void *rec);
 
+/* ---- queries from a caller's filter (query.c), for both backends ----------
+ * Where the dialects differ: how pending and resolved items are written
+ * (literals, so that the partial indexes on pending items apply). */
+typedef struct rd__dialect {
+  const char *pending, *resolved;  /* " AND resolved = 0" / " AND NOT resolved", ... */
+} rd__dialect;
+extern const rd__dialect rd__dialect_sqlite, rd__dialect_pg;
+
+/* A page of executions (light columns) and its parameters. */
+int rd__sql_exec_list(rd_buf *q, const rd_exec_filter_t *f);
+void rd__bind_exec_list(const rd__binder *b, void *s, const rd_exec_filter_t *f, int limit);
+/* " WHERE ..." of a listing or count of items (`full`: created since /
+ * until too) and its parameters. */
+int rd__sql_dlq_filter(rd_buf *q, const rd__dialect *d, const rd_dlq_filter_t *f, int full);
+void rd__bind_dlq_filter(const rd__binder *b, void *s, const rd_dlq_filter_t *f);
+/* A group's scenarios from "3,1,12" (the distinct ids, as the aggregate
+ * gives them): the first RD_GROUP_SCENARIOS listed, the rest counted. */
+void rd__group_scenarios(rd_group_t *g, const char *list);
+/* A page of an item's logs and its parameters. */
+int rd__sql_logs(rd_buf *q, const rd_log_filter_t *f);
+void rd__bind_logs(const rd__binder *b, void *s, const char *dlq_id, const rd_log_filter_t *f,
+                   int limit);
+
 #endif

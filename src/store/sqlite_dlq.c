@@ -90,45 +90,31 @@ int rd__item_get(rd_store_t *st, const char *id, rd_dlq_item_t **out, rd_dlq_cb 
   return r;
 }
 
-static const char *const filter_conds[] = {
-  " AND scenario_id = :scenario", " AND resolved = 0", " AND resolved = 1",
-  " AND created >= :since", " AND created < :until", " AND id > :after",
-  " AND fingerprint = :fingerprint",
-};
-#define NFILTER ((int)(sizeof filter_conds / sizeof *filter_conds))
-
-/* full: since and until count (a count ignores them); after: so does after
- * (groups). */
-static void filter_use(const rd_dlq_filter_t *f, int use[NFILTER], int full, int after) {
-  use[0] = f->scenario_id != 0;
-  /* resolved as a literal, so the partial index on pending items applies */
-  use[1] = f->resolved == 0;
-  use[2] = f->resolved == 1;
-  use[3] = full && !isnan(f->since);
-  use[4] = full && !isnan(f->until);
-  use[5] = after && f->after != NULL;
-  use[6] = f->fingerprint != NULL;
-}
-
-static void filter_bind(sqlite3_stmt *s, const rd_dlq_filter_t *f) {
-  rd__bind_int(s, ":scenario", f->scenario_id);
-  rd__bind_double(s, ":since", f->since);
-  rd__bind_double(s, ":until", f->until);
-  rd__bind_text(s, ":after", f->after);
-  rd__bind_text(s, ":fingerprint", f->fingerprint);
+/* A listing or count of items, built by query.c, prepared and bound. */
+static int prep_filter(rd_store_t *st, const char *head, const rd_dlq_filter_t *f, int full,
+                       const char *tail, sqlite3_stmt **s, rd_err *err) {
+  rd_buf q = {0};
+  int r = rd__buf_adds(&q, head);
+  if (!r) r = rd__sql_dlq_filter(&q, &rd__dialect_sqlite, f, full);
+  if (!r) r = rd__buf_adds(&q, tail);
+  r = r ? nomem(err) : rd__st_prep(st, q.data, s, err);
+  rd__buf_free(&q);
+  if (!r) rd__bind_dlq_filter(&rd__sq_binder, *s, f);
+  return r;
 }
 
 int rd__sq_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void *ud,
                       rd_err *err) {
-  int limit, use[NFILTER];
+  int limit;
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
-  filter_use(f, use, 1, 1);
+  rd_buf head = {0};
   sqlite3_stmt *s;
-  r = rd__prep_built(st, ITEM, " WHERE 1", filter_conds, use, NFILTER,
-                 " ORDER BY id LIMIT :limit", &s, err);
+  r = rd__sql_select(&head, ITEM, 0)
+          ? nomem(err)
+          : prep_filter(st, head.data, f, 1, " ORDER BY id LIMIT :limit", &s, err);
+  rd__buf_free(&head);
   if (r) return r;
-  filter_bind(s, f);
   rd__bind_int(s, ":limit", limit);
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -145,13 +131,9 @@ int rd__sq_dlq_list(rd_store_t *st, const rd_dlq_filter_t *f, rd_dlq_cb cb, void
 }
 
 int rd__sq_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_err *err) {
-  int use[NFILTER];
-  filter_use(f, use, 0, 1);
   sqlite3_stmt *s;
-  int r = rd__prep_built(st, NULL, "SELECT count(*) FROM dlq_item WHERE 1", filter_conds, use,
-                         NFILTER, "", &s, err);
+  int r = prep_filter(st, "SELECT count(*) FROM dlq_item", f, 0, "", &s, err);
   if (r) return r;
-  filter_bind(s, f);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) *n = sqlite3_column_int64(s, 0);
   else r = rd__st_fail(st, rc, "cannot read", err);
@@ -161,10 +143,6 @@ int rd__sq_dlq_count(rd_store_t *st, const rd_dlq_filter_t *f, int64_t *n, rd_er
 
 int rd__sq_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f,
                       rd_dlq_log_cb cb, void *ud, rd_err *err) {
-  static const char *const conds[] = {
-    " AND status = :status", " AND timestamp >= :from", " AND timestamp < :to",
-    " AND id > :after",
-  };
   int limit;
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
@@ -177,16 +155,11 @@ int rd__sq_dlq_logs(rd_store_t *st, const char *dlq_id, const rd_log_filter_t *f
   if (rc == SQLITE_DONE)
     return rd__err_no_item(err, dlq_id);
   if (rc != SQLITE_ROW) return rd__st_fail(st, rc, "cannot read", err);
-  int use[4] = {f->status != 0, !isnan(f->from), !isnan(f->to), f->after != NULL};
-  r = rd__prep_built(st, LOG, " WHERE dlq_id = :id", conds, use, 4,
-                 " ORDER BY id LIMIT :limit", &s, err);
+  rd_buf q = {0};
+  r = rd__sql_logs(&q, f) ? nomem(err) : rd__st_prep(st, q.data, &s, err);
+  rd__buf_free(&q);
   if (r) return r;
-  rd__bind_text(s, ":id", dlq_id);
-  rd__bind_int(s, ":status", f->status);
-  rd__bind_double(s, ":from", f->from);
-  rd__bind_double(s, ":to", f->to);
-  rd__bind_text(s, ":after", f->after);
-  rd__bind_int(s, ":limit", limit);
+  rd__bind_logs(&rd__sq_binder, s, dlq_id, f, limit);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_dlq_log_t l;
     rd__sq_rec_read(s, LOG, 1, &l);
@@ -345,21 +318,19 @@ int rd__sq_dlq_resolve(rd_store_t *st, const rd_dlq_sel_t *sel, int64_t *n,
 
 /* ---- groups ------------------------------------------------------------- */
 
-/* The first examples of group g (its cause too) in id order. */
+/* The first examples of group g (its cause too) in id order; f without
+ * after. */
 static int group_examples(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_t *g,
                           char ids[RD_GROUP_EXAMPLES][RD_STORE_ID_LEN + 1], char **cause,
                           rd_err *err) {
   rd_dlq_filter_t ef = *f;
   ef.fingerprint = g->fingerprint;
-  int use[NFILTER];
-  filter_use(&ef, use, 1, 0);
   sqlite3_stmt *s;
-  int r = rd__prep_built(st, NULL, "SELECT id, cause FROM dlq_item WHERE 1", filter_conds, use,
-                         NFILTER, g->fingerprint ? " ORDER BY id LIMIT :limit"
-                                                 : " AND fingerprint IS NULL ORDER BY id LIMIT :limit",
-                         &s, err);
+  int r = prep_filter(st, "SELECT id, cause FROM dlq_item", &ef, 1,
+                      g->fingerprint ? " ORDER BY id LIMIT :limit"
+                                     : " AND fingerprint IS NULL ORDER BY id LIMIT :limit",
+                      &s, err);
   if (r) return r;
-  filter_bind(s, &ef);
   rd__bind_int(s, ":limit", RD_GROUP_EXAMPLES);
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW && g->n_examples < RD_GROUP_EXAMPLES) {
@@ -378,35 +349,23 @@ static int group_examples(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_t *
   return r;
 }
 
-/* "3,1,12" (group_concat of distinct ids) into g's scenarios. */
-static void group_scenarios(rd_group_t *g, const char *list) {
-  for (const char *p = list; p && *p;) {
-    char *end;
-    long long v = strtoll(p, &end, 10);
-    if (end == p) break;
-    if (g->n_scenarios < RD_GROUP_SCENARIOS) g->scenarios[g->n_scenarios++] = v;
-    else g->more_scenarios++;
-    p = *end == ',' ? end + 1 : end;
-  }
-}
-
 int rd__sq_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, void *ud,
                       rd_err *err) {
-  int limit, use[NFILTER];
+  int limit;
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
-  filter_use(f, use, 1, 0);
+  rd_dlq_filter_t gf = *f;
+  gf.after = NULL; /* groups are not paged */
   sqlite3_stmt *s;
   /* one read transaction: the groups and their examples agree */
   if (sqlite3_exec(st->sq->db, st->sq->batch ? "SAVEPOINT rd_groups" : "BEGIN", NULL, NULL, NULL))
     return rd__st_fail(st, sqlite3_errcode(st->sq->db), "cannot read", err);
-  r = rd__prep_built(st, NULL,
-                     "SELECT fingerprint, count(*) AS n, min(created), max(created),"
-                     " group_concat(DISTINCT scenario_id) FROM dlq_item WHERE 1",
-                     filter_conds, use, NFILTER,
-                     " GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT :limit", &s, err);
+  r = prep_filter(st,
+                  "SELECT fingerprint, count(*) AS n, min(created), max(created),"
+                  " group_concat(DISTINCT scenario_id) FROM dlq_item",
+                  &gf, 1, " GROUP BY fingerprint ORDER BY n DESC, fingerprint LIMIT :limit", &s,
+                  err);
   if (!r) {
-    filter_bind(s, f);
     rd__bind_int(s, ":limit", limit);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -414,9 +373,9 @@ int rd__sq_dlq_groups(rd_store_t *st, const rd_dlq_filter_t *f, rd_group_cb cb, 
         .fingerprint = rd__col_text(s, 0), .count = sqlite3_column_int64(s, 1),
         .first = rd__col_double(s, 2), .last = rd__col_double(s, 3),
       };
-      group_scenarios(&g, rd__col_text(s, 4));
+      rd__group_scenarios(&g, rd__col_text(s, 4));
       char ids[RD_GROUP_EXAMPLES][RD_STORE_ID_LEN + 1], *cause = NULL;
-      r = group_examples(st, f, &g, ids, &cause, err);
+      r = group_examples(st, &gf, &g, ids, &cause, err);
       g.cause = cause;
       if (!r && cb(&g, ud)) r = rd_err_set(err, RD_ECANCELED, "store: listing stopped");
       free(cause);

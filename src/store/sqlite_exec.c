@@ -55,32 +55,15 @@ int rd__sq_exec_list(rd_store_t *st, const rd_exec_filter_t *f, rd_exec_cb cb, v
   int limit;
   int r = rd__st_limit(f->limit, &limit, err);
   if (r) return r;
-  /* One cached statement per combination of filters, so each can use the
-   * index that fits it. */
+  /* One cached statement per combination of filters (query.c). */
   rd_buf q = {0};
-  r = rd__sql_select(&q, R, 0);
-  if (!r) r = rd__buf_adds(&q, " WHERE 1");
-  if (!r && f->scenario_id) r = rd__buf_adds(&q, " AND scenario_id = :scenario");
-  if (!r && f->status) r = rd__buf_adds(&q, " AND status = :status");
-  if (!r && f->mode) r = rd__buf_adds(&q, " AND mode = :mode");
-  if (!r && !isnan(f->since)) r = rd__buf_adds(&q, " AND started_at >= :since");
-  if (!r && !isnan(f->until)) r = rd__buf_adds(&q, " AND started_at < :until");
-  if (!r && f->after) r = rd__buf_adds(&q, " AND id > :after");
-  if (!r && f->fingerprint) r = rd__buf_adds(&q, " AND fingerprint = :fingerprint");
-  if (!r) r = rd__buf_adds(&q, " ORDER BY id LIMIT :limit");
+  r = rd__sql_exec_list(&q, f);
   sqlite3_stmt *s = NULL;
   if (r) r = rd_err_set(err, RD_ENOMEM, "store: out of memory");
   else r = rd__st_prep(st, q.data, &s, err);
   rd__buf_free(&q);
   if (r) return r;
-  rd__bind_int(s, ":scenario", f->scenario_id);
-  rd__bind_text(s, ":status", f->status);
-  rd__bind_text(s, ":mode", f->mode);
-  rd__bind_double(s, ":since", f->since);
-  rd__bind_double(s, ":until", f->until);
-  rd__bind_text(s, ":after", f->after);
-  rd__bind_text(s, ":fingerprint", f->fingerprint);
-  rd__bind_int(s, ":limit", limit);
+  rd__bind_exec_list(&rd__sq_binder, s, f, limit);
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     rd_exec_t e;
