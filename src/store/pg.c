@@ -555,14 +555,21 @@ static const char *opt(PQconninfoOption *o, const char *k) {
   return NULL;
 }
 
-static void start_libpq(rd__pg *pg) {
+/* The URL's options (PQconninfoFree them), or NULL when the URL is bad:
+ * connecting has then failed, saying why. */
+static PQconninfoOption *parse_url(rd__pg *pg) {
   char *errmsg = NULL;
   PQconninfoOption *o = PQconninfoParse(pg->url, &errmsg);
   if (!o) {
     connect_failed(pg, RD_EINVALID, errmsg ? errmsg : "out of memory");
     PQfreemem(errmsg);
-    return;
   }
+  return o;
+}
+
+static void start_libpq(rd__pg *pg) {
+  PQconninfoOption *o = parse_url(pg);
+  if (!o) return;
   const char *kw[64], *val[64];
   int n = 0;
   for (PQconninfoOption *p = o; p->keyword && n < 56; p++) {
@@ -674,13 +681,8 @@ static void start_connect(rd__pg *pg) {
     return;
   }
   pg->timer->data = pg;
-  char *errmsg = NULL;
-  PQconninfoOption *o = PQconninfoParse(pg->url, &errmsg);
-  if (!o) {
-    connect_failed(pg, RD_EINVALID, errmsg ? errmsg : "out of memory");
-    PQfreemem(errmsg);
-    return;
-  }
+  PQconninfoOption *o = parse_url(pg);
+  if (!o) return;
   const char *ct = opt(o, "connect_timeout");
   if (!ct) ct = getenv("PGCONNECT_TIMEOUT");
   double secs = ct ? strtod(ct, NULL) : 0;
