@@ -526,6 +526,10 @@ static void connected(rd__pg *pg) {
 }
 
 static void connect_step(rd__pg *pg) {
+  /* libpq may have closed the socket and opened another (the next host of
+   * a list, a retry without SSL or GSS), quite possibly with the same
+   * number, which epoll then no longer watches: a fresh handle each step */
+  close_poll(pg);
   switch (PQconnectPoll(pg->conn)) {
   case PGRES_POLLING_READING:
     if (watch(pg, UV_READABLE)) connect_failed(pg, RD_ECONNECT, "cannot watch the socket");

@@ -285,6 +285,14 @@ pg_only("pg-7.2 unreachable servers: 'connect', quickly, naming the URL", functi
   check_err("connect", 'cannot resolve host "no%-such%-host%.invalid"', core.store_open,
     "postgresql://no-such-host.invalid/x")
   check_err("invalid", nil, core.store_open, "postgresql://h/x?nosuchoption=1")
+  -- a list of hosts: the first refuses, the connection moves to the next
+  -- (another socket, perhaps with the same number: watched afresh)
+  local url, schema = H.new_db()
+  local dir = url:match("host=([^&]+)")
+  local list = url:gsub("host=[^&]+", "host=127.0.0.1," .. dir .. "&port=1,5432")
+  local st <close> = assert(core.store_open(list))
+  eq(st:dlq_count(), 0)
+  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema .. "'"), "5")
 end)
 
 pg_only("pg-7.3 a cancelled call raises rd.canceled; the store goes on", function()
