@@ -198,11 +198,13 @@ int rd__pg_sel_sql(rd_buf *q, const rd_dlq_sel_t *sel) {
     r = rd__buf_adds(q, " AND id IN (SELECT json_array_elements_text(:ids::json))");
   if (!r && sel->except && sel->n_except > 0)
     r = rd__buf_adds(q, " AND id NOT IN (SELECT json_array_elements_text(:except::json))");
+  if (!r && sel->fingerprint) r = rd__buf_adds(q, " AND fingerprint = :fingerprint");
   return r;
 }
 
 void rd__pg_sel_bind(rd__pgreq *r, const rd_dlq_sel_t *sel) {
   rd__pg_int(r, ":scenario", sel->scenario_id);
+  rd__pg_text(r, ":fingerprint", sel->fingerprint);
   rd__pg_strings(r, ":ids", sel->ids, sel->ids ? sel->n_ids : 0);
   rd__pg_strings(r, ":except", sel->except, sel->except ? sel->n_except : 0);
 }
@@ -218,6 +220,7 @@ static int q_missing(rd_buf *q, const void *ud) {
   int r = rd__buf_adds(q, "SELECT DISTINCT v FROM json_array_elements_text(:ids::json) AS v"
                           " WHERE v NOT IN (SELECT id FROM dlq_item WHERE true");
   if (!r && sel->scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
+  if (!r && sel->fingerprint) r = rd__buf_adds(q, " AND fingerprint = :fingerprint");
   if (!r) r = rd__buf_adds(q, ")");
   if (!r && sel->except && sel->n_except > 0)
     r = rd__buf_adds(q, " AND v NOT IN (SELECT json_array_elements_text(:except::json))");
@@ -229,9 +232,17 @@ static int q_delete(rd_buf *q, const void *ud) {
   return r ? r : rd__pg_sel_sql(q, ud);
 }
 
-/* 1. the selected items, locked (a claim skips them now), with their lease;
- * 2. requested ids that do not exist; 3. the unleased ones go, with their
- * logs (ON DELETE CASCADE). */
+static int q_resolve(rd_buf *q, const void *ud) {
+  int r = rd__buf_adds(q, "UPDATE dlq_item SET resolved = true WHERE NOT resolved"
+                          " AND NOT " RD__PG_LEASED);
+  return r ? r : rd__pg_sel_sql(q, ud);
+}
+
+/* Delete and resolve (one body, as on SQLite): 1. the selected items,
+ * locked (a claim skips them now), with their lease; 2. requested ids that
+ * do not exist (in the scenario / with the fingerprint, if given); 3. the
+ * unleased ones go, with their logs (ON DELETE CASCADE), or are marked
+ * resolved. */
 static int delete_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   const rd_dlq_sel_t *sel = op->a.dlq_delete.sel;
   double now = rd__st_now();
@@ -244,7 +255,7 @@ static int delete_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
     if (e) return e;
     rd__pg_sel_bind(r, sel);
   }
-  e = rd__pg_add_built(r, q_delete, sel, err);
+  e = rd__pg_add_built(r, op->kind == RD__OP_DLQ_RESOLVE ? q_resolve : q_delete, sel, err);
   if (e) return e;
   rd__pg_sel_bind(r, sel);
   rd__pg_real(r, ":now", now);
@@ -273,4 +284,68 @@ static int delete_read(rd__pgreq *r, rd__op *op, rd_err *err) {
   return e;
 }
 
+/* DLQ_DELETE and DLQ_RESOLVE */
 const rd__pgop rd__pg_dlq_delete = {delete_build, delete_read};
+
+/* ---- groups ----------------------------------------------------------------------------
+ * One statement, so the groups and their examples come from one snapshot:
+ * the groups (biggest first; NULL, items without a fingerprint, sorts first
+ * as on SQLite), each with its first RD_GROUP_EXAMPLES ids and their causes
+ * from a lateral subquery on the same filter. */
+
+static int q_groups(rd_buf *q, const void *ud) {
+  const rd_dlq_filter_t *f = ud;
+  int r = rd__buf_adds(q, "SELECT g.fingerprint, g.n, g.first, g.last, g.scenarios,"
+                          " x.ids[1], x.ids[2], x.ids[3], x.causes[1], x.causes[2], x.causes[3]"
+                          " FROM (SELECT fingerprint, count(*) AS n, min(created) AS first,"
+                          " max(created) AS last,"
+                          " array_to_string(array_agg(DISTINCT scenario_id), ',') AS scenarios"
+                          " FROM dlq_item");
+  if (!r) r = rd__sql_dlq_filter(q, &rd__dialect_pg, f, 1);
+  if (!r)
+    r = rd__buf_adds(q, " GROUP BY fingerprint ORDER BY n DESC, fingerprint NULLS FIRST"
+                        " LIMIT :limit) g CROSS JOIN LATERAL (SELECT array_agg(id ORDER BY id)"
+                        " AS ids, array_agg(cause ORDER BY id) AS causes FROM (SELECT id, cause"
+                        " FROM dlq_item");
+  if (!r) r = rd__sql_dlq_filter(q, &rd__dialect_pg, f, 1);
+  return r ? r
+           : rd__buf_adds(q, " AND (fingerprint = g.fingerprint"
+                             " OR (fingerprint IS NULL AND g.fingerprint IS NULL))"
+                             " ORDER BY id LIMIT 3) e) x"
+                             " ORDER BY g.n DESC, g.fingerprint NULLS FIRST");
+}
+
+static int groups_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
+  rd_dlq_filter_t f = *op->a.dlq_groups.f;
+  f.after = NULL; /* groups are not paged */
+  int limit, e = rd__st_limit(f.limit, &limit, err);
+  if (!e) e = rd__pg_add_built(r, q_groups, &f, err);
+  if (e) return e;
+  rd__bind_dlq_filter(&rd__pg_binder, r, &f);
+  rd__pg_int(r, ":limit", limit);
+  return 0;
+}
+
+static int groups_read(rd__pgreq *r, rd__op *op, rd_err *err) {
+  _Static_assert(RD_GROUP_EXAMPLES == 3, "q_groups reads 3 examples");
+  for (int i = 0, n = rd__pg_rows(r, 0); i < n; i++) {
+    const char *v;
+    rd_group_t g = {
+      .fingerprint = rd__pg_value(r, 0, i, 0),
+      .count = (v = rd__pg_value(r, 0, i, 1)) ? strtoll(v, NULL, 10) : 0,
+      .first = (v = rd__pg_value(r, 0, i, 2)) ? strtod(v, NULL) : NAN,
+      .last = (v = rd__pg_value(r, 0, i, 3)) ? strtod(v, NULL) : NAN,
+    };
+    rd__group_scenarios(&g, rd__pg_value(r, 0, i, 4));
+    for (int k = 0; k < RD_GROUP_EXAMPLES; k++) {
+      const char *id = rd__pg_value(r, 0, i, 5 + k), *c = rd__pg_value(r, 0, i, 8 + k);
+      if (!id || strlen(id) > RD_STORE_ID_LEN) continue;
+      g.examples[g.n_examples++] = id;
+      if (!g.cause) g.cause = c;
+    }
+    if (op->a.dlq_groups.cb(&g, op->a.dlq_groups.ud)) return stopped(err);
+  }
+  return 0;
+}
+
+const rd__pgop rd__pg_dlq_groups = {groups_build, groups_read};

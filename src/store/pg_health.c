@@ -1,16 +1,18 @@
 /* Health on PostgreSQL: the figures, p95 (percentile_disc: the nearest
  * rank, as on SQLite) and the top reasons in one statement, so they come
  * from one snapshot and no execution row leaves the server. One row per top
- * reason (or one row without a reason), the figures repeated on each. */
+ * reason (or one row without a reason), the figures repeated on each. The
+ * top reasons are the fingerprint groups of failed executions. */
 #include "store/pg_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int q_health(rd_buf *q, const void *ud) {
   const rd__op *op = ud;
-  int r = rd__buf_adds(q, "WITH e AS (SELECT status, duration, error, dlq_id FROM execution"
+  int r = rd__buf_adds(q, "WITH e AS (SELECT status, duration, fingerprint, cause FROM execution"
                           " WHERE true");
   if (!r && op->a.health.scenario_id) r = rd__buf_adds(q, " AND scenario_id = :scenario");
   if (!r && !isnan(op->a.health.since)) r = rd__buf_adds(q, " AND started_at >= :since");
@@ -25,12 +27,13 @@ static int q_health(rd_buf *q, const void *ud) {
            " percentile_disc(0.95) WITHIN GROUP (ORDER BY duration)"
            "   FILTER (WHERE status <> 'running' AND duration IS NOT NULL) AS p95"
            " FROM e),"
-           " t AS (SELECT coalesce(d.reason, e.error ->> 'message', 'unknown') COLLATE \"C\""
-           "   AS why, count(*) AS n"
-           " FROM e LEFT JOIN dlq_item d ON d.id = e.dlq_id WHERE e.status = 'error'"
-           " GROUP BY why ORDER BY n DESC, why LIMIT :top)"
+           /* by fingerprint (the failures of one cause), each shown with
+            * its cause, as on SQLite */
+           " t AS (SELECT coalesce(min(cause), 'unknown') COLLATE \"C\" AS why, count(*) AS n,"
+           " fingerprint FROM e WHERE status = 'error'"
+           " GROUP BY fingerprint ORDER BY n DESC, why LIMIT :top)"
            " SELECT f.total, f.finished, f.succeeded, f.failed, f.running, f.avg_duration,"
-           " f.p95, t.why, t.n FROM f LEFT JOIN t ON true ORDER BY t.n DESC, t.why");
+           " f.p95, t.why, t.n, t.fingerprint FROM f LEFT JOIN t ON true ORDER BY t.n DESC, t.why");
   return r;
 }
 
@@ -77,6 +80,8 @@ static int health_read(rd__pgreq *r, rd__op *op, rd_err *err) {
       rd_store_health_free(&h);
       return rd_err_set(err, RD_ENOMEM, "store: out of memory");
     }
+    const char *fp = rd__pg_value(r, 0, i, 9);
+    snprintf(h.top[h.n_top].fingerprint, sizeof h.top[h.n_top].fingerprint, "%s", fp ? fp : "");
     h.top[h.n_top].reason = copy;
     h.top[h.n_top++].count = num(r, i, 8);
   }

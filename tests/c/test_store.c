@@ -1283,6 +1283,7 @@ static void downgrade_to_v1(const char *path) {
  * fingerprint of every failure already there exactly as a writer does now:
  * module type from the item's blueprint snapshot, else the scenario's */
 RD_TEST(store_fingerprint_migration) {
+  SQLITE_ONLY(); /* the backfill of a SQLite file (PostgreSQL stores have none to do) */
   const char *path = tmp_path("mig.db");
   rd_store_t *st = open_store(path);
   rd_err err = {0};

@@ -223,6 +223,13 @@ function H.sqlite_only(name, fn)
   return H.test(name, fn)
 end
 
+-- no_store(name, fn): a test in a store suite that touches no store (a pure
+-- function, a remote source): run once, in the SQLite half.
+function H.no_store(name, fn)
+  if H.pg then return H.skip(name, "touches no store: run in the SQLite half") end
+  return H.test(name, fn)
+end
+
 -- pg_only(name, fn): a test of what only PostgreSQL has (a server, schemas,
 -- connections); counted as skipped on SQLite.
 function H.pg_only(name, fn)
