@@ -838,6 +838,11 @@ typedef struct rd_retry_done {
   const rd_dlq_log_t *log;     /* with dlq_id: the attempt's log (required) */
   const rd_dlq_item_t *dlq;    /* without dlq_id: a new item for this failed
                                   retry, linked both ways (may be NULL) */
+  const char *job_id;          /* with dlq_id, a bulk job's retry: its ledger
+                                  row for the item gets the outcome (succeeded /
+                                  failed, job_error) and the new execution in
+                                  the same transaction (NULL: no job) */
+  const char *job_error;       /* the ledger's error of a failed retry */
 } rd_retry_done_t;
 
 /* Record a retry in ONE transaction, so that a crash can never leave half of
@@ -881,6 +886,91 @@ typedef struct rd_health {
 int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
                     rd_err *err);
 void rd_store_health_free(rd_health_t *h);
+
+/* ---- bulk jobs: a retry or delete with its per-item ledger ---------------- *
+ *
+ * A job is a row (what it does, with the caller's options as JSON, who runs
+ * it: a lease on the job) and a ledger: one row per item it is about, made
+ * when it is created, each pending until the job settles it. A process that
+ * runs a job holds its lease (rd_store_job_own, renewed); when it dies the
+ * lease expires and another takes the job over where the ledger says. An
+ * item is marked started (committed) before it is acted on; a take-over
+ * finds the items of a dead owner still started and settles them as failed
+ * with code "in_doubt" (their action may have happened: never acted on
+ * twice). A retry settles its ledger row in the transaction that records
+ * it (rd_retry_done_t.job_id). */
+#define RD_JOB_FIELDS(XX)                                                     \
+  XX(id, ID, TEXT, RD_F_KEY | RD_F_NOTNULL)                                   \
+  XX(kind, KIND, TEXT, RD_F_NOTNULL)         /* "retry" | "delete" */         \
+  XX(state, STATE, TEXT, RD_F_NOTNULL | RD_F_STORE) /* running|done|canceled */ \
+  XX(params, PARAMS, JSON, 0)                /* the caller's options */       \
+  XX(total, TOTAL, BIGINT, RD_F_NOTNULL | RD_F_STORE) /* ledger rows */       \
+  XX(owner, OWNER, TEXT, RD_F_STORE)         /* who runs it (a lease) */      \
+  XX(owner_expiry, OWNER_EXPIRY, REAL, RD_F_STORE)                            \
+  XX(created, CREATED, REAL, RD_F_NOTNULL | RD_F_STORE)                       \
+  XX(started_at, STARTED_AT, REAL, RD_F_STORE) /* first taken */              \
+  XX(updated_at, UPDATED_AT, REAL, RD_F_NOTNULL | RD_F_STORE)                 \
+  XX(finished_at, FINISHED_AT, REAL, RD_F_STORE)
+
+typedef struct rd_job {
+  RD_JOB_FIELDS(RD__FIELD_DECL)
+} rd_job_t;
+
+#define RD_JOB_ITEM_FIELDS(XX)                                                \
+  XX(job_id, JOB_ID, TEXT, RD_F_KEY | RD_F_NOTNULL)                           \
+  XX(item_id, ITEM_ID, TEXT, RD_F_KEY | RD_F_NOTNULL)                         \
+  XX(outcome, OUTCOME, TEXT, RD_F_NOTNULL) /* pending|started|succeeded|failed|skipped|not_attempted */ \
+  XX(execution_id, EXECUTION_ID, TEXT, 0)  /* a retry's new execution */      \
+  XX(error, ERROR, TEXT, 0)                                                   \
+  XX(code, CODE, TEXT, 0)                  /* "in_doubt", "not_found", ... */ \
+  XX(updated, UPDATED, REAL, 0)
+
+typedef struct rd_job_item {
+  RD_JOB_ITEM_FIELDS(RD__FIELD_DECL)
+} rd_job_item_t;
+
+/* Ledger rows by outcome. */
+typedef struct rd_job_counts {
+  int64_t pending, started, succeeded, failed, skipped, not_attempted;
+} rd_job_counts_t;
+
+typedef int (*rd_job_cb)(const rd_job_t *job, void *ud);
+typedef int (*rd_job_item_cb)(const rd_job_item_t *row, void *ud);
+
+/* Create a running job of job->kind with job->params (JSON, may be NULL)
+ * under a new id (id, RD_STORE_ID_LEN + 1 bytes) and its ledger, in one
+ * transaction: sel's ids (distinct, minus except; missing ones too: the job
+ * reports them), or with sel->all the pending items of the selection as
+ * they are now. *total (may be NULL) = ledger rows. RD_EINVALID. */
+int rd_store_job_create(rd_store_t *st, const rd_job_t *job, const rd_dlq_sel_t *sel, char *id,
+                        int64_t *total, rd_err *err);
+/* The job (*out, free()) and its ledger's counts (may be NULL). RD_ENOT_FOUND. */
+int rd_store_job_get(rd_store_t *st, const char *id, rd_job_t **out, rd_job_counts_t *counts,
+                     rd_err *err);
+/* Jobs in id (creation) order: of `state` (NULL = any), ids > after (NULL =
+ * from the start), at most limit (0 = default, capped). */
+int rd_store_job_list(rd_store_t *st, const char *state, const char *after, int limit,
+                      rd_job_cb cb, void *ud, rd_err *err);
+/* A page of job id's ledger in item id order: rows of `outcome` (NULL =
+ * any), item ids > after. RD_ENOT_FOUND without the job. */
+int rd_store_job_items(rd_store_t *st, const char *id, const char *outcome, const char *after,
+                       int limit, rd_job_item_cb cb, void *ud, rd_err *err);
+/* Settle ledger rows `items` (n of them) of job id with m's outcome,
+ * execution_id, error and code: "started" only rows still pending, any other
+ * outcome rows pending or started (a settled row never changes). *n_changed
+ * (may be NULL) counts the rows changed. */
+int rd_store_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
+                      const rd_job_item_t *m, int64_t *n_changed, rd_err *err);
+/* Who runs job id. RD_JOB_TAKE: owner takes (or renews) the lease for ttl
+ * seconds if the job is running and nobody else holds it; a take-over
+ * settles the rows a previous owner left started as failed, "in_doubt".
+ * RD_JOB_RELEASE: owner lets go (the job stays running, for another).
+ * RD_JOB_DONE: the job is finished. RD_JOB_CANCEL: canceled, its pending rows
+ * not_attempted (any owner: a runner sees it and stops). *ok (may be NULL):
+ * 1 if the change was made (taken; a running job ended), else 0. */
+enum { RD_JOB_TAKE, RD_JOB_RELEASE, RD_JOB_DONE, RD_JOB_CANCEL };
+int rd_store_job_own(rd_store_t *st, const char *id, int what, const char *owner, double ttl,
+                     int *ok, rd_err *err);
 
 /* ---- blueprint / JSON patch ------------------------------------------- *
  * JSON documents are cJSON trees (include <cJSON.h> to use them). The caller

@@ -45,7 +45,8 @@ typedef struct lstore {
 typedef struct {
   rd_store_wait_t sw; /* first */
   char id1[RD_STORE_ID_LEN + 1], id2[RD_STORE_ID_LEN + 1];
-  int nids;
+  int nids;            /* 0: a count of rows (job_mark) instead */
+  int64_t count;
 } ack_wait;
 
 static void ack_release(rd_wait_t *w) { free(w); }
@@ -66,10 +67,15 @@ static int ack_done(lua_State *L, int status, lua_KContext ctx) {
   char id1[sizeof w->id1], id2[sizeof w->id2];
   memcpy(id1, w->id1, sizeof id1);
   memcpy(id2, w->id2, sizeof id2);
-  int two = w->nids > 1;
+  int two = w->nids > 1, counted = w->nids == 0;
+  int64_t count = w->count;
   rd_wait_release(&w->sw.base);
   if (st == RD_ECANCELED) return rd__wait_canceled(L);
   if (st) return rd__lua_pusherr(L, &e);
+  if (counted) {
+    lua_pushinteger(L, (lua_Integer)count);
+    return 1;
+  }
   return push_ids(L, id1, two ? id2 : NULL);
 }
 
@@ -87,6 +93,22 @@ static int ack(lua_State *L, rd_store_t *st, const char *id1, const char *id2) {
   snprintf(w->id1, sizeof w->id1, "%s", id1);
   snprintf(w->id2, sizeof w->id2, "%s", id2 ? id2 : "");
   w->nids = id2 ? 2 : 1;
+  rd_store_group_wait(st, &w->sw, ack_release);
+  return rd__await(L, &w->sw.base, ack_done);
+}
+
+/* The same for a write answered by a count of rows. */
+static int ack_count(lua_State *L, rd_store_t *st, int64_t n) {
+  ack_wait *w = st && rd_store_group_pending(st) && rd__in_task(L) ? malloc(sizeof *w) : NULL;
+  if (!w) {
+    rd_err err = {0};
+    if (st && rd_store_group_pending(st) && rd_store_group_commit(st, &err))
+      return rd__lua_pusherr(L, &err);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+  }
+  w->nids = 0;
+  w->count = n;
   rd_store_group_wait(st, &w->sw, ack_release);
   return rd__await(L, &w->sw.base, ack_done);
 }
@@ -126,9 +148,11 @@ typedef struct lop {
     rd_dlq_sel_t sel;
     rd_claim_opts_t claim;
     struct { rd_exec_t e; rd_dlq_item_t d; rd_dlq_log_t log; rd_retry_done_t r; } rec;
+    struct { rd_job_t j; rd_dlq_sel_t sel; rd_job_item_t mark; } job;
   } in;
   union {
     int64_t n;
+    int ok;                  /* job_own */
     rd_store_t *st;          /* open: the store being opened */
     void *rec;               /* get: the record, owned */
     rd_health_t h;
@@ -137,6 +161,7 @@ typedef struct lop {
   int t;                     /* stack index of the result table (listings) or
                                 of the new store (open) */
   int two;                   /* a second id comes back */
+  int64_t n2;                /* job_create: the ledger's size, beside its id */
 } lop;
 
 static void lop_free(rd_wait_t *w) { free(w); }
@@ -516,6 +541,8 @@ static void push_scenario(lua_State *L, const void *p) { push_rec(L, &rd__rec_sc
 static void push_exec(lua_State *L, const void *p) { push_rec(L, &rd__rec_exec, p); }
 static void push_item(lua_State *L, const void *p) { push_rec(L, &rd__rec_item, p); }
 static void push_log(lua_State *L, const void *p) { push_rec(L, &rd__rec_log, p); }
+static void push_job(lua_State *L, const void *p) { push_rec(L, &rd__rec_job, p); }
+static void push_job_item(lua_State *L, const void *p) { push_rec(L, &rd__rec_job_item, p); }
 
 /* {fingerprint, cause, count, first, last, scenarios = {id...}, example_ids =
  * {id...}, more_scenarios = n} */
@@ -603,6 +630,16 @@ static int cb_log(const rd_dlq_log_t *r, void *ud) {
 static int cb_group(const rd_group_t *g, void *ud) {
   collector *c = ud;
   c->rec = g;
+  return collect(c);
+}
+static int cb_job(const rd_job_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
+  return collect(c);
+}
+static int cb_job_item(const rd_job_item_t *r, void *ud) {
+  collector *c = ud;
+  c->rec = r;
   return collect(c);
 }
 static int cb_error(const char *id, int code, const char *msg, void *ud) {
@@ -703,6 +740,12 @@ static int k_list(lua_State *L, int status, lua_KContext ctx) {
     break;
   case RD__OP_DLQ_GROUPS:
     c.push = push_group, o->op.a.dlq_groups.cb = cb_group, o->op.a.dlq_groups.ud = &c;
+    break;
+  case RD__OP_JOB_LIST:
+    c.push = push_job, o->op.a.job_list.cb = cb_job, o->op.a.job_list.ud = &c;
+    break;
+  case RD__OP_JOB_ITEMS:
+    c.push = push_job_item, o->op.a.job_items.cb = cb_job_item, o->op.a.job_items.ud = &c;
     break;
   }
   c.u->busy = 1;
@@ -1063,6 +1106,8 @@ static int l_retry_done(lua_State *L) {
     .success = f_bool(&f, "success", 0, NULL),
     .dlq_id = f_str(&f, "dlq_id", NULL),
     .owner = f_str(&f, "owner", NULL),
+    .job_id = f_str(&f, "job_id", NULL),
+    .job_error = f_str(&f, "job_error", NULL),
   };
   fields fe = f_table(&f, "exec", "exec.");
   fields fl = f_table(&f, "log", "log.");
@@ -1152,6 +1197,166 @@ static int k_health(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* ---- bulk jobs ------------------------------------------------------------------
+ * st:job_create{kind, params, ids | all, except, scenario, fingerprint} -> id, total
+ * st:job_get(id) -> job with its ledger's counts (pending, started, succeeded,
+ *                   failed, skipped, not_attempted)
+ * st:job_list{state, after, limit} -> {job...}
+ * st:job_items(id, {outcome, after, limit}) -> {row...}
+ * st:job_mark(id, {item ids}, {outcome, execution_id, error, code}) -> n, once durable
+ * st:job_own(id, "take" | "release" | "done" | "cancel", owner, ttl) -> true | false */
+
+static int k_job_create(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  char id[RD_STORE_ID_LEN + 1];
+  memcpy(id, o->out.ids.a, sizeof id);
+  int64_t total = o->n2;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushstring(L, id);
+  lua_pushinteger(L, (lua_Integer)total);
+  return 2;
+}
+
+static int l_job_create(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd_dlq_sel_t sel;
+  read_sel(&f, &sel);
+  lop *o = lop_new(L, st, RD__OP_JOB_CREATE);
+  o->in.job.j = (rd_job_t){.kind = f_reqstr(&f, "kind"), .params = f_str(&f, "params", NULL)};
+  o->in.job.sel = sel;
+  o->op.a.job_create.job = &o->in.job.j;
+  o->op.a.job_create.sel = &o->in.job.sel;
+  o->op.a.job_create.id = o->out.ids.a;
+  o->op.a.job_create.total = &o->n2;
+  return lop_run(L, o, k_job_create);
+}
+
+static const char *const COUNT_NAMES[] = {"pending", "started", "succeeded", "failed", "skipped",
+                                          "not_attempted"};
+
+static int k_job_get(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  rd_job_counts_t c = {0};
+  o->op.a.job_get.counts = &c;
+  int r = rd__op_finish(&o->op, &err);
+  void *rec = r ? NULL : o->out.rec; /* read before the operation is freed */
+  rd_wait_release(&o->op.base);
+  int n = push_owned(L, r, rec, push_job, &err);
+  if (r) return n;
+  int64_t v[] = {c.pending, c.started, c.succeeded, c.failed, c.skipped, c.not_attempted};
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) set_int(L, COUNT_NAMES[i], v[i]);
+  return 1;
+}
+
+static int l_job_get(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  lop *o = lop_new(L, st, RD__OP_JOB_GET);
+  o->op.a.job_get.id = id;
+  o->op.a.job_get.out = (rd_job_t **)&o->out.rec;
+  return lop_run(L, o, k_job_get);
+}
+
+static int l_job_list(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  const char *state = f_str(&f, "state", NULL), *after = f_str(&f, "after", NULL);
+  int limit = f_limit(&f);
+  lop *o = list_op(L, st, RD__OP_JOB_LIST);
+  o->op.a.job_list.state = state;
+  o->op.a.job_list.after = after;
+  o->op.a.job_list.limit = limit;
+  return lop_run(L, o, k_list);
+}
+
+static int l_job_items(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  fields f = args_table(L, 3, 1, "");
+  const char *outcome = f_str(&f, "outcome", NULL), *after = f_str(&f, "after", NULL);
+  int limit = f_limit(&f);
+  lop *o = list_op(L, st, RD__OP_JOB_ITEMS);
+  o->op.a.job_items.id = id;
+  o->op.a.job_items.outcome = outcome;
+  o->op.a.job_items.after = after;
+  o->op.a.job_items.limit = limit;
+  return lop_run(L, o, k_list);
+}
+
+static int k_job_mark(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_store_t *st = o->op.st;
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  int64_t n = o->out.n;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  return ack_count(L, st, n); /* "started" must be durable before the item is acted on */
+}
+
+static int l_job_mark(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_createtable(L, 0, 1); /* the ids as a field, for f_strings */
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "items");
+  fields fi = args_table(L, lua_gettop(L), 0, "");
+  fi.arg = 3;
+  size_t n;
+  const char *const *items = f_strings(&fi, "items", &n);
+  fields f = args_table(L, 4, 0, "");
+  rd_job_item_t m = {
+    .outcome = f_reqstr(&f, "outcome"), .execution_id = f_str(&f, "execution_id", NULL),
+    .error = f_str(&f, "error", NULL), .code = f_str(&f, "code", NULL),
+  };
+  lop *o = lop_new(L, st, RD__OP_JOB_MARK);
+  o->in.job.mark = m;
+  o->op.a.job_mark.id = id;
+  o->op.a.job_mark.items = items;
+  o->op.a.job_mark.n = n;
+  o->op.a.job_mark.m = &o->in.job.mark;
+  o->op.a.job_mark.n_changed = &o->out.n;
+  return lop_run(L, o, k_job_mark);
+}
+
+static int k_job_own(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  int ok = o->out.ok;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+static int l_job_own(lua_State *L) {
+  static const char *const whats[] = {"take", "release", "done", "cancel", NULL};
+  static const int codes[] = {RD_JOB_TAKE, RD_JOB_RELEASE, RD_JOB_DONE, RD_JOB_CANCEL};
+  rd_store_t *st = check_store(L);
+  const char *id = check_id(L, 2);
+  int what = codes[luaL_checkoption(L, 3, NULL, whats)];
+  const char *owner = luaL_optstring(L, 4, NULL);
+  double ttl = luaL_optnumber(L, 5, 0);
+  lop *o = lop_new(L, st, RD__OP_JOB_OWN);
+  o->op.a.job_own.id = id;
+  o->op.a.job_own.what = what;
+  o->op.a.job_own.owner = owner;
+  o->op.a.job_own.ttl = ttl;
+  o->op.a.job_own.ok = &o->out.ok;
+  return lop_run(L, o, k_job_own);
+}
+
 static int l_health(lua_State *L) {
   rd_store_t *st = check_store(L);
   fields f = args_table(L, 2, 1, "");
@@ -1233,6 +1438,12 @@ static int l_setting(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
   {"close", l_store_close},
+  {"job_create", l_job_create},
+  {"job_get", l_job_get},
+  {"job_list", l_job_list},
+  {"job_items", l_job_items},
+  {"job_mark", l_job_mark},
+  {"job_own", l_job_own},
   {"path", l_store_path},
   {"backend", l_store_backend},
   {"scenario_create", l_scenario_create},

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 static const char *const what[] = {
 #define RD__OP_WHAT(K, w) w,
@@ -68,6 +69,24 @@ static int check_retry_done(const rd_retry_done_t *r, rd_err *err) {
   return rd__st_valid_status(r->exec->status) ? 0 : bad_status(r->exec->status, err);
 }
 
+static int check_job_create(const rd__op *op, rd_err *err) {
+  const rd_job_t *job = op->a.job_create.job;
+  if (!job->kind || (strcmp(job->kind, "retry") != 0 && strcmp(job->kind, "delete") != 0))
+    return rd_err_set(err, RD_EINVALID, "store: a job's kind is 'retry' or 'delete'");
+  return rd__sel_check(op->a.job_create.sel, err);
+}
+
+static int check_job_mark(const rd__op *op, rd_err *err) {
+  const rd_job_item_t *m = op->a.job_mark.m;
+  if (!op->a.job_mark.id) return rd_err_set(err, RD_EINVALID, "store: a job needs an id");
+  if (!m->outcome || !strcmp(m->outcome, "pending") || !rd__job_outcome_valid(m->outcome))
+    return rd_err_set(err, RD_EINVALID, "store: invalid ledger outcome '%.40s'",
+                      m->outcome ? m->outcome : "(none)");
+  for (size_t i = 0; i < op->a.job_mark.n; i++)
+    if (!op->a.job_mark.items[i]) return rd_err_set(err, RD_EINVALID, "store: NULL id in items");
+  return 0;
+}
+
 int rd__op_check(const rd__op *op, rd_err *err) {
   switch (op->kind) {
   case RD__OP_SCENARIO_CREATE: {
@@ -121,6 +140,26 @@ int rd__op_check(const rd__op *op, rd_err *err) {
     if (op->a.health.top < 0)
       return rd_err_set(err, RD_EINVALID, "store: top must not be negative");
     return 0;
+  case RD__OP_JOB_CREATE: return check_job_create(op, err);
+  case RD__OP_JOB_GET:
+    return op->a.job_get.id ? 0 : rd_err_set(err, RD_EINVALID, "store: a job needs an id");
+  case RD__OP_JOB_LIST: return check_limit(op->a.job_list.limit, err);
+  case RD__OP_JOB_ITEMS: {
+    int r = check_limit(op->a.job_items.limit, err);
+    if (!r && op->a.job_items.outcome && !rd__job_outcome_valid(op->a.job_items.outcome))
+      r = rd_err_set(err, RD_EINVALID, "store: invalid ledger outcome '%.40s'",
+                     op->a.job_items.outcome);
+    return r;
+  }
+  case RD__OP_JOB_MARK: return check_job_mark(op, err);
+  case RD__OP_JOB_OWN: {
+    int what = op->a.job_own.what;
+    if (what < RD_JOB_TAKE || what > RD_JOB_CANCEL)
+      return rd_err_set(err, RD_EINVALID, "store: unknown job change %d", what);
+    if (what == RD_JOB_CANCEL || what == RD_JOB_DONE) return 0;
+    int r = check_owner(op->a.job_own.owner, 1, "a job's lease", err);
+    return r || what != RD_JOB_TAKE ? r : check_ttl(op->a.job_own.ttl, "a job's lease", err);
+  }
   case RD__OP_PROBE:
     if (!(op->a.probe.sleep >= 0 && op->a.probe.sleep <= 60))
       return rd_err_set(err, RD_EINVALID, "store: sleep takes 0 to 60 seconds");

@@ -46,6 +46,12 @@
   XX(RELEASE, "release leases")                                               \
   XX(RETRY_DONE, "record a retry")                                            \
   XX(HEALTH, "compute health")                                                \
+  XX(JOB_CREATE, "create a job")                                              \
+  XX(JOB_GET, "read a job")                                                   \
+  XX(JOB_LIST, "list jobs")                                                   \
+  XX(JOB_ITEMS, "read a job's ledger")                                        \
+  XX(JOB_MARK, "record in a job's ledger")                                    \
+  XX(JOB_OWN, "change who runs a job")                                        \
   XX(PROBE, "probe the server (a test hook)")
 
 enum rd__opkind {
@@ -93,6 +99,23 @@ struct rd__op {
     struct { const char *owner, *id; int64_t *n; } release;
     struct { const rd_retry_done_t *r; char *exec_id, *dlq_id; } retry_done;
     struct { int64_t scenario_id; double since; int top; rd_health_t *out; } health;
+    struct { const rd_job_t *job; const rd_dlq_sel_t *sel; char *id; int64_t *total; } job_create;
+    struct { const char *id; rd_job_t **out; rd_job_counts_t *counts; } job_get;
+    struct { const char *state, *after; int limit; rd_job_cb cb; void *ud; } job_list;
+    struct {
+      const char *id, *outcome, *after;
+      int limit;
+      rd_job_item_cb cb;
+      void *ud;
+    } job_items;
+    struct {
+      const char *id;
+      const char *const *items;
+      size_t n;
+      const rd_job_item_t *m;
+      int64_t *n_changed;
+    } job_mark;
+    struct { const char *id; int what; const char *owner; double ttl; int *ok; } job_own;
     /* a query that sleeps `sleep` seconds, or reads the session's
      * `setting` into out (outlen bytes) */
     struct { double sleep; const char *setting; char *out; size_t outlen; } probe;

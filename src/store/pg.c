@@ -96,6 +96,12 @@ static const rd__pgop *const ops[RD__OP_NKINDS] = {
   [RD__OP_RETRY_DONE] = &rd__pg_retry_done,
   [RD__OP_HEALTH] = &rd__pg_health,
   [RD__OP_PROBE] = &rd__pg_probe,
+  [RD__OP_JOB_CREATE] = &rd__pg_job_create,
+  [RD__OP_JOB_GET] = &rd__pg_job_get,
+  [RD__OP_JOB_LIST] = &rd__pg_job_list,
+  [RD__OP_JOB_ITEMS] = &rd__pg_job_items,
+  [RD__OP_JOB_MARK] = &rd__pg_job_mark,
+  [RD__OP_JOB_OWN] = &rd__pg_job_own,
 };
 
 static void update_watch(rd__pg *pg);

@@ -115,6 +115,10 @@ typedef struct rd__pgop {
   int (*read)(rd__pgreq *r, rd__op *op, rd_err *err);
 } rd__pgop;
 
+extern const rd__pgop rd__pg_job_create, rd__pg_job_get, rd__pg_job_list, rd__pg_job_items,
+    rd__pg_job_mark, rd__pg_job_own;
+/* retry_done's ledger row, a statement of its segment (pg_job.c). */
+int rd__pg_job_retried(rd__pgreq *r, const rd_retry_done_t *d, const char *exec_id, rd_err *err);
 extern const rd__pgop rd__pg_scenario_create, rd__pg_scenario_get, rd__pg_scenario_list,
     rd__pg_scenario_update, rd__pg_exec_get, rd__pg_exec_list, rd__pg_exec_update,
     rd__pg_exec_delete, rd__pg_record, rd__pg_dlq_get, rd__pg_dlq_list, rd__pg_dlq_count,

@@ -166,6 +166,7 @@ static int retry_done_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
     e = rd__pg_add(r, Q_LINK, err);
     rd__pg_text(r, ":new", eid);
   }
+  if (!e && d->dlq_id && d->job_id) e = rd__pg_job_retried(r, d, eid, err);
   return e;
 }
 

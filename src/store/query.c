@@ -8,8 +8,14 @@
 #include <math.h>
 #include <stdlib.h>
 
-const rd__dialect rd__dialect_sqlite = {" AND resolved = 0", " AND resolved = 1"};
-const rd__dialect rd__dialect_pg = {" AND NOT resolved", " AND resolved"};
+const rd__dialect rd__dialect_sqlite = {
+  " AND resolved = 0", " AND resolved = 1",
+  "SELECT value FROM json_each(", ")", "json_each(", ") AS v",
+};
+const rd__dialect rd__dialect_pg = {
+  " AND NOT resolved", " AND resolved",
+  "SELECT json_array_elements_text(", "::json)", "json_array_elements_text(", "::json) AS v(value)",
+};
 
 int rd__sql_exec_list(rd_buf *q, const rd_exec_filter_t *f) {
   int r = rd__sql_select(q, &rd__rec_exec, 0);

@@ -16,11 +16,15 @@
 #define EXEC_FIELD(f, F, kind, flags) FIELD(rd_exec_t, f, F, kind, flags)
 #define ITEM_FIELD(f, F, kind, flags) FIELD(rd_dlq_item_t, f, F, kind, flags)
 #define LOG_FIELD(f, F, kind, flags) FIELD(rd_dlq_log_t, f, F, kind, flags)
+#define JOB_FIELD(f, F, kind, flags) FIELD(rd_job_t, f, F, kind, flags)
+#define JOB_ITEM_FIELD(f, F, kind, flags) FIELD(rd_job_item_t, f, F, kind, flags)
 
 static const rd__field scenario_fields[] = {RD_SCENARIO_FIELDS(SCENARIO_FIELD)};
 static const rd__field exec_fields[] = {RD_EXEC_FIELDS(EXEC_FIELD)};
 static const rd__field item_fields[] = {RD_DLQ_ITEM_FIELDS(ITEM_FIELD)};
 static const rd__field log_fields[] = {RD_DLQ_LOG_FIELDS(LOG_FIELD)};
+static const rd__field job_fields[] = {RD_JOB_FIELDS(JOB_FIELD)};
+static const rd__field job_item_fields[] = {RD_JOB_ITEM_FIELDS(JOB_ITEM_FIELD)};
 
 #define NFIELDS(a) ((int)(sizeof a / sizeof a[0]))
 
@@ -32,6 +36,9 @@ const rd__record rd__rec_item = {"dlq_item", "incomplete execution", item_fields
                                  NFIELDS(item_fields), sizeof(rd_dlq_item_t)};
 const rd__record rd__rec_log = {"dlq_log", "retry log", log_fields, NFIELDS(log_fields),
                                 sizeof(rd_dlq_log_t)};
+const rd__record rd__rec_job = {"job", "job", job_fields, NFIELDS(job_fields), sizeof(rd_job_t)};
+const rd__record rd__rec_job_item = {"job_item", "job ledger row", job_item_fields,
+                                     NFIELDS(job_item_fields), sizeof(rd_job_item_t)};
 
 static int is_text(rd__kind k) { return k == RD__K_TEXT || k == RD__K_JSON; }
 

@@ -33,7 +33,8 @@ typedef struct rd__record {
   size_t size;        /* sizeof the record struct */
 } rd__record;
 
-extern const rd__record rd__rec_scenario, rd__rec_exec, rd__rec_item, rd__rec_log;
+extern const rd__record rd__rec_scenario, rd__rec_exec, rd__rec_item, rd__rec_log, rd__rec_job,
+    rd__rec_job_item;
 
 /* The member of `rec` that field f describes. */
 #define RD__MEMBER(rec, f, type) ((type *)((char *)(rec) + (f)->off))
@@ -97,6 +98,9 @@ void rd__rec_read(const rd__reader *rd, void *row, const rd__record *r, int heav
  * (literals, so that the partial indexes on pending items apply). */
 typedef struct rd__dialect {
   const char *pending, *resolved;  /* " AND resolved = 0" / " AND NOT resolved", ... */
+  /* a JSON array parameter's strings: as a subquery ("SELECT value FROM
+   * json_each(" p ")") and as rows v(value) of a FROM clause */
+  const char *set_open, *set_close, *rows_open, *rows_close;
 } rd__dialect;
 extern const rd__dialect rd__dialect_sqlite, rd__dialect_pg;
 
@@ -110,6 +114,26 @@ void rd__bind_dlq_filter(const rd__binder *b, void *s, const rd_dlq_filter_t *f)
 /* A group's scenarios from "3,1,12" (the distinct ids, as the aggregate
  * gives them): the first RD_GROUP_SCENARIOS listed, the rest counted. */
 void rd__group_scenarios(rd_group_t *g, const char *list);
+/* ---- bulk jobs (job.c): the SQL of each step, for both backends ---------- */
+int rd__sql_job_insert(rd_buf *q);
+int rd__sql_job_ledger(rd_buf *q, const rd__dialect *d, const rd_dlq_sel_t *sel,
+                       int (*cond)(rd_buf *q, const rd_dlq_sel_t *sel));
+int rd__sql_job_total(rd_buf *q);
+int rd__sql_job_counts(rd_buf *q);
+int rd__sql_job_list(rd_buf *q, const char *state, const char *after);
+int rd__sql_job_items(rd_buf *q, const char *outcome, const char *after);
+int rd__sql_job_mark(rd_buf *q, const rd__dialect *d, int started);
+int rd__sql_job_touch(rd_buf *q);
+extern const char rd__sql_job_retried[];
+/* The statements (sql[0..n)) of what an owner does to a job (RD_JOB_*);
+ * returns n. The last one's change count says whether it happened. */
+int rd__sql_job_own(int what, const char *sql[3]);
+/* Is o one of the ledger's outcomes? */
+int rd__job_outcome_valid(const char *o);
+/* Add n rows of outcome to c. */
+void rd__job_count(rd_job_counts_t *c, const char *outcome, int64_t n);
+/* RD_ENOT_FOUND: "store: no job 'x'". */
+int rd__err_no_job(rd_err *err, const char *id);
 /* A page of an item's logs and its parameters. */
 int rd__sql_logs(rd_buf *q, const rd_log_filter_t *f);
 void rd__bind_logs(const rd__binder *b, void *s, const char *dlq_id, const rd_log_filter_t *f,

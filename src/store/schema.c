@@ -198,6 +198,63 @@ const rd__migration rd__migrations[] = {
     "CREATE INDEX execution_fingerprint ON execution(fingerprint, id) WHERE fingerprint IS NOT NULL;"
     "CREATE INDEX dlq_fingerprint ON dlq_item(fingerprint, id) WHERE fingerprint IS NOT NULL;",
   },
+  /* 2 -> 3: bulk jobs (include/redrive.h, "bulk jobs"; src/store/job.c):
+   * the job, with a lease on it for the process that runs it, and its
+   * ledger, one row per item; pending rows are found by the partial index,
+   * running jobs by the state index. */
+  {
+    .sqlite =
+    "CREATE TABLE job ("
+    "  id TEXT NOT NULL PRIMARY KEY,"
+    "  kind TEXT NOT NULL CONSTRAINT kind CHECK (kind IN ('retry','delete')),"
+    "  state TEXT NOT NULL CONSTRAINT state CHECK (state IN ('running','done','canceled')),"
+    "  params TEXT CONSTRAINT params_json CHECK (params IS NULL OR json_valid(params)),"
+    "  total INTEGER NOT NULL DEFAULT 0,"
+    "  owner TEXT,"
+    "  owner_expiry REAL,"
+    "  created REAL NOT NULL,"
+    "  started_at REAL,"
+    "  updated_at REAL NOT NULL,"
+    "  finished_at REAL);"
+    "CREATE INDEX job_state ON job(state, id);"
+    "CREATE TABLE job_item ("
+    "  job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,"
+    "  item_id TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL CONSTRAINT outcome CHECK (outcome IN"
+    "    ('pending','started','succeeded','failed','skipped','not_attempted')),"
+    "  execution_id TEXT,"
+    "  error TEXT,"
+    "  code TEXT,"
+    "  updated REAL,"
+    "  PRIMARY KEY (job_id, item_id));"
+    "CREATE INDEX job_item_pending ON job_item(job_id, item_id) WHERE outcome = 'pending';",
+    .pg =
+    "CREATE TABLE job ("
+    "  id text COLLATE \"C\" NOT NULL PRIMARY KEY,"
+    "  kind text COLLATE \"C\" NOT NULL CONSTRAINT kind CHECK (kind IN ('retry','delete')),"
+    "  state text COLLATE \"C\" NOT NULL"
+    "    CONSTRAINT state CHECK (state IN ('running','done','canceled')),"
+    "  params json,"
+    "  total bigint NOT NULL DEFAULT 0,"
+    "  owner text COLLATE \"C\","
+    "  owner_expiry double precision,"
+    "  created double precision NOT NULL,"
+    "  started_at double precision,"
+    "  updated_at double precision NOT NULL,"
+    "  finished_at double precision);"
+    "CREATE INDEX job_state ON job(state, id);"
+    "CREATE TABLE job_item ("
+    "  job_id text COLLATE \"C\" NOT NULL REFERENCES job(id) ON DELETE CASCADE,"
+    "  item_id text COLLATE \"C\" NOT NULL,"
+    "  outcome text COLLATE \"C\" NOT NULL CONSTRAINT outcome CHECK (outcome IN"
+    "    ('pending','started','succeeded','failed','skipped','not_attempted')),"
+    "  execution_id text COLLATE \"C\","
+    "  error text COLLATE \"C\","
+    "  code text COLLATE \"C\","
+    "  updated double precision,"
+    "  PRIMARY KEY (job_id, item_id));"
+    "CREATE INDEX job_item_pending ON job_item(job_id, item_id) WHERE outcome = 'pending';",
+  },
 };
 
 const int rd__schema_version = (int)(sizeof rd__migrations / sizeof rd__migrations[0]);

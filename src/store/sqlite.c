@@ -499,6 +499,23 @@ static int run(rd__op *op, rd_err *err) {
   case RD__OP_HEALTH:
     return rd__sq_health(st, A(health).scenario_id, A(health).since, A(health).top,
                          A(health).out, err);
+  case RD__OP_JOB_CREATE:
+    return rd__sq_job_create(st, A(job_create).job, A(job_create).sel, A(job_create).id,
+                             A(job_create).total, err);
+  case RD__OP_JOB_GET:
+    return rd__sq_job_get(st, A(job_get).id, A(job_get).out, A(job_get).counts, err);
+  case RD__OP_JOB_LIST:
+    return rd__sq_job_list(st, A(job_list).state, A(job_list).after, A(job_list).limit,
+                           A(job_list).cb, A(job_list).ud, err);
+  case RD__OP_JOB_ITEMS:
+    return rd__sq_job_items(st, A(job_items).id, A(job_items).outcome, A(job_items).after,
+                            A(job_items).limit, A(job_items).cb, A(job_items).ud, err);
+  case RD__OP_JOB_MARK:
+    return rd__sq_job_mark(st, A(job_mark).id, A(job_mark).items, A(job_mark).n, A(job_mark).m,
+                           A(job_mark).n_changed, err);
+  case RD__OP_JOB_OWN:
+    return rd__sq_job_own(st, A(job_own).id, A(job_own).what, A(job_own).owner, A(job_own).ttl,
+                          A(job_own).ok, err);
 #undef A
   default:
     return rd_err_set(err, RD_EUNSUPPORTED, "store: cannot %s on SQLite '%s'",

@@ -155,6 +155,21 @@ int rd__sq_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_e
 int rd__sq_release(rd_store_t *st, const char *owner, const char *id, int64_t *n, rd_err *err);
 int rd__sq_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id, char *dlq_id,
                       rd_err *err);
+int rd__sq_job_create(rd_store_t *st, const rd_job_t *job, const rd_dlq_sel_t *sel, char *id,
+                      int64_t *total, rd_err *err);
+int rd__sq_job_get(rd_store_t *st, const char *id, rd_job_t **out, rd_job_counts_t *counts,
+                   rd_err *err);
+int rd__sq_job_list(rd_store_t *st, const char *state, const char *after, int limit,
+                    rd_job_cb cb, void *ud, rd_err *err);
+int rd__sq_job_items(rd_store_t *st, const char *id, const char *outcome, const char *after,
+                     int limit, rd_job_item_cb cb, void *ud, rd_err *err);
+int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
+                    const rd_job_item_t *m, int64_t *n_changed, rd_err *err);
+int rd__sq_job_own(rd_store_t *st, const char *id, int what, const char *owner, double ttl,
+                   int *ok, rd_err *err);
+/* Inside retry_done's transaction: the ledger row of a job's retry. */
+int rd__sq_job_retried(rd_store_t *st, const rd_retry_done_t *d, const char *exec_id,
+                       rd_err *err);
 int rd__sq_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
                   rd_err *err);
 

@@ -214,6 +214,7 @@ int rd__sq_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id, c
   if (!r && d->dlq) r = rd__item_insert(st, d->dlq, did, eid, err);
   if (!r && d->dlq_id) r = insert_log(st, d->log, d->dlq_id, eid, err);
   if (!r && d->success) r = link_retry(st, &e, eid, err);
+  if (!r && d->dlq_id && d->job_id) r = rd__sq_job_retried(st, d, eid, err);
   r = rd__st_end(st, r, err);
   if (r) return r;
   if (exec_id) memcpy(exec_id, eid, sizeof eid);

@@ -312,3 +312,33 @@ int rd_store_health(rd_store_t *st, int64_t scenario_id, double since, int top, 
                     rd_err *err) {
   RUN(st, HEALTH, health, scenario_id, since, top, out);
 }
+
+int rd_store_job_create(rd_store_t *st, const rd_job_t *job, const rd_dlq_sel_t *sel, char *id,
+                        int64_t *total, rd_err *err) {
+  RUN(st, JOB_CREATE, job_create, job, sel, id, total);
+}
+
+int rd_store_job_get(rd_store_t *st, const char *id, rd_job_t **out, rd_job_counts_t *counts,
+                     rd_err *err) {
+  RUN(st, JOB_GET, job_get, id, out, counts);
+}
+
+int rd_store_job_list(rd_store_t *st, const char *state, const char *after, int limit,
+                      rd_job_cb cb, void *ud, rd_err *err) {
+  RUN(st, JOB_LIST, job_list, state, after, limit, cb, ud);
+}
+
+int rd_store_job_items(rd_store_t *st, const char *id, const char *outcome, const char *after,
+                       int limit, rd_job_item_cb cb, void *ud, rd_err *err) {
+  RUN(st, JOB_ITEMS, job_items, id, outcome, after, limit, cb, ud);
+}
+
+int rd_store_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
+                      const rd_job_item_t *m, int64_t *n_changed, rd_err *err) {
+  RUN(st, JOB_MARK, job_mark, id, items, n, m, n_changed);
+}
+
+int rd_store_job_own(rd_store_t *st, const char *id, int what, const char *owner, double ttl,
+                     int *ok, rd_err *err) {
+  RUN(st, JOB_OWN, job_own, id, what, owner, ttl, ok);
+}

@@ -250,7 +250,8 @@ static void pg_schema_matches(const char *target, const rd__record *const *recs,
 RD_TEST(store_schema_matches_records) {
   const char *path = rd_test_store("schema.db");
   rd_store_close(open_store(path));
-  const rd__record *recs[] = {&rd__rec_scenario, &rd__rec_exec, &rd__rec_item, &rd__rec_log};
+  const rd__record *recs[] = {&rd__rec_scenario, &rd__rec_exec, &rd__rec_item, &rd__rec_log,
+                              &rd__rec_job, &rd__rec_job_item};
   if (rd_test_pg()) {
     pg_schema_matches(path, recs, sizeof recs / sizeof recs[0]);
     return;
@@ -1271,6 +1272,7 @@ static void add_failure(rd_store_t *st, int64_t sc, const char *bp, const char *
 /* A store back at schema version 1 (before fingerprints), its rows kept. */
 static void downgrade_to_v1(const char *path) {
   static const char *const sql[] = {
+    "DROP TABLE job_item", "DROP TABLE job", /* version 3 */
     "DROP INDEX execution_fingerprint", "DROP INDEX dlq_fingerprint",
     "ALTER TABLE execution DROP COLUMN fingerprint", "ALTER TABLE execution DROP COLUMN cause",
     "ALTER TABLE dlq_item DROP COLUMN fingerprint", "ALTER TABLE dlq_item DROP COLUMN cause",

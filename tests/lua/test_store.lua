@@ -346,4 +346,59 @@ test("store-6.1 wait_work: a new item and a dropped lease wake it; a claim does 
   raises("option 'timeout' must be", st.wait_work, st, { timeout = -1 })
 end)
 
+test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, mark, take, release, cancel", function()
+  local st = new_store()
+  local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
+  local ids = {}
+  for i = 1, 5 do
+    local _, d = assert(st:record { exec = failed_exec(sid), dlq = item(sid, "r" .. i) })
+    ids[i] = d
+  end
+  local id, total = assert(st:job_create { kind = "retry", all = true, except = { ids[5] }, params = '{"a":1}' })
+  eq(total, 4)
+  local j = assert(st:job_get(id))
+  eq(j.state, "running"); eq(j.kind, "retry"); eq(j.params, '{"a":1}'); eq(j.total, 4); eq(j.pending, 4)
+  eq(j.started, 0); eq(j.owner, nil)
+  -- ids: distinct, minus except, unknown ones kept (the job reports them)
+  local id2, t2 = assert(st:job_create { kind = "delete", ids = { ids[1], ids[1], "nope", ids[2] }, except = { ids[2] } })
+  eq(t2, 2)
+  eq(#assert(st:job_list {}), 2); eq(#assert(st:job_list { state = "done" }), 0)
+  eq(assert(st:job_list { after = id, limit = 5 })[1].id, id2)
+  -- the lease on a job
+  eq(st:job_own(id, "take", "a", 60), true); eq(st:job_own(id, "take", "a", 60), true) -- renewed
+  eq(st:job_own(id, "take", "b", 60), false)
+  eq(assert(st:job_get(id)).owner, "a")
+  -- marks: started only from pending; an outcome from pending or started; settled rows stay
+  local rows = assert(st:job_items(id, { outcome = "pending", limit = 2 }))
+  eq(#rows, 2); eq(rows[1].item_id < rows[2].item_id, true)
+  eq(st:job_mark(id, { rows[1].item_id, rows[2].item_id }, { outcome = "started" }), 2)
+  eq(st:job_mark(id, { rows[1].item_id }, { outcome = "started" }), 0)
+  eq(st:job_mark(id, { rows[1].item_id }, { outcome = "skipped", error = "why", code = "conflict" }), 1)
+  eq(st:job_mark(id, { rows[1].item_id }, { outcome = "succeeded" }), 0)
+  j = assert(st:job_get(id))
+  eq(j.pending, 2); eq(j.started, 1); eq(j.skipped, 1)
+  -- a take-over of a released job: what the last owner left started is in doubt
+  eq(st:job_own(id, "release", "a"), true)
+  eq(st:job_own(id, "take", "b", 60), true)
+  local doubt = assert(st:job_items(id, { outcome = "failed" }))
+  eq(#doubt, 1); eq(doubt[1].item_id, rows[2].item_id); eq(doubt[1].code, "in_doubt")
+  -- cancel: pending rows not attempted; then neither take nor done changes it
+  eq(st:job_own(id, "cancel"), true); eq(st:job_own(id, "cancel"), false)
+  j = assert(st:job_get(id))
+  eq(j.state, "canceled"); eq(j.pending, 0); eq(j.not_attempted, 2); ok(j.finished_at, "finished")
+  eq(st:job_own(id, "take", "c", 60), false); eq(st:job_own(id, "done"), false)
+  eq(st:job_own(id2, "done"), true); eq(assert(st:job_get(id2)).state, "done")
+  -- errors
+  check_err("not_found", "no job", st.job_get, st, "x")
+  check_err("not_found", "no job", st.job_items, st, "x")
+  check_err("not_found", "no job", st.job_own, st, "x", "cancel")
+  check_err("invalid", "kind", st.job_create, st, { kind = "frobnicate", all = true })
+  check_err("invalid", "outcome", st.job_mark, st, id, { ids[1] }, { outcome = "pending" })
+  check_err("invalid", "outcome", st.job_items, st, id, { outcome = "maybe" })
+  check_err("invalid", "owner", st.job_own, st, id, "take", nil, 5)
+  check_err("invalid", "ttl", st.job_own, st, id, "take", "a", 0)
+  raises("'ids' or 'all = true'", st.job_create, st, { kind = "retry" })
+  raises("invalid option", st.job_own, st, id, "steal")
+end)
+
 H.done()
