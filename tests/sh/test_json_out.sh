@@ -88,6 +88,14 @@ js delete-dry 0 --dry-run delete "$id"
 js delete 0 delete "$id"
 js usage-error 2 ls --bogus
 js script 0 -e 'return {n = 1}, "two", rd.json.array{}'
+# durable jobs (docs/jobs.md): one over what is left, listed, shown; a worker with none to take
+"$R" -q -e 'assert(rd.connect():retry { all = true, job = true }):wait()' >/dev/null 2>&1
+js jobs 0 jobs
+job_id=$(jq -r .id <"$J/jobs.out" | head -1)
+js jobs-show 0 jobs show "$job_id" --results
+js jobs-show-unknown 1 jobs show 0123456789abcdef0123456789abcdef
+js worker 0 worker --once
+has "json-jobs a job is listed, done" "$(jq -r .state <"$J/jobs.out" 2>&1 | head -1)" "done"
 
 # ---- the remote sources (Prism contract mocks), when there
 if [ -n "${RD_MOCK_MAKE:-}" ] && [ -n "${RD_MOCK_N8N:-}" ]; then

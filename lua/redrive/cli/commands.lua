@@ -141,6 +141,23 @@ local COMMANDS = {
               { "--audit", "value", "FILE", "append each change as a JSON line to FILE" },
               { "--poll", "value", "S", "with --watch: how often to look for edited files" } },
     run = { "run", "rules" } },
+  { name = "jobs", synopsis = "jobs [--state S] | jobs show ID [--results] | jobs resume ID | jobs cancel ID",
+    summary = "the local store's durable bulk jobs (src:retry{job = true}): list, show (with --results its " ..
+      "per-item ledger), resume (run one here from where its ledger says), cancel",
+    about = "A durable job's ledger lives in the store, so the job outlives the process that ran it " ..
+      "(docs/jobs.md). resume waits for a dead runner's lease to expire, then takes over: pending items are " ..
+      "retried; one that was in flight when the runner died is failed, code in_doubt, never retried again. " ..
+      "Exit 1 when items failed.",
+    flags = { { "--state", "value", "S", "only jobs running, done or canceled" },
+              { "--results", "bool", nil, "with show: one line per item (outcome, new execution, error)" } },
+    run = { "jobs", "jobs" } },
+  { name = "worker", synopsis = "worker [--once] [--poll S]",
+    summary = "take over every running job whose runner is gone, one after the other, and keep looking " ..
+      "(--once: until no job is left running)",
+    flags = { { "--once", "bool", nil, "return when no job is left running (a live runner's job is waited " ..
+                "for)" },
+              { "--poll", "value", "S", "how often to look for jobs (default 2 seconds)" } },
+    run = { "jobs", "worker" } },
   { name = "help", synopsis = "help [COMMAND]", summary = "this help, or one command's", flags = {},
     run = { "help" } },
 }

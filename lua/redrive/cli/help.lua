@@ -54,6 +54,8 @@ Lua API (module `redrive`, preloaded as `rd`; failures return nil, msg, code):
           src:retry{all = true, except = {id}, concurrency = 16, safe = true, wait = true,
             on_result = function(r) end}  -> {total, succeeded, failed, ..., results}
           src:delete_incomplete{all = true, confirmed = true}; src:health{scenario = 1}
+  jobs    job = src:retry{all = true, job = true} (delete_incomplete too): returns at
+          once; job:status(); job:wait(); job:cancel(); job:results(); src:jobs{state}
   local   sc = src:scenario_create{name = 'x', blueprint = bp}; src:run(sc.id, {input = {}})
           src:scenario(id); src:scenarios(); src:scenario_update(id, {blueprint = bp})
   blueprint bp = rd.blueprint(t_or_json); bp:get('/flow/0/mapper/url'); bp:set(p, v)

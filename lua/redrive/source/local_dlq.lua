@@ -10,6 +10,7 @@ local U = require "redrive.source.local_util"
 local C = require "redrive.source.common"
 local Retry = require "redrive.source.local_retry"
 local G = require "redrive.mutation" -- every mutating call goes through G.mutate
+local Job = require "redrive.source.local_job"
 
 local D = {}
 local Item = {}
@@ -252,7 +253,8 @@ end
 -- ---------------------------------------------------------------------------
 -- bulk delete (bulk retry: local_retry.lua)
 
--- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario, fingerprint} -> {deleted, errors}
+-- src:delete_incomplete{ids | all = true, confirmed = true, except, scenario, fingerprint, job}
+--   -> {deleted, errors} (job = true: a durable job, returned at once: local_job.lua)
 local function delete_incomplete(src, opts)
   U.check_table(opts, 1, "delete_incomplete")
   local rd, st = src._rd, src._st
@@ -265,6 +267,13 @@ local function delete_incomplete(src, opts)
   local except = C.set_of(opts.except, "except", "delete_incomplete")
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "delete_incomplete") or nil
   local fp = C.fingerprint_arg(opts.fingerprint, "delete_incomplete")
+  if opts.job ~= nil and opts.job ~= true and opts.job ~= false then
+    error("bad argument #1 to 'delete_incomplete' (job must be true or false)", 2)
+  end
+  if opts.job and not G.dry_run(rd) then -- durable, in pages: local_job.lua
+    return Job.start(src, "delete", { scenario = scenario, fingerprint = fp },
+      { ids = opts.ids, all = opts.all and true or nil, except = opts.except, scenario = scenario, fingerprint = fp })
+  end
   -- one store call (one transaction) deletes them all: one gate event, its
   -- count known beforehand for ids, from the answer for all = true
   local op = { action = "delete", ids = opts.ids, dry = function(o)
@@ -409,6 +418,9 @@ function D.install(src, Source)
   Source.resolve = resolve
   Source.groups = groups
   Source.wait_auto_retries = wait_auto_retries
+  Source.jobs = Job.list
+  Source.job = Job.get
+  Source._work_jobs = Job.worker
 end
 
 D.Item = Item

@@ -36,13 +36,13 @@ function R.resolved_msg(rec)
     rec.id, rec.execution_id and "; its execution is " .. rec.execution_id or "")
 end
 
--- session(src, ttl) -> {owner, claim(sel) -> items | nil, msg, code, close()}
--- One owner whose leases are renewed until close(), which releases what the
--- owner still holds.
-function R.session(src, ttl)
+-- session(src, ttl, owner) -> {owner, claim(sel) -> items | nil, msg, code, close()}
+-- One owner (a new one unless given) whose leases are renewed until
+-- close(), which releases what the owner still holds.
+function R.session(src, ttl, owner)
   local rd, st = src._rd, src._st
   ttl = ttl or src._ttl
-  local owner = src:_owner()
+  owner = owner or src:_owner()
   local stop = U.renewer(rd, st, owner, ttl)
   return {
     owner = owner,
@@ -85,6 +85,11 @@ function R.attempt(src, plan)
   local req = { exec = new, success = success }
   if plan.item then
     req.dlq_id, req.owner = plan.item.id, plan.lease.owner
+    -- a job's retry: its ledger row settles in the same transaction
+    req.job_id = plan.job
+    if plan.job and not success then
+      req.job_error = out.error and out.error.message or ("status " .. tostring(out.status))
+    end
     req.log = U.log_record(rd, out, new, plan.forced)
     new.dlq_id = plan.item.id
   elseif out.incomplete and plan.keep then
@@ -118,7 +123,7 @@ function R.item_plan(src, rec, lease, forced)
 end
 
 -- Why item `id` could not be claimed: nil, msg, code.
-local function unclaimed(st, id)
+function R.unclaimed(st, id)
   local now = st:dlq_get(id)
   if not now then return nil, "incomplete execution " .. id .. " was deleted", "not_found" end
   if now.resolved then return nil, R.resolved_msg(now), "conflict" end
@@ -135,7 +140,7 @@ function R.with_item(src, id, forced, fn)
   if not got or not got[1] then
     lease.close()
     if not got then return nil, err, code end
-    return unclaimed(src._st, id)
+    return R.unclaimed(src._st, id)
   end
   local ok, res, rerr, rcode = pcall(fn, got[1], lease)
   lease.close()
@@ -225,7 +230,8 @@ local function dry_bulk(src, opts, except, safe)
 end
 
 -- src:retry{ids = {...} | all = true, except = {...}, scenario, fingerprint,
---           concurrency = 16, progress, safe = true, lease_ttl} -> summary (common.summary):
+--           concurrency = 16, progress, safe = true, lease_ttl, job} -> summary (common.summary):
+-- (job = true: a durable job instead, returned at once: local_job.lua)
 -- {total, succeeded, failed, skipped, not_attempted, errors, results}
 -- One lease session for the whole operation; items are claimed in keyset
 -- batches as the workers need them (explicit ids that are resolved too, when
@@ -251,9 +257,17 @@ function R.bulk(src, opts)
   local scenario = opts.scenario and U.scenario_id(opts.scenario, "retry") or nil
   local fp = C.fingerprint_arg(opts.fingerprint, "retry")
   local safe = opts.safe ~= false
+  if opts.job ~= nil and opts.job ~= true and opts.job ~= false then
+    error("bad argument #1 to 'retry' (job must be true or false)", 2)
+  end
   if G.dry_run(rd) then
     return dry_bulk(src, { ids = ids, scenario = scenario, fingerprint = fp, on_result = opts.on_result }, except,
       safe)
+  end
+  if opts.job then -- durable: returns at once with the job (local_job.lua)
+    return require("redrive.source.local_job").start(src, "retry",
+      { concurrency = concurrency, lease_ttl = ttl, safe = safe, scenario = scenario, fingerprint = fp },
+      { ids = ids, all = (ids == nil) or nil, except = opts.except, scenario = scenario, fingerprint = fp })
   end
   local s = C.summary(opts)
 
