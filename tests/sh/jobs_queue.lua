@@ -5,6 +5,9 @@
 --   (the queue: tests/sh/local_queue.lua setup DB SERVER N PREFIX, whose
 --   items fail once at /flaky?key=PREFIX-i, and whose retries take 20 ms
 --   more at /delay/20, so a kill lands while retries are in flight)
+--   redrive jobs_queue.lua create DB CONC TTL         a job over every pending item,
+--       run by nobody yet (a `redrive worker` takes it); prints its id
+--   redrive jobs_queue.lua owner DB ID                the pid of its runner, or ""
 --   redrive jobs_queue.lua start DB                   src:retry{all, job = true},
 --       prints "job ID" (flushed), then waits for it
 --   redrive jobs_queue.lua done DB ID                 prints the ledger's done count
@@ -22,7 +25,15 @@ local function src_of(path)
   return assert(rd.connect { kind = "local", db = path, lease_ttl = 1 })
 end
 
-if cmd == "start" then
+if cmd == "create" then -- a job nobody runs yet (for `redrive worker`s)
+  local conc, ttl = arg[3] or "4", arg[4] or "1"
+  local id = assert(require("redrive.core").store_open(db)):job_create {
+    kind = "retry", all = true, params = string.format('{"concurrency":%d,"lease_ttl":%s}', conc, ttl) }
+  print(assert(id))
+elseif cmd == "owner" then -- the pid of the process running job ID, if any
+  local s = assert(assert(src_of(db):job(arg[3])):status())
+  print(s.owner and s.owner:match("^[^:]*:(%d+):") or "")
+elseif cmd == "start" then
   local src = src_of(db)
   local job = assert(src:retry { all = true, job = true, concurrency = 4, lease_ttl = 1 })
   io.stdout:write("job ", job.id, "\n")

@@ -6,7 +6,9 @@
 #                                            crashes during blueprint patches
 #   RD_FULL=1 bash tests/sh/test_reliability.sh   make reliability (~5 min):
 #       20 kill -9 rounds during a 10 000-item bulk retry, 20 during patches,
-#       three processes bulk-retrying one 10 000-item queue
+#       three processes bulk-retrying one 10 000-item queue; on PostgreSQL,
+#       10 rounds of three workers serving one 10 000-item job, its runner
+#       killed -9 (tests/sh/jobs_queue.lua)
 # (tests/sh/test_crash.sh and test_concurrent.sh already run small versions of
 # the bulk-retry crash and the concurrent retry in make test.)
 #
@@ -145,6 +147,55 @@ if [ -n "${RD_FULL:-}" ]; then
       ok "three processes bulk-retrying one $N-item queue: every item retried exactly once ($(for i in 1 2 3; do sed -nE 's/^retry: total [0-9]+ succeeded ([0-9]+).*/\1/p' "$T/cretry$i"; done | paste -sd+))"
     else bad "concurrent retry (sum $sum of $N)" "$T/ccheck"; cat "$T/cretry1"; fi
   else bad "concurrent setup" "$T/csetup"; fi
+fi
+
+# ---- PostgreSQL: three workers, one job, kill -9 the one running it ------------
+# Each round: a queue of N items in a schema of its own, a retry job over it
+# that three `redrive worker --once` processes serve (one runs it; when it
+# dies, another takes it over once its 1 s lease expires), the runner killed
+# -9 once the ledger says K items are done (K random). Checked against the
+# loopback server's hit counts and the store (jobs_queue.lua check): every
+# item settled, none retried twice, what was in flight in doubt.
+if [ -n "${RD_FULL:-}" ] && [ -n "${RD_TEST_PG:-}" ]; then
+  J=tests/sh/jobs_queue.lua
+  N=${RD_FULL_N:-10000}
+  PG_ROUNDS=${RD_PG_ROUNDS:-10}
+  good=0 summary=""
+  for round in $(seq $PG_ROUNDS); do
+    schema="rel_$$_${round}_$RANDOM"
+    $RD_TEST_PG_PSQL -c "CREATE SCHEMA $schema" >/dev/null
+    DB="$RD_TEST_PG&options=-csearch_path%3D$schema" P=relpg-$$-$round-$RANDOM
+    if ! "$REDRIVE" $Q setup "$DB" "$RD_TEST_SERVER" $N $P >"$T/pgsetup" 2>&1; then
+      bad "pg round $round: setup" "$T/pgsetup"; continue
+    fi
+    id=$("$REDRIVE" $J create "$DB" 32 1 2>"$T/pgcreate") || { bad "pg round $round: create" "$T/pgcreate"; continue; }
+    for i in 1 2 3; do "$REDRIVE" --db "$DB" worker --once -q >"$T/pgw$i" 2>&1 & wpids[$i]=$!; done
+    K=$(rand_ms 200 $((N * 8 / 10)))
+    killed=""
+    for _ in $(seq 3000); do # until K done (an event), a bounded number of looks
+      d=$("$REDRIVE" $J done "$DB" "$id" 2>/dev/null) || d=0
+      if [ "${d:-0}" -ge $K ]; then
+        owner=$("$REDRIVE" $J owner "$DB" "$id" 2>/dev/null)
+        for i in 1 2 3; do
+          if [ "${wpids[$i]}" = "$owner" ]; then kill -9 "$owner"; killed=$i; fi
+        done
+        [ -n "$killed" ] && break
+      fi
+      sleep 0.02
+    done
+    for i in 1 2 3; do wait "${wpids[$i]}" 2>/dev/null; done
+    if [ -z "$killed" ]; then bad "pg round $round: the runner killed at $K done" "$T/pgw1"; continue; fi
+    if "$REDRIVE" $J check "$DB" "$RD_TEST_SERVER" $N $P "$id" >"$T/pgcheck" 2>&1; then
+      good=$((good + 1))
+      summary="$summary $K:$(sed -nE 's/^check: .* ([0-9]+) in doubt.*/\1/p' "$T/pgcheck")"
+    else
+      bad "pg round $round (worker $killed killed at $K done): 0 lost, 0 twice" "$T/pgcheck"
+    fi
+    $RD_TEST_PG_PSQL -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
+  done
+  [ $good -eq $PG_ROUNDS ] && ok "PostgreSQL, three workers on one $N-item job, its runner killed -9, $PG_ROUNDS rounds: every item settled, 0 retried twice (hit counts), in flight = in doubt (done at the kill:in doubt =$summary)"
+elif [ -n "${RD_FULL:-}" ]; then
+  echo "skip PostgreSQL workers round (PostgreSQL not started: no initdb)"
 fi
 
 echo "$pass passed, $fail failed"
