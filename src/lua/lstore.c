@@ -149,6 +149,9 @@ typedef struct lop {
     rd_claim_opts_t claim;
     struct { rd_exec_t e; rd_dlq_item_t d; rd_dlq_log_t log; rd_retry_done_t r; } rec;
     struct { rd_job_t j; rd_dlq_sel_t sel; rd_job_item_t mark; } job;
+    rd__ledger_take take;
+    rd__ledger_settle settle;
+    rd__ledger_filter events;
   } in;
   union {
     int64_t n;
@@ -156,6 +159,7 @@ typedef struct lop {
     rd_store_t *st;          /* open: the store being opened */
     void *rec;               /* get: the record, owned */
     rd_health_t h;
+    rd__ledger_hold hold;
     struct { char a[RD_STORE_ID_LEN + 1], b[RD_STORE_ID_LEN + 1]; } ids;
   } out;
   int t;                     /* stack index of the result table (listings) or
@@ -650,6 +654,29 @@ static int cb_error(const char *id, int code, const char *msg, void *ud) {
   return collect(c);
 }
 
+/* [-0, +1, m] one event of the ledger's audit */
+static void push_event(lua_State *L, const void *p) {
+  const rd__ledger_event *ev = p;
+  lua_createtable(L, 0, 12);
+  set_int(L, "id", ev->id);
+  set_num(L, "time", ev->time);
+  set_str(L, "host", ev->host);
+  set_int(L, "pid", ev->pid);
+  set_str(L, "source", ev->source);
+  set_str(L, "item", ev->item);
+  set_str(L, "action", ev->action);
+  set_str(L, "outcome", ev->outcome);
+  set_str(L, "code", ev->code);
+  set_str(L, "rule", ev->rule);
+  set_str(L, "execution", ev->execution);
+  set_str(L, "message", ev->message);
+}
+static int cb_event(const rd__ledger_event *ev, void *ud) {
+  collector *c = ud;
+  c->rec = ev;
+  return collect(c);
+}
+
 /* After the store call: raise a push's error, or return the table or an
  * expected failure. */
 static int collector_end(lua_State *L, collector *c, int r, const rd_err *err) {
@@ -746,6 +773,9 @@ static int k_list(lua_State *L, int status, lua_KContext ctx) {
     break;
   case RD__OP_JOB_ITEMS:
     c.push = push_job_item, o->op.a.job_items.cb = cb_job_item, o->op.a.job_items.ud = &c;
+    break;
+  case RD__OP_LEDGER_EVENTS:
+    c.push = push_event, o->op.a.ledger_events.cb = cb_event, o->op.a.ledger_events.ud = &c;
     break;
   }
   c.u->busy = 1;
@@ -1434,6 +1464,98 @@ static int l_setting(lua_State *L) {
   return lop_run(L, o, k_setting);
 }
 
+/* ---- the ledger of remote mutations (src/store/ledger.h) ---------------------- */
+
+static int64_t check_pid(const fields *f) {
+  int64_t pid = f_int(f, "pid", -1, NULL);
+  if (pid < 0) bad(f, "pid", "process id");
+  return pid;
+}
+
+/* take: true | false, {why, host, pid, since, expiry} */
+static int k_ledger_take(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lop *o = lop_resumed(L, ctx);
+  rd_err err = {0};
+  int r = rd__op_finish(&o->op, &err);
+  rd__ledger_hold h = o->out.hold;
+  rd_wait_release(&o->op.base);
+  if (r) return rd__lua_pusherr(L, &err);
+  lua_pushboolean(L, h.taken);
+  if (h.taken) return 1;
+  lua_createtable(L, 0, 5);
+  set_str(L, "why", h.why);
+  if (h.host[0]) set_str(L, "host", h.host);
+  if (h.pid) set_int(L, "pid", h.pid);
+  set_num(L, "since", h.since);
+  set_num(L, "expiry", h.expiry);
+  return 2;
+}
+
+/* st:ledger_take{source, item, action, owner, host, pid, rule?, ttl}
+ * -> true | false, {why = "leased" | "unknown" | "done", host, pid, since,
+ * expiry} | nil, msg, code */
+static int l_ledger_take(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd__ledger_take t = {
+    .source = f_reqstr(&f, "source"), .item = f_reqstr(&f, "item"),
+    .action = f_reqstr(&f, "action"), .owner = f_reqstr(&f, "owner"),
+    .host = f_reqstr(&f, "host"), .rule = f_str(&f, "rule", NULL), .pid = check_pid(&f),
+    .ttl = check_ttl(L, &f, 2),
+  };
+  lop *o = lop_new(L, st, RD__OP_LEDGER_TAKE);
+  o->in.take = t;
+  o->op.a.ledger_take.t = &o->in.take;
+  o->op.a.ledger_take.out = &o->out.hold;
+  return lop_run(L, o, k_ledger_take);
+}
+
+/* st:ledger_renew(owner, ttl) -> leases renewed */
+static int l_ledger_renew(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  const char *owner = luaL_checkstring(L, 2);
+  double ttl = check_ttl(L, NULL, 3);
+  lop *o = lop_new(L, st, RD__OP_LEDGER_RENEW);
+  o->op.a.ledger_renew.owner = owner;
+  o->op.a.ledger_renew.ttl = ttl;
+  o->op.a.ledger_renew.n = &o->out.n;
+  return lop_run(L, o, k_count);
+}
+
+/* st:ledger_settle{source, item, action, owner?, outcome, host, pid, code?,
+ * rule?, execution?, message?} -> leases ended (0 or 1) */
+static int l_ledger_settle(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 0, "");
+  rd__ledger_settle l = {
+    .source = f_reqstr(&f, "source"), .item = f_reqstr(&f, "item"),
+    .action = f_reqstr(&f, "action"), .owner = f_str(&f, "owner", NULL),
+    .outcome = f_reqstr(&f, "outcome"), .host = f_reqstr(&f, "host"), .pid = check_pid(&f),
+    .code = f_str(&f, "code", NULL), .rule = f_str(&f, "rule", NULL),
+    .execution = f_str(&f, "execution", NULL), .message = f_str(&f, "message", NULL),
+  };
+  lop *o = lop_new(L, st, RD__OP_LEDGER_SETTLE);
+  o->in.settle = l;
+  o->op.a.ledger_settle.s = &o->in.settle;
+  o->op.a.ledger_settle.n = &o->out.n;
+  return lop_run(L, o, k_count);
+}
+
+/* st:ledger_events{since?, source?, after?, limit?} -> {event...} in id order */
+static int l_ledger_events(lua_State *L) {
+  rd_store_t *st = check_store(L);
+  fields f = args_table(L, 2, 1, "");
+  rd__ledger_filter flt = {
+    .since = f_num(&f, "since", NULL), .source = f_str(&f, "source", NULL),
+    .after = f_int(&f, "after", 0, NULL), .limit = f_limit(&f),
+  };
+  lop *o = list_op(L, st, RD__OP_LEDGER_EVENTS);
+  o->in.events = flt;
+  o->op.a.ledger_events.f = &o->in.events;
+  return lop_run(L, o, k_list);
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
 static const luaL_Reg store_methods[] = {
@@ -1468,6 +1590,10 @@ static const luaL_Reg store_methods[] = {
   {"release", l_release},
   {"retry_done", l_retry_done},
   {"health", l_health},
+  {"ledger_take", l_ledger_take},
+  {"ledger_renew", l_ledger_renew},
+  {"ledger_settle", l_ledger_settle},
+  {"ledger_events", l_ledger_events},
   {"wait_work", l_wait_work},
   {"_sleep", l_sleep},
   {"_setting", l_setting},

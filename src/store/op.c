@@ -160,6 +160,10 @@ int rd__op_check(const rd__op *op, rd_err *err) {
     int r = check_owner(op->a.job_own.owner, 1, "a job's lease", err);
     return r || what != RD_JOB_TAKE ? r : check_ttl(op->a.job_own.ttl, "a job's lease", err);
   }
+  case RD__OP_LEDGER_TAKE:
+  case RD__OP_LEDGER_RENEW:
+  case RD__OP_LEDGER_SETTLE:
+  case RD__OP_LEDGER_EVENTS: return rd__ledger_check(op, err);
   case RD__OP_PROBE:
     if (!(op->a.probe.sleep >= 0 && op->a.probe.sleep <= 60))
       return rd_err_set(err, RD_EINVALID, "store: sleep takes 0 to 60 seconds");

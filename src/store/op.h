@@ -20,6 +20,7 @@
 #define RD_STORE_OP_H
 
 #include "redrive.h"
+#include "store/ledger.h"
 
 /* XX(KIND, what it does, for messages) */
 #define RD__OP_KINDS(XX)                                                      \
@@ -52,6 +53,10 @@
   XX(JOB_ITEMS, "read a job's ledger")                                        \
   XX(JOB_MARK, "record in a job's ledger")                                    \
   XX(JOB_OWN, "change who runs a job")                                        \
+  XX(LEDGER_TAKE, "take a lease in the ledger")                               \
+  XX(LEDGER_RENEW, "renew leases in the ledger")                              \
+  XX(LEDGER_SETTLE, "record an outcome in the ledger")                        \
+  XX(LEDGER_EVENTS, "read the ledger's audit")                                \
   XX(PROBE, "probe the server (a test hook)")
 
 enum rd__opkind {
@@ -116,6 +121,10 @@ struct rd__op {
       int64_t *n_changed;
     } job_mark;
     struct { const char *id; int what; const char *owner; double ttl; int *ok; } job_own;
+    struct { const rd__ledger_take *t; rd__ledger_hold *out; } ledger_take;
+    struct { const char *owner; double ttl; int64_t *n; } ledger_renew;
+    struct { const rd__ledger_settle *s; int64_t *n; } ledger_settle;
+    struct { const rd__ledger_filter *f; rd__ledger_cb cb; void *ud; } ledger_events;
     /* a query that sleeps `sleep` seconds, or reads the session's
      * `setting` into out (outlen bytes) */
     struct { double sleep; const char *setting; char *out; size_t outlen; } probe;

@@ -102,6 +102,10 @@ static const rd__pgop *const ops[RD__OP_NKINDS] = {
   [RD__OP_JOB_ITEMS] = &rd__pg_job_items,
   [RD__OP_JOB_MARK] = &rd__pg_job_mark,
   [RD__OP_JOB_OWN] = &rd__pg_job_own,
+  [RD__OP_LEDGER_TAKE] = &rd__pg_ledger_take,
+  [RD__OP_LEDGER_RENEW] = &rd__pg_ledger_renew,
+  [RD__OP_LEDGER_SETTLE] = &rd__pg_ledger_settle,
+  [RD__OP_LEDGER_EVENTS] = &rd__pg_ledger_events,
 };
 
 static void update_watch(rd__pg *pg);

@@ -124,6 +124,9 @@ extern const rd__pgop rd__pg_scenario_create, rd__pg_scenario_get, rd__pg_scenar
     rd__pg_exec_delete, rd__pg_record, rd__pg_dlq_get, rd__pg_dlq_list, rd__pg_dlq_count,
     rd__pg_dlq_patch, rd__pg_dlq_delete, rd__pg_dlq_groups, rd__pg_dlq_logs, rd__pg_claim, rd__pg_renew,
     rd__pg_release, rd__pg_retry_done, rd__pg_health, rd__pg_probe;
+/* pg_ledger.c (ledger.h) */
+extern const rd__pgop rd__pg_ledger_take, rd__pg_ledger_renew, rd__pg_ledger_settle,
+    rd__pg_ledger_events;
 
 /* Shared by the operation files: an item with blueprint and state, and the
  * execution upsert. */

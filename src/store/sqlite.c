@@ -516,6 +516,16 @@ static int run(rd__op *op, rd_err *err) {
   case RD__OP_JOB_OWN:
     return rd__sq_job_own(st, A(job_own).id, A(job_own).what, A(job_own).owner, A(job_own).ttl,
                           A(job_own).ok, err);
+  case RD__OP_LEDGER_TAKE:
+    return rd__sq_ledger_take(st, A(ledger_take).t, A(ledger_take).out, err);
+  case RD__OP_LEDGER_RENEW:
+    return rd__sq_ledger_renew(st, A(ledger_renew).owner, A(ledger_renew).ttl,
+                               A(ledger_renew).n, err);
+  case RD__OP_LEDGER_SETTLE:
+    return rd__sq_ledger_settle(st, A(ledger_settle).s, A(ledger_settle).n, err);
+  case RD__OP_LEDGER_EVENTS:
+    return rd__sq_ledger_events(st, A(ledger_events).f, A(ledger_events).cb,
+                                A(ledger_events).ud, err);
 #undef A
   default:
     return rd_err_set(err, RD_EUNSUPPORTED, "store: cannot %s on SQLite '%s'",

@@ -172,5 +172,12 @@ int rd__sq_job_retried(rd_store_t *st, const rd_retry_done_t *d, const char *exe
                        rd_err *err);
 int rd__sq_health(rd_store_t *st, int64_t scenario_id, double since, int top, rd_health_t *out,
                   rd_err *err);
+/* The ledger (sqlite_ledger.c; ledger.h). */
+int rd__sq_ledger_take(rd_store_t *st, const rd__ledger_take *t, rd__ledger_hold *h,
+                       rd_err *err);
+int rd__sq_ledger_renew(rd_store_t *st, const char *owner, double ttl, int64_t *n, rd_err *err);
+int rd__sq_ledger_settle(rd_store_t *st, const rd__ledger_settle *l, int64_t *n, rd_err *err);
+int rd__sq_ledger_events(rd_store_t *st, const rd__ledger_filter *f, rd__ledger_cb cb, void *ud,
+                         rd_err *err);
 
 #endif
