@@ -104,6 +104,7 @@ function M.configure(opts)
   local o = M.options
   if o.profile then rd._default_profile = o.profile end
   if o.db then rd._db = o.db end -- rd.connect's precedence (lua/redrive/sources.lua) reads it
+  if o.ledger then rd._ledger = o.ledger end -- the same for the ledger
   if o.dry_run then rd.dry_run(true) end
   rd._quiet = o.quiet or nil
   rd._verbose = o.verbose or nil

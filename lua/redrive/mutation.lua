@@ -10,7 +10,16 @@
 --     may refuse it (a closed observer, a limit);
 --   * each observer's mutations are counted here, and its `limit` enforced
 --     before the call is made (dry-run calls count too, so a dry run shows
---     what the real one would do).
+--     what the real one would do);
+--   * with a ledger (lua/redrive/ledger.lua; a profile's `ledger`,
+--     --ledger, $REDRIVE_LEDGER), a mutation of a remote item first takes
+--     a lease on (source, item) in it, renewed while the call runs, and
+--     records the outcome there: an item another live host holds, or whose
+--     action is recorded as done, is skipped (nil, msg, "leased" | "done";
+--     ev.skipped), never acted on twice. A batch request (op.ids) is
+--     narrowed in place to the items leased; op.skipped lists the others
+--     ({id, message, code}), for the caller to report. fn may set
+--     op.outcomes[id] = "failed" for items of a batch the platform refused.
 -- A bulk call goes through the gate once per request it sends (one item, or
 -- one batch of ids), never as a whole, so a mutation is seen exactly once.
 --
@@ -27,13 +36,18 @@
 --     part of it and passes straight through.
 --   M.dry_run(rd) -> boolean: whether mutations are dry now (a bulk call
 --     plans its summary with it; the per-request decision is M.mutate's)
+--   M.skipped(code) -> whether a failure code means "skipped" (the ledger)
+--   M.ledger(src) -> whether src has a ledger
 --   M.observe(src, obs) -> obs; M.unobserve(src, obs)
 --     obs = { name = "...", limit = n | nil, count = 0 (kept here),
 --             closed = "why" | nil (refuse everything),
 --             before = function(ev), after = function(ev) }
 --     ev = { source, action, id, ids, n, dry_run, detail, result, error,
---            code, refused, raised }: `after` gets the outcome of every
---     mutation the gate saw for that source, refused ones included.
+--            code, refused, skipped, raised }: `after` gets the outcome of
+--     every mutation the gate saw for that source, refused and skipped
+--     ones included.
+local L = require "redrive.ledger"
+
 local M = {}
 
 local observers = setmetatable({}, { __mode = "k" }) -- src -> {obs...}
@@ -55,6 +69,14 @@ function M.unobserve(src, obs)
 end
 
 function M.dry_run(rd) return rd.is_dry_run() end
+
+-- skipped(code) -> whether a mutation's failure code says it was skipped
+-- (another host holds the item, or did this already: the ledger)
+function M.skipped(code) return L.SKIP[code] == true end
+
+-- ledger(src) -> whether src has a ledger (a call that cannot name its
+-- items, like Make's retry{all}, then names them)
+function M.ledger(src) return L.of(src) ~= nil end
 
 local function count_of(op)
   if op.n ~= nil then return op.n end
@@ -122,6 +144,60 @@ local function leave(co, ok, ...)
 end
 
 local NONE = {}
+-- the rule a mutation is made for (the rules runner's observer), if any
+local function rule_of(list)
+  for _, o in ipairs(list) do
+    if o.rule and o.rule.name then return o.rule.name end
+  end
+  return nil
+end
+
+-- leases(src, op, list) -> leases | nil, msg, code: the ledger's leases on
+-- the items of op ({} when src has no ledger or op names no remote item);
+-- op.ids is narrowed to the items leased, op.skipped lists the others.
+local function take_leases(src, op, list)
+  local ledger = L.of(src)
+  if not ledger or not L.leases(op.action) then return {} end
+  local rule = rule_of(list)
+  if op.id ~= nil then
+    local lease, err, code = ledger:take(src, op.id, op.action, rule)
+    if not lease then return nil, err, code end
+    return { lease }
+  end
+  if op.ids == nil then
+    return nil, string.format("%s: %s refused: a ledger leases items by id, and this call names none " ..
+      "(pass ids)", tostring(src.kind), what(op)), "ledger"
+  end
+  local leases, kept, skipped, owner = {}, {}, {}, nil
+  for _, id in ipairs(op.ids) do
+    local lease, err, code = ledger:take(src, id, op.action, rule, owner)
+    if lease then
+      owner = lease.owner
+      leases[#leases + 1], kept[#kept + 1] = lease, id
+    elseif L.SKIP[code] then
+      skipped[#skipped + 1] = { id = id, message = err, code = code }
+    else
+      for _, l in ipairs(leases) do l:settle("failed", { code = code, message = "not sent: " .. tostring(err) }) end
+      return nil, err, code
+    end
+  end
+  for i = #op.ids, 1, -1 do op.ids[i] = nil end
+  table.move(kept, 1, #kept, 1, op.ids)
+  op.skipped = skipped
+  if #kept == 0 then return nil, skipped[1].message, skipped[1].code end
+  return leases
+end
+
+-- settle(leases, op, raised, ...): each lease gets the call's outcome
+-- (op.outcomes[id] overrides it for one item of a batch)
+local function settle_leases(rd, leases, op, raised, ...)
+  if #leases == 0 then return end
+  local outcome, d = L.outcome(rd, raised, ...)
+  for _, lease in ipairs(leases) do
+    local o = op.outcomes and op.outcomes[lease.item]
+    if o then lease:settle(o, { code = o }) else lease:settle(outcome, d) end
+  end
+end
 
 -- mutate(src, op, fn, ...) -> see the header
 function M.mutate(src, op, fn, ...)
@@ -130,7 +206,7 @@ function M.mutate(src, op, fn, ...)
   local rd = src._rd
   local list = observers[src] or NONE
   local dry = M.dry_run(rd) or nil
-  if not dry and #list == 0 then -- nobody to admit or tell: the call, gated
+  if not dry and #list == 0 and not L.of(src) then -- nobody to admit, tell or lease: the call, gated
     depth[co] = (depth[co] or 0) + 1
     return leave(co, pcall(fn, ...))
   end
@@ -150,10 +226,25 @@ function M.mutate(src, op, fn, ...)
     notify(list, "after", ev)
     return r, err, ecode
   end
+  local leases, lerr, lcode = take_leases(src, op, list)
+  if not leases or (op.skipped and #op.skipped > 0) then
+    -- what was skipped is not an action: its count goes back
+    local back = not leases and (admitted or 0) or #op.skipped
+    for _, o in ipairs(list) do o.count = math.max(0, o.count - back) end
+  end
+  if not leases then
+    ev.skipped, ev.error, ev.code, ev.n = L.SKIP[lcode] or nil, lerr, lcode, count_of(op)
+    if not L.SKIP[lcode] then ev.refused = true end
+    notify(list, "after", ev)
+    return nil, lerr, lcode
+  end
   notify(list, "before", ev)
+  local stop = leases[1] and leases[1]:renewing()
   depth[co] = (depth[co] or 0) + 1
   local res = table.pack(pcall(fn, ...))
   depth[co] = depth[co] - 1
+  if stop then stop() end
+  settle_leases(rd, leases, op, not res[1], table.unpack(res, 2, res.n))
   ev.n, ev.ids = count_of(op), op.ids
   if admitted == nil and ev.n then -- the count became known during the call
     for _, o in ipairs(list) do o.count = o.count + ev.n end

@@ -127,6 +127,7 @@ local function record_of(scope, ev)
   elseif ev.ids ~= nil then rec.items = ev.ids end
   if ev.n ~= nil and ev.id == nil then rec.count = ev.n end
   if ev.refused then rec.result, rec.error, rec.code = "refused", ev.error, ev.code
+  elseif ev.skipped then rec.result, rec.error, rec.code = "skipped", ev.error, ev.code -- the ledger
   elseif ev.error ~= nil then
     rec.result, rec.code = "error", ev.code
     rec.error = rd.is_canceled(ev.error) and "interrupted" or tostring(ev.error)
@@ -155,6 +156,7 @@ local function open_scope(scope, state, limit)
     local st = scope.state
     if not st then return end
     if ev.refused then st.refused = st.refused + (ev.n or 1)
+    elseif ev.skipped then st.skipped = st.skipped + (ev.n or 1)
     else
       st.actions = st.actions + (ev.n or 1)
       if ev.error ~= nil then st.action_errors = st.action_errors + 1 end
@@ -356,7 +358,7 @@ end
 function R.pass(rule, ctxopts)
   local state = {
     audit = ctxopts.audit, dry_run = ctxopts.dry_run, quiet = ctxopts.quiet,
-    actions = 0, action_errors = 0, errors = 0, refused = 0,
+    actions = 0, action_errors = 0, errors = 0, refused = 0, skipped = 0,
   }
   local summary = { rule = rule.name, file = rule.file, matched = 0, actions = 0, errors = 0 }
   -- a source that cannot be reached: reported, audited, and exit 3 (--once)
@@ -427,6 +429,7 @@ function R.pass(rule, ctxopts)
   end
   summary.actions = state.actions
   if state.refused > 0 then summary.refused = state.refused end
+  if state.skipped > 0 then summary.skipped = state.skipped end -- another host has them (the ledger)
   summary.errors = state.errors + state.action_errors
   summary.dry_run = state.dry_run or nil
   return summary
@@ -442,8 +445,9 @@ local function show_summary(opts, s)
   if opts.json then
     require("redrive.cli").emit(s)
   else
-    out(opts, "rule %s [%s]%s: %d matched, %d action(s), %d error(s)", s.rule, tostring(s.source),
-      s.dry_run and " (dry run)" or "", s.matched, s.actions, s.errors)
+    out(opts, "rule %s [%s]%s: %d matched, %d action(s), %d error(s)%s", s.rule, tostring(s.source),
+      s.dry_run and " (dry run)" or "", s.matched, s.actions, s.errors,
+      s.skipped and string.format(", %d skipped (ledger)", s.skipped) or "")
   end
 end
 

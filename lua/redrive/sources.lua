@@ -10,6 +10,13 @@
 --   5. the default path (rd_store_default_path: $XDG_DATA_HOME/redrive/redrive.db,
 --      else ~/.local/share/redrive/redrive.db).
 -- The kind's `new` gets the chosen path as opts.db (nil: the default).
+--
+-- The ledger a remote source shares with other hosts (lua/redrive/ledger.lua)
+-- is chosen here too, with the same precedence: `ledger` given to
+-- rd.connect{...}, `redrive --ledger TARGET` (rd._ledger), $REDRIVE_LEDGER,
+-- the profile's `ledger`; none by default. `ledger = false` (or "none")
+-- at any level turns it off below it. TARGET is a SQLite path or a
+-- postgresql:// URL; its password may come from `ledger_password_env`.
 local KINDS = { ["local"] = true, make = true, n8n = true, sailpoint = true, kaizen = true }
 
 return function(rd)
@@ -74,6 +81,25 @@ return function(rd)
     return explicit or nonempty(rd._db) or nonempty(os.getenv("REDRIVE_DB")) or profile_db
   end
 
+  -- ledger_target(explicit, profile_ledger) -> target | nil: the same
+  -- precedence for the ledger
+  local function ledger_target(explicit, profile_ledger)
+    local t = explicit
+    if t == nil then t = nonempty(rd._ledger) end
+    if t == nil then t = nonempty(os.getenv("REDRIVE_LEDGER")) end
+    if t == nil then t = profile_ledger end
+    if t == false or t == "none" then return nil end
+    return t
+  end
+
+  -- rd._ledger_target() -> the ledger rd.connect() would give the selected
+  -- profile's sources (redrive audit reads it), or nil
+  function rd._ledger_target()
+    local name = rd._default_profile or nonempty(os.getenv("REDRIVE_PROFILE")) or load_config().default
+    local p = name and load_config().profiles[name]
+    return ledger_target(nil, type(p) == "table" and p.ledger or nil), type(p) == "table" and p or nil
+  end
+
   -- The profile rd.connect() uses: --profile, $REDRIVE_PROFILE, the config's
   -- `default`; nil when there is none (the local source then).
   local function selected_profile()
@@ -104,6 +130,10 @@ return function(rd)
       local pdb = o.db or o.path
       o.path = nil
       o.db = store_path(nil, pdb)
+      if o.ledger ~= nil and o.ledger ~= false and type(o.ledger) ~= "string" then
+        config_error(config_path(), "profile '" .. opts .. "': ledger must be a path or postgresql:// URL")
+      end
+      o.ledger = ledger_target(nil, o.ledger)
     elseif type(opts) == "table" then
       for k, v in pairs(opts) do o[k] = v end
       local explicit = o.db or o.path
@@ -112,6 +142,10 @@ return function(rd)
       end
       o.path = nil
       o.db = store_path(explicit, nil)
+      if o.ledger ~= nil and o.ledger ~= false and type(o.ledger) ~= "string" then
+        error("bad argument #1 to 'connect' (ledger must be a path, a postgresql:// URL or false)", 2)
+      end
+      o.ledger = ledger_target(o.ledger, nil)
     else
       error("bad argument #1 to 'connect' (table, profile name or nil expected, got " .. type(opts) .. ")", 2)
     end
@@ -126,6 +160,9 @@ return function(rd)
     local impl = require("redrive.source." .. kind)
     local src, err, code = impl.new(rd, o)
     if src and o.profile ~= nil and type(src) == "table" then src.profile = o.profile end
+    if src and o.ledger ~= nil then
+      require("redrive.ledger").attach(src, o.ledger, { password_env = o.ledger_password_env, ttl = o.ledger_ttl })
+    end
     return src, err, code
   end
 

@@ -11,7 +11,7 @@ typedef struct rd_cli_opts {
   const char *code;        /* -e */
   const char *require[16]; /* -l, in order */
   int nrequire;
-  const char *db, *profile;
+  const char *db, *profile, *ledger;
   int dry_run, json, quiet, verbose, help, version, force;
 } rd_cli_opts;
 

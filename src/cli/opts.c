@@ -55,7 +55,8 @@ int rd__cli_parse(rd_cli_opts *o, int argc, char **argv) {
       if (o->nrequire == 16) return fprintf(stderr, "redrive: too many -l\n"), -1;
       o->require[o->nrequire++] = argv[++i];
     } else if ((r = valued("--db", &i, argc, argv, &o->db)) != 0 ||
-               (r = valued("--profile", &i, argc, argv, &o->profile)) != 0) {
+               (r = valued("--profile", &i, argc, argv, &o->profile)) != 0 ||
+               (r = valued("--ledger", &i, argc, argv, &o->ledger)) != 0) {
       if (r < 0) return -1;
     } else {
       fprintf(stderr, "redrive: unknown option '%s' (see redrive --help)\n", a);

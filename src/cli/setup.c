@@ -42,6 +42,10 @@ int rd__cli_setup(lua_State *L, const rd_cli_opts *o) {
     lua_pushstring(L, o->db);
     lua_setfield(L, -2, "db");
   }
+  if (o->ledger) {
+    lua_pushstring(L, o->ledger);
+    lua_setfield(L, -2, "ledger");
+  }
   if (rd__cli_report(L, rd__cli_pcall(L, 1, 0))) return 1;
   lua_pop(L, 1);
   for (int i = 0; i < o->nrequire; i++) {

@@ -4,14 +4,19 @@
  *
  * Two tables (schema.c, migration 3 -> 4):
  *   ledger_item  one row per (source, item): the lease on it -- owner (one
- *                per gated call), state 'leased' (until expiry) or
- *                'unknown' (an outcome nobody knows: never expires), the
+ *                per gated call), state 'leased' (renewed while the call
+ *                runs) or 'unknown' (an outcome nobody knows), the
  *                host and pid that hold it -- and `done`, the actions whose
  *                outcome was recorded as done (" retry patch "). Taking a
  *                lease is one upsert on that one row, so two hosts racing
  *                for it are serialised by the row (SQLite: the write lock;
  *                PostgreSQL: ON CONFLICT's row lock, its WHERE re-checked
- *                on the row as committed).
+ *                on the row as committed). A lease whose expiry passed
+ *                (its host stopped renewing it mid-call: crashed, cut off)
+ *                is in doubt like an 'unknown' one: its call may or may not
+ *                have reached the platform, so nobody takes it until a
+ *                reconciliation (owner NULL) settles it; the crash blocks
+ *                only the items it had in flight.
  *   ledger_event the audit: one row per outcome (done, failed, unknown,
  *                skipped), append-only.
  * Times are seconds since the epoch: SQLite takes this host's clock,
@@ -26,7 +31,7 @@
 #define RD__LEDGER_HOST_LEN 255
 
 /* Take the lease on (source, item) for action: taken unless another owner
- * holds it (unexpired or unknown) or action is recorded as done. */
+ * holds it (or held it and is in doubt) or action is recorded as done. */
 typedef struct rd__ledger_take {
   const char *source, *item, *action, *owner, *host, *rule; /* rule may be NULL */
   int64_t pid;
@@ -36,7 +41,8 @@ typedef struct rd__ledger_take {
 /* What a take found. */
 typedef struct rd__ledger_hold {
   int taken;
-  char why[8];          /* not taken: "leased", "unknown" or "done" */
+  char why[8];          /* not taken: "leased", "unknown" (in doubt: an
+                           unknown outcome or an expired lease) or "done" */
   char host[RD__LEDGER_HOST_LEN + 1]; /* who holds it / did it last */
   int64_t pid;
   double since;         /* when that row last changed */
@@ -46,7 +52,7 @@ typedef struct rd__ledger_hold {
 /* Record an outcome: the event, and (unless outcome is "skipped") the
  * lease of owner on (source, item) ends -- "done" adds action to the done
  * actions, "failed" frees it, "unknown" keeps it without expiry. owner
- * NULL: settle an "unknown" lease whoever took it (a reconciliation). */
+ * NULL: settle a lease in doubt whoever took it (a reconciliation). */
 typedef struct rd__ledger_settle {
   const char *source, *item, *action, *owner, *outcome, *host;
   const char *code, *rule, *execution, *message;           /* may be NULL */

@@ -1,5 +1,7 @@
-/* The ledger (ledger.h) on PostgreSQL. Each operation is one request, its
- * statements one transaction (a pipeline segment). A take is one upsert:
+/* The ledger (ledger.h) on PostgreSQL; the same statements as on SQLite
+ * (sqlite_ledger.c says why an expired lease is not free). Each operation
+ * is one request, its statements one transaction (a pipeline segment). A
+ * take is one upsert:
  * two hosts taking the same row at once are serialised by its row lock,
  * and ON CONFLICT's WHERE is checked on the row as the other committed it,
  * so exactly one of them takes it. Times are the server's clock, the same
@@ -19,12 +21,12 @@
   " action = excluded.action, owner = excluded.owner, state = 'leased',"                 \
   " expiry = excluded.expiry, host = excluded.host, pid = excluded.pid,"                 \
   " rule = excluded.rule, updated = excluded.updated"                                    \
-  " WHERE (ledger_item.owner IS NULL OR ledger_item.owner = excluded.owner"              \
-  " OR (ledger_item.state = 'leased' AND ledger_item.expiry <= " NOW "))"                \
+  " WHERE (ledger_item.owner IS NULL OR ledger_item.owner = excluded.owner)"             \
   " AND strpos(ledger_item.done, ' ' || excluded.action || ' ') = 0 RETURNING 1"
 #define Q_HOLDER                                                                      \
-  "SELECT strpos(done, ' ' || :action || ' ') > 0, state, host, pid, updated, expiry" \
-  " FROM ledger_item WHERE source = :source AND item = :item"
+  "SELECT strpos(done, ' ' || :action || ' ') > 0,"                                    \
+  " CASE WHEN state = 'leased' AND expiry <= " NOW " THEN 'unknown' ELSE state END,"   \
+  " host, pid, updated, expiry FROM ledger_item WHERE source = :source AND item = :item"
 
 static void bind_take(rd__pgreq *r, const rd__ledger_take *t) {
   rd__pg_text(r, ":source", t->source);
@@ -100,7 +102,8 @@ const rd__pgop rd__pg_ledger_renew = {renew_build, renew_read};
   " THEN done || :action || ' ' ELSE done END,"                                        \
   " action = :action, host = :host, pid = :pid, rule = :rule, updated = " NOW          \
   " WHERE source = :source AND item = :item"                                           \
-  " AND (owner = :owner OR (:owner::text IS NULL AND state = 'unknown'))"
+  " AND (owner = :owner OR (:owner::text IS NULL"                                      \
+  " AND (state = 'unknown' OR expiry <= " NOW ")))"
 #define Q_EVENT                                                                        \
   "INSERT INTO ledger_event (time, host, pid, source, item, action, outcome, code, rule," \
   " execution, message) VALUES (" NOW ", :host, :pid, :source, :item, :action,"         \

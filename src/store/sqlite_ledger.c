@@ -7,8 +7,11 @@
 #include <string.h>
 
 /* The upsert that takes the lease: inserted, or the row updated only when
- * nobody else holds it (free, ours, or an expired 'leased') and the action
- * is not done. changes() says whether it was taken. */
+ * nobody else holds it (free or ours) and the action is not done. An
+ * expired lease is not free: its holder stopped renewing it mid-call
+ * (crashed, cut off), so its call may or may not have reached the
+ * platform -- the item is in doubt until a reconciliation settles it.
+ * changes() says whether it was taken. */
 #define Q_TAKE                                                                        \
   "INSERT INTO ledger_item (source, item, action, owner, state, expiry, host, pid, rule," \
   " updated) VALUES (:source, :item, :action, :owner, 'leased', :expiry, :host, :pid,"  \
@@ -16,20 +19,22 @@
   " owner = excluded.owner, state = 'leased', expiry = excluded.expiry,"                \
   " host = excluded.host, pid = excluded.pid, rule = excluded.rule,"                    \
   " updated = excluded.updated"                                                         \
-  " WHERE (ledger_item.owner IS NULL OR ledger_item.owner = excluded.owner"             \
-  " OR (ledger_item.state = 'leased' AND ledger_item.expiry <= :now))"                  \
+  " WHERE (ledger_item.owner IS NULL OR ledger_item.owner = excluded.owner)"            \
   " AND instr(ledger_item.done, ' ' || excluded.action || ' ') = 0"
 #define Q_HOLDER                                                                      \
-  "SELECT instr(done, ' ' || :action || ' ') > 0, state, host, pid, updated, expiry"  \
-  " FROM ledger_item WHERE source = :source AND item = :item"
+  "SELECT instr(done, ' ' || :action || ' ') > 0,"                                     \
+  " CASE WHEN state = 'leased' AND expiry <= :now THEN 'unknown' ELSE state END,"    \
+  " host, pid, updated, expiry FROM ledger_item WHERE source = :source AND item = :item"
 
-static int holder(rd_store_t *st, const rd__ledger_take *t, rd__ledger_hold *h, rd_err *err) {
+static int holder(rd_store_t *st, const rd__ledger_take *t, double now, rd__ledger_hold *h,
+                  rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_prep(st, Q_HOLDER, &s, err);
   if (r) return r;
   rd__bind_text(s, ":source", t->source);
   rd__bind_text(s, ":item", t->item);
   rd__bind_text(s, ":action", t->action);
+  rd__bind_double(s, ":now", now);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
     rd__ledger_why(h, sqlite3_column_int(s, 0), rd__col_text(s, 1));
@@ -66,7 +71,7 @@ int rd__sq_ledger_take(rd_store_t *st, const rd__ledger_take *t, rd__ledger_hold
     r = rd__st_exec(st, s, "cannot take a lease in the ledger of", err);
   }
   if (!r) h->taken = rd__st_changes(st) > 0;
-  if (!r && !h->taken) r = holder(st, t, h, err);
+  if (!r && !h->taken) r = holder(st, t, now, h, err);
   return rd__st_end(st, r, err);
 }
 
@@ -87,7 +92,8 @@ int rd__sq_ledger_renew(rd_store_t *st, const char *owner, double ttl, int64_t *
   return r;
 }
 
-/* The lease ends as the outcome says; owner NULL settles an 'unknown' one. */
+/* The lease ends as the outcome says; owner NULL settles one in doubt
+ * ('unknown', or expired). */
 #define Q_SETTLE                                                                       \
   "UPDATE ledger_item SET"                                                             \
   " owner = CASE WHEN :outcome = 'unknown' THEN owner END,"                            \
@@ -96,7 +102,8 @@ int rd__sq_ledger_renew(rd_store_t *st, const char *owner, double ttl, int64_t *
   " THEN done || :action || ' ' ELSE done END,"                                        \
   " action = :action, host = :host, pid = :pid, rule = :rule, updated = :now"          \
   " WHERE source = :source AND item = :item"                                           \
-  " AND (owner = :owner OR (:owner IS NULL AND state = 'unknown'))"
+  " AND (owner = :owner OR (:owner IS NULL"                                            \
+  " AND (state = 'unknown' OR expiry <= :now)))"
 #define Q_EVENT                                                                        \
   "INSERT INTO ledger_event (time, host, pid, source, item, action, outcome, code, rule," \
   " execution, message) VALUES (:now, :host, :pid, :source, :item, :action, :outcome,"  \

@@ -71,18 +71,23 @@ test("ledger-1.3 failed frees the item: another host may try it", function()
   st:close()
 end)
 
-test("ledger-1.4 an expired lease is taken by another (a crashed host blocks nobody); renew keeps it", function()
+test("ledger-1.4 an expired lease (its host stopped renewing it mid-call) is in doubt: nobody takes it until reconciled", function()
   local st, target, schema = new_store()
   eq(take(st, "9", "a"), true)
   eq(take(st, "10", "a"), true)
   expire_all(target, schema)
-  eq(st:ledger_renew("a", 60), 2)    -- renewing an expired lease that nobody took keeps it
+  local got, why = take(st, "9", "b")
+  eq(got, false)
+  eq(why.why, "unknown")              -- in doubt: its call may have reached the platform
+  eq(st:ledger_renew("a", 60), 2)     -- its host is alive after all: renewing keeps them
   eq(select(2, take(st, "9", "b")).why, "leased")
+  eq(settle(st, "9", nil, "failed"), 0) -- a live lease is never reconciled away
   expire_all(target, schema)
-  eq(take(st, "9", "b"), true)       -- expired: b takes it
-  eq(st:ledger_renew("a", 60), 1)    -- a keeps only item 10
+  eq(settle(st, "9", nil, "failed"), 1) -- in doubt: reconciled (the call never reached it)
+  eq(take(st, "9", "b"), true)
   eq(settle(st, "9", "a", "done"), 0) -- a lost it: its outcome ends no lease
   eq(select(2, take(st, "9", "c")).why, "leased")
+  eq(st:ledger_renew("a", 60), 1)     -- a keeps only item 10
   eq(st:ledger_renew("nobody", 60), 0)
   st:close()
 end)

@@ -1339,7 +1339,8 @@ static void h_webhook_v1(conn *c, req *r, uint64_t arg) {
  * the log a retry ends with, s0 (the default) never logged; k<N> log polls
  * after a retry before its log shows (default 0: the first poll shows it);
  * p<N> logs already there (errors, dated 2025-01-01) before any retry; h1 a bulk
- * retry naming it is never answered (to interrupt it in flight).
+ * retry naming it is never answered (to interrupt it in flight); q<N> lists
+ * it in scenario N's listing once the server has seen it.
  *
  *   GET  /make/dlqs/ID           {"dlq": {...}}: resolved once a log is 1 or 2
  *   GET  /make/dlqs/ID/logs      {"dlqLogs": [...]}, newest first; pg[offset]
@@ -1347,15 +1348,18 @@ static void h_webhook_v1(conn *c, req *r, uint64_t arg) {
  *                                is pending counts towards k
  *   POST /make/dlqs/ID/retry     {"dlq": ID}: one retry pending
  *   POST /make/dlqs/retry        body {"ids": [...]}: {"dlqs": [...]}
+ *   GET  /make/dlqs?scenarioId=N  {"dlqs": [...]}: the items seen whose id
+ *                                has q<N> (pg[offset] > 0: an empty page)
  *
- * Each request about an item counts under the key make/ID (/count). */
+ * Each request about an item counts under the key make/ID (/count), each
+ * retry of it (alone or in a bulk request) under makeretry/ID. */
 
 typedef struct {
-  int status, polls, prior, hold;
+  int status, polls, prior, hold, queue;
 } mk_spec;
 
 static mk_spec mk_parse(const char *id, size_t n) {
-  mk_spec sp = {0, 0, 0, 0};
+  mk_spec sp = {0, 0, 0, 0, -1};
   for (size_t i = 0; i < n; i++) {
     char letter = id[i];
     int v = 0;
@@ -1366,6 +1370,7 @@ static mk_spec mk_parse(const char *id, size_t n) {
     else if (letter == 'k') sp.polls = v;
     else if (letter == 'p') sp.prior = v;
     else if (letter == 'h') sp.hold = v;
+    else if (letter == 'q') sp.queue = v;
     i = j - 1;
   }
   return sp;
@@ -1394,20 +1399,54 @@ static entry *mk_item(const char *id, size_t n) {
   return e;
 }
 
+/* One more retry of the item asked for (counted under makeretry/ID). */
+static void mk_retried(const char *id, size_t n) {
+  char key[256];
+  if (n > sizeof key - 11) n = sizeof key - 11;
+  memcpy(key, "makeretry/", 10);
+  memcpy(key + 10, id, n);
+  entry_get(key, n + 10, true)->count++;
+}
+
 static bool mk_resolved(const entry *e) {
   for (size_t i = 0; i < e->nrec; i++)
     if (strstr(e->recs[i].p, "\"status\":1,") || strstr(e->recs[i].p, "\"status\":2,")) return true;
   return false;
 }
 
+static void mk_json(sb *b, const entry *e, const char *id, size_t n, int scenario) {
+  sb_str(b, "{\"id\":");
+  sb_json(b, id, n);
+  sb_fmt(b, ",\"scenarioId\":%d,\"scenarioName\":\"fake make\",\"reason\":\"fake failure\","
+         "\"created\":\"2025-01-01T00:00:00.000Z\",\"resolved\":%s,\"attempts\":%zu,\"retry\":true,"
+         "\"size\":10,\"index\":1}", scenario, mk_resolved(e) ? "true" : "false", e->nrec);
+}
+
 static void mk_detail(const rflags *f, entry *e, const char *id, size_t n) {
   sb *b = body_begin();
-  sb_str(b, "{\"dlq\":{\"id\":");
-  sb_json(b, id, n);
-  sb_fmt(b, ",\"scenarioId\":7,\"scenarioName\":\"fake make\",\"reason\":\"fake failure\","
-         "\"created\":\"2025-01-01T00:00:00.000Z\",\"resolved\":%s,\"attempts\":%zu,\"retry\":true,"
-         "\"size\":10,\"index\":1}}", mk_resolved(e) ? "true" : "false", e->nrec);
+  sb_str(b, "{\"dlq\":");
+  mk_json(b, e, id, n, 7);
+  sb_str(b, "}");
   reply_body(f, 200, NULL);
+}
+
+/* GET /make/dlqs?scenarioId=N: every item seen whose id has q<N>. */
+static void mk_list(const req *r) {
+  int64_t sid = qint(r, "scenarioId", -1);
+  sb *b = body_begin();
+  sb_str(b, "{\"dlqs\":[");
+  bool first = true;
+  for (size_t i = 0; qint(r, "pg[offset]", 0) == 0 && i < G.tabsize; i++) {
+    for (entry *e = G.tab[i]; e; e = e->next) {
+      if (e->klen <= 5 || memcmp(e->key, "make/", 5)) continue;
+      if (mk_parse(e->key + 5, e->klen - 5).queue != sid || sid < 0) continue;
+      if (!first) sb_add(b, ",", 1);
+      first = false;
+      mk_json(b, e, e->key + 5, e->klen - 5, (int)sid);
+    }
+  }
+  sb_str(b, "]}");
+  reply_body(&r->f, 200, NULL);
 }
 
 static void mk_logs(const req *r, entry *e, const char *id, size_t n) {
@@ -1456,6 +1495,7 @@ static void mk_bulk_retry(conn *c, req *r) {
     if (!close || (bracket && bracket < q)) break;
     size_t n = (size_t)(close - q - 1);
     entry *e = mk_item(q + 1, n);
+    mk_retried(q + 1, n);
     if (!e->pending) e->hits = 0;
     e->pending++;
     hold = hold || mk_parse(q + 1, n).hold;
@@ -1483,6 +1523,10 @@ static void h_make(conn *c, req *r, uint64_t skip) {
     mk_bulk_retry(c, r);
     return;
   }
+  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && !post) {
+    mk_list(r);
+    return;
+  }
   if ((size_t)(end - p) <= 5 || memcmp(p, "dlqs/", 5)) {
     reply_error(&r->f, 404, "fake make: unknown path");
     return;
@@ -1498,6 +1542,7 @@ static void h_make(conn *c, req *r, uint64_t skip) {
   if (!slash && !post) mk_detail(&r->f, e, id, n);
   else if (rest == 5 && !memcmp(slash, "/logs", 5) && !post) mk_logs(r, e, id, n);
   else if (rest == 6 && !memcmp(slash, "/retry", 6) && post) {
+    mk_retried(id, n);
     if (!e->pending) e->hits = 0;
     e->pending++;
     sb *b = body_begin();

@@ -158,6 +158,20 @@ local COMMANDS = {
                 "for)" },
               { "--poll", "value", "S", "how often to look for jobs (default 2 seconds)" } },
     run = { "jobs", "worker" } },
+  { name = "audit", synopsis = "audit [--since T] [--source KIND|PROFILE] [--limit N] | " ..
+      "audit --reconcile SOURCE ITEM ACTION done|failed",
+    summary = "what every host sharing the --ledger did to remote items (host, pid, source, item, action, " ..
+      "outcome, time, rule); --reconcile: settle an item in doubt after checking the platform",
+    about = "With a ledger (--ledger, $REDRIVE_LEDGER or the profile's ledger; docs/several-hosts.md) every " ..
+      "change to a Make, n8n or Kaizen item first takes a lease there and records its outcome. audit lists " ..
+      "those records, oldest first; --json: one object per event. An item whose outcome was never recorded " ..
+      "(an answer that never came, a host killed mid-call) is in doubt: no host acts on it until --reconcile " ..
+      "settles it as done (it reached the platform) or failed (it did not). SOURCE is a profile or the source " ..
+      "as audit shows it. Exit 1 when there was nothing in doubt to settle.",
+    flags = { F.since, { "--source", "value", "KIND|PROFILE", "only this source: a kind (make) or a profile's" },
+              { "--limit", "value", "N", "the first N events only" },
+              { "--reconcile", "bool", nil, "settle SOURCE ITEM ACTION as done or failed" } },
+    run = { "audit", "audit" } },
   { name = "help", synopsis = "help [COMMAND]", summary = "this help, or one command's", flags = {},
     run = { "help" } },
 }

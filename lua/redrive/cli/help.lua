@@ -23,6 +23,11 @@ options (also accepted after a command):
                    (password: password_env, ~/.pgpass; never shown); which wins:
                    rd.connect{db} > --db > $REDRIVE_DB > profile's db > default
   --profile NAME   source profile for rd.connect() (else $REDRIVE_PROFILE)
+  --ledger PATH|URL  the ledger several hosts share: each change to a Make,
+                   n8n or Kaizen item first takes a lease there and records
+                   its outcome; one another host holds or did is skipped;
+                   rd.connect{ledger} > --ledger > $REDRIVE_LEDGER > profile's
+                   ledger; `none` turns it off (docs/several-hosts.md)
   -q, --quiet      only errors on stderr
   --verbose        log HTTP calls on stderr (tokens redacted)
   --force          (retry) do not skip unsafe retries
@@ -30,7 +35,8 @@ options (also accepted after a command):
 exit status: 0 ok, 1 script error (a command: it failed, e.g. a retry failed or
 the source cannot do that), 2 usage error, 3 source unreachable or
 authentication refused, 130 interrupted (SIGINT/SIGTERM).
-environment: REDRIVE_DB, REDRIVE_PROFILE, REDRIVE_CONFIG, REDRIVE_HISTORY,
+environment: REDRIVE_DB, REDRIVE_LEDGER, REDRIVE_LEDGER_TTL, REDRIVE_PROFILE,
+REDRIVE_CONFIG, REDRIVE_HISTORY,
 REDRIVE_DRY_RUN=1, REDRIVE_SANDBOX_TIMEOUT / _MEMORY / _INSTRUCTIONS (limits of
 lua:Run and rule code). See redrive(1).
 

@@ -44,7 +44,7 @@ end
 
 local GLOBAL_BOOL = { ["--json"] = "json", ["--dry-run"] = "dry_run", ["--quiet"] = "quiet", ["-q"] = "quiet",
                       ["--verbose"] = "verbose", ["--force"] = "force" }
-local GLOBAL_VAL = { ["--db"] = "db", ["--profile"] = "profile" }
+local GLOBAL_VAL = { ["--db"] = "db", ["--profile"] = "profile", ["--ledger"] = "ledger" }
 
 -- parse(args, flags) -> {pos = {...}, flags = {[name] = value}}, globals
 -- flags: list of {name, kind, metavar, help} with kind "bool", "value" or

@@ -32,8 +32,9 @@
 -- Results and checks
 --   C.unsupported(kind, what, instead) -> nil, msg, "unsupported"
 --   Mutating calls go through the gate (lua/redrive/mutation.lua; C.mutate,
---   C.dry_run are its mutate, dry_run): it decides dry run, notifies
---   observers (the rules audit) and counts.
+--   C.dry_run, C.ledger are its mutate, dry_run, ledger): it decides dry
+--   run, notifies observers (the rules audit), counts, and leases remote
+--   items in the ledger when the source has one.
 --   C.refusal(exec) -> why a safe retry is refused (running, succeeded,
 --       already retried successfully) | nil
 --   C.chain_refusal(chain, exec) -> why, judged on the whole retry chain (a
@@ -93,7 +94,7 @@ function C.unsupported(kind, what, instead)
 end
 
 -- mutate(src, op, fn, ...): the mutation gate (lua/redrive/mutation.lua)
-C.mutate, C.dry_run = G.mutate, G.dry_run
+C.mutate, C.dry_run, C.ledger = G.mutate, G.dry_run, G.ledger
 
 -- ---------------------------------------------------------------------------
 -- the source skeleton
@@ -847,6 +848,8 @@ function C.bulk(rd, opts, spec)
       local o = type(ok) == "table" and ok or {}
       C.outcome(s, id, st, { execution = o.execution, message = st ~= "succeeded" and o.message or nil,
                               code = o.code or st })
+    elseif G.skipped(code) then -- another host has it, or did it (the ledger)
+      C.outcome(s, id, "skipped", { message = err, code = code })
     else
       C.outcome(s, id, "failed", { execution = type(res) == "table" and res.execution or nil,
                                    message = err, code = code })

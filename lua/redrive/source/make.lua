@@ -535,7 +535,7 @@ function Source:retry(opts)
   local wait = fo ~= nil
   local s = C.summary(opts)
   local dry = C.dry_run(rd)
-  if opts.all and not safe and not dry and not wait and not opts.fingerprint then
+  if opts.all and not safe and not dry and not wait and not opts.fingerprint and not C.ledger(self) then
     -- forced: Make's own bulk form, one request {all = true, exceptIds}
     -- (a dry run counts the targets below instead)
     local sid = scenario_id(opts.scenario, "retry")
@@ -607,8 +607,20 @@ function Source:retry(opts)
   end
   local queued = {} -- ids Make queued, to follow (wait)
   local function send(c)
-    local data, rerr, rcode = C.mutate(self, { action = "retry", ids = c.ids, quiet = true }, api, self,
-      { method = "POST", path = "/dlqs/retry", query = { scenarioId = c.scenario }, json = { ids = c.ids } })
+    -- the gate may narrow c.ids (the ledger: items another host has or did)
+    local op = { action = "retry", ids = c.ids, quiet = true }
+    local data, rerr, rcode = C.mutate(self, op, function()
+      local d, e, code = api(self, { method = "POST", path = "/dlqs/retry", query = { scenarioId = c.scenario },
+        json = { ids = c.ids } })
+      if d and d.dlqs ~= nil then -- what Make did not queue was not done
+        local accepted = {}
+        for _, id in ipairs(d.dlqs) do accepted[tostring(id)] = true end
+        op.outcomes = {}
+        for _, id in ipairs(c.ids) do if not accepted[id] then op.outcomes[id] = "failed" end end
+      end
+      return d, e, code
+    end)
+    for _, k in ipairs(op.skipped or {}) do C.outcome(s, k.id, "skipped", { message = k.message, code = k.code }) end
     if data and data.dry_run then
       for _, id in ipairs(c.ids) do C.outcome(s, id, "would") end
     elseif not data then
@@ -715,8 +727,9 @@ function Source:delete_incomplete(opts)
   if opts.scenario == nil and opts.all then
     return nil, "make: delete_incomplete{all = true} needs scenario = <scenario id> (DELETE /dlqs is per scenario)", "invalid"
   end
-  if C.fingerprint_arg(opts.fingerprint, "delete_incomplete") then
+  if C.fingerprint_arg(opts.fingerprint, "delete_incomplete") or (opts.all and C.ledger(self)) then
     -- Make deletes by ids or everything: the group's ids, from the listing
+    -- (a ledger leases each item by its id, too)
     if opts.ids then
       return nil, "make: fingerprint selects from the scenario's listing: pass all = true (with scenario), not ids",
         "invalid"
