@@ -1523,7 +1523,7 @@ static void h_make(conn *c, req *r, uint64_t skip) {
     mk_bulk_retry(c, r);
     return;
   }
-  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && !post) {
+  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && r->mlen == 3 && !memcmp(r->method, "GET", 3)) {
     mk_list(r);
     return;
   }
