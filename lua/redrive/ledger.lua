@@ -13,19 +13,23 @@
 --   L.action(action) -> the ledger's name for it (retry_execution -> retry)
 --   L.leases(action) -> whether that action of a remote item takes a lease
 --   ledger:take(src, id, action, rule [, owner]) -> lease | nil, msg, code: code
---       "leased" (another live host holds it, or its outcome is unknown) or
---       "done" (that action's outcome is recorded as done); the skip is in
---       the audit. Other codes: the ledger store failed (nothing was done).
+--       "leased" (another live host holds it), "in_doubt" (its outcome was
+--       never recorded: an answer that never came, a host that died
+--       mid-call; until `redrive audit --reconcile`) or "done" (that
+--       action's outcome is recorded as done). A leased or in-doubt skip is
+--       in the audit (a done one is there already, as done: a watch loop
+--       that meets it every pass adds nothing). Other codes: the ledger
+--       store failed (nothing was done).
 --   lease:renewing() -> stop(): renew every ttl/3 while a long call runs
 --   lease:settle(outcome, {code, message, execution}) -> true | nil, msg, code
 --   ledger:events{since, source, after, limit} -> {event...}
 --   ledger:reconcile(source, item, action, outcome) -> settled (0 or 1)
 --   L.outcome(ok, res, ...) -> "done" | "failed" | "unknown", details
---   L.SKIP: the codes of a skip ({leased = true, done = true})
+--   L.SKIP: the codes of a skip (leased, in_doubt, done)
 local U = require "redrive.source.local_util"
 
 local L = {}
-L.SKIP = { leased = true, done = true }
+L.SKIP = { leased = true, done = true, in_doubt = true }
 
 -- What the store names an action: one name per thing done to an item, so
 -- a bulk retry and an item's retry of one execution see each other's.
@@ -118,7 +122,7 @@ local function why(hold, id, action)
   elseif hold.why == "unknown" then
     return string.format("%s is in doubt: %s took it at %s and its outcome was never recorded (an answer " ..
       "that never came, or a host stopped mid-call); check the platform, then `redrive audit --reconcile` " ..
-      "(ledger)", id, who, when(hold.since)), "leased"
+      "(ledger)", id, who, when(hold.since)), "in_doubt"
   end
   return string.format("%s leased by %s until %s (ledger)", id, who, when(hold.expiry)), "leased"
 end
@@ -136,7 +140,7 @@ function Ledger:take(src, id, action, rule, owner)
   if ok == nil then return nil, "ledger: " .. tostring(hold), hcode end
   if ok then return lease end
   local msg, skip = why(hold, lease.item, lease.action)
-  lease:settle("skipped", { code = skip, message = msg })
+  if skip ~= "done" then lease:settle("skipped", { code = skip, message = msg }) end
   return nil, msg, skip
 end
 
