@@ -12,7 +12,8 @@
 --       retried exactly once at the server (its makeretry/ID count), and the
 --       ledger has exactly one done retry per item
 --   redrive ledger_make.lua wait SERVER PREFIX N Q  until every item was retried
---       at the server at least once (server hit counts; no sleep)
+--       at the server at least once (server hit counts)
+--   redrive --ledger L ledger_make.lua settled|reconcile SERVER PREFIX N Q  (see below)
 local rd = require "redrive"
 local cmd, server, prefix, n = arg[1], arg[2], arg[3], tonumber(arg[4])
 local q = tonumber(arg[5])
@@ -45,6 +46,35 @@ elseif cmd == "wait" then
   for i = 1, n do
     while count("makeretry/" .. id(i)) < 1 do rd.sleep(0.05) end -- a poll of the server's count: an event
   end
+elseif cmd == "settled" or cmd == "reconcile" then
+  -- settled: exit 0 once every item is done or in doubt in the ledger (a
+  -- host died holding it: seen once its lease expired and a host met it). reconcile: what an
+  -- operator does after such a crash -- ask the platform (the server's
+  -- count) and settle each item in doubt as done or failed.
+  local ledger = require("redrive.ledger").open(rd, assert(rd._ledger_target(), "no ledger"))
+  local doubt, done, after = {}, {}, 0
+  repeat
+    local page = assert(ledger:events { after = after, limit = 1000 })
+    for _, ev in ipairs(page) do
+      after = ev.id
+      if ev.code == "in_doubt" then doubt[ev.item] = ev.source end
+      if ev.outcome == "done" then done[ev.item] = true end
+    end
+  until #page < 1000
+  local ok, nd, nf = true, 0, 0
+  for i = 1, n do
+    local x = id(i)
+    local c = count("makeretry/" .. x)
+    if cmd == "settled" and not done[x] and not doubt[x] then ok = false; break end
+    if cmd == "reconcile" and doubt[x] and not done[x] then
+      local outcome = c >= 1 and "done" or "failed"
+      if assert(ledger:reconcile(doubt[x], x, "retry", outcome)) == 1 then
+        if outcome == "done" then nd = nd + 1 else nf = nf + 1 end
+      end
+    end
+  end
+  if cmd == "reconcile" then print(string.format("reconciled: done %d failed %d", nd, nf)) end
+  os.exit(ok and 0 or 1)
 elseif cmd == "check" then
   local problems, once = 0, 0
   for i = 1, n do

@@ -8,7 +8,8 @@
 #       20 kill -9 rounds during a 10 000-item bulk retry, 20 during patches,
 #       three processes bulk-retrying one 10 000-item queue; on PostgreSQL,
 #       10 rounds of three workers serving one 10 000-item job, its runner
-#       killed -9 (tests/sh/jobs_queue.lua)
+#       killed -9 (tests/sh/jobs_queue.lua); 5 rounds of two `rules --watch`
+#       hosts on one ledger (1000 Make items), one killed
 # (tests/sh/test_crash.sh and test_concurrent.sh already run small versions of
 # the bulk-retry crash and the concurrent retry in make test.)
 #
@@ -147,6 +148,47 @@ if [ -n "${RD_FULL:-}" ]; then
       ok "three processes bulk-retrying one $N-item queue: every item retried exactly once ($(for i in 1 2 3; do sed -nE 's/^retry: total [0-9]+ succeeded ([0-9]+).*/\1/p' "$T/cretry$i"; done | paste -sd+))"
     else bad "concurrent retry (sum $sum of $N)" "$T/ccheck"; cat "$T/cretry1"; fi
   else bad "concurrent setup" "$T/csetup"; fi
+
+  # two `rules --watch` hosts on one ledger against the Make-like API of the
+  # test server, one killed with -9 at a random moment, each round: every
+  # matching item retried exactly once, counted at the server. What the
+  # dead host had in flight is in doubt (its lease expired unrecorded): the
+  # survivor skips it, the operator reconciles it from the platform (here:
+  # the server's count), then the survivor retries what never reached it.
+  LM=tests/sh/ledger_make.lua LN=${RD_FULL_LEDGER_N:-1000} LROUNDS=5
+  wait_for() { # DESC CMD...: until CMD succeeds (a file or the server), at most 120 s
+    local desc=$1; shift
+    for _ in $(seq 2400); do "$@" && return 0; sleep 0.05; done
+    echo "timed out waiting for $desc"; return 1
+  }
+  passes() { grep -c '^rule retry-all' "$1" 2>/dev/null || true; }
+  lfail=0 summary=
+  for round in $(seq $LROUNDS); do
+    P=lr$$x${round}x$RANDOM L=$T/ledger$round.db D=$T/lrules$round
+    Qs=$("$REDRIVE" $LM seed "$RD_TEST_SERVER" $P $LN)
+    mkdir -p "$D"
+    printf 'return { name = "retry-all", source = "mk", scenario = %s, every = 0.05, concurrency = 8,\n  match = function(item) return item.id:find("^%s") ~= nil end,\n  action = function(item, ctx) return ctx.retry() end }\n' "$Qs" "$P" >"$D/retry.lua"
+    printf 'return { profiles = { mk = { kind = "make", base_url = "%s/make", token = "mk-rel-token", ledger = "%s", ledger_ttl = 1 } } }\n' \
+      "$RD_TEST_SERVER" "$L" >"$D.config.lua"
+    REDRIVE_CONFIG="$D.config.lua" "$REDRIVE" rules "$D" --watch >"$D.a" 2>&1 & wa=$!
+    REDRIVE_CONFIG="$D.config.lua" "$REDRIVE" rules "$D" --watch >"$D.b" 2>&1 & wb=$!
+    ms=$(rand_ms 100 2000)
+    msleep $ms
+    kill -9 $wa 2>/dev/null; wait $wa 2>/dev/null
+    export REDRIVE_CONFIG="$D.config.lua"
+    if wait_for "every item retried or in doubt" "$REDRIVE" --ledger "$L" $LM settled "$RD_TEST_SERVER" $P $LN "$Qs" \
+       && "$REDRIVE" --ledger "$L" $LM reconcile "$RD_TEST_SERVER" $P $LN "$Qs" >"$D.rec" 2>&1 \
+       && wait_for "every item retried" "$REDRIVE" $LM wait "$RD_TEST_SERVER" $P $LN "$Qs"; then
+      nb=$(passes "$D.b")
+      wait_for "two more passes of the survivor" eval '[ "$(passes "$D.b")" -ge $((nb + 2)) ]'
+    fi
+    kill $wb 2>/dev/null; wait $wb 2>/dev/null
+    if "$REDRIVE" --ledger "$L" $LM check "$RD_TEST_SERVER" $P $LN "$Qs" >"$D.check" 2>&1; then
+      summary="$summary ${ms}ms:$(sed -nE 's/^reconciled: done ([0-9]+) failed ([0-9]+)/\1+\2/p' "$D.rec")"
+    else lfail=$((lfail + 1)); bad "ledger round $round (host killed after $ms ms)" "$D.check"; tail -3 "$D.b"; fi
+    unset REDRIVE_CONFIG
+  done
+  [ $lfail -eq 0 ] && ok "two rules --watch hosts on one ledger, $LN Make items, one killed with -9, $LROUNDS rounds: each item retried exactly once at the server (kill time:in doubt reconciled done+failed:$summary)"
 fi
 
 # ---- PostgreSQL: three workers, one job, kill -9 the one running it ------------
