@@ -1272,6 +1272,7 @@ static void add_failure(rd_store_t *st, int64_t sc, const char *bp, const char *
 /* A store back at schema version 1 (before fingerprints), its rows kept. */
 static void downgrade_to_v1(const char *path) {
   static const char *const sql[] = {
+    "DROP TABLE ledger_event", "DROP TABLE ledger_item", /* version 4 */
     "DROP TABLE job_item", "DROP TABLE job", /* version 3 */
     "DROP INDEX execution_fingerprint", "DROP INDEX dlq_fingerprint",
     "ALTER TABLE execution DROP COLUMN fingerprint", "ALTER TABLE execution DROP COLUMN cause",

@@ -87,6 +87,8 @@ js rules 0 rules "$T/rules" --once
 js delete-dry 0 --dry-run delete "$id"
 js delete 0 delete "$id"
 js usage-error 2 ls --bogus
+js audit 0 audit --ledger "$T/ledger.db" --since 1h
+js audit-no-ledger 2 audit
 js script 0 -e 'return {n = 1}, "two", rd.json.array{}'
 # durable jobs (docs/jobs.md): one over what is left, listed, shown; a worker with none to take
 "$R" -q -e 'assert(rd.connect():retry { all = true, job = true }):wait()' >/dev/null 2>&1

@@ -54,6 +54,16 @@ for L in "${ledgers[@]}"; do
     ok "[$kind] redrive audit --json lists the $N done retries, no token"
   else bad "[$kind] audit" "$T/audit.err"; head -3 "$T/audit"; fi
 
+  # the audit as text: who did what; a reconcile of an item not in doubt settles nothing
+  if "$REDRIVE" --ledger "$L" audit --source make --limit 3 >"$T/audit3" 2>&1 && [ "$(grep -c "^[0-9]" "$T/audit3")" -eq 3 ] \
+     && "$REDRIVE" --ledger "$L" audit --source make >"$T/audit.txt" 2>&1 && grep -qE " done +- +retry +$P[0-9]+q$Q make http.* \(pid [0-9]+\)" "$T/audit.txt"; then
+    ok "[$kind] redrive audit: time, outcome, action, item, source, host and pid; --limit"
+  else bad "[$kind] audit as text" "$T/audit3"; fi
+  "$REDRIVE" --ledger "$L" audit --reconcile make "${P}1q$Q" retry failed >"$T/rec" 2>&1; rc=$?
+  if [ $rc -eq 1 ] && grep -q "no unknown outcome of retry ${P}1q$Q" "$T/rec"; then
+    ok "[$kind] audit --reconcile of an item that is not in doubt: exit 1, nothing settled"
+  else bad "[$kind] reconcile not in doubt (exit $rc)" "$T/rec"; fi
+
   # ---- two rules --watch hosts ----
   N=40 P=w$$x$RANDOM
   Q=$("$REDRIVE" $H seed "$RD_TEST_SERVER" $P $N)
@@ -81,10 +91,18 @@ LUA
   wait_for "two more passes of each host" more || bad "[$kind] rules hosts stopped passing" "$T/wb.err"
   kill "$wa" "$wb" 2>/dev/null; wait "$wa" "$wb" 2>/dev/null
   if REDRIVE_CONFIG="$T/config-$kind.lua" "$REDRIVE" --ledger "$L" $H check "$RD_TEST_SERVER" $P $N "$Q" \
-       >"$T/check" 2>&1; then
+       >"$T/check" 2>&1 && grep -q "$N skipped (ledger)" "$T/wa" && grep -q "$N skipped (ledger)" "$T/wb"; then
     ok "[$kind] two rules --watch hosts: each matching item retried exactly once ($(grep -c 'skipped (ledger)' "$T/wa" "$T/wb" | paste -sd' '))"
   else bad "[$kind] rules --watch exactly once" "$T/check"; fi
 done
+
+# usage: no ledger, a bad duration
+"$REDRIVE" audit >"$T/u1" 2>&1; rc1=$?
+"$REDRIVE" --ledger "$T/x.db" audit --since soon >"$T/u2" 2>&1; rc2=$?
+if [ $rc1 -eq 2 ] && grep -q "no ledger: pass --ledger" "$T/u1" && [ $rc2 -eq 2 ] \
+   && grep -q -- "--since takes a duration: 90s, 30m, 1h, 2d" "$T/u2"; then
+  ok "audit without a ledger, or with a bad --since: a usage error (exit 2) saying what to pass"
+else bad "audit usage errors ($rc1, $rc2)" "$T/u1"; cat "$T/u2"; fi
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
