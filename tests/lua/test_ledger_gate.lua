@@ -192,4 +192,21 @@ test("gate-1.8 Make retry{all} and delete_incomplete{all} name their items when 
   eq(named, ids)
 end)
 
+test("gate-1.9 what a call's results mean for the ledger; the names of actions and sources", function()
+  local function o(...) return (L.outcome(rd, ...)) end
+  eq(o(false, { status = "queued", id = "1" }), "done")
+  eq(o(false, true), "done")
+  eq(o(false, nil, "HTTP 500", "http"), "failed")
+  eq(o(false, nil, "no answer; its outcome is unknown", "timeout", "unknown"), "unknown") -- n8n's post_retry
+  eq(o(false, { status = "unknown", message = "interrupted" }), "unknown")                  -- a bulk act
+  eq(o(true, rd.canceled), "unknown")    -- interrupted in flight: it may have been sent
+  eq(o(true, "attempt to index a nil value"), "failed")
+  local _, d = L.outcome(rd, false, { status = "running", execution = { id = "e9" } })
+  eq(d.execution, "e9")
+  eq(L.action("retry_execution"), "retry"); eq(L.action("delete_execution"), "delete"); eq(L.action("patch"), "patch")
+  eq(L.leases("retry_execution"), true); eq(L.leases("notify"), false); eq(L.leases("run"), false)
+  eq(L.identity({ kind = "n8n", base_url = "https://u:pw@n8n.example.com/api/v1/?token=x" }),
+    "n8n https://n8n.example.com/api/v1")
+end)
+
 H.done()
