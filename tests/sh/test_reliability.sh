@@ -166,6 +166,7 @@ if [ -n "${RD_FULL:-}" ]; then
   for round in $(seq $LROUNDS); do
     P=lr$$x${round}x$RANDOM L=$T/ledger$round.db D=$T/lrules$round
     Qs=$("$REDRIVE" $LM seed "$RD_TEST_SERVER" $P $LN)
+    "$REDRIVE" --ledger "$L" audit >/dev/null 2>&1 # made before the hosts start (test_ledger.sh says why)
     mkdir -p "$D"
     printf 'return { name = "retry-all", source = "mk", scenario = %s, every = 0.05, concurrency = 8,\n  match = function(item) return item.id:find("^%s") ~= nil end,\n  action = function(item, ctx) return ctx.retry() end }\n' "$Qs" "$P" >"$D/retry.lua"
     printf 'return { profiles = { mk = { kind = "make", base_url = "%s/make", token = "mk-rel-token", ledger = "%s", ledger_ttl = 1 } } }\n' \
