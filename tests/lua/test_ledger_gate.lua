@@ -209,4 +209,22 @@ test("gate-1.9 what a call's results mean for the ledger; the names of actions a
     "n8n https://n8n.example.com/api/v1")
 end)
 
+local KAIZEN, KAIZEN_WHY = H.mock("kaizen")
+local ORIG = "3f6b2a9c-8d1e-4f70-b5a4-c2e9d7f10a63"
+if not KAIZEN then
+  skip("gate-2.1 Kaizen through the ledger", KAIZEN_WHY)
+else
+  test("gate-2.1 Kaizen (the Prism mock): an execution retried once; its bulk retry (another action name) skips it", function()
+    local lp = H.tmpname(".db")
+    local src = assert(rd.connect { kind = "kaizen", base_url = KAIZEN, ledger = lp, backoff = { base = 0.01, max = 0.05 } })
+    eq(assert(src:retry_execution(ORIG)).status, "running")
+    check_err("done", "retry of " .. ORIG:gsub("%-", "%%-") .. " already done", src.retry_execution, src, ORIG)
+    local s = assert(src:retry { ids = { ORIG }, progress = false })
+    eq(s.skipped, 1); eq(s.errors[1].code, "done")
+    local evs = events(lp, ORIG)
+    eq(#evs, 1); eq(evs[1].outcome, "done"); eq(evs[1].execution, "a71c4e02-5b9d-4c3f-8e16-0d2f7b9a4c85")
+    eq(evs[1].source, "kaizen " .. KAIZEN:gsub("/+$", ""))
+  end)
+end
+
 H.done()
