@@ -63,10 +63,27 @@ for L in "${ledgers[@]}"; do
      && "$REDRIVE" --ledger "$L" audit --source make >"$T/audit.txt" 2>&1 && grep -qE " done +- +retry +$P[0-9]+q$Q make http.* \(pid [0-9]+\)" "$T/audit.txt"; then
     ok "[$kind] redrive audit: time, outcome, action, item, source, host and pid; --limit"
   else bad "[$kind] audit as text" "$T/audit3"; fi
-  "$REDRIVE" --ledger "$L" audit --reconcile make "${P}1q$Q" retry failed >"$T/rec" 2>&1; rc=$?
+  "$REDRIVE" --ledger "$L" audit --reconcile "make $RD_TEST_SERVER/make" "${P}1q$Q" retry failed >"$T/rec" 2>&1; rc=$?
   if [ $rc -eq 1 ] && grep -q "no unknown outcome of retry ${P}1q$Q" "$T/rec"; then
     ok "[$kind] audit --reconcile of an item that is not in doubt: exit 1, nothing settled"
   else bad "[$kind] reconcile not in doubt (exit $rc)" "$T/rec"; fi
+
+  # an item in doubt (a host recorded its outcome as unknown), settled by hand
+  cat >"$T/doubt.lua" <<'LUA'
+local st = assert(require("redrive.core").store_open(arg[1]))
+local o = { source = arg[2], item = arg[3], action = "retry", owner = "dead:1:1", host = "dead-host", pid = 1 }
+o.ttl = 60
+assert(st:ledger_take(o) == true)
+o.ttl, o.outcome = nil, "unknown"
+assert(st:ledger_settle(o) == 1)
+LUA
+  "$REDRIVE" "$T/doubt.lua" "$L" "make $RD_TEST_SERVER/make" "doubt$P"
+  if "$REDRIVE" --ledger "$L" audit --reconcile "make $RD_TEST_SERVER/make" "doubt$P" retry done >"$T/rec" 2>&1 \
+     && grep -q "settled retry of doubt$P as done" "$T/rec" \
+     && "$REDRIVE" --ledger "$L" --json audit >"$T/rec.json" 2>&1 \
+     && grep "\"item\":\"doubt$P\"" "$T/rec.json" | grep '"outcome":"done"' | grep -q '"code":"reconciled"'; then
+    ok "[$kind] audit --reconcile settles an item in doubt; the audit says reconciled"
+  else bad "[$kind] reconcile in doubt" "$T/rec"; fi
 
   # ---- two rules --watch hosts ----
   N=40 P=w$$x$RANDOM
