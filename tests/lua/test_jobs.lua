@@ -191,4 +191,38 @@ test("job-1.7 job = true is checked; a dry run plans without a job", function()
   eq(#assert(src:jobs {}), 0)
 end)
 
+test("job-1.8 a runner whose job was taken over (it stalled past its lease) stops and leaves the leases to the new one", function()
+  local src = connect()
+  local st = src._st
+  local p = key("j18")
+  -- items whose retry takes a while (module 3 waits 50 ms at the server)
+  local sc = assert(src:scenario_create { name = p, blueprint = { name = p, flow = {
+    { id = 1, module = "http:ActionSendData", version = 3, mapper = { url = S .. "/ok", method = "get" } },
+    { id = 2, module = "http:ActionSendData", version = 3,
+      mapper = { url = S .. "/flaky?fail=1&key=" .. p .. "-{{0.n}}", method = "get" } },
+    { id = 3, module = "http:ActionSendData", version = 3, mapper = { url = S .. "/delay/50", method = "get" } },
+  }, metadata = { version = 1, scenario = { maxErrors = 3 } } } })
+  for i = 1, 40 do assert(assert(src:run(sc.id, { input = { n = i } })).dlq_id) end
+  local job = assert(src:retry { all = true, job = true, concurrency = 2, lease_ttl = 0.3 })
+  -- the event: a few items done; then another runner takes the job over
+  while assert(job:status()).done < 4 do rd.sleep(0.01) end
+  local owner = assert(job:status()).owner
+  eq(st:job_own(job.id, "release", owner), true) -- as if its lease had run out
+  eq(st:job_own(job.id, "take", "new-runner", 60), true)
+  local r, msg, code = job._task:wait() -- the old runner's answer
+  eq(r, nil); eq(code, "conflict"); match(msg, "taken over")
+  local s = assert(job:status())
+  eq(s.state, "running"); eq(s.owner, "new-runner") -- the old runner stopped and let it be
+  ok(s.done < 40, "the old runner did not finish the job")
+  local running = s.running
+  -- nothing is acted on twice: each key hit at most twice (the failed run, one retry)
+  for i = 1, 40 do ok(count(p .. "-" .. i) <= 2, "item " .. i) end
+  -- what the old runner had claimed and not started stays leased under the job's name
+  local leased = 0
+  for it in src:incomplete { resolved = false } do
+    if it.lease_owner == "job:" .. job.id then leased = leased + 1 end
+  end
+  ok(leased >= running, "the job's leases were not released")
+end)
+
 H.done()

@@ -152,15 +152,23 @@ local function pages(st, id, batch)
   end
 end
 
-local function run_retry(src, id, p, lease)
+-- How many more passes over the pending rows a runner makes for items
+-- leased under its job's name that it could not claim yet (another runner
+-- of the job held them a moment: one presumed dead, still running).
+local RETRY_PASSES = 20
+
+local function run_retry(src, id, p, lease, lost)
   local rd, st = src._rd, src._st
   local concurrency = p.concurrency or 16
   local batch = math.max(8, math.min(500, concurrency * 2))
   local next_page = pages(st, id, batch)
   local buf, bi = {}, 0
-  -- the next claimed item; rows that cannot be claimed are settled here
+  local deferred, passes = 0, 0
+  -- the next claimed item; rows that cannot be claimed are settled here,
+  -- except ours for a moment, which a later pass takes
   local function next_item()
     while true do
+      if lost() then return nil end -- another runner has the job now
       bi = bi + 1
       if buf[bi] then
         local it = buf[bi]
@@ -168,6 +176,12 @@ local function run_retry(src, id, p, lease)
         return it
       end
       local ids = next_page()
+      if not ids and deferred > 0 and passes < RETRY_PASSES then
+        deferred, passes = 0, passes + 1
+        rd.sleep(0.05 * passes)
+        next_page = pages(st, id, batch)
+        ids = next_page()
+      end
       if not ids then return nil end
       local got, err = lease.claim { ids = ids, limit = #ids, resolved = (p.safe == false) or nil }
       if not got then error("job " .. id .. ": claiming failed: " .. tostring(err), 0) end
@@ -175,8 +189,11 @@ local function run_retry(src, id, p, lease)
       for _, rec in ipairs(got) do claimed[rec.id] = rec end
       buf, bi = {}, 0
       for _, item in ipairs(ids) do
+        local now = not claimed[item] and st:dlq_get(item)
         if claimed[item] then
           buf[#buf + 1] = claimed[item]
+        elseif now and not now.resolved and now.lease_owner == lease.owner and passes < RETRY_PASSES then
+          deferred = deferred + 1 -- held by another runner of this job right now: later
         else -- gone, resolved already, or being retried by someone else
           local _, msg, code = R.unclaimed(st, item)
           settle(st, id, item, code == "not_found" and "failed" or "skipped", msg, code)
@@ -185,6 +202,7 @@ local function run_retry(src, id, p, lease)
     end
   end
   local function act(rec)
+    if lost() then return end -- not ours to start any more
     -- durable before the item is acted on: a take-over finds it started
     local n, err = st:job_mark(id, { rec.id }, { outcome = "started" })
     if not n then error("job " .. id .. ": cannot record in its ledger: " .. tostring(err), 0) end
@@ -268,17 +286,25 @@ function J.run(src, id, o)
   local lease = R.session(src, ttl, "job:" .. id)
   -- the job's lease, renewed beside them (a flag as well as cancel: a task
   -- that has not started yet is not parked on anything to cancel)
-  local stopped = false
+  -- A runner that finds its lease taken (it stalled past it, and another
+  -- took the job over) stops starting items and leaves the job's leases to
+  -- the new runner.
+  local stopped, lost = false, false
   local keep = rd.spawn(function()
     while not stopped do
       rd.sleep(ttl / 3)
-      if not stopped then st:job_own(id, "take", owner, ttl) end
+      if not stopped and st:job_own(id, "take", owner, ttl) == false then lost = true end
     end
   end)
-  local rok, interrupted = pcall(j.kind == "retry" and run_retry or run_delete, src, id, p, lease)
+  local rok, interrupted = pcall(j.kind == "retry" and run_retry or run_delete, src, id, p, lease,
+    function() return lost end)
   stopped = true
   keep:cancel()
   pcall(keep.wait, keep)
+  if lost then
+    lease.abandon()
+    return nil, "job " .. id .. " was taken over by another runner (this one stalled past its lease)", "conflict"
+  end
   lease.close()
   if not rok then
     if not rd.is_canceled(interrupted) then

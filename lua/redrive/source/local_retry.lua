@@ -36,7 +36,7 @@ function R.resolved_msg(rec)
     rec.id, rec.execution_id and "; its execution is " .. rec.execution_id or "")
 end
 
--- session(src, ttl, owner) -> {owner, claim(sel) -> items | nil, msg, code, close()}
+-- session(src, ttl, owner) -> {owner, claim(sel) -> items | nil, msg, code, close(), abandon()}
 -- One owner (a new one unless given) whose leases are renewed until
 -- close(), which releases what the owner still holds.
 function R.session(src, ttl, owner)
@@ -54,6 +54,8 @@ function R.session(src, ttl, owner)
       stop()
       st:release(owner)
     end,
+    -- stop renewing, release nothing (the owner's leases are another's now)
+    abandon = stop,
   }
 end
 
