@@ -131,10 +131,29 @@ else
   row(10, "peer: n8n webhook → HTTP Request → respond on the same sink", "skipped: " ..
     tostring(n8n and n8n.skipped or "no result"), nil, nil, nil, "peer_n8n")
 end
+local pg_skip = load("pg")
+local pg = { load("pg_w1"), load("pg_w2"), load("pg_w4") }
+local pg_claims = load("pg_claims")
+if pg[1] then
+  for _, r in ipairs(pg) do
+    row(11, string.format("PostgreSQL: bulk retry of %d items, %d worker process(es) on one store, c%d each",
+      r.items, r.workers, conc), string.format("%s items/s%s", f0(r.per_second),
+        r.exactly_once and ", each exactly once" or string.format(" (%d succeeded, %d failed)", r.succeeded, r.failed)),
+      string.format("%.2f × SQLite (row 4)", r.per_second / retry.per_second), nil, nil,
+      "pg_bulk_retry_w" .. r.workers, r.per_second)
+  end
+  row(11, "PostgreSQL: claims (st:claim, batches of 500)", f0(pg_claims.claims_per_second) .. " claims/s",
+    string.format("%.2f × SQLite (row 5)", pg_claims.claims_per_second / claims.claims_per_second), nil, nil,
+    "pg_claims", pg_claims.claims_per_second)
+else
+  row(11, "PostgreSQL: bulk retry with 1, 2 and 4 worker processes", "skipped: " ..
+    tostring(pg_skip and pg_skip.skipped or "no result"), nil, nil, nil, "pg_bulk_retry")
+end
 res.raw = { config = cfg, wrk = wrk, curl = curl, curl_fresh = fresh, http = http, engine = engine, insert = insert,
   insert_distinct = insert_d, claims = claims, retry = retry, retry_distinct = retry_d, start_redrive = s_rd,
   start_lua = s_lua, start_list = s_list, start_lua2 = s_lua2, ratelimit = rl, ratelimit_2r = rl2,
-  inflight = mem, scale = scale, n8n = n8n, n8n_version = n8n_v, duration = dur }
+  inflight = mem, scale = scale, n8n = n8n, n8n_version = n8n_v, duration = dur, pg_w1 = pg[1], pg_w2 = pg[2],
+  pg_w4 = pg[3], pg_claims = pg_claims, pg = pg_skip }
 
 print(string.format("\nMachine: %s, %d cores, %d GB, %s, %s; %s; load %s at the end; %s%s\n", machine.cpu,
   machine.cores, machine.memory_gb, machine.os, machine.kernel, machine.curl, machine.load, machine.date,
