@@ -151,3 +151,13 @@ int rd__sql_job_own(int what, const char *sql[3]) {
 int rd__err_no_job(rd_err *err, const char *id) {
   return rd_err_set(err, RD_ENOT_FOUND, "store: no job '%.64s'", id ? id : "");
 }
+
+int rd__sql_job_list_q(rd_buf *q, const void *ud) {
+  const rd__job_sel *t = ud;
+  return rd__sql_job_list(q, t->filter, t->after);
+}
+
+int rd__sql_job_items_q(rd_buf *q, const void *ud) {
+  const rd__job_sel *t = ud;
+  return rd__sql_job_items(q, t->filter, t->after);
+}

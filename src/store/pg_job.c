@@ -84,19 +84,12 @@ static int get_read(rd__pgreq *r, rd__op *op, rd_err *err) {
 
 const rd__pgop rd__pg_job_get = {get_build, get_read};
 
-typedef struct { const char *a, *b; } two;
-static int q_list(rd_buf *q, const void *ud) {
-  const two *t = ud;
-  return rd__sql_job_list(q, t->a, t->b);
-}
-static int q_items(rd_buf *q, const void *ud) {
-  const two *t = ud;
-  return rd__sql_job_items(q, t->a, t->b);
-}
 
 static int list_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   int n, e = rd__st_limit(op->a.job_list.limit, &n, err);
-  if (!e) e = rd__pg_add_built(r, q_list, &(two){op->a.job_list.state, op->a.job_list.after}, err);
+  if (!e)
+    e = rd__pg_add_built(r, rd__sql_job_list_q,
+                         &(rd__job_sel){op->a.job_list.state, op->a.job_list.after}, err);
   if (e) return e;
   rd__pg_text(r, ":state", op->a.job_list.state);
   rd__pg_text(r, ":after", op->a.job_list.after);
@@ -120,7 +113,8 @@ static int items_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   if (!e) e = rd__pg_add(r, "SELECT 1 FROM job WHERE id = :id", err);
   if (e) return e;
   rd__pg_text(r, ":id", op->a.job_items.id);
-  e = rd__pg_add_built(r, q_items, &(two){op->a.job_items.outcome, op->a.job_items.after}, err);
+  e = rd__pg_add_built(r, rd__sql_job_items_q,
+                       &(rd__job_sel){op->a.job_items.outcome, op->a.job_items.after}, err);
   if (e) return e;
   rd__pg_text(r, ":id", op->a.job_items.id);
   rd__pg_text(r, ":outcome", op->a.job_items.outcome);

@@ -122,6 +122,11 @@ int rd__sql_job_total(rd_buf *q);
 int rd__sql_job_counts(rd_buf *q);
 int rd__sql_job_list(rd_buf *q, const char *state, const char *after);
 int rd__sql_job_items(rd_buf *q, const char *outcome, const char *after);
+/* The same two as query builders of either backend (an operation's build
+ * callback): ud is a const rd__job_sel * (state or outcome, after). */
+typedef struct { const char *filter, *after; } rd__job_sel;
+int rd__sql_job_list_q(rd_buf *q, const void *ud);
+int rd__sql_job_items_q(rd_buf *q, const void *ud);
 int rd__sql_job_mark(rd_buf *q, const rd__dialect *d, int started);
 int rd__sql_job_touch(rd_buf *q);
 extern const char rd__sql_job_retried[];

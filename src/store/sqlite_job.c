@@ -127,21 +127,12 @@ int rd__sq_job_get(rd_store_t *st, const char *id, rd_job_t **out, rd_job_counts
   return r;
 }
 
-typedef struct { const char *a, *b; } two;
-static int q_list(rd_buf *q, const void *ud) {
-  const two *t = ud;
-  return rd__sql_job_list(q, t->a, t->b);
-}
-static int q_items(rd_buf *q, const void *ud) {
-  const two *t = ud;
-  return rd__sql_job_items(q, t->a, t->b);
-}
 
 int rd__sq_job_list(rd_store_t *st, const char *state, const char *after, int limit,
                     rd_job_cb cb, void *ud, rd_err *err) {
   int n, r = rd__st_limit(limit, &n, err);
   sqlite3_stmt *s;
-  if (!r) r = prep(st, q_list, &(two){state, after}, &s, err);
+  if (!r) r = prep(st, rd__sql_job_list_q, &(rd__job_sel){state, after}, &s, err);
   if (r) return r;
   rd__bind_text(s, ":state", state);
   rd__bind_text(s, ":after", after);
@@ -165,7 +156,7 @@ int rd__sq_job_items(rd_store_t *st, const char *id, const char *outcome, const 
   int n, r = rd__st_limit(limit, &n, err);
   if (!r) r = job_exists(st, id, err);
   sqlite3_stmt *s;
-  if (!r) r = prep(st, q_items, &(two){outcome, after}, &s, err);
+  if (!r) r = prep(st, rd__sql_job_items_q, &(rd__job_sel){outcome, after}, &s, err);
   if (r) return r;
   rd__bind_text(s, ":id", id);
   rd__bind_text(s, ":outcome", outcome);
