@@ -274,6 +274,38 @@ test("itest-9: examples/fix-and-retry.lua and examples/triage.lua run unchanged 
   match(out, "== 5%. The queue, before and after")
 end)
 
+test("itest-10: two hosts on one ledger retry the same failed execution: n8n runs one retry (issue 17)", function()
+  local k = L.key("ledger")
+  local wf = L.workflows.chain.id
+  -- fails once; its retry calls the server, then takes 3 s (n8n answers a retry when it has finished)
+  local orig = L.trigger(S .. "/flaky?fail=1&delay=3000&key=" .. k, "chain")
+  L.finished(orig)
+  local lp = H.tmpname(".db")
+  local a, b = L.src { ledger = lp }, L.src { ledger = lp } -- two source objects, as two hosts
+  local t = rd.spawn(function() return assert(a:incomplete_item(orig)):retry() end)
+  L.until_true("the retry to reach the workflow's endpoint", function() return L.hits(k) >= 2 end)
+  -- while the first runs, the second is skipped: the first holds the item (safe = false: the
+  -- safe check, which sees the running retry in n8n, is not what stops it)
+  check_err("leased", orig .. " leased by .* %(pid %d+%) until .* %(ledger%)",
+    function() return assert(b:incomplete_item(orig)):retry { safe = false } end)
+  local r = assert(t:wait())
+  eq(r.status, "success")
+  -- afterwards, another process (another host) on the same ledger: done, not retried
+  local out = L.process(string.format([[
+    local rd = require "redrive"
+    local s = assert(rd.connect{kind = "n8n", base_url = os.getenv("N8N_API"), token = os.getenv("N8N_KEY"),
+      ledger = %q})
+    local r = assert(s:retry{ids = {%q}, safe = false, progress = false})
+    print(r.total, r.skipped, r.succeeded, r.errors[1] and r.errors[1].code)
+  ]], lp, orig))
+  match(out, "^1\t1\t0\tdone\n", "the other process skips it as done")
+  -- n8n ran exactly one retry of it
+  local retries = 0
+  for e in src:executions { scenario = wf } do if e.retry_of == orig then retries = retries + 1 end end
+  eq(retries, 1, "retries of " .. orig .. " in n8n")
+  eq(L.hits(k), 2, "the workflow's endpoint: the original run and one retry")
+end)
+
 test("itest-8: the recorded fixtures match the committed ones", function()
   local problems = L.check_fixtures()
   eq(problems, {})

@@ -1330,36 +1330,32 @@ static void h_webhook_v1(conn *c, req *r, uint64_t arg) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* A Make-like DLQ API under /make (base_url = server + "/make")             */
+/* Remote platforms: Make-like, n8n-like and Kaizen-like APIs                */
 /*
- * What Prism's stateless mock of Make cannot do: a retry that Make queues
- * and logs later. An item's behaviour is spelled in its id, letters each
- * followed by a number (other characters are ignored, so a test makes ids
- * unique with any tag): s<N> the status (1 success, 2 warning, 3 error) of
- * the log a retry ends with, s0 (the default) never logged; k<N> log polls
- * after a retry before its log shows (default 0: the first poll shows it);
- * p<N> logs already there (errors, dated 2025-01-01) before any retry; h1 a bulk
- * retry naming it is never answered (to interrupt it in flight); q<N> lists
- * it in scenario N's listing once the server has seen it.
- *
- *   GET  /make/dlqs/ID           {"dlq": {...}}: resolved once a log is 1 or 2
- *   GET  /make/dlqs/ID/logs      {"dlqLogs": [...]}, newest first; pg[offset]
- *                                > 0 is an empty page; a poll while a retry
- *                                is pending counts towards k
- *   POST /make/dlqs/ID/retry     {"dlq": ID}: one retry pending
- *   POST /make/dlqs/retry        body {"ids": [...]}: {"dlqs": [...]}
- *   GET  /make/dlqs?scenarioId=N  {"dlqs": [...]}: the items seen whose id
- *                                has q<N> (pg[offset] > 0: an empty page)
- *
- * Each request about an item counts under the key make/ID (/count), each
- * retry of it (alone or in a bulk request) under makeretry/ID. */
+ * What Prism's stateless mocks cannot do: count what each item received
+ * (a test checks "nothing sent" or "sent exactly once" at the server), and
+ * answer as the item asks. An item's behaviour is spelled in its id,
+ * letters each followed by a number (other characters are ignored, so a
+ * test makes ids unique with any tag):
+ *   s<N> (Make) the status (1 success, 2 warning, 3 error) of the log a
+ *        retry ends with, s0 (the default) never logged;
+ *   k<N> (Make) log polls after a retry before its log shows (default 0:
+ *        the first poll shows it);
+ *   p<N> (Make) logs already there (errors, dated 2025-01-01) before any retry;
+ *   q<N> (Make) lists it in scenario N's listing once the server has seen it;
+ *   h1   a mutation (retry, patch, delete) naming it is never answered (to
+ *        interrupt it in flight);
+ *   f<N> the first N mutations of each kind naming it fail: HTTP 400.
+ * Each mutation of an item is counted under KIND/ID (/count): makeretry,
+ * makepatch, makedelete, n8nretry, n8ndelete, kaizenretry -- alone or in
+ * a bulk request, the failed and unanswered ones included. */
 
 typedef struct {
-  int status, polls, prior, hold, queue;
-} mk_spec;
+  int status, polls, prior, hold, queue, fail;
+} item_spec;
 
-static mk_spec mk_parse(const char *id, size_t n) {
-  mk_spec sp = {0, 0, 0, 0, -1};
+static item_spec spec_parse(const char *id, size_t n) {
+  item_spec sp = {0, 0, 0, 0, -1, 0};
   for (size_t i = 0; i < n; i++) {
     char letter = id[i];
     int v = 0;
@@ -1371,10 +1367,111 @@ static mk_spec mk_parse(const char *id, size_t n) {
     else if (letter == 'p') sp.prior = v;
     else if (letter == 'h') sp.hold = v;
     else if (letter == 'q') sp.queue = v;
+    else if (letter == 'f') sp.fail = v;
     i = j - 1;
   }
   return sp;
 }
+
+/* One more mutation of the item: KIND/ID's count, after it. */
+static uint64_t item_count(const char *kind, const char *id, size_t n) {
+  char key[256];
+  size_t kl = strlen(kind);
+  if (n > sizeof key - kl - 2) n = sizeof key - kl - 2;
+  memcpy(key, kind, kl);
+  key[kl] = '/';
+  memcpy(key + kl + 1, id, n);
+  return ++entry_get(key, kl + 1 + n, true)->count;
+}
+
+enum { MUT_GO, MUT_HOLD, MUT_FAIL };
+
+/* A mutation of one item, counted under KIND/ID (*count: the count after
+ * it, if count is not NULL): what its spec says to do (MUT_GO: the caller
+ * answers it). */
+static int item_mutation(const char *kind, const char *id, size_t n, uint64_t *count) {
+  uint64_t k = item_count(kind, id, n);
+  if (count) *count = k;
+  item_spec sp = spec_parse(id, n);
+  if (sp.hold) return MUT_HOLD;
+  if (k <= (uint64_t)sp.fail) return MUT_FAIL;
+  return MUT_GO;
+}
+
+/* Answers a mutation that is not MUT_GO; false when the caller answers. */
+static bool mutation_answered(conn *c, const req *r, int what) {
+  if (what == MUT_HOLD) { /* never answered: a test interrupts the call in flight */
+    c->busy = STALL;
+    return true;
+  }
+  if (what == MUT_FAIL) {
+    reply_error(&r->f, 400, "fake platform: this item's mutation is refused (f<N> in its id)");
+    return true;
+  }
+  return false;
+}
+
+/* The next string of the body's "ids" array ({"ids": ["a", "b"]}); *cur
+ * starts NULL and moves past each. NULL at the end. */
+static const char *ids_next(const req *r, const char **cur, size_t *n) {
+  if (!r->body) return NULL;
+  const char *end = r->body + r->blen, *p = *cur;
+  if (!p) {
+    for (const char *x = r->body; x + 5 <= end && !p; x++)
+      if (!memcmp(x, "\"ids\"", 5)) p = x;
+    p = p ? memchr(p, '[', (size_t)(end - p)) : NULL;
+    if (!p) return NULL;
+  }
+  if (p >= end || *p == ']') return NULL;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  const char *close = q ? memchr(q + 1, '"', (size_t)(end - q - 1)) : NULL;
+  const char *bracket = memchr(p, ']', (size_t)(end - p));
+  if (!close || (bracket && bracket < q)) return NULL;
+  *n = (size_t)(close - q - 1);
+  *cur = close + 1;
+  return q + 1;
+}
+
+/* The body's string field NAME ({"id": "x"}), or NULL. */
+static const char *body_str(const req *r, const char *name, size_t *n) {
+  char pat[64];
+  int pl = snprintf(pat, sizeof pat, "\"%s\"", name);
+  if (!r->body || pl <= 0 || (size_t)pl >= sizeof pat) return NULL;
+  const char *end = r->body + r->blen;
+  for (const char *x = r->body; x + pl <= end; x++) {
+    if (memcmp(x, pat, (size_t)pl)) continue;
+    const char *q = x + pl;
+    while (q < end && (*q == ' ' || *q == ':')) q++;
+    if (q >= end || *q != '"') return NULL;
+    const char *close = memchr(q + 1, '"', (size_t)(end - q - 1));
+    if (!close) return NULL;
+    *n = (size_t)(close - q - 1);
+    return q + 1;
+  }
+  return NULL;
+}
+
+static bool method_is(const req *r, const char *m) {
+  size_t n = strlen(m);
+  return r->mlen == n && !memcmp(r->method, m, n);
+}
+
+/* ---- Make (base_url = server + "/make") --------------------------------- */
+/*
+ *   GET    /make/dlqs/ID           {"dlq": {...}}: resolved once a log is 1 or 2
+ *   GET    /make/dlqs/ID/logs      {"dlqLogs": [...]}, newest first; pg[offset]
+ *                                  > 0 is an empty page; a poll while a retry
+ *                                  is pending counts towards k
+ *   POST   /make/dlqs/ID/retry     {"dlq": ID}: one retry pending
+ *   POST   /make/dlqs/retry        body {"ids": [...]}: {"dlqs": [...]}
+ *   PATCH  /make/dlqs/ID           {"dlq": {...}} (makepatch/ID)
+ *   DELETE /make/dlqs/ID           {"dlq": ID} (makedelete/ID)
+ *   DELETE /make/dlqs?scenarioId=N body {"ids": [...]}: {"dlqs": [...]}
+ *   GET    /make/dlqs?scenarioId=N {"dlqs": [...]}: the items seen whose id
+ *                                  has q<N> (pg[offset] > 0: an empty page)
+ * Each request about an item counts under the key make/ID. A bulk request
+ * naming an item spelled h1 is never answered, one naming an item whose
+ * f<N> has not run out fails whole (nothing of it done). */
 
 /* The item's state, created with its prior logs on first sight. */
 static entry *mk_item(const char *id, size_t n) {
@@ -1386,7 +1483,7 @@ static entry *mk_item(const char *id, size_t n) {
   entry *e = entry_get(key, n + 5, true);
   e->count++;
   if (fresh) {
-    mk_spec sp = mk_parse(id, n);
+    item_spec sp = spec_parse(id, n);
     for (int i = 0; i < sp.prior && i < 100; i++) {
       sb log = {0}; /* not G.scratch: it holds the request's query */
       sb_fmt(&log, "{\"id\":\"%.*s-L%d\",\"imtId\":\"%.*s-E%d\",\"status\":3,\"duration\":900,"
@@ -1399,13 +1496,10 @@ static entry *mk_item(const char *id, size_t n) {
   return e;
 }
 
-/* One more retry of the item asked for (counted under makeretry/ID). */
-static void mk_retried(const char *id, size_t n) {
-  char key[256];
-  if (n > sizeof key - 11) n = sizeof key - 11;
-  memcpy(key, "makeretry/", 10);
-  memcpy(key + 10, id, n);
-  entry_get(key, n + 10, true)->count++;
+/* A retry of the item is pending (its log shows after k polls). */
+static void mk_pending(entry *e) {
+  if (!e->pending) e->hits = 0;
+  e->pending++;
 }
 
 static bool mk_resolved(const entry *e) {
@@ -1439,7 +1533,7 @@ static void mk_list(const req *r) {
   for (size_t i = 0; qint(r, "pg[offset]", 0) == 0 && i < G.tabsize; i++) {
     for (entry *e = G.tab[i]; e; e = e->next) {
       if (e->klen <= 5 || memcmp(e->key, "make/", 5)) continue;
-      if (mk_parse(e->key + 5, e->klen - 5).queue != sid || sid < 0) continue;
+      if (spec_parse(e->key + 5, e->klen - 5).queue != sid || sid < 0) continue;
       if (!first) sb_add(b, ",", 1);
       first = false;
       mk_json(b, e, e->key + 5, e->klen - 5, (int)sid);
@@ -1450,7 +1544,7 @@ static void mk_list(const req *r) {
 }
 
 static void mk_logs(const req *r, entry *e, const char *id, size_t n) {
-  mk_spec sp = mk_parse(id, n);
+  item_spec sp = spec_parse(id, n);
   if (e->pending && sp.status >= 1 && sp.status <= 3 && ++e->hits > (uint64_t)sp.polls) {
     char ts[32];
     time_t now = time(NULL);
@@ -1479,52 +1573,60 @@ static void mk_logs(const req *r, entry *e, const char *id, size_t n) {
   reply_body(&r->f, 200, NULL);
 }
 
-/* POST /make/dlqs/retry {"ids": [...]}: every id gets a pending retry. */
-static void mk_bulk_retry(conn *c, req *r) {
-  const char *end = r->body + r->blen, *p = NULL;
-  for (const char *x = r->body; x && x + 5 <= end && !p; x++)
-    if (!memcmp(x, "\"ids\"", 5)) p = x;
-  bool hold = false;
-  sb *b = &G.hdr; /* the answer's id list, built aside (G.body is the answer) */
-  b->len = 0;
-  p = p ? memchr(p, '[', (size_t)(end - p)) : NULL;
-  while (p && p < end && *p != ']') {
-    const char *q = memchr(p, '"', (size_t)(end - p));
-    const char *close = q ? memchr(q + 1, '"', (size_t)(end - q - 1)) : NULL;
-    const char *bracket = memchr(p, ']', (size_t)(end - p));
-    if (!close || (bracket && bracket < q)) break;
-    size_t n = (size_t)(close - q - 1);
-    entry *e = mk_item(q + 1, n);
-    mk_retried(q + 1, n);
-    if (!e->pending) e->hits = 0;
-    e->pending++;
-    hold = hold || mk_parse(q + 1, n).hold;
-    sb_add(b, b->len ? ",\"" : "\"", b->len ? 2 : 1);
-    sb_json_raw(b, q + 1, n);
-    sb_add(b, "\"", 1);
-    p = close + 1;
+/* POST /make/dlqs/retry and DELETE /make/dlqs {"ids": [...]}: each id is
+ * counted under KIND/ID; unless one of them holds or fails the request,
+ * every retried id gets a pending retry, and the answer lists them all. */
+static void mk_bulk(conn *c, req *r, const char *kind, bool retry) {
+  int worst = MUT_GO;
+  const char *cur = NULL, *id;
+  size_t n;
+  while ((id = ids_next(r, &cur, &n))) {
+    mk_item(id, n);
+    int what = item_mutation(kind, id, n, NULL);
+    if (what == MUT_HOLD || (what == MUT_FAIL && worst == MUT_GO)) worst = what;
   }
-  if (hold) { /* never answered: a test interrupts the call in flight */
-    c->busy = STALL;
-    return;
-  }
+  if (mutation_answered(c, r, worst)) return;
   sb *o = body_begin();
   sb_str(o, "{\"dlqs\":[");
-  sb_add(o, b->p ? b->p : "", b->len);
+  bool first = true;
+  for (cur = NULL; (id = ids_next(r, &cur, &n)); first = false) {
+    if (retry) mk_pending(mk_item(id, n));
+    sb_add(o, first ? "\"" : ",\"", first ? 1 : 2);
+    sb_json_raw(o, id, n);
+    sb_add(o, "\"", 1);
+  }
   sb_str(o, "]}");
-  b->len = 0;
+  reply_body(&r->f, 200, NULL);
+}
+
+/* POST /make/dlqs/ID/retry, PATCH and DELETE /make/dlqs/ID. */
+static void mk_mutate(conn *c, req *r, entry *e, const char *kind, const char *id, size_t n) {
+  if (mutation_answered(c, r, item_mutation(kind, id, n, NULL))) return;
+  if (!strcmp(kind, "makepatch")) {
+    mk_detail(&r->f, e, id, n);
+    return;
+  }
+  if (!strcmp(kind, "makeretry")) mk_pending(e);
+  sb *b = body_begin();
+  sb_str(b, "{\"dlq\":");
+  sb_json(b, id, n);
+  sb_str(b, "}");
   reply_body(&r->f, 200, NULL);
 }
 
 static void h_make(conn *c, req *r, uint64_t skip) {
   const char *p = r->path + skip, *end = r->path + r->plen;
-  bool post = r->mlen == 4 && !memcmp(r->method, "POST", 4);
+  bool post = method_is(r, "POST");
   if ((size_t)(end - p) == 10 && !memcmp(p, "dlqs/retry", 10) && post) {
-    mk_bulk_retry(c, r);
+    mk_bulk(c, r, "makeretry", true);
     return;
   }
-  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && r->mlen == 3 && !memcmp(r->method, "GET", 3)) {
+  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && method_is(r, "GET")) {
     mk_list(r);
+    return;
+  }
+  if ((size_t)(end - p) == 4 && !memcmp(p, "dlqs", 4) && method_is(r, "DELETE")) {
+    mk_bulk(c, r, "makedelete", false);
     return;
   }
   if ((size_t)(end - p) <= 5 || memcmp(p, "dlqs/", 5)) {
@@ -1539,20 +1641,98 @@ static void h_make(conn *c, req *r, uint64_t skip) {
   }
   entry *e = mk_item(id, n);
   size_t rest = slash ? (size_t)(end - slash) : 0;
-  if (!slash && !post) mk_detail(&r->f, e, id, n);
-  else if (rest == 5 && !memcmp(slash, "/logs", 5) && !post) mk_logs(r, e, id, n);
-  else if (rest == 6 && !memcmp(slash, "/retry", 6) && post) {
-    mk_retried(id, n);
-    if (!e->pending) e->hits = 0;
-    e->pending++;
-    sb *b = body_begin();
-    sb_str(b, "{\"dlq\":");
-    sb_json(b, id, n);
-    sb_str(b, "}");
-    reply_body(&r->f, 200, NULL);
+  if (!slash && method_is(r, "GET")) mk_detail(&r->f, e, id, n);
+  else if (!slash && method_is(r, "PATCH")) mk_mutate(c, r, e, "makepatch", id, n);
+  else if (!slash && method_is(r, "DELETE")) mk_mutate(c, r, e, "makedelete", id, n);
+  else if (rest == 5 && !memcmp(slash, "/logs", 5) && method_is(r, "GET")) mk_logs(r, e, id, n);
+  else if (rest == 6 && !memcmp(slash, "/retry", 6) && post) mk_mutate(c, r, e, "makeretry", id, n);
+  else reply_error(&r->f, 404, "fake make: unknown path");
+}
+
+/* ---- n8n (base_url = server + "/n8n") ----------------------------------- */
+/*
+ *   GET    /n8n/executions           {"data": [], "nextCursor": null}: none
+ *                                    listed (a retry chain is the execution alone)
+ *   GET    /n8n/executions/ID        a failed (error) execution of workflow w1
+ *   POST   /n8n/executions/ID/retry  the retry, finished with success:
+ *                                    {"id": "ID-R<k>", "retryOf": ID, ...} (n8nretry/ID)
+ *   DELETE /n8n/executions/ID        the deleted execution (n8ndelete/ID)
+ * Each request about an execution counts under the key n8n/ID. */
+
+static void n8n_exec(sb *b, const char *id, size_t n, uint64_t retry) {
+  sb_str(b, "{\"id\":\"");
+  sb_json_raw(b, id, n);
+  if (retry) {
+    sb_fmt(b, "-R%" PRIu64 "\",\"finished\":true,\"mode\":\"retry\",\"status\":\"success\",\"retryOf\":\"", retry);
+    sb_json_raw(b, id, n);
+    sb_str(b, "\"");
   } else {
-    reply_error(&r->f, 404, "fake make: unknown path");
+    sb_str(b, "\",\"finished\":false,\"mode\":\"trigger\",\"status\":\"error\",\"retryOf\":null,"
+           "\"data\":{\"resultData\":{\"lastNodeExecuted\":\"HTTP\",\"error\":{\"message\":\"fake failure\","
+           "\"node\":{\"name\":\"HTTP\"}}}}");
   }
+  sb_str(b, ",\"retrySuccessId\":null,\"workflowId\":\"w1\",\"startedAt\":\"2025-01-01T00:00:00.000Z\","
+         "\"stoppedAt\":\"2025-01-01T00:00:01.000Z\"}");
+}
+
+static void h_n8n(conn *c, req *r, uint64_t skip) {
+  const char *p = r->path + skip, *end = r->path + r->plen;
+  if ((size_t)(end - p) == 10 && !memcmp(p, "executions", 10) && method_is(r, "GET")) {
+    reply_json(&r->f, 200, "{\"data\":[],\"nextCursor\":null}");
+    return;
+  }
+  if ((size_t)(end - p) <= 11 || memcmp(p, "executions/", 11)) {
+    reply_error(&r->f, 404, "fake n8n: unknown path");
+    return;
+  }
+  const char *id = p + 11, *slash = memchr(id, '/', (size_t)(end - id));
+  size_t n = (size_t)((slash ? slash : end) - id), rest = slash ? (size_t)(end - slash) : 0;
+  char key[256];
+  int kl = snprintf(key, sizeof key, "n8n/%.*s", (int)(n < 200 ? n : 200), id);
+  entry_get(key, (size_t)kl, true)->count++;
+  uint64_t retry = 0;
+  if (!slash && method_is(r, "GET")) {
+    /* the execution as it is */
+  } else if (!slash && method_is(r, "DELETE")) {
+    if (mutation_answered(c, r, item_mutation("n8ndelete", id, n, NULL))) return;
+  } else if (rest == 6 && !memcmp(slash, "/retry", 6) && method_is(r, "POST")) {
+    if (mutation_answered(c, r, item_mutation("n8nretry", id, n, &retry))) return;
+  } else {
+    reply_error(&r->f, 404, "fake n8n: unknown path");
+    return;
+  }
+  n8n_exec(body_begin(), id, n, retry);
+  reply_body(&r->f, 200, NULL);
+}
+
+/* ---- Kaizen (base_url = server + "/kaizen") ----------------------------- */
+/*
+ *   POST /kaizen/executions/retry {"id": ID}: {"success": true, "execution":
+ *        {"id": "ID-R<k>", "status": "InProgress", "parentExecutionId": ID,
+ *        ...}} (kaizenretry/ID) */
+
+static void h_kaizen(conn *c, req *r, uint64_t skip) {
+  const char *p = r->path + skip, *end = r->path + r->plen;
+  size_t n = 0;
+  const char *id = body_str(r, "id", &n);
+  if ((size_t)(end - p) != 16 || memcmp(p, "executions/retry", 16) || !method_is(r, "POST")) {
+    reply_error(&r->f, 404, "fake kaizen: unknown path");
+    return;
+  }
+  if (!id || !n) {
+    reply_error(&r->f, 400, "fake kaizen: body {\"id\": ...} expected");
+    return;
+  }
+  uint64_t k = 0;
+  if (mutation_answered(c, r, item_mutation("kaizenretry", id, n, &k))) return;
+  sb *b = body_begin();
+  sb_str(b, "{\"success\":true,\"execution\":{\"id\":\"");
+  sb_json_raw(b, id, n);
+  sb_fmt(b, "-R%" PRIu64 "\",\"status\":\"InProgress\",\"attempts\":%" PRIu64 ",\"totalAttempts\":100,"
+         "\"isLastAttempt\":false,\"startTime\":\"2025-01-01T00:00:00.000Z\",\"parentExecutionId\":\"", k, k + 1);
+  sb_json_raw(b, id, n);
+  sb_str(b, "\",\"workflow\":{\"id\":\"w1\",\"name\":\"fake kaizen\"}}}");
+  reply_body(&r->f, 200, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1604,6 +1784,8 @@ static const route routes[] = {
   ROUTE("/v2/webhook", false, h_webhook2),
   ROUTE("/v1/webhook", false, h_webhook_v1),
   TREE("/make/", h_make),                        /* a Make-like DLQ API (see above) */
+  TREE("/n8n/", h_n8n),                          /* an n8n-like executions API */
+  TREE("/kaizen/", h_kaizen),                    /* Kaizen's retry */
 };
 
 static const route *route_find(const req *r, uint64_t *arg, bool *bad) {
