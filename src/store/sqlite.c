@@ -329,11 +329,41 @@ static int migrate(rd_store_t *st, rd_err *err) {
   return rc == SQLITE_OK ? 0 : rd__st_fail(st, rc, "cannot migrate", err);
 }
 
+/* The store's one busy policy: a lock another connection holds is waited
+ * for, a little longer each time, up to BUSY_TIMEOUT_MS in all (the steps
+ * of sqlite3_busy_timeout). SQLite calls it (sqlite3_busy_handler), and so
+ * does set_wal, where SQLite does not. count: the waits so far for this
+ * lock. Returns 1 after waiting (try again), 0 when the time is up. */
+static int busy_wait(void *ud, int count) {
+  static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+  enum { N = sizeof delays / sizeof delays[0] };
+  (void)ud;
+  int waited = 0, delay = delays[N - 1];
+  for (int i = 0; i < count && i < N; i++) waited += delays[i];
+  if (count < N) delay = delays[count];
+  else waited += delay * (count - N);
+  if (waited >= BUSY_TIMEOUT_MS) return 0;
+  if (waited + delay > BUSY_TIMEOUT_MS) delay = BUSY_TIMEOUT_MS - waited;
+  sqlite3_sleep(delay);
+  return 1;
+}
+
+/* PRAGMA journal_mode = WAL, waiting for locks as everything else does.
+ * SQLite fails the switch at once with SQLITE_BUSY, without calling the
+ * busy handler, when another connection holds the write lock: the switch
+ * upgrades a read lock, and waiting while holding one could deadlock. Two
+ * processes opening the same new store meet exactly that (one switches or
+ * creates the schema while the other switches). A failed switch holds no
+ * lock once reset, so it is tried again under busy_wait. */
 static int set_wal(rd_store_t *st, rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_prep(st, "PRAGMA journal_mode = WAL", &s, err);
   if (r) return r;
-  int rc = sqlite3_step(s);
+  int rc;
+  for (int n = 0; (rc = sqlite3_step(s)) != SQLITE_ROW && (rc & 0xff) == SQLITE_BUSY; n++) {
+    sqlite3_reset(s);
+    if (!busy_wait(NULL, n)) break;
+  }
   if (rc != SQLITE_ROW) r = rd__st_fail(st, rc, "cannot set WAL mode on", err);
   else if (sqlite3_stricmp(rd__col_text(s, 0), "wal") != 0)
     r = rd_err_set(err, RD_EIO, "store: cannot set WAL mode on '%s' (got %s)", st->path,
@@ -358,7 +388,7 @@ int rd__sq_open(rd_store_t *st, rd_err *err) {
     return r;
   }
   sqlite3_extended_result_codes(st->sq->db, 1);
-  sqlite3_busy_timeout(st->sq->db, BUSY_TIMEOUT_MS);
+  sqlite3_busy_handler(st->sq->db, busy_wait, NULL);
   int version = 0;
   /* The first read tells a file that is not SQLite (SQLITE_NOTADB). */
   r = pragma_int(st, "PRAGMA user_version", &version, err);
