@@ -889,24 +889,26 @@ void rd_store_health_free(rd_health_t *h);
 
 /* ---- bulk jobs: a retry or delete with its per-item ledger ---------------- *
  *
- * A job is a row (what it does, with the caller's options as JSON, who runs
- * it: a lease on the job) and a ledger: one row per item it is about, made
- * when it is created, each pending until the job settles it. A process that
- * runs a job holds its lease (rd_store_job_own, renewed); when it dies the
- * lease expires and another takes the job over where the ledger says. An
- * item is marked started (committed) before it is acted on; a take-over
- * finds the items of a dead owner still started and settles them as failed
- * with code "in_doubt" (their action may have happened: never acted on
- * twice). A retry settles its ledger row in the transaction that records
- * it (rd_retry_done_t.job_id). */
+ * A job is a row (what it does, with the caller's options as JSON) and a
+ * ledger: one row per item it is about, made when it is created, each
+ * pending until the job settles it. Several runners (processes, or tasks of
+ * one) may run a job at once: each holds a lease of its own on it (a
+ * job_runner row: rd_store_job_own, renewed), and acts only on items whose
+ * ledger row it marked started (committed, with its name, before it acts;
+ * only a pending row can be marked, so one runner acts on an item). When a
+ * runner dies its lease expires; the next runner to join or renew settles
+ * the rows it left started as failed with code "in_doubt" (their action may
+ * have happened: never acted on twice), and the others finish what is left.
+ * A retry settles its ledger row in the transaction that records it
+ * (rd_retry_done_t.job_id). */
 #define RD_JOB_FIELDS(XX)                                                     \
   XX(id, ID, TEXT, RD_F_KEY | RD_F_NOTNULL)                                   \
   XX(kind, KIND, TEXT, RD_F_NOTNULL)         /* "retry" | "delete" */         \
   XX(state, STATE, TEXT, RD_F_NOTNULL | RD_F_STORE) /* running|done|canceled */ \
   XX(params, PARAMS, JSON, 0)                /* the caller's options */       \
   XX(total, TOTAL, BIGINT, RD_F_NOTNULL | RD_F_STORE) /* ledger rows */       \
-  XX(owner, OWNER, TEXT, RD_F_STORE)         /* who runs it (a lease) */      \
-  XX(owner_expiry, OWNER_EXPIRY, REAL, RD_F_STORE)                            \
+  XX(owner, OWNER, TEXT, RD_F_STORE) /* the live runner whose lease ends first */ \
+  XX(owner_expiry, OWNER_EXPIRY, REAL, RD_F_STORE) /* its lease's end */      \
   XX(created, CREATED, REAL, RD_F_NOTNULL | RD_F_STORE)                       \
   XX(started_at, STARTED_AT, REAL, RD_F_STORE) /* first taken */              \
   XX(updated_at, UPDATED_AT, REAL, RD_F_NOTNULL | RD_F_STORE)                 \
@@ -923,15 +925,16 @@ typedef struct rd_job {
   XX(execution_id, EXECUTION_ID, TEXT, 0)  /* a retry's new execution */      \
   XX(error, ERROR, TEXT, 0)                                                   \
   XX(code, CODE, TEXT, 0)                  /* "in_doubt", "not_found", ... */ \
-  XX(updated, UPDATED, REAL, 0)
+  XX(updated, UPDATED, REAL, 0)                                               \
+  XX(runner, RUNNER, TEXT, 0)              /* who marked it started */
 
 typedef struct rd_job_item {
   RD_JOB_ITEM_FIELDS(RD__FIELD_DECL)
 } rd_job_item_t;
 
-/* Ledger rows by outcome. */
+/* Ledger rows by outcome, and the runners whose lease has not expired. */
 typedef struct rd_job_counts {
-  int64_t pending, started, succeeded, failed, skipped, not_attempted;
+  int64_t pending, started, succeeded, failed, skipped, not_attempted, runners;
 } rd_job_counts_t;
 
 typedef int (*rd_job_cb)(const rd_job_t *job, void *ud);
@@ -956,19 +959,23 @@ int rd_store_job_list(rd_store_t *st, const char *state, const char *after, int 
 int rd_store_job_items(rd_store_t *st, const char *id, const char *outcome, const char *after,
                        int limit, rd_job_item_cb cb, void *ud, rd_err *err);
 /* Settle ledger rows `items` (n of them) of job id with m's outcome,
- * execution_id, error and code: "started" only rows still pending, any other
- * outcome rows pending or started (a settled row never changes). *n_changed
- * (may be NULL) counts the rows changed. */
+ * execution_id, error and code: "started" only rows still pending (with
+ * m->runner: by that runner, and only while its lease row exists), any
+ * other outcome rows pending or started (a settled row never changes).
+ * *n_changed (may be NULL) counts the rows changed. */
 int rd_store_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
                       const rd_job_item_t *m, int64_t *n_changed, rd_err *err);
-/* Who runs job id. RD_JOB_TAKE: owner takes (or renews) the lease for ttl
- * seconds if the job is running and nobody else holds it; a take-over
- * settles the rows a previous owner left started as failed, "in_doubt".
- * RD_JOB_RELEASE: owner lets go (the job stays running, for another).
- * RD_JOB_DONE: the job is finished. RD_JOB_CANCEL: canceled, its pending rows
- * not_attempted (any owner: a runner sees it and stops). *ok (may be NULL):
- * 1 if the change was made (taken; a running job ended), else 0. */
-enum { RD_JOB_TAKE, RD_JOB_RELEASE, RD_JOB_DONE, RD_JOB_CANCEL };
+/* Who runs job id; each change first settles, as failed "in_doubt", the
+ * rows left started by a runner (not owner) whose lease expired or is gone,
+ * and drops the expired leases. RD_JOB_TAKE: owner joins the runners of a
+ * running job (a lease of ttl seconds). RD_JOB_RENEW: owner extends its
+ * lease, if it still has one (0: it stalled past it and its rows were
+ * settled: it must stop). RD_JOB_RELEASE: owner leaves (the job stays
+ * running). RD_JOB_DONE: the job is finished, if no row is left pending or
+ * started. RD_JOB_CANCEL: canceled, its pending rows not_attempted (a
+ * runner sees it and stops). *ok (may be NULL): 1 if the change was made
+ * (joined, renewed, released; a running job ended), else 0. */
+enum { RD_JOB_TAKE, RD_JOB_RELEASE, RD_JOB_DONE, RD_JOB_CANCEL, RD_JOB_RENEW };
 int rd_store_job_own(rd_store_t *st, const char *id, int what, const char *owner, double ttl,
                      int *ok, rd_err *err);
 

@@ -1230,11 +1230,11 @@ static int k_health(lua_State *L, int status, lua_KContext ctx) {
 /* ---- bulk jobs ------------------------------------------------------------------
  * st:job_create{kind, params, ids | all, except, scenario, fingerprint} -> id, total
  * st:job_get(id) -> job with its ledger's counts (pending, started, succeeded,
- *                   failed, skipped, not_attempted)
+ *                   failed, skipped, not_attempted) and its live runners' count
  * st:job_list{state, after, limit} -> {job...}
  * st:job_items(id, {outcome, after, limit}) -> {row...}
- * st:job_mark(id, {item ids}, {outcome, execution_id, error, code}) -> n, once durable
- * st:job_own(id, "take" | "release" | "done" | "cancel", owner, ttl) -> true | false */
+ * st:job_mark(id, {item ids}, {outcome, execution_id, error, code, runner}) -> n, once durable
+ * st:job_own(id, "take" | "renew" | "release" | "done" | "cancel", owner, ttl) -> true | false */
 
 static int k_job_create(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -1267,7 +1267,7 @@ static int l_job_create(lua_State *L) {
 }
 
 static const char *const COUNT_NAMES[] = {"pending", "started", "succeeded", "failed", "skipped",
-                                          "not_attempted"};
+                                          "not_attempted", "runners"};
 
 static int k_job_get(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -1280,7 +1280,8 @@ static int k_job_get(lua_State *L, int status, lua_KContext ctx) {
   rd_wait_release(&o->op.base);
   int n = push_owned(L, r, rec, push_job, &err);
   if (r) return n;
-  int64_t v[] = {c.pending, c.started, c.succeeded, c.failed, c.skipped, c.not_attempted};
+  int64_t v[] = {c.pending, c.started, c.succeeded, c.failed, c.skipped, c.not_attempted,
+                 c.runners};
   for (size_t i = 0; i < sizeof v / sizeof *v; i++) set_int(L, COUNT_NAMES[i], v[i]);
   return 1;
 }
@@ -1347,6 +1348,7 @@ static int l_job_mark(lua_State *L) {
   rd_job_item_t m = {
     .outcome = f_reqstr(&f, "outcome"), .execution_id = f_str(&f, "execution_id", NULL),
     .error = f_str(&f, "error", NULL), .code = f_str(&f, "code", NULL),
+    .runner = f_str(&f, "runner", NULL),
   };
   lop *o = lop_new(L, st, RD__OP_JOB_MARK);
   o->in.job.mark = m;
@@ -1371,8 +1373,9 @@ static int k_job_own(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_job_own(lua_State *L) {
-  static const char *const whats[] = {"take", "release", "done", "cancel", NULL};
-  static const int codes[] = {RD_JOB_TAKE, RD_JOB_RELEASE, RD_JOB_DONE, RD_JOB_CANCEL};
+  static const char *const whats[] = {"take", "renew", "release", "done", "cancel", NULL};
+  static const int codes[] = {RD_JOB_TAKE, RD_JOB_RENEW, RD_JOB_RELEASE, RD_JOB_DONE,
+                              RD_JOB_CANCEL};
   rd_store_t *st = check_store(L);
   const char *id = check_id(L, 2);
   int what = codes[luaL_checkoption(L, 3, NULL, whats)];

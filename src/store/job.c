@@ -46,9 +46,11 @@ int rd__sql_job_total(rd_buf *q) {
                          " WHERE job_id = :id) WHERE id = :id RETURNING total");
 }
 
+/* The ledger's rows by outcome, and the runners alive at :now. */
 int rd__sql_job_counts(rd_buf *q) {
   return rd__buf_adds(q, "SELECT outcome, count(*) FROM job_item WHERE job_id = :id"
-                         " GROUP BY outcome");
+                         " GROUP BY outcome UNION ALL SELECT 'runners', count(*) FROM job_runner"
+                         " WHERE job_id = :id AND expiry > :now");
 }
 
 int rd__job_outcome_valid(const char *o) {
@@ -67,6 +69,7 @@ void rd__job_count(rd_job_counts_t *c, const char *outcome, int64_t n) {
   else if (!strcmp(outcome, "failed")) c->failed = n;
   else if (!strcmp(outcome, "skipped")) c->skipped = n;
   else if (!strcmp(outcome, "not_attempted")) c->not_attempted = n;
+  else if (!strcmp(outcome, "runners")) c->runners = n;
 }
 
 int rd__sql_job_list(rd_buf *q, const char *state, const char *after) {
@@ -85,14 +88,23 @@ int rd__sql_job_items(rd_buf *q, const char *outcome, const char *after) {
   return r ? r : rd__buf_adds(q, " ORDER BY item_id LIMIT :limit");
 }
 
-/* A settled row never changes; "started" only from pending. An in-doubt
- * row may still learn its true outcome (its retry was recorded after all). */
-int rd__sql_job_mark(rd_buf *q, const rd__dialect *d, int started) {
+/* A settled row never changes; "started" only from pending, and with a
+ * runner only while that runner's lease row exists (one whose rows were
+ * settled in doubt starts nothing more). An in-doubt row may still learn
+ * its true outcome (its retry was recorded after all). */
+int rd__sql_job_mark_q(rd_buf *q, const void *ud) {
+  const rd__job_mark_sel *m = ud;
+  const rd__dialect *d = m->d;
+  int started = m->started, by_runner = m->by_runner;
   int r = rd__buf_adds(q, "UPDATE job_item SET outcome = :outcome,"
                           " execution_id = coalesce(:execution_id, execution_id),"
-                          " error = :error, code = :code, updated = :now"
-                          " WHERE job_id = :id AND item_id IN ");
+                          " error = :error, code = :code, updated = :now");
+  if (!r && started) r = rd__buf_adds(q, ", runner = :runner");
+  if (!r) r = rd__buf_adds(q, " WHERE job_id = :id AND item_id IN ");
   if (!r) r = set_of(q, d, ":items");
+  if (!r && started && by_runner)
+    r = rd__buf_adds(q, " AND EXISTS (SELECT 1 FROM job_runner r WHERE r.job_id = :id"
+                        " AND r.owner = :runner)");
   return r ? r
            : rd__buf_adds(q, started ? " AND outcome = 'pending'"
                                      : " AND outcome IN ('pending', 'started')");
@@ -109,32 +121,60 @@ const char rd__sql_job_retried[] =
     " updated = :now WHERE job_id = :job AND item_id = :item"
     " AND (outcome IN ('pending', 'started') OR code = 'in_doubt')";
 
-/* What an owner's lease on a job does (RD_JOB_*): the statements, in order.
- * A take-over (or a cancel) first settles what a dead or departed owner left
- * started: its action may have happened, so it is never done again. */
+/* What a runner's lease on a job does (RD_JOB_*): the statements, in
+ * order. Most changes first settle what a dead runner left started (its
+ * lease expired or is gone, and it is not the caller): its action may have
+ * happened, so it is never done again; and drop the expired leases, in the
+ * same transaction, so a runner whose lease row is still there knows its
+ * started rows are untouched. Last, the job row's owner and owner_expiry say
+ * which live runner's lease ends first (the moment a worker looks again). */
 #define IN_DOUBT                                                                                \
   "UPDATE job_item SET outcome = 'failed', code = 'in_doubt', updated = :now,"                  \
   " error = 'in flight when its runner stopped (it may have acted): not done again'"            \
-  " WHERE job_id = :id AND outcome = 'started' AND EXISTS (SELECT 1 FROM job WHERE id = :id"   \
-  " AND (owner IS NULL OR (owner_expiry <= :now AND owner <> :owner)))"
+  " WHERE job_id = :id AND outcome = 'started' AND (runner IS NULL OR runner <> :owner)"         \
+  " AND NOT EXISTS (SELECT 1 FROM job_runner r WHERE r.job_id = :id"                             \
+  " AND r.owner = job_item.runner AND r.expiry > :now)"
+#define DROP_EXPIRED "DELETE FROM job_runner WHERE job_id = :id AND expiry <= :now AND owner <> :owner"
+#define SYNC_OWNER                                                                              \
+  "UPDATE job SET owner = (SELECT r.owner FROM job_runner r WHERE r.job_id = :id"               \
+  " ORDER BY r.expiry, r.owner LIMIT 1), owner_expiry = (SELECT min(r.expiry) FROM job_runner r" \
+  " WHERE r.job_id = :id), updated_at = :now WHERE id = :id"
 
-int rd__sql_job_own(int what, const char *sql[3]) {
-  sql[0] = sql[1] = sql[2] = NULL;
+int rd__sql_job_own(int what, const char *sql[RD__JOB_OWN_MAX], int *decides) {
+  for (int i = 0; i < RD__JOB_OWN_MAX; i++) sql[i] = NULL;
+  *decides = 0;
   switch (what) {
   case RD_JOB_TAKE:
     sql[0] = IN_DOUBT;
-    sql[1] = "UPDATE job SET owner = :owner, owner_expiry = :expiry,"
-             " started_at = coalesce(started_at, :now), updated_at = :now WHERE id = :id"
-             " AND state = 'running' AND (owner IS NULL OR owner_expiry <= :now OR owner = :owner)";
-    return 2;
+    sql[1] = DROP_EXPIRED;
+    sql[2] = "INSERT INTO job_runner (job_id, owner, expiry) SELECT id, :owner, :expiry FROM job"
+             " WHERE id = :id AND state = 'running'"
+             " ON CONFLICT (job_id, owner) DO UPDATE SET expiry = excluded.expiry";
+    sql[3] = "UPDATE job SET started_at = coalesce(started_at, :now) WHERE id = :id";
+    sql[4] = SYNC_OWNER;
+    *decides = 2;
+    return 5;
+  case RD_JOB_RENEW:
+    sql[0] = IN_DOUBT;
+    sql[1] = DROP_EXPIRED;
+    sql[2] = "UPDATE job_runner SET expiry = :expiry WHERE job_id = :id AND owner = :owner";
+    sql[3] = SYNC_OWNER;
+    *decides = 2;
+    return 4;
   case RD_JOB_RELEASE:
-    sql[0] = "UPDATE job SET owner = NULL, owner_expiry = NULL, updated_at = :now"
-             " WHERE id = :id AND owner = :owner";
-    return 1;
+    sql[0] = "DELETE FROM job_runner WHERE job_id = :id AND owner = :owner";
+    sql[1] = SYNC_OWNER;
+    return 2;
   case RD_JOB_DONE:
-    sql[0] = "UPDATE job SET state = 'done', owner = NULL, owner_expiry = NULL,"
-             " finished_at = :now, updated_at = :now WHERE id = :id AND state = 'running'";
-    return 1;
+    sql[0] = IN_DOUBT;
+    sql[1] = "UPDATE job SET state = 'done', finished_at = :now, updated_at = :now"
+             " WHERE id = :id AND state = 'running' AND NOT EXISTS (SELECT 1 FROM job_item"
+             " WHERE job_id = :id AND outcome IN ('pending', 'started'))";
+    sql[2] = "DELETE FROM job_runner WHERE job_id = :id"
+             " AND EXISTS (SELECT 1 FROM job WHERE id = :id AND state = 'done')";
+    sql[3] = SYNC_OWNER;
+    *decides = 1;
+    return 4;
   case RD_JOB_CANCEL:
     sql[0] = IN_DOUBT;
     sql[1] = "UPDATE job_item SET outcome = 'not_attempted', code = 'canceled',"
@@ -143,7 +183,10 @@ int rd__sql_job_own(int what, const char *sql[3]) {
              " AND state = 'running')";
     sql[2] = "UPDATE job SET state = 'canceled', finished_at = :now, updated_at = :now"
              " WHERE id = :id AND state = 'running'";
-    return 3;
+    sql[3] = DROP_EXPIRED;
+    sql[4] = SYNC_OWNER;
+    *decides = 2;
+    return 5;
   }
   return 0;
 }

@@ -154,11 +154,12 @@ int rd__op_check(const rd__op *op, rd_err *err) {
   case RD__OP_JOB_MARK: return check_job_mark(op, err);
   case RD__OP_JOB_OWN: {
     int what = op->a.job_own.what;
-    if (what < RD_JOB_TAKE || what > RD_JOB_CANCEL)
+    if (what < RD_JOB_TAKE || what > RD_JOB_RENEW)
       return rd_err_set(err, RD_EINVALID, "store: unknown job change %d", what);
     if (what == RD_JOB_CANCEL || what == RD_JOB_DONE) return 0;
     int r = check_owner(op->a.job_own.owner, 1, "a job's lease", err);
-    return r || what != RD_JOB_TAKE ? r : check_ttl(op->a.job_own.ttl, "a job's lease", err);
+    if (r || (what != RD_JOB_TAKE && what != RD_JOB_RENEW)) return r;
+    return check_ttl(op->a.job_own.ttl, "a job's lease", err);
   }
   case RD__OP_LEDGER_TAKE:
   case RD__OP_LEDGER_RENEW:

@@ -65,6 +65,7 @@ static int get_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   if (!e) rd__pg_text(r, ":id", op->a.job_get.id);
   if (!e) e = rd__pg_add_built(r, q_counts, NULL, err);
   if (!e) rd__pg_text(r, ":id", op->a.job_get.id);
+  if (!e) rd__pg_real(r, ":now", rd__st_now());
   return e;
 }
 
@@ -137,16 +138,13 @@ const rd__pgop rd__pg_job_items = {items_build, items_read};
 
 /* ---- mark, own ------------------------------------------------------------------------ */
 
-static int q_mark(rd_buf *q, const void *ud) {
-  return rd__sql_job_mark(q, &rd__dialect_pg, *(const int *)ud);
-}
 static int q_touch(rd_buf *q, const void *ud) { (void)ud; return rd__sql_job_touch(q); }
 
 static int mark_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   const rd_job_item_t *m = op->a.job_mark.m;
-  int started = !strcmp(m->outcome, "started");
+  rd__job_mark_sel ms = {&rd__dialect_pg, !strcmp(m->outcome, "started"), m->runner != NULL};
   double now = rd__st_now();
-  int e = rd__pg_add_built(r, q_mark, &started, err);
+  int e = rd__pg_add_built(r, rd__sql_job_mark_q, &ms, err);
   if (e) return e;
   rd__pg_strings(r, ":items", op->a.job_mark.items, op->a.job_mark.n);
   rd__pg_text(r, ":id", op->a.job_mark.id);
@@ -154,6 +152,7 @@ static int mark_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   rd__pg_text(r, ":execution_id", m->execution_id);
   rd__pg_text(r, ":error", m->error);
   rd__pg_text(r, ":code", m->code);
+  rd__pg_text(r, ":runner", m->runner);
   rd__pg_real(r, ":now", now);
   e = rd__pg_add_built(r, q_touch, NULL, err);
   if (e) return e;
@@ -173,8 +172,8 @@ const rd__pgop rd__pg_job_mark = {mark_build, mark_read};
 /* The job locked first (its lease is decided on the row as it is now),
  * then the statements of the change. */
 static int own_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
-  const char *sql[3];
-  int n = rd__sql_job_own(op->a.job_own.what, sql);
+  const char *sql[RD__JOB_OWN_MAX];
+  int decides, n = rd__sql_job_own(op->a.job_own.what, sql, &decides);
   double now = rd__st_now();
   int e = rd__pg_add(r, "SELECT 1 FROM job WHERE id = :id FOR UPDATE", err);
   if (e) return e;
@@ -192,7 +191,11 @@ static int own_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
 
 static int own_read(rd__pgreq *r, rd__op *op, rd_err *err) {
   if (rd__pg_rows(r, 0) == 0) return rd__err_no_job(err, op->a.job_own.id);
-  if (op->a.job_own.ok) *op->a.job_own.ok = rd__pg_changed(r, r->nq - 1) > 0;
+  const char *sql[RD__JOB_OWN_MAX];
+  int decides;
+  rd__sql_job_own(op->a.job_own.what, sql, &decides);
+  /* query 0 locks the job: statement i is query i + 1 */
+  if (op->a.job_own.ok) *op->a.job_own.ok = rd__pg_changed(r, decides + 1) > 0;
   return 0;
 }
 

@@ -127,12 +127,17 @@ int rd__sql_job_items(rd_buf *q, const char *outcome, const char *after);
 typedef struct { const char *filter, *after; } rd__job_sel;
 int rd__sql_job_list_q(rd_buf *q, const void *ud);
 int rd__sql_job_items_q(rd_buf *q, const void *ud);
-int rd__sql_job_mark(rd_buf *q, const rd__dialect *d, int started);
+/* The mark of ledger rows (rd_store_job_mark) as a query builder of either
+ * backend: ud is a const rd__job_mark_sel * (the dialect; marking started;
+ * by a named runner). */
+typedef struct { const rd__dialect *d; int started, by_runner; } rd__job_mark_sel;
+int rd__sql_job_mark_q(rd_buf *q, const void *ud);
 int rd__sql_job_touch(rd_buf *q);
 extern const char rd__sql_job_retried[];
-/* The statements (sql[0..n)) of what an owner does to a job (RD_JOB_*);
- * returns n. The last one's change count says whether it happened. */
-int rd__sql_job_own(int what, const char *sql[3]);
+/* The statements (sql[0..n)) of what a runner does to a job (RD_JOB_*);
+ * returns n. Statement *decides's change count says whether it happened. */
+#define RD__JOB_OWN_MAX 5
+int rd__sql_job_own(int what, const char *sql[RD__JOB_OWN_MAX], int *decides);
 /* Is o one of the ledger's outcomes? */
 int rd__job_outcome_valid(const char *o);
 /* Add n rows of outcome to c. */

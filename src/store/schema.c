@@ -320,6 +320,35 @@ const rd__migration rd__migrations[] = {
     "  message text COLLATE \"C\");"
     "CREATE INDEX ledger_event_time ON ledger_event(time);",
   },
+  /* 4 -> 5: several runners of one job (src/store/job.c): a lease row per
+   * runner, and who marked each ledger row started. A job run when the
+   * store was upgraded keeps its runner: its lease and its started rows. */
+  {
+    .sqlite =
+    "CREATE TABLE job_runner ("
+    "  job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,"
+    "  owner TEXT NOT NULL,"
+    "  expiry REAL NOT NULL,"
+    "  PRIMARY KEY (job_id, owner));"
+    "ALTER TABLE job_item ADD COLUMN runner TEXT;"
+    "CREATE INDEX job_item_started ON job_item(job_id, runner) WHERE outcome = 'started';"
+    "INSERT INTO job_runner (job_id, owner, expiry) SELECT id, owner, owner_expiry FROM job"
+    "  WHERE state = 'running' AND owner IS NOT NULL AND owner_expiry IS NOT NULL;"
+    "UPDATE job_item SET runner = (SELECT owner FROM job WHERE job.id = job_item.job_id)"
+    "  WHERE outcome = 'started';",
+    .pg =
+    "CREATE TABLE job_runner ("
+    "  job_id text COLLATE \"C\" NOT NULL REFERENCES job(id) ON DELETE CASCADE,"
+    "  owner text COLLATE \"C\" NOT NULL,"
+    "  expiry double precision NOT NULL,"
+    "  PRIMARY KEY (job_id, owner));"
+    "ALTER TABLE job_item ADD COLUMN runner text COLLATE \"C\";"
+    "CREATE INDEX job_item_started ON job_item(job_id, runner) WHERE outcome = 'started';"
+    "INSERT INTO job_runner (job_id, owner, expiry) SELECT id, owner, owner_expiry FROM job"
+    "  WHERE state = 'running' AND owner IS NOT NULL AND owner_expiry IS NOT NULL;"
+    "UPDATE job_item SET runner = (SELECT owner FROM job WHERE job.id = job_item.job_id)"
+    "  WHERE outcome = 'started';",
+  },
 };
 
 const int rd__schema_version = (int)(sizeof rd__migrations / sizeof rd__migrations[0]);

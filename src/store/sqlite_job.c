@@ -112,6 +112,7 @@ int rd__sq_job_get(rd_store_t *st, const char *id, rd_job_t **out, rd_job_counts
     r = prep(st, q_counts, NULL, &s, err);
     if (!r) {
       rd__bind_text(s, ":id", id);
+      rd__bind_double(s, ":now", rd__st_now());
       int rc;
       while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         rd__job_count(counts, rd__col_text(s, 0), sqlite3_column_int64(s, 1));
@@ -176,21 +177,18 @@ int rd__sq_job_items(rd_store_t *st, const char *id, const char *outcome, const 
   return r;
 }
 
-static int q_mark(rd_buf *q, const void *ud) {
-  return rd__sql_job_mark(q, &rd__dialect_sqlite, *(const int *)ud);
-}
 static int q_touch(rd_buf *q, const void *ud) { (void)ud; return rd__sql_job_touch(q); }
 
 int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
                     const rd_job_item_t *m, int64_t *n_changed, rd_err *err) {
-  int started = !strcmp(m->outcome, "started");
+  rd__job_mark_sel ms = {&rd__dialect_sqlite, !strcmp(m->outcome, "started"), m->runner != NULL};
   /* a write of a job's runner: joins the loop's group commit from a task */
   int r = rd__st_begin_group(st, err);
   if (r) return r;
   double now = rd__st_now();
   sqlite3_stmt *s;
   int64_t changed = 0;
-  r = prep(st, q_mark, &started, &s, err);
+  r = prep(st, rd__sql_job_mark_q, &ms, &s, err);
   if (!r && rd__bind_strings(s, ":items", items, n)) r = nomem(err);
   if (!r) {
     rd__bind_text(s, ":id", id);
@@ -198,6 +196,7 @@ int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, si
     rd__bind_text(s, ":execution_id", m->execution_id);
     rd__bind_text(s, ":error", m->error);
     rd__bind_text(s, ":code", m->code);
+    rd__bind_text(s, ":runner", m->runner);
     rd__bind_double(s, ":now", now);
     r = rd__st_exec(st, s, "cannot record in a job's ledger in", err);
     if (!r) changed = rd__st_changes(st);
@@ -215,8 +214,8 @@ int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, si
 
 int rd__sq_job_own(rd_store_t *st, const char *id, int what, const char *owner, double ttl,
                    int *ok, rd_err *err) {
-  const char *sql[3];
-  int n = rd__sql_job_own(what, sql);
+  const char *sql[RD__JOB_OWN_MAX];
+  int decides, n = rd__sql_job_own(what, sql, &decides);
   int r = rd__st_begin(st, err);
   if (r) return r;
   r = job_exists(st, id, err);
@@ -231,7 +230,7 @@ int rd__sq_job_own(rd_store_t *st, const char *id, int what, const char *owner, 
     rd__bind_double(s, ":now", now);
     rd__bind_double(s, ":expiry", now + ttl);
     r = rd__st_exec(st, s, "cannot change who runs a job in", err);
-    if (!r) changed = rd__st_changes(st);
+    if (!r && i == decides) changed = rd__st_changes(st);
   }
   r = rd__st_end(st, r, err);
   if (!r && ok) *ok = changed > 0;

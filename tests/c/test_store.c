@@ -1272,6 +1272,7 @@ static void add_failure(rd_store_t *st, int64_t sc, const char *bp, const char *
 /* A store back at schema version 1 (before fingerprints), its rows kept. */
 static void downgrade_to_v1(const char *path) {
   static const char *const sql[] = {
+    "DROP TABLE job_runner", /* version 5 */
     "DROP TABLE ledger_event", "DROP TABLE ledger_item", /* version 4 */
     "DROP TABLE job_item", "DROP TABLE job", /* version 3 */
     "DROP INDEX execution_fingerprint", "DROP INDEX dlq_fingerprint",
@@ -1280,6 +1281,47 @@ static void downgrade_to_v1(const char *path) {
     "PRAGMA user_version = 1",
   };
   for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) raw_sql(path, sql[i]);
+}
+
+/* store-job-5: a job run while its store is upgraded to version 5 (a lease
+ * row per runner) keeps its runner: the lease it held and the row it had
+ * started (not in doubt: its runner is alive), and others may join it. */
+RD_TEST(store_job_runner_migration) {
+  SQLITE_ONLY(); /* the upgrade of a SQLite file as version 4 left it */
+  const char *path = tmp_path("mig5.db");
+  rd_store_t *st = open_store(path);
+  rd_err err = {0};
+  const char *ids[] = {"item-a", "item-b"};
+  rd_dlq_sel_t sel = {.ids = ids, .n_ids = 2};
+  rd_job_t job = {.kind = "retry"};
+  char id[RD_STORE_ID_LEN + 1];
+  ASSERT_OK(rd_store_job_create(st, &job, &sel, id, NULL, &err));
+  int ok = 0;
+  ASSERT_OK(rd_store_job_own(st, id, RD_JOB_TAKE, "old", 60, &ok, &err));
+  ASSERT_INT_EQ(ok, 1);
+  rd_job_item_t m = {.outcome = "started"};
+  int64_t n = 0;
+  ASSERT_OK(rd_store_job_mark(st, id, ids, 1, &m, &n, &err));
+  ASSERT_INT_EQ(n, 1);
+  rd_store_close(st);
+  /* version 4: the lease in the job row, no runner per ledger row */
+  raw_sql(path, "DROP TABLE job_runner");
+  raw_sql(path, "DROP INDEX job_item_started");
+  raw_sql(path, "ALTER TABLE job_item DROP COLUMN runner");
+  raw_sql(path, "PRAGMA user_version = 4");
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM job WHERE owner = 'old'"), 1);
+  st = open_store(path);
+  ASSERT_INT_EQ(raw_sql(path, "PRAGMA user_version"), rd_store_schema_version());
+  ASSERT_OK(rd_store_job_own(st, id, RD_JOB_RENEW, "old", 60, &ok, &err));
+  ASSERT_INT_EQ(ok, 1); /* its lease was kept */
+  ASSERT_OK(rd_store_job_own(st, id, RD_JOB_TAKE, "new", 60, &ok, &err));
+  ASSERT_INT_EQ(ok, 1);
+  rd_job_counts_t c;
+  ASSERT_OK(rd_store_job_get(st, id, NULL, &c, &err));
+  ASSERT_INT_EQ(c.started, 1); /* still its runner's, not in doubt */
+  ASSERT_INT_EQ(c.runners, 2);
+  ASSERT_INT_EQ(raw_sql(path, "SELECT count(*) FROM job_item WHERE runner = 'old'"), 1);
+  rd_store_close(st);
 }
 
 /* store-fp-1: opening a version 1 store adds the columns and computes the

@@ -113,7 +113,8 @@ test("fp-2.2 local: a store from before fingerprints gets, on opening, the ones 
   for x in src:incomplete {} do want[x.id] = { x.fingerprint, x.cause } end
   ok(want[nodlq.id][1], "the failure without an item has one")
   src:close()
-  H.sql(path, "DROP TABLE ledger_event; DROP TABLE ledger_item;" .. -- version 4
+  H.sql(path, "DROP TABLE job_runner;" .. -- version 5
+    " DROP TABLE ledger_event; DROP TABLE ledger_item;" .. -- version 4
     " DROP TABLE job_item; DROP TABLE job;" .. -- version 3
     " DROP INDEX execution_fingerprint; DROP INDEX dlq_fingerprint;" ..
     " ALTER TABLE execution DROP COLUMN fingerprint; ALTER TABLE execution DROP COLUMN cause;" ..

@@ -364,14 +364,22 @@ test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, m
   eq(t2, 2)
   eq(#assert(st:job_list {}), 2); eq(#assert(st:job_list { state = "done" }), 0)
   eq(assert(st:job_list { after = id, limit = 5 })[1].id, id2)
-  -- the lease on a job
+  -- the runners of a job, each with a lease of its own
   eq(st:job_own(id, "take", "a", 60), true); eq(st:job_own(id, "take", "a", 60), true) -- renewed
-  eq(st:job_own(id, "take", "b", 60), false)
-  eq(assert(st:job_get(id)).owner, "a")
-  -- marks: started only from pending; an outcome from pending or started; settled rows stay
-  local rows = assert(st:job_items(id, { outcome = "pending", limit = 2 }))
-  eq(#rows, 2); eq(rows[1].item_id < rows[2].item_id, true)
-  eq(st:job_mark(id, { rows[1].item_id, rows[2].item_id }, { outcome = "started" }), 2)
+  eq(st:job_own(id, "renew", "a", 60), true)
+  eq(st:job_own(id, "take", "b", 60), true) -- a second runner
+  j = assert(st:job_get(id))
+  eq(j.runners, 2); eq(j.owner, "a") -- the one whose lease ends first
+  eq(st:job_own(id, "release", "b"), true); eq(st:job_own(id, "release", "b"), false)
+  eq(st:job_own(id, "renew", "b", 60), false) -- it left: renewing does not bring it back
+  eq(assert(st:job_get(id)).runners, 1)
+  -- marks: started only from pending, by a runner of the job; an outcome
+  -- from pending or started; settled rows stay
+  local rows = assert(st:job_items(id, { outcome = "pending", limit = 3 }))
+  eq(#rows, 3); eq(rows[1].item_id < rows[2].item_id, true)
+  eq(st:job_mark(id, { rows[3].item_id }, { outcome = "started", runner = "b" }), 0) -- not a runner now
+  eq(st:job_mark(id, { rows[1].item_id, rows[2].item_id }, { outcome = "started", runner = "a" }), 2)
+  eq(assert(st:job_items(id, { outcome = "started" }))[1].runner, "a")
   eq(st:job_mark(id, { rows[1].item_id }, { outcome = "started" }), 0)
   eq(st:job_mark(id, { rows[1].item_id }, { outcome = "skipped", error = "why", code = "conflict" }), 1)
   eq(st:job_mark(id, { rows[1].item_id }, { outcome = "succeeded" }), 0)
@@ -387,7 +395,19 @@ test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, m
   j = assert(st:job_get(id))
   eq(j.state, "canceled"); eq(j.pending, 0); eq(j.not_attempted, 2); ok(j.finished_at, "finished")
   eq(st:job_own(id, "take", "c", 60), false); eq(st:job_own(id, "done"), false)
-  eq(st:job_own(id2, "done"), true); eq(assert(st:job_get(id2)).state, "done")
+  -- done only once no row is pending or started; what a runner whose lease
+  -- expired left started is settled in doubt first
+  eq(st:job_own(id2, "done"), false); eq(assert(st:job_get(id2)).state, "running")
+  local rows2 = assert(st:job_items(id2, {}))
+  eq(st:job_own(id2, "take", "short", 0.05), true)
+  eq(st:job_mark(id2, { rows2[1].item_id }, { outcome = "started", runner = "short" }), 1)
+  eq(st:job_mark(id2, { rows2[2].item_id }, { outcome = "skipped" }), 1)
+  eq(st:job_own(id2, "done", "other"), false) -- "short" is alive: its row may still be settled
+  while assert(st:job_get(id2)).runners > 0 do rd.sleep(0.02) end -- its lease expires
+  eq(st:job_own(id2, "done", "other"), true); eq(assert(st:job_get(id2)).state, "done")
+  eq(assert(st:job_items(id2, { outcome = "failed" }))[1].code, "in_doubt")
+  j = assert(st:job_get(id2))
+  eq(j.owner, nil); eq(j.runners, 0)
   -- errors
   check_err("not_found", "no job", st.job_get, st, "x")
   check_err("not_found", "no job", st.job_items, st, "x")

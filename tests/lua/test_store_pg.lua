@@ -186,7 +186,7 @@ pg_only("pg-5.1 processes opening a new store at once migrate it once, all of th
   eq(n, 4, out)
   eq(H.psql("SELECT count(*) || ' ' || max(version) FROM " .. schema .. ".redrive_schema"),
     "1 " .. core.store_schema_version())
-  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema .. "'"), "9") -- with job, job_item, ledger_item, ledger_event
+  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema .. "'"), "10") -- with job, job_item, ledger_item, ledger_event, job_runner
 end)
 
 pg_only("pg-6.1 passwords: from the URL, password_env or PGPASSFILE; never shown", function()
@@ -292,7 +292,7 @@ pg_only("pg-7.2 unreachable servers: 'connect', quickly, naming the URL", functi
   local list = url:gsub("host=[^&]+", "host=127.0.0.1," .. dir .. "&port=1,5432")
   local st <close> = assert(core.store_open(list))
   eq(st:dlq_count(), 0)
-  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema .. "'"), "9") -- with job, job_item, ledger_item, ledger_event
+  eq(H.psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" .. schema .. "'"), "10") -- with job, job_item, ledger_item, ledger_event, job_runner
 end)
 
 pg_only("pg-7.3 a cancelled call raises rd.canceled; the store goes on", function()

@@ -7,17 +7,18 @@
 --   more at /delay/20, so a kill lands while retries are in flight)
 --   redrive jobs_queue.lua create DB CONC TTL         a job over every pending item,
 --       run by nobody yet (a `redrive worker` takes it); prints its id
---   redrive jobs_queue.lua owner DB ID                the pid of its runner, or ""
 --   redrive jobs_queue.lua start DB                   src:retry{all, job = true},
 --       prints "job ID" (flushed), then waits for it
 --   redrive jobs_queue.lua done DB ID                 prints the ledger's done count
---   redrive jobs_queue.lua check DB SERVER N PREFIX ID
+--   redrive jobs_queue.lua check DB SERVER N PREFIX ID [KILLED_PID [RUNNERS]]
 --       prints "check: ..." lines; exits 1 unless: the job is done, every one
 --       of the N items has a settled ledger row (0 lost), no item's key was
 --       hit more than twice -- the failed run and at most one retry (0
 --       twice) --, every succeeded item exactly twice and resolved, every
 --       other item failed "in_doubt" (in flight when its runner was killed)
---       and still pending.
+--       and still pending; with KILLED_PID, every item in doubt was started
+--       by that process (the ledger's runner names hold the pid); with
+--       RUNNERS, at least that many processes started items.
 local rd = require "redrive"
 local cmd, db = arg[1], arg[2]
 
@@ -30,9 +31,6 @@ if cmd == "create" then -- a job nobody runs yet (for `redrive worker`s)
   local id = assert(require("redrive.core").store_open(db)):job_create {
     kind = "retry", all = true, params = string.format('{"concurrency":%d,"lease_ttl":%s}', conc, ttl) }
   print(assert(id))
-elseif cmd == "owner" then -- the pid of the process running job ID, if any
-  local s = assert(assert(src_of(db):job(arg[3])):status())
-  print(s.owner and s.owner:match("^[^:]*:(%d+):") or "")
 elseif cmd == "start" then
   local src = src_of(db)
   local job = assert(src:retry { all = true, job = true, concurrency = 4, lease_ttl = 1 })
@@ -45,6 +43,7 @@ elseif cmd == "done" then
   print(s.done)
 elseif cmd == "check" then
   local server, n, prefix, id = arg[3], tonumber(arg[4]), arg[5], arg[6]
+  local killed, want_runners = arg[7], tonumber(arg[8] or "")
   local src = src_of(db)
   local job = assert(src:job(id))
   local s = assert(job:status())
@@ -65,8 +64,11 @@ elseif cmd == "check" then
   end
   local rows = assert(job:results())
   local seen, in_doubt, succeeded = 0, 0, 0
+  local by_pid = {} -- items started per process (runner names are host:pid:...)
   for _, r in ipairs(rows) do
     seen = seen + 1
+    local pid = r.runner and r.runner:match("^[^:]*:(%d+):")
+    if pid then by_pid[pid] = (by_pid[pid] or 0) + 1 end
     local key = key_of[r.id]
     if not key then problem("item %s: no key", r.id) else
       local res = assert(rd.http.request { url = server .. "/count?key=" .. key })
@@ -80,12 +82,22 @@ elseif cmd == "check" then
       elseif r.outcome == "failed" and r.code == "in_doubt" then
         in_doubt = in_doubt + 1
         if item.resolved then problem("item %s in doubt but resolved", r.id) end
+        if killed and pid ~= killed then
+          problem("item %s in doubt, started by %s, not the killed process %s", r.id, tostring(r.runner), killed)
+        end
       else
         problem("item %s: %s (%s) %s", r.id, r.outcome, tostring(r.code), tostring(r.error))
       end
     end
   end
   if seen ~= n then problem("%d ledger rows for %d items", seen, n) end
+  local pids, started_by = {}, {}
+  for pid, c in pairs(by_pid) do pids[#pids + 1] = pid; started_by[#started_by + 1] = pid .. ":" .. c end
+  table.sort(started_by)
+  if want_runners and #pids < want_runners then
+    problem("%d processes started items, %d expected", #pids, want_runners)
+  end
+  print("check: started by pid:items " .. table.concat(started_by, " "))
   print(string.format("check: %d items, %d succeeded, %d in doubt, 0 twice: %s, problems: %d", seen, succeeded,
     in_doubt, problems == 0 and "yes" or "no", problems))
   os.exit(problems == 0 and 0 or 1)

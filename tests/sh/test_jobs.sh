@@ -6,8 +6,12 @@
 # (it waits for the dead runner's 1 s lease) finishes it; then the same with
 # `redrive worker --once` taking the job over. Checked against the loopback
 # server's hit counts: 0 items lost, 0 retried twice; what was in flight
-# when the process died is failed "in_doubt", never retried again. On SQLite
-# and, when tests/run started one, PostgreSQL.
+# when the process died is failed "in_doubt", never retried again. Then
+# three `redrive worker --once` processes draining one job at once, a random
+# one killed -9 mid-job: the others finish it (what the dead one had only
+# claimed, once its leases expired), every item in doubt was started by the
+# dead one, more than one process acted. On SQLite and, when tests/run
+# started one, PostgreSQL.
 set -u
 . "$(dirname "$0")/lib.sh" rd-jobs
 Q=tests/sh/jobs_queue.lua
@@ -59,21 +63,60 @@ round() {
   if [ $rc -le 1 ] && grep -q "^$id  retry  done" "$T/take"; then ok "$name: $how took the job over and finished it"
   else bad "$name: $how (exit $rc)" "$T/take"; fi
   if "$REDRIVE" $Q check "$db" "$RD_TEST_SERVER" $N "$p" "$id" >"$T/check" 2>&1; then
-    ok "$name: $(grep '^check:' "$T/check" | sed 's/^check: //')"
+    ok "$name: $(grep '^check:' "$T/check" | sed 's/^check: //' | paste -sd';')"
   else bad "$name: 0 lost, 0 twice" "$T/check"; fi
+}
+
+# parallel NAME DB: three workers on one job, a random one killed once K
+# items are done, the two others finish it; check
+parallel() {
+  local name=$1 db=$2 p="jobsp-$$-$RANDOM" id i victim
+  local -a pids
+  if ! "$REDRIVE" tests/sh/local_queue.lua setup "$db" "$RD_TEST_SERVER" $N "$p" >"$T/setup" 2>&1; then
+    bad "$name: setup" "$T/setup"; return
+  fi
+  id=$("$REDRIVE" $Q create "$db" 1 1 2>"$T/create") || { bad "$name: create" "$T/create"; return; }
+  for i in 0 1 2; do "$REDRIVE" --db "$db" worker --once >"$T/w$i" 2>&1 & pids[$i]=$!; done
+  victim=$((RANDOM % 3))
+  if wait_done "$db" "$id" $K "${pids[$victim]}"; then
+    kill -9 "${pids[$victim]}" 2>/dev/null
+    local d
+    d=$("$REDRIVE" $Q done "$db" "$id")
+    [ "$d" -lt $N ] || bad "$name: the job ended before the kill ($d of $N)" "$T/w$victim"
+  else
+    bad "$name: $K items done before the kill" "$T/w$victim"
+    kill -9 "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; return
+  fi
+  local rcs=""
+  for i in 0 1 2; do wait "${pids[$i]}"; rcs="$rcs $?"; done
+  # the survivors exit 0 or 1 (items in doubt failed); their lines say what each did
+  local acted=0
+  for i in 0 1 2; do
+    [ $i = $victim ] && continue
+    acted=$((acted + $(sed -nE 's/.*acted on ([0-9]+) here.*/\1/p' "$T/w$i" | awk '{s += $1} END {print s + 0}')))
+  done
+  if grep -q "^$id  retry  done" "$T/w$(( (victim + 1) % 3 ))" "$T/w$(( (victim + 2) % 3 ))"; then
+    ok "$name: worker $victim killed -9 at $K done, the two others finished the job (exit$rcs; they acted on $acted)"
+  else bad "$name: the survivors finished the job (exit$rcs)" "$T/w$(( (victim + 1) % 3 ))"; fi
+  if "$REDRIVE" $Q check "$db" "$RD_TEST_SERVER" $N "$p" "$id" "${pids[$victim]}" 2 >"$T/check" 2>&1; then
+    ok "$name: $(grep '^check:' "$T/check" | sed 's/^check: //' | paste -sd';')"
+  else bad "$name: 0 lost, 0 twice, in doubt = the killed one's" "$T/check"; fi
 }
 
 round "sqlite, resume" "$T/jobs.db" resume
 round "sqlite, worker" "$T/jobs2.db" worker
+parallel "sqlite, three workers" "$T/jobs3.db"
 if [ -n "${RD_TEST_PG:-}" ]; then
   s="jobs_$$_$RANDOM"
   $RD_TEST_PG_PSQL -c "CREATE SCHEMA ${s}a; CREATE SCHEMA ${s}b" >/dev/null
   round "postgresql, resume" "$RD_TEST_PG&options=-csearch_path%3D${s}a" resume
   round "postgresql, worker" "$RD_TEST_PG&options=-csearch_path%3D${s}b" worker
+  $RD_TEST_PG_PSQL -c "CREATE SCHEMA ${s}c" >/dev/null
+  parallel "postgresql, three workers" "$RD_TEST_PG&options=-csearch_path%3D${s}c"
 else
-  for c in "postgresql, resume" "postgresql, worker"; do
+  for c in "postgresql, resume" "postgresql, worker" "postgresql, three workers"; do
     echo "skip $c (PostgreSQL not started by tests/run: no initdb, or a filter without a store suite)"
   done
 fi
-echo "$pass passed, $fail failed, $( [ -n "${RD_TEST_PG:-}" ] && echo 0 || echo 2 ) skipped"
+echo "$pass passed, $fail failed, $( [ -n "${RD_TEST_PG:-}" ] && echo 0 || echo 3 ) skipped"
 [ $fail -eq 0 ]

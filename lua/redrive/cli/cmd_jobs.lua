@@ -1,8 +1,8 @@
 -- `redrive jobs` and `redrive worker`: durable bulk jobs of the local store
 -- (lua/redrive/source/local_job.lua, docs/jobs.md). A job outlives the
--- process that ran it: `jobs` lists them, `jobs resume ID` runs one here
--- from where its ledger says (once its runner's lease has expired),
--- `worker` takes over every job whose runner is gone.
+-- process that ran it, and several processes may run one at once: `jobs`
+-- lists them, `jobs resume ID` joins one here and follows it to its end,
+-- `worker` joins every running job (each item is acted on by one of them).
 local cli = require "redrive.cli"
 local U = require "redrive.cli.util"
 
@@ -15,10 +15,13 @@ local function need_jobs(src)
   end
 end
 
+-- a job's status; a running one with its live runners; after a run, the
+-- items this process acted on
 local function line(s)
-  return string.format("%s  %-6s %-8s %d/%d done: %d succeeded, %d failed, %d skipped, %d not attempted",
+  return string.format("%s  %-6s %-8s %d/%d done: %d succeeded, %d failed, %d skipped, %d not attempted%s%s",
     s.id, s.kind, s.state, s.done or 0, s.total or 0, s.succeeded or 0, s.failed or 0, s.skipped or 0,
-    s.not_attempted or 0)
+    s.not_attempted or 0, s.state == "running" and string.format("; %d runners", s.runners or 0) or "",
+    s.acted and string.format("; acted on %d here", s.acted) or "")
 end
 
 local function show(s)
@@ -69,8 +72,8 @@ function M.jobs(a)
     local job = one(a, "resume")
     local s = U.check(job:resume { on_wait = function(j)
       if not cli.options.quiet then
-        io.stderr:write(string.format("redrive jobs resume: job %s is held by %s until %s; waiting\n", j.id,
-          tostring(j.owner), U.when(j.owner_expiry)))
+        io.stderr:write(string.format("redrive jobs resume: job %s: nothing left to take here, %d other runners"
+          .. " at work (the next lease ends %s); waiting\n", j.id, j.runners or 0, U.when(j.owner_expiry)))
       end
     end })
     show(s)

@@ -144,18 +144,23 @@ local COMMANDS = {
   { name = "jobs", synopsis = "jobs [--state S] | jobs show ID [--results] | jobs resume ID | jobs cancel ID",
     summary = "the local store's durable bulk jobs (src:retry{job = true}): list, show (with --results its " ..
       "per-item ledger), resume (run one here from where its ledger says), cancel",
-    about = "A durable job's ledger lives in the store, so the job outlives the process that ran it " ..
-      "(docs/jobs.md). resume waits for a dead runner's lease to expire, then takes over: pending items are " ..
-      "retried; one that was in flight when the runner died is failed, code in_doubt, never retried again. " ..
-      "Exit 1 when items failed.",
+    about = "A durable job's ledger lives in the store, so the job outlives the process that ran it, and " ..
+      "several processes may run it at once, each acting on different items (docs/jobs.md). resume joins " ..
+      "the job's runners at once and follows it to its end: pending items are retried; one that was in " ..
+      "flight when a runner died is failed, code in_doubt, never retried again (settled once that runner's " ..
+      "lease expired). Exit 1 when items failed.",
     flags = { { "--state", "value", "S", "only jobs running, done or canceled" },
               { "--results", "bool", nil, "with show: one line per item (outcome, new execution, error)" } },
     run = { "jobs", "jobs" } },
   { name = "worker", synopsis = "worker [--once] [--poll S]",
-    summary = "take over every running job whose runner is gone, one after the other, and keep looking " ..
-      "(--once: until no job is left running)",
-    flags = { { "--once", "bool", nil, "return when no job is left running (a live runner's job is waited " ..
-                "for)" },
+    summary = "join every running job, one after the other, beside its other runners (each item is acted " ..
+      "on by one of them), and keep looking (--once: until no job is left running)",
+    about = "Start several workers, on one host or many, against one store to drain a large job in " ..
+      "parallel. A worker that finds nothing left to take in a job looks again when an item another runner " ..
+      "holds may be free, or a runner's lease may have expired (what a dead runner had in flight is settled " ..
+      "in_doubt, what it had only claimed is retried by the others). One line per job it acted on.",
+    flags = { { "--once", "bool", nil, "return when no job is left running (a job other runners are " ..
+                "finishing is waited for)" },
               { "--poll", "value", "S", "how often to look for jobs (default 2 seconds)" } },
     run = { "jobs", "worker" } },
   { name = "audit", synopsis = "audit [--since T] [--source KIND|PROFILE] [--limit N] | " ..

@@ -1,24 +1,30 @@
 -- Durable bulk jobs of the local source: src:retry{..., job = true} and
 -- src:delete_incomplete{..., job = true} return at once with a job whose
 -- ledger (one row per item) lives in the store, so the job outlives the
--- process that started it: another process (`redrive jobs resume ID`,
--- `redrive worker`) takes it over where the ledger says.
+-- process that started it, and several processes can drain it at once
+-- (`redrive worker` on each, `redrive jobs resume ID`).
 --
 -- The protocol (the store's side: include/redrive.h, "bulk jobs"):
 --   create   the job and its ledger in one transaction: the ids asked for,
 --            or the pending items of the selection as they are then;
---   take     the runner holds a lease on the job (renewed every ttl/3 with
---            its item leases); a take-over of a job whose runner died
---            settles the rows it left started as failed, code "in_doubt";
+--   join     each runner holds a lease of its own on the job (st:job_own
+--            "take", renewed every ttl/3 with its item leases: "renew");
+--            joining or renewing settles the rows a dead runner (its lease
+--            expired) left started as failed, code "in_doubt";
 --   each     item: claimed under the one lease protocol of local_retry.lua
---            (the lease owner is the job's: "job:ID", whichever process runs
---            it), marked started (durable) before it is acted on -- only a
---            pending row can be, so one runner acts on an item --, then retried
---            through R.attempt, whose st:retry_done settles the ledger row
---            in the transaction that records the retry -- so an item is
---            never retried twice, by this job or any other process;
---   end      done when no row is left pending; job:cancel() settles the
---            pending rows as not_attempted and the runner stops.
+--            (the item-lease owner is the runner's own: "job:ID:" and its
+--            name, so one runner's lease close never releases what another
+--            acts on), marked started with the runner's name (durable)
+--            before it is acted on -- only a pending row can be, so one
+--            runner acts on an item --, then retried through R.attempt,
+--            whose st:retry_done settles the ledger row in the transaction
+--            that records the retry -- so an item is never retried twice, by
+--            this job or any other process. An item another runner of the
+--            job holds is left pending for it (or, once its lease expired,
+--            for whoever looks next);
+--   end      done when no row is left pending or started (the last runner
+--            marks it); the others just leave. job:cancel() settles the
+--            pending rows as not_attempted and every runner stops.
 local U = require "redrive.source.local_util"
 local C = require "redrive.source.common"
 local G = require "redrive.mutation"
@@ -43,7 +49,7 @@ local function status_of(j)
     done = j.total - j.pending - j.started, pending = j.pending, running = j.started,
     succeeded = j.succeeded, failed = j.failed, skipped = j.skipped, not_attempted = j.not_attempted,
     created = j.created, started_at = j.started_at, updated_at = j.updated_at,
-    finished_at = j.finished_at, owner = j.owner,
+    finished_at = j.finished_at, runners = j.runners, owner = j.owner, owner_expiry = j.owner_expiry,
   }
 end
 
@@ -56,13 +62,15 @@ function Job:status()
 end
 
 -- job:results{outcome, after, limit} -> {{id, outcome, execution, error,
--- code}...}: the ledger in item id order; without limit, all of it.
+-- code, runner}...}: the ledger in item id order (runner: who started the
+-- item); without limit, all of it.
 function Job:results(o)
   o = o or {}
   U.check_table(o, 1, "results")
   local st = self._src._st
   local function row(r)
-    return { id = r.item_id, outcome = r.outcome, execution = r.execution_id, error = r.error, code = r.code }
+    return { id = r.item_id, outcome = r.outcome, execution = r.execution_id, error = r.error, code = r.code,
+      runner = r.runner }
   end
   local out = C.list()
   if o.limit then
@@ -92,8 +100,10 @@ end
 
 -- job:wait{timeout} -> status once the job has ended (done or canceled), or
 -- once this process's runner stopped (interrupted: the job stays running
--- for another); nil, msg, "timeout". A job run elsewhere is followed by
--- reading its status every `poll` seconds (default 0.5).
+-- for another); nil, msg, "timeout". This process's runner follows the job
+-- to its end (it joins again while other runners finish their part); a job
+-- run elsewhere is followed by reading its status every `poll` seconds
+-- (default 0.5).
 function Job:wait(o)
   o = o or {}
   U.check_table(o, 1, "wait")
@@ -115,13 +125,14 @@ function Job:wait(o)
   end
 end
 
--- job:resume{on_wait} -> status: run it in this task from where its ledger
--- says. A runner that holds it (alive, or dead: nobody can tell) is waited
--- for until its lease expires; on_wait(job record) is told first.
+-- job:resume{on_wait, poll} -> status: join its runners in this task and
+-- follow it to its end (J.follow); on_wait(status) is told each time this
+-- runner waits for the others (at work, or dead and their leases not yet
+-- expired).
 function Job:resume(o)
   o = o or {}
   U.check_table(o, 1, "resume")
-  return J.run(self._src, self.id, { wait = true, on_wait = o.on_wait })
+  return J.follow(self._src, self.id, { on_wait = o.on_wait, poll = o.poll })
 end
 
 -- ---------------------------------------------------------------------------
@@ -152,23 +163,49 @@ local function pages(st, id, batch)
   end
 end
 
--- How many more passes over the pending rows a runner makes for items
--- leased under its job's name that it could not claim yet (another runner
--- of the job held them a moment: one presumed dead, still running).
+-- How many more passes over the pending rows a runner makes for items it
+-- could claim and did not (another claim held them a moment: SKIP LOCKED).
 local RETRY_PASSES = 20
 
-local function run_retry(src, id, p, lease, lost)
-  local rd, st = src._rd, src._st
+-- Is item lease `owner` another runner's of job id (or the one name all
+-- runners of a job used before each had its own)?
+local function sibling(id, owner, mine)
+  if not owner or owner == mine then return false end
+  local name = "job:" .. id
+  return owner == name or owner:sub(1, #name + 1) == name .. ":"
+end
+
+-- run = {owner, lease, lost(), acted, wake}: the runner; acted counts the
+-- items it marked started, wake is when an item another runner of the job
+-- holds may be free (its lease's end).
+local function run_retry(src, id, p, run)
+  local rd, st, lease = src._rd, src._st, run.lease
   local concurrency = p.concurrency or 16
   local batch = math.max(8, math.min(500, concurrency * 2))
   local next_page = pages(st, id, batch)
   local buf, bi = {}, 0
   local deferred, passes = 0, 0
-  -- the next claimed item; rows that cannot be claimed are settled here,
-  -- except ours for a moment, which a later pass takes
+  -- an item of the page that was not claimed: in the first pass most are
+  -- another runner's, claimed a moment before, so they are looked at only
+  -- in a later pass, when the ones still pending are few
+  local function unclaimed(item)
+    if passes == 0 then deferred = deferred + 1; return end
+    local now = st:dlq_get(item)
+    local free = now and not (now.resolved and p.safe ~= false)
+    if free and R.leased(rd, now) and sibling(id, now.lease_owner, lease.owner) then
+      -- left pending for that runner, or for whoever looks once its lease ended
+      if now.lease_expiry then run.wake = math.min(run.wake or math.huge, now.lease_expiry) end
+    elseif free and not R.leased(rd, now) and passes < RETRY_PASSES then
+      deferred = deferred + 1 -- a claim held it a moment: a later pass
+    else -- gone, resolved already, or being retried by someone else
+      local _, msg, code = R.unclaimed(st, item)
+      settle(st, id, item, code == "not_found" and "failed" or "skipped", msg, code)
+    end
+  end
+  -- the next claimed item
   local function next_item()
     while true do
-      if lost() then return nil end -- another runner has the job now
+      if run.lost() then return nil end -- its place is gone: not ours to start any more
       bi = bi + 1
       if buf[bi] then
         local it = buf[bi]
@@ -177,8 +214,8 @@ local function run_retry(src, id, p, lease, lost)
       end
       local ids = next_page()
       if not ids and deferred > 0 and passes < RETRY_PASSES then
+        if passes > 0 then rd.sleep(0.05 * passes) end
         deferred, passes = 0, passes + 1
-        rd.sleep(0.05 * passes)
         next_page = pages(st, id, batch)
         ids = next_page()
       end
@@ -189,24 +226,18 @@ local function run_retry(src, id, p, lease, lost)
       for _, rec in ipairs(got) do claimed[rec.id] = rec end
       buf, bi = {}, 0
       for _, item in ipairs(ids) do
-        local now = not claimed[item] and st:dlq_get(item)
-        if claimed[item] then
-          buf[#buf + 1] = claimed[item]
-        elseif now and not now.resolved and now.lease_owner == lease.owner and passes < RETRY_PASSES then
-          deferred = deferred + 1 -- held by another runner of this job right now: later
-        else -- gone, resolved already, or being retried by someone else
-          local _, msg, code = R.unclaimed(st, item)
-          settle(st, id, item, code == "not_found" and "failed" or "skipped", msg, code)
-        end
+        if claimed[item] then buf[#buf + 1] = claimed[item] else unclaimed(item) end
       end
     end
   end
   local function act(rec)
-    if lost() then return end -- not ours to start any more
-    -- durable before the item is acted on: a take-over finds it started
-    local n, err = st:job_mark(id, { rec.id }, { outcome = "started" })
+    if run.lost() then return end -- not ours to start any more
+    -- durable before the item is acted on: whoever finds this runner dead
+    -- finds it started
+    local n, err = st:job_mark(id, { rec.id }, { outcome = "started", runner = run.owner })
     if not n then error("job " .. id .. ": cannot record in its ledger: " .. tostring(err), 0) end
-    if n == 0 then return end -- canceled meanwhile: not acted on
+    if n == 0 then return end -- canceled meanwhile, or this runner's place is gone: not acted on
+    run.acted = run.acted + 1
     local plan = R.item_plan(src, rec, lease, rec.resolved)
     plan.job = id
     local ok, res, rerr, code = pcall(G.mutate, src, { action = "retry", id = rec.id, quiet = true },
@@ -223,25 +254,37 @@ local function run_retry(src, id, p, lease, lost)
     concurrency = concurrency, counts_rest = true })
 end
 
-local function run_delete(src, id)
+-- A delete job's page: each item marked started by this runner first (the
+-- ones it won: another runner may be at the same page), then those deleted.
+local function run_delete(src, id, _, run)
   local st = src._st
-  local next_page = pages(st, id, 500)
-  for ids in next_page do
-    local r, err, code = G.mutate(src, { action = "delete", ids = ids, quiet = true }, function()
-      return st:dlq_delete { ids = ids }
-    end)
-    if not r then
-      for _, item in ipairs(ids) do settle(st, id, item, "failed", err, code) end
+  for ids in pages(st, id, 500) do
+    local mine = {}
+    for _, item in ipairs(ids) do
+      if run.lost() then return false end
+      local n, err = st:job_mark(id, { item }, { outcome = "started", runner = run.owner })
+      if not n then error("job " .. id .. ": cannot record in its ledger: " .. tostring(err), 0) end
+      if n == 1 then mine[#mine + 1] = item end
+    end
+    run.acted = run.acted + #mine
+    local r, err, code
+    if #mine > 0 then
+      r, err, code = G.mutate(src, { action = "delete", ids = mine, quiet = true }, function()
+        return st:dlq_delete { ids = mine }
+      end)
+    end
+    if #mine == 0 then -- nothing of this page is ours
+    elseif not r then
+      for _, item in ipairs(mine) do settle(st, id, item, "failed", err, code) end
     else
       local kept, done = {}, {}
       for _, e in ipairs(r.errors or {}) do
         kept[e.id] = true
-        -- not found: gone already (deleted by this job before it was
-        -- interrupted, or by someone else)
+        -- not found: gone already (deleted by someone else)
         settle(st, id, e.id, "skipped",
           e.code == "not_found" and "not found (deleted already)" or e.message, e.code)
       end
-      for _, item in ipairs(ids) do if not kept[item] then done[#done + 1] = item end end
+      for _, item in ipairs(mine) do if not kept[item] then done[#done + 1] = item end end
       if #done > 0 then
         local n, merr = st:job_mark(id, done, { outcome = "succeeded" })
         if not n then error("job " .. id .. ": cannot record in its ledger: " .. tostring(merr), 0) end
@@ -251,11 +294,13 @@ local function run_delete(src, id)
   return false
 end
 
--- run(src, id, o) -> status | nil, msg, code: take job id and run it to its
--- end in this task. Interrupted (SIGINT, task:cancel), it lets the job go
--- (still running, for another process) and returns its status with
--- interrupted = true. o.wait: wait for another runner's lease to expire.
-function J.run(src, id, o)
+-- run(src, id) -> status | nil, msg, code: join job id's runners and run it
+-- in this task until nothing is left that this runner can take; the last
+-- runner marks it done. Interrupted (SIGINT, task:cancel), it leaves the
+-- job (still running, for another process) and returns its status with
+-- interrupted = true. The status says what this runner did: acted (items
+-- it marked started), wake (when an item another runner holds may be free).
+function J.run(src, id)
   local rd, st = src._rd, src._st
   local j, err, code = st:job_get(id)
   if not j then return nil, err, code end
@@ -265,45 +310,41 @@ function J.run(src, id, o)
   local owner = src:_owner()
   local ok
   ok, err, code = st:job_own(id, "take", owner, ttl)
-  while ok == false and o and o.wait do
-    local cur = st:job_get(id)
-    if not cur or cur.state ~= "running" then break end
-    local left = (cur.owner_expiry or 0) - rd.time()
-    if cur.owner and left > 0 then
-      if o.on_wait then o.on_wait(cur) end
-      rd.sleep(left + 0.01)
-    end
-    j = cur
-    ok, err, code = st:job_own(id, "take", owner, ttl)
-  end
   if ok == nil then return nil, err, code end
-  if not ok then
-    return nil, "job " .. id .. " is being run by " .. tostring(j.owner) .. " (its lease has not expired)", "conflict"
-  end
-  -- the item leases, renewed: one owner per job, whichever process runs it,
-  -- so a take-over claims at once what a dead runner had claimed and not
-  -- started (the started mark, not the lease, says who acts on an item)
-  local lease = R.session(src, ttl, "job:" .. id)
-  -- the job's lease, renewed beside them (a flag as well as cancel: a task
-  -- that has not started yet is not parked on anything to cancel)
-  -- A runner that finds its lease taken (it stalled past it, and another
-  -- took the job over) stops starting items and leaves the job's leases to
-  -- the new runner.
+  if not ok then return nil, "job " .. id .. " ended meanwhile", "conflict" end
+  -- the item leases, renewed, under this runner's own name (the started
+  -- mark, not the lease, says who acts on an item)
+  local lease = R.session(src, ttl, "job:" .. id .. ":" .. owner)
+  local run = { owner = owner, lease = lease, acted = 0 }
+  -- the runner's lease, renewed beside them (a flag as well as cancel: a
+  -- task that has not started yet is not parked on anything to cancel). A
+  -- runner whose lease is gone while the job runs (it stalled past it, and
+  -- another runner settled its started rows in doubt) stops starting items
+  -- and leaves its item leases to expire.
   local stopped, lost = false, false
+  run.lost = function() return lost end
+  local function renew()
+    if st:job_own(id, "renew", owner, ttl) == false then
+      local cur = st:job_get(id)
+      lost = cur ~= nil and cur.state == "running"
+    end
+  end
   local keep = rd.spawn(function()
     while not stopped do
       rd.sleep(ttl / 3)
-      if not stopped and st:job_own(id, "take", owner, ttl) == false then lost = true end
+      if not stopped then renew() end
     end
   end)
-  local rok, interrupted = pcall(j.kind == "retry" and run_retry or run_delete, src, id, p, lease,
-    function() return lost end)
+  local rok, interrupted = pcall(j.kind == "retry" and run_retry or run_delete, src, id, p, run)
   stopped = true
   keep:cancel()
   pcall(keep.wait, keep)
+  -- still one of its runners? (its place may have gone since the last renewal)
+  if rok and not lost then renew() end
   if lost then
     lease.abandon()
-    return nil, "job " .. id .. " was taken over by another runner (this one stalled past its lease)", "conflict"
+    return nil, "job " .. id .. ": this runner lost its lease (it stalled past it; its started items are"
+      .. " in doubt) and stopped; the other runners go on", "conflict"
   end
   lease.close()
   if not rok then
@@ -313,13 +354,52 @@ function J.run(src, id, o)
     end
     interrupted = true
   end
-  if not interrupted then st:job_own(id, "done", owner) end
+  if not interrupted then st:job_own(id, "done", owner) end -- refused while others are at work
   st:job_own(id, "release", owner) -- an interrupted or canceled job: free for another
   local s
   s, err, code = J.object(src, id):status()
   if not s then return nil, err, code end
   s.interrupted = interrupted or nil
+  s.acted, s.wake = run.acted, run.wake
   return s
+end
+
+-- When to look at a running job again after a run of it (status s): once
+-- an item another runner held may be free, once a runner's lease may have
+-- expired, or after poll seconds, whichever comes first.
+local function next_look(rd, s, poll)
+  local now = rd.time()
+  local t = math.min(now + poll, s.wake or math.huge)
+  if s.owner_expiry and s.owner_expiry > now then t = math.min(t, s.owner_expiry + 0.01) end
+  return math.max(t, now + 0.01)
+end
+
+-- follow(src, id, o) -> status | nil, msg, code: run job id (J.run) and
+-- join it again, while it runs and this runner found nothing left it could
+-- take, until it ends or this runner is interrupted. o.on_wait(status)
+-- before each wait; o.poll (default 2 s) bounds one. acted: the items this
+-- task marked started, over all its runs.
+function J.follow(src, id, o)
+  o = o or {}
+  local rd = src._rd
+  local acted, first = 0, true
+  while true do
+    local s, err, code = J.run(src, id)
+    if not s then
+      if first or code ~= "conflict" then return nil, err, code end
+      -- ended by another runner, or this one lost its place
+      local now = J.object(src, id):status()
+      if not now or now.state == "running" then return nil, err, code end
+      now.acted = acted
+      return now
+    end
+    first = false
+    acted = acted + s.acted
+    s.acted = acted
+    if s.state ~= "running" or s.interrupted then return s end
+    if o.on_wait then o.on_wait(s) end
+    rd.sleep(math.max(0, next_look(rd, s, o.poll or 2) - rd.time()))
+  end
 end
 
 -- start(src, kind, params, sel) -> job: create it (sel: the store's
@@ -330,7 +410,7 @@ function J.start(src, kind, params, sel)
   sel.kind, sel.params = kind, rd.json.encode(rd.json.object(params))
   local id, total, code = st:job_create(sel)
   if not id then return nil, total, code end
-  local task = rd.spawn(function() return J.run(src, id) end)
+  local task = rd.spawn(function() return J.follow(src, id) end)
   local job = J.object(src, id, task)
   job.total = total
   return job
@@ -370,37 +450,38 @@ function J.get(src, id)
   return J.object(src, id)
 end
 
--- worker(src, o) -> number of jobs run: take over every running job whose
--- runner is gone (its lease expired), one after the other, and keep
--- looking every o.poll seconds (default 2); with o.once, return when no job
--- is left running (a job a live runner holds is waited for). o.on_job(s)
--- gets each job's status when it is run.
+-- worker(src, o) -> number of runs: join every running job (J.run), one
+-- after the other, and each again while it runs once there may be
+-- something to take (an item another runner held, a runner's lease
+-- expired: at the latest after o.poll seconds, default 2); with o.once,
+-- return when no job is left running. o.on_job(s) gets the status after
+-- each run in which this worker acted on items or that ended the job.
 function J.worker(src, o)
   o = o or {}
   local rd, st = src._rd, src._st
-  local ran = 0
+  local poll = o.poll or 2
+  local ran, later = 0, {}
   while true do
     local page, err, code = st:job_list { state = "running" }
     if not page then return nil, err, code end
-    local next_expiry
+    if #page == 0 and o.once then return ran end
+    local look = rd.time() + poll
     for _, rec in ipairs(page) do
-      if rec.owner and (rec.owner_expiry or 0) > rd.time() then
-        next_expiry = math.min(next_expiry or math.huge, rec.owner_expiry)
-      else
+      if (later[rec.id] or 0) <= rd.time() then
         local s = J.run(src, rec.id)
+        later[rec.id] = nil
         if s then
           ran = ran + 1
-          if o.on_job then o.on_job(s) end
+          if o.on_job and (s.acted > 0 or s.state ~= "running") then o.on_job(s) end
           if s.interrupted then return ran end
-        else -- taken by another worker meanwhile, or it cannot run: look later
-          next_expiry = math.min(next_expiry or math.huge, rd.time() + (o.poll or 2))
+          if s.state == "running" then later[rec.id] = next_look(rd, s, poll) end
+        else -- it ended meanwhile, or this runner lost its place: look later
+          later[rec.id] = rd.time() + poll
         end
       end
+      if later[rec.id] then look = math.min(look, later[rec.id]) end
     end
-    if #page == 0 and o.once then return ran end
-    local wait = o.poll or 2
-    if next_expiry then wait = math.min(wait, math.max(0.01, next_expiry - rd.time() + 0.01)) end
-    if #page > 0 and not next_expiry then wait = 0 end -- look again at once
+    local wait = look - rd.time()
     if wait > 0 then rd.sleep(wait) end
   end
 end
