@@ -1,5 +1,8 @@
-/* Global options of the redrive command. --db and --profile only name what
- * rd.connect uses; which store wins is decided in lua/redrive/sources.lua. */
+/* Global options of the redrive command, before a script or command. --db and
+ * --profile only name what rd.connect uses; which store wins is decided in
+ * lua/redrive/sources.lua. The global options' table is U.GLOBALS
+ * (lua/redrive/cli/util.lua: the help, the parser after a command);
+ * tests/sh/test_cli_commands.sh (help-1.6) holds this parser to it. */
 #include "cli/cli.h"
 
 #include <stdio.h>

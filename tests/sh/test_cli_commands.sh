@@ -208,6 +208,30 @@ for c in $cmds; do
 done
 [ -z "$bad" ] && ok "help-1.3 CMD --help = help CMD, and names every flag CMD takes" || no "help-1.3" "$bad"
 check "help-1.4 help of no command" 2 "$R" help nothing
+# every global option of the one table (lua/redrive/cli/util.lua, `--json help
+# CMD`.globals) in each command's help, and taken before the command (the C
+# parser, src/cli/opts.c) and after it (the Lua one)
+globals=$("$R" --json help ls | jq -r '.globals[] | [.name, .short // "", .value // ""] | join(";")')
+[ "$(wc -l <<<"$globals")" -ge 8 ] && grep -q '^--ledger;' <<<"$globals" || no "help-1.5 the global options" "$globals"
+bad=
+for c in $cmds; do
+  h=$("$R" help "$c" 2>&1)
+  line=$(sed -n '/^global options/,$p' <<<"$h" | tr '\n' ' ')
+  while IFS=';' read -r name short value; do
+    [[ $line == *"${short:+$short|}$name${value:+ $value}"* ]] || bad="$bad $c:$name"
+  done <<<"$globals"
+done
+[ -z "$bad" ] && ok "help-1.5 every command's help names every global option (--ledger too)" || no "help-1.5" "$bad"
+bad=
+while IFS=';' read -r name short value; do
+  for o in "$name" $short; do
+    args=("$o"); [ -n "$value" ] && args+=("$T/global-$RANDOM.db")
+    "$R" "${args[@]}" help ls >/dev/null 2>&1 || bad="$bad $o(before)"
+    "$R" help ls "${args[@]}" >/dev/null 2>&1 || bad="$bad $o(after)"
+  done
+done <<<"$globals"
+"$R" help ls --no-such-global >/dev/null 2>&1; [ $? -eq 2 ] || bad="$bad unknown(accepted?)"
+[ -z "$bad" ] && ok "help-1.6 each global option is taken before and after a command" || no "help-1.6" "$bad"
 
 # ---- 9. remote sources (Prism mocks; the loopback server's fake Make)
 cat >"$T/remote.lua" <<EOF

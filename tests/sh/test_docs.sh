@@ -21,7 +21,8 @@ for doc in README.md docs/*.md docs/redrive.1; do
   fi
 done
 # docs-2: every command `redrive --help` lists, and every flag each takes
-# (`redrive --json help`), is in docs/cli.md and in the man page
+# and every global option (`redrive --json help`: .flags, .globals), is in
+# docs/cli.md and in the man page
 R=${REDRIVE:-build/redrive}
 skip=0
 if [ -x "$R" ] && command -v jq >/dev/null; then
@@ -31,7 +32,7 @@ if [ -x "$R" ] && command -v jq >/dev/null; then
     for c in $cmds; do
       if [ "$doc" = docs/cli.md ]; then grep -qE "^#+ $c\$" "$doc" || missing+=("command $c (a '### $c' section)")
       else grep -qE "^\.BI? \"?$c( |\"|\$)" "$doc" || missing+=("command $c (a .B $c entry)"); fi
-      for f in $("$R" --json help "$c" | jq -r '.flags[].name'); do
+      for f in $("$R" --json help "$c" | jq -r '.flags[].name, .globals[].name, (.globals[].short // empty)'); do
         if [ "$doc" = docs/cli.md ]; then grep -qF -- "$f" "$doc" || missing+=("$c $f")
         else grep -qF -- "$(sed 's/-/\\-/g' <<<"$f")" "$doc" || missing+=("$c $f"); fi
       done

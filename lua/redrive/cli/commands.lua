@@ -6,8 +6,9 @@
 -- file (loaded only when its command runs).
 --
 -- The commands use only the source API (shared/API.md), so they work on
--- every source; --profile picks it. Each honours --dry-run, --json,
--- --profile and --db, given before or after the command. Every command that
+-- every source; --profile picks it. Each honours the global options
+-- (--dry-run, --json, --db, --ledger...: U.GLOBALS in cli/util.lua), given
+-- before or after the command. Every command that
 -- changes something names on stderr the source it acts on before it acts
 -- ("redrive retry: acting on local store /x.db (profile 'ops')"). Expected
 -- failures are one line: usage errors exit 2, an unreachable source or
@@ -252,10 +253,24 @@ local function command_help(c)
       end
     end
   end
+  local g = {}
+  for _, o in ipairs(U.GLOBALS) do
+    g[#g + 1] = (o.short and (o.short .. "|") or "") .. o[1] .. (o[3] and (" " .. o[3]) or "")
+  end
   t[#t + 1] = ""
-  t[#t + 1] = "global options (before or after the command): --json --dry-run --db PATH --profile NAME"
-  t[#t + 1] = "-q --verbose; exit status 0 ok, 1 failed, 2 usage error, 3 source unreachable or"
-  t[#t + 1] = "authentication refused, 130 interrupted. See redrive --help, docs/cli.md, redrive(1)."
+  t[#t + 1] = wrap("global options (before or after the command): " .. table.concat(g, " ") .. "; exit " ..
+    "status 0 ok, 1 failed, 2 usage error, 3 source unreachable or authentication refused, 130 interrupted. " ..
+    "See redrive --help, docs/cli.md, redrive(1).", 78, "")
+  return table.concat(t, "\n")
+end
+
+-- globals_help() -> the global options' lines of redrive --help
+function M.globals_help()
+  local t = {}
+  for _, o in ipairs(U.GLOBALS) do
+    local head = "  " .. (o.short and (o.short .. ", ") or "") .. o[1] .. (o[3] and (" " .. o[3]) or "")
+    t[#t + 1] = wrap(o[4], 59, string.rep(" ", 19), head .. string.rep(" ", math.max(2, 19 - #head)))
+  end
   return table.concat(t, "\n")
 end
 
@@ -265,7 +280,12 @@ local function as_json(c)
   for i, f in ipairs(c.flags) do
     flags[i] = { name = f[1], kind = f[2], value = f[3], help = f[4] }
   end
-  return { name = c.name, synopsis = c.synopsis, summary = c.summary, about = c.about, flags = flags }
+  local globals = require("redrive").json.array {}
+  for i, o in ipairs(U.GLOBALS) do
+    globals[i] = { name = o[1], short = o.short, value = o[3], help = o[4] }
+  end
+  return { name = c.name, synopsis = c.synopsis, summary = c.summary, about = c.about, flags = flags,
+           globals = globals }
 end
 
 function M.help(a)
@@ -280,7 +300,7 @@ function M.help(a)
     for _, c in ipairs(COMMANDS) do cli.emit(as_json(c)) end
     return 0
   end
-  io.stdout:write(require("redrive.cli.help").text(M.commands_help()))
+  io.stdout:write(require("redrive.cli.help").text(M.commands_help(), M.globals_help()))
   return 0
 end
 

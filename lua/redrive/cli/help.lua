@@ -1,5 +1,6 @@
--- The text of `redrive --help` around its commands section (which
--- lua/redrive/cli/commands.lua builds from its command table).
+-- The text of `redrive --help` around its commands and global options
+-- sections (which lua/redrive/cli/commands.lua builds from its command
+-- table and the global options' table, lua/redrive/cli/util.lua).
 local M = {}
 
 local HEAD = [==[
@@ -11,26 +12,16 @@ usage: redrive [options] [script.lua [args...]]   run a script (a task on the lo
 
 ]==]
 
-local TAIL = [==[
-options (also accepted after a command):
+local OPTIONS = [==[
+options:
   -e CODE          run CODE
   -l NAME          require module NAME (global NAME) before the script; -l g=NAME
   -v, --version    print the version
   -h, --help       this help
-  --dry-run        mutating calls log what they would do and change nothing
-  --json           results and errors as JSON lines on stdout
-  --db PATH|URL    store of the local source: a file, or a postgresql:// URL
-                   (password: password_env, ~/.pgpass; never shown); which wins:
-                   rd.connect{db} > --db > $REDRIVE_DB > profile's db > default
-  --profile NAME   source profile for rd.connect() (else $REDRIVE_PROFILE)
-  --ledger PATH|URL  the ledger several hosts share: each change to a Make,
-                   n8n or Kaizen item first takes a lease there and records
-                   its outcome; one another host holds or did is skipped;
-                   rd.connect{ledger} > --ledger > $REDRIVE_LEDGER > profile's
-                   ledger; `none` turns it off (docs/several-hosts.md)
-  -q, --quiet      only errors on stderr
-  --verbose        log HTTP calls on stderr (tokens redacted)
-  --force          (retry) do not skip unsafe retries
+global options (before or after a command):
+]==]
+
+local TAIL = [==[
 
 exit status: 0 ok, 1 script error (a command: it failed, e.g. a retry failed or
 the source cannot do that), 2 usage error, 3 source unreachable or
@@ -75,11 +66,12 @@ Lua API (module `redrive`, preloaded as `rd`; failures return nil, msg, code):
   dry run rd.dry_run(true); rd.is_dry_run()     logging: rd.verbose(true)
 ]==]
 
--- text(commands) -> the whole help, with `commands` (the section's lines)
-function M.text(commands)
+-- text(commands, globals) -> the whole help, with `commands` and `globals`
+-- (the lines of those sections, from lua/redrive/cli/commands.lua)
+function M.text(commands, globals)
   return HEAD .. "commands (they work on every source; --profile picks it; the ones that change\n" ..
     "something first print on stderr the source they act on; redrive help COMMAND\n" ..
-    "or redrive COMMAND --help for one command):\n" .. commands .. "\n\n" .. TAIL
+    "or redrive COMMAND --help for one command):\n" .. commands .. "\n\n" .. OPTIONS .. globals .. "\n" .. TAIL
 end
 
 return M

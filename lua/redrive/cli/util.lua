@@ -42,9 +42,34 @@ end
 
 -- ---- flags ------------------------------------------------------------------
 
-local GLOBAL_BOOL = { ["--json"] = "json", ["--dry-run"] = "dry_run", ["--quiet"] = "quiet", ["-q"] = "quiet",
-                      ["--verbose"] = "verbose", ["--force"] = "force" }
-local GLOBAL_VAL = { ["--db"] = "db", ["--profile"] = "profile", ["--ledger"] = "ledger" }
+-- The global options: one table for the parser below (after a command),
+-- redrive --help, each command's help (redrive help CMD, CMD --help) and
+-- `redrive --json help CMD` (.globals), which tests/sh/test_docs.sh checks
+-- docs/cli.md and redrive(1) against, and tests/sh/test_cli_commands.sh
+-- the C parser (src/cli/opts.c, before a command) against.
+-- {name, key (cli.options), metavar (a value) | nil, help, short = "-q"}
+U.GLOBALS = {
+  { "--dry-run", "dry_run", nil, "mutating calls log what they would do and change nothing" },
+  { "--json", "json", nil, "results and errors as JSON lines on stdout" },
+  { "--db", "db", "PATH|URL", "store of the local source: a file, or a postgresql:// URL (password: " ..
+    "password_env, ~/.pgpass; never shown); which wins: rd.connect{db} > --db > $REDRIVE_DB > profile's db " ..
+    "> default" },
+  { "--profile", "profile", "NAME", "source profile for rd.connect() (else $REDRIVE_PROFILE)" },
+  { "--ledger", "ledger", "PATH|URL", "the ledger several hosts share: each change to a Make, n8n or Kaizen " ..
+    "item first takes a lease there and records its outcome; one another host holds or did is skipped; " ..
+    "rd.connect{ledger} > --ledger > $REDRIVE_LEDGER > profile's ledger; `none` turns it off " ..
+    "(docs/several-hosts.md)" },
+  { "--quiet", "quiet", nil, "only errors on stderr", short = "-q" },
+  { "--verbose", "verbose", nil, "log HTTP calls on stderr (tokens redacted)" },
+  { "--force", "force", nil, "(retry) do not skip unsafe retries" },
+}
+
+local GLOBAL_BOOL, GLOBAL_VAL = {}, {}
+for _, g in ipairs(U.GLOBALS) do
+  local set = g[3] and GLOBAL_VAL or GLOBAL_BOOL
+  set[g[1]] = g[2]
+  if g.short then set[g.short] = g[2] end
+end
 
 -- parse(args, flags) -> {pos = {...}, flags = {[name] = value}}, globals
 -- flags: list of {name, kind, metavar, help} with kind "bool", "value" or
