@@ -2,7 +2,8 @@
 #   . "$(dirname "$0")/lib.sh" rd-crash
 # It moves to the repository root and defines REDRIVE, T (a temp dir removed
 # on exit), RD_TEST_SERVER (started here when tests/run did not), the
-# counters and ok NAME / bad NAME [FILE] / finish.
+# counters, ok NAME / bad NAME [FILE] and wait_for DESC CMD... (until CMD
+# succeeds: a poll of an event, bounded).
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 REDRIVE=${REDRIVE:-$PWD/build/redrive}
 T=$(mktemp -d "/tmp/${1:-rd-test}.XXXXXX")
@@ -17,3 +18,10 @@ fi
 pass=0 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -15; }
+# wait_for DESC CMD...: until CMD succeeds (it reads a file or asks the
+# server: an event), at most 60 s; a hang is a failure, never a pass
+wait_for() {
+  local desc=$1; shift
+  for _ in $(seq 1200); do "$@" && return 0; sleep 0.05; done
+  echo "timed out waiting for $desc"; return 1
+}

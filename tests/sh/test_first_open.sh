@@ -13,13 +13,6 @@ set -u
 H=tests/sh/first_open.lua
 N=${RD_FIRST_OPEN_N:-8} ROUNDS=${RD_FIRST_OPEN_ROUNDS:-30}
 
-# wait_for DESC CMD...: until CMD succeeds (it reads a file: an event), at
-# most 60 s; a hang is a failure, never a pass
-wait_for() {
-  local desc=$1; shift
-  for _ in $(seq 1200); do "$@" && return 0; sleep 0.05; done
-  echo "timed out waiting for $desc"; return 1
-}
 lines() { [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ]; }
 
 # round MODE DB HOLD: one round; with HOLD, a python3 process holds the new

@@ -17,14 +17,6 @@ else
   echo "skip ledger on PostgreSQL (no test server: tests/run starts one with the store suites)"
 fi
 
-# wait_for DESC CMD...: until CMD succeeds (it reads a file or asks the
-# server: an event), at most 60 s; a hang is a failure, never a pass
-wait_for() {
-  local desc=$1; shift
-  for _ in $(seq 1200); do "$@" && return 0; sleep 0.05; done
-  echo "timed out waiting for $desc"; return 1
-}
-
 for L in "${ledgers[@]}"; do
   kind=sqlite; [[ $L == postgresql* ]] && kind=postgresql
   # (no open of the ledger beforehand: the two hosts make it, both at once;
