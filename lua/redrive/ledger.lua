@@ -5,8 +5,9 @@
 -- on (source, item) in it and records its outcome there.
 --
 --   L.open(rd, target, opts) -> ledger (opened on first use; cached per target)
---   L.attach(src, target, opts): src gets the ledger when src is remote and
---       target is set (rd.connect does this: lua/redrive/sources.lua)
+--   L.attach(src, target, opts): src gets the ledger when target is set
+--       (rd.connect does this for a remote kind: lua/redrive/sources.lua,
+--       whose list of kinds says which are remote)
 --   L.of(src) -> ledger | nil
 --   L.identity(src) -> "make https://eu1.make.com/api/v2": the source as every
 --       host names it (kind and base URL without userinfo or query)
@@ -36,7 +37,6 @@ L.SKIP = { leased = true, done = true, in_doubt = true }
 local ACTIONS = { retry_execution = "retry", delete_execution = "delete" }
 function L.action(a) return ACTIONS[a] or a end
 
-local REMOTE = { make = true, n8n = true, sailpoint = true, kaizen = true }
 -- the mutations of an item (not a notification, a run, a scenario)
 local ITEM = { retry = true, patch = true, delete = true, resolve = true }
 function L.leases(action) return ITEM[L.action(action)] == true end
@@ -87,7 +87,7 @@ function L.open(rd, target, opts)
 end
 
 function L.attach(src, target, opts)
-  if type(src) ~= "table" or not REMOTE[src.kind] or target == nil then return end
+  if type(src) ~= "table" or target == nil then return end
   where[src] = L.open(src._rd, target, opts)
 end
 

@@ -17,7 +17,9 @@
 -- the profile's `ledger`; none by default. `ledger = false` (or "none")
 -- at any level turns it off below it. TARGET is a SQLite path or a
 -- postgresql:// URL; its password may come from `ledger_password_env`.
-local KINDS = { ["local"] = true, make = true, n8n = true, sailpoint = true, kaizen = true }
+-- The kinds of source, the one list: a remote one's mutations go through
+-- its ledger when one is set (a new remote kind is guarded by saying so here)
+local KINDS = { ["local"] = "store", make = "remote", n8n = "remote", sailpoint = "remote", kaizen = "remote" }
 
 return function(rd)
   local config -- loaded once, on first use of a profile
@@ -160,7 +162,7 @@ return function(rd)
     local impl = require("redrive.source." .. kind)
     local src, err, code = impl.new(rd, o)
     if src and o.profile ~= nil and type(src) == "table" then src.profile = o.profile end
-    if src and o.ledger ~= nil then
+    if src and o.ledger ~= nil and KINDS[kind] == "remote" then
       require("redrive.ledger").attach(src, o.ledger, { password_env = o.ledger_password_env, ttl = o.ledger_ttl })
     end
     return src, err, code
