@@ -110,10 +110,6 @@ int rd__sql_job_mark_q(rd_buf *q, const void *ud) {
                                      : " AND outcome IN ('pending', 'started')");
 }
 
-int rd__sql_job_touch(rd_buf *q) {
-  return rd__buf_adds(q, "UPDATE job SET updated_at = :now WHERE id = :id");
-}
-
 /* The ledger row of a retry recorded by retry_done (:ok a truth value). */
 const char rd__sql_job_retried[] =
     "UPDATE job_item SET outcome = CASE WHEN :ok THEN 'succeeded' ELSE 'failed' END,"

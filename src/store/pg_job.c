@@ -138,7 +138,6 @@ const rd__pgop rd__pg_job_items = {items_build, items_read};
 
 /* ---- mark, own ------------------------------------------------------------------------ */
 
-static int q_touch(rd_buf *q, const void *ud) { (void)ud; return rd__sql_job_touch(q); }
 
 static int mark_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   const rd_job_item_t *m = op->a.job_mark.m;
@@ -153,10 +152,6 @@ static int mark_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   rd__pg_text(r, ":error", m->error);
   rd__pg_text(r, ":code", m->code);
   rd__pg_text(r, ":runner", m->runner);
-  rd__pg_real(r, ":now", now);
-  e = rd__pg_add_built(r, q_touch, NULL, err);
-  if (e) return e;
-  rd__pg_text(r, ":id", op->a.job_mark.id);
   rd__pg_real(r, ":now", now);
   return 0;
 }

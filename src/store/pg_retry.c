@@ -8,7 +8,8 @@
  *
  * The record of a retry is one transaction (one pipeline segment): settle
  * the item (redrive_settle, a function of the schema: it raises when the
- * lease is not ours, which aborts the whole segment), the execution, its
+ * lease is not ours -- for a job's retry, see RD__SQL_JOB_HELD --, which
+ * aborts the whole segment), the execution, its
  * default retry_of, the log, the links. Data the later statements need from
  * earlier ones (the item's execution, the chain's root) is read by them in
  * SQL, inside the transaction, so nothing waits for a round trip. */
@@ -137,11 +138,12 @@ static int retry_done_build(rd__pgreq *r, const rd__op *op, rd_err *err) {
   if (d->dlq_id) {
     if (!(r->lease_item = strdup(d->dlq_id)) || !(r->lease_owner = strdup(d->owner)))
       return rd_err_set(err, RD_ENOMEM, "store: out of memory");
-    e = rd__pg_add(r, "SELECT redrive_settle(:id, :owner, :success)", err);
+    e = rd__pg_add(r, "SELECT redrive_settle(:id, :owner, :success, :job)", err);
     if (e) return e;
     rd__pg_text(r, ":id", d->dlq_id);
     rd__pg_text(r, ":owner", d->owner);
     rd__pg_bool(r, ":success", d->success);
+    rd__pg_text(r, ":job", d->job_id);
   }
   const char *exec_dlq = d->dlq ? did : (d->exec->dlq_id ? NULL : d->dlq_id);
   e = rd__pg_exec_put(r, d->exec, eid, exec_dlq, err);

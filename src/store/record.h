@@ -132,7 +132,6 @@ int rd__sql_job_items_q(rd_buf *q, const void *ud);
  * by a named runner). */
 typedef struct { const rd__dialect *d; int started, by_runner; } rd__job_mark_sel;
 int rd__sql_job_mark_q(rd_buf *q, const void *ud);
-int rd__sql_job_touch(rd_buf *q);
 extern const char rd__sql_job_retried[];
 /* The statements (sql[0..n)) of what a runner does to a job (RD_JOB_*);
  * returns n. Statement *decides's change count says whether it happened. */

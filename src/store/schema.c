@@ -347,7 +347,24 @@ const rd__migration rd__migrations[] = {
     "INSERT INTO job_runner (job_id, owner, expiry) SELECT id, owner, owner_expiry FROM job"
     "  WHERE state = 'running' AND owner IS NOT NULL AND owner_expiry IS NOT NULL;"
     "UPDATE job_item SET runner = (SELECT owner FROM job WHERE job.id = job_item.job_id)"
-    "  WHERE outcome = 'started';",
+    "  WHERE outcome = 'started';"
+    /* the lease check of a retry's record (version 0), now with a job's
+     * runners (RD__SQL_JOB_HELD) */
+    "DROP FUNCTION redrive_settle(text, text, boolean);"
+    "CREATE FUNCTION redrive_settle(p_id text, p_owner text, p_success boolean, p_job text)"
+    "  RETURNS text LANGUAGE plpgsql AS $f$"
+    "DECLARE e text; holder text;"
+    "BEGIN"
+    "  UPDATE dlq_item SET resolved = resolved OR p_success, attempts = attempts + 1,"
+    "    lease_owner = NULL, lease_expiry = NULL"
+    "    WHERE id = p_id AND (lease_owner = p_owner OR "
+    RD__SQL_JOB_HELD("p_owner", "p_job", "p_id") ")"
+    "    RETURNING execution_id INTO e;"
+    "  IF FOUND THEN RETURN e; END IF;"
+    "  SELECT lease_owner INTO holder FROM dlq_item WHERE id = p_id;"
+    "  IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'RDNFD', MESSAGE = p_id; END IF;"
+    "  RAISE EXCEPTION USING ERRCODE = 'RDLSE', MESSAGE = coalesce(holder, '');"
+    "END $f$;",
   },
 };
 

@@ -177,7 +177,6 @@ int rd__sq_job_items(rd_store_t *st, const char *id, const char *outcome, const 
   return r;
 }
 
-static int q_touch(rd_buf *q, const void *ud) { (void)ud; return rd__sql_job_touch(q); }
 
 int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, size_t n,
                     const rd_job_item_t *m, int64_t *n_changed, rd_err *err) {
@@ -200,12 +199,6 @@ int rd__sq_job_mark(rd_store_t *st, const char *id, const char *const *items, si
     rd__bind_double(s, ":now", now);
     r = rd__st_exec(st, s, "cannot record in a job's ledger in", err);
     if (!r) changed = rd__st_changes(st);
-  }
-  if (!r && changed) r = prep(st, q_touch, NULL, &s, err);
-  if (!r && changed) {
-    rd__bind_text(s, ":id", id);
-    rd__bind_double(s, ":now", now);
-    r = rd__st_exec(st, s, "cannot record in a job's ledger in", err);
   }
   r = rd__st_end(st, r, err);
   if (!r && n_changed) *n_changed = changed;

@@ -8,6 +8,7 @@
  * lease: the execution, the log, the item's resolution and the links from
  * the executions retried to it all land together or not at all. */
 #include "store/sqlite_int.h"
+#include "store/schema.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -120,7 +121,8 @@ int rd__sq_release(rd_store_t *st, const char *owner, const char *id, int64_t *n
 static int q_settle(rd_buf *q) {
   return rd__buf_adds(q, "UPDATE dlq_item SET resolved = (resolved OR :success),"
                          " attempts = attempts + 1, lease_owner = NULL, lease_expiry = NULL"
-                         " WHERE id = :id AND lease_owner = :owner RETURNING execution_id");
+                         " WHERE id = :id AND (lease_owner = :owner OR "
+                         RD__SQL_JOB_HELD(":owner", ":job", ":id") ") RETURNING execution_id");
 }
 static int q_why(rd_buf *q) {
   return rd__buf_adds(q, "SELECT lease_owner FROM dlq_item WHERE id = :id");
@@ -151,16 +153,18 @@ static int settle_refused(rd_store_t *st, const char *id, const char *owner, rd_
   return r;
 }
 
-/* Drop owner's lease on item `id`, count the attempt, resolve it on success;
- * the item's execution goes to orig. */
-static int settle(rd_store_t *st, const char *id, const char *owner, int success,
-                  char orig[RD_STORE_ID_LEN + 1], rd_err *err) {
+/* Drop owner's lease on item `id` (or, for job `job`'s retry, the lease
+ * its runner may no longer hold: RD__SQL_JOB_HELD), count the attempt,
+ * resolve it on success; the item's execution goes to orig. */
+static int settle(rd_store_t *st, const char *id, const char *owner, const char *job,
+                  int success, char orig[RD_STORE_ID_LEN + 1], rd_err *err) {
   sqlite3_stmt *s;
   int r = rd__st_slot(st, RD__Q_RETRY_SETTLE, q_settle, &s, err);
   if (r) return r;
   rd__bind_int(s, ":success", success != 0);
   rd__bind_text(s, ":id", id);
   rd__bind_text(s, ":owner", owner);
+  rd__bind_text(s, ":job", job);
   int rc = sqlite3_step(s);
   int found = rc == SQLITE_ROW;
   if (found) {
@@ -206,7 +210,7 @@ int rd__sq_retry_done(rd_store_t *st, const rd_retry_done_t *d, char *exec_id, c
   if (!r && d->dlq) r = rd__pick_id(d->dlq->id, did, "incomplete execution", err);
   if (!r) r = rd__st_begin_group(st, err);
   if (r) return r;
-  if (d->dlq_id) r = settle(st, d->dlq_id, d->owner, d->success, orig, err);
+  if (d->dlq_id) r = settle(st, d->dlq_id, d->owner, d->job_id, d->success, orig, err);
   rd_exec_t e = *d->exec;
   if (!e.retry_of && orig[0]) e.retry_of = orig;
   const char *exec_dlq = d->dlq ? did : (e.dlq_id ? NULL : d->dlq_id);

@@ -346,6 +346,41 @@ test("store-6.1 wait_work: a new item and a dropped lease wake it; a claim does 
   raises("option 'timeout' must be", st.wait_work, st, { timeout = -1 })
 end)
 
+test("store-9.2 a job's retry is recorded by the runner that started it, even once its item lease moved to another runner of the job; not once it moved outside the job", function()
+  local st = new_store()
+  local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
+  local ids = {}
+  for i = 1, 2 do
+    local _, d = assert(st:record { exec = failed_exec(sid), dlq = item(sid, "r" .. i) })
+    ids[i] = d
+  end
+  local id = assert(st:job_create { kind = "retry", ids = ids })
+  eq(st:job_own(id, "take", "a", 60), true); eq(st:job_own(id, "take", "b", 60), true)
+  local retry = { status = "success", mode = "retry", started_at = 1700000100, duration = 9 }
+  local log = { status = 1, duration = 9, operations = 2, timestamp = 1700000100 }
+  for i = 1, 2 do
+    eq(#st:claim { ids = { ids[i] }, owner = "job:" .. id .. ":a", ttl = 60 }, 1)
+    eq(st:job_mark(id, { ids[i] }, { outcome = "started", runner = "a" }), 1)
+    eq(st:release("job:" .. id .. ":a", ids[i]), 1) -- as if its lease had expired, a stalled runner's
+  end
+  -- another runner of the job claimed the first (its started mark then kept it from acting)
+  eq(#st:claim { ids = { ids[1] }, owner = "job:" .. id .. ":b", ttl = 60 }, 1)
+  assert(st:retry_done { dlq_id = ids[1], owner = "job:" .. id .. ":a", job_id = id, exec = retry,
+                         success = true, log = log })
+  local rows = {}
+  for _, r in ipairs(assert(st:job_items(id, {}))) do rows[r.item_id] = r end
+  eq(rows[ids[1]].outcome, "succeeded"); ok(rows[ids[1]].execution_id, "the retry's execution")
+  eq(assert(st:dlq_get(ids[1])).resolved, true)
+  -- not a runner of it: b never started it
+  check_err("conflict", "not held by", st.retry_done, st, { dlq_id = ids[2], owner = "job:" .. id .. ":b",
+    job_id = id, exec = retry, success = true, log = log })
+  -- someone outside the job leases the second now: a's record is refused
+  eq(#st:claim { ids = { ids[2] }, owner = "outsider", ttl = 60 }, 1)
+  check_err("conflict", "not held by", st.retry_done, st, { dlq_id = ids[2], owner = "job:" .. id .. ":a",
+    job_id = id, exec = retry, success = true, log = log })
+  eq(assert(st:dlq_get(ids[2])).resolved, false)
+end)
+
 test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, mark, take, release, cancel", function()
   local st = new_store()
   local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
