@@ -7,8 +7,8 @@
 #   RD_FULL=1 bash tests/sh/test_reliability.sh   make reliability (~5 min):
 #       20 kill -9 rounds during a 10 000-item bulk retry, 20 during patches,
 #       three processes bulk-retrying one 10 000-item queue; on PostgreSQL,
-#       10 rounds of three workers serving one 10 000-item job, its runner
-#       killed -9 (tests/sh/jobs_queue.lua); 5 rounds of two `rules --watch`
+#       10 rounds of three workers draining one 10 000-item job at once, a
+#       random one killed -9 (tests/sh/jobs_queue.lua); 5 rounds of two `rules --watch`
 #       hosts on one ledger (1000 Make items), one killed
 # (tests/sh/test_crash.sh and test_concurrent.sh already run small versions of
 # the bulk-retry crash and the concurrent retry in make test.)
@@ -192,13 +192,15 @@ if [ -n "${RD_FULL:-}" ]; then
   [ $lfail -eq 0 ] && ok "two rules --watch hosts on one ledger, $LN Make items, one killed with -9, $LROUNDS rounds: each item retried exactly once at the server (kill time:in doubt reconciled done+failed:$summary)"
 fi
 
-# ---- PostgreSQL: three workers, one job, kill -9 the one running it ------------
+# ---- PostgreSQL: three workers drain one job at once, kill -9 one of them ----
 # Each round: a queue of N items in a schema of its own, a retry job over it
-# that three `redrive worker --once` processes serve (one runs it; when it
-# dies, another takes it over once its 1 s lease expires), the runner killed
-# -9 once the ledger says K items are done (K random). Checked against the
+# that three `redrive worker --once` processes drain together (each acts on
+# different items), a random one of them killed -9 once the ledger says K
+# items are done (K random); the two others finish the job: what the dead
+# one had only claimed once its 1 s leases expire. Checked against the
 # loopback server's hit counts and the store (jobs_queue.lua check): every
-# item settled, none retried twice, what was in flight in doubt.
+# item settled, none retried twice, every item in doubt started by the
+# killed process, more than one process acted.
 if [ -n "${RD_FULL:-}" ] && [ -n "${RD_TEST_PG:-}" ]; then
   J=tests/sh/jobs_queue.lua
   N=${RD_FULL_N:-10000}
@@ -214,29 +216,33 @@ if [ -n "${RD_FULL:-}" ] && [ -n "${RD_TEST_PG:-}" ]; then
     id=$("$REDRIVE" $J create "$DB" 32 1 2>"$T/pgcreate") || { bad "pg round $round: create" "$T/pgcreate"; continue; }
     for i in 1 2 3; do "$REDRIVE" --db "$DB" worker --once -q >"$T/pgw$i" 2>&1 & wpids[$i]=$!; done
     K=$(rand_ms 200 $((N * 8 / 10)))
-    killed=""
-    for _ in $(seq 3000); do # until K done (an event), a bounded number of looks
+    victim=$((1 + RANDOM % 3)) killed="" d=0
+    for _ in $(seq 6000); do # until K done (an event), a bounded number of looks
       d=$("$REDRIVE" $J done "$DB" "$id" 2>/dev/null) || d=0
       if [ "${d:-0}" -ge $K ]; then
-        owner=$("$REDRIVE" $J owner "$DB" "$id" 2>/dev/null)
-        for i in 1 2 3; do
-          if [ "${wpids[$i]}" = "$owner" ]; then kill -9 "$owner"; killed=$i; fi
-        done
-        [ -n "$killed" ] && break
+        kill -9 "${wpids[$victim]}" 2>/dev/null && killed=$victim
+        break
       fi
+      kill -0 "${wpids[$victim]}" 2>/dev/null || break
       sleep 0.02
     done
     for i in 1 2 3; do wait "${wpids[$i]}" 2>/dev/null; done
-    if [ -z "$killed" ]; then bad "pg round $round: the runner killed at $K done" "$T/pgw1"; continue; fi
-    if "$REDRIVE" $J check "$DB" "$RD_TEST_SERVER" $N $P "$id" >"$T/pgcheck" 2>&1; then
+    if [ -z "$killed" ]; then bad "pg round $round: worker $victim killed at $K done (ledger: $d)" "$T/pgw$victim"; continue; fi
+    # what each survivor acted on (its lines), the victim's from the ledger
+    acted=""
+    for i in 1 2 3; do
+      [ $i = $victim ] && continue
+      acted="$acted+$(sed -nE 's/.*acted on ([0-9]+) here.*/\1/p' "$T/pgw$i" | awk '{s += $1} END {print s + 0}')"
+    done
+    if "$REDRIVE" $J check "$DB" "$RD_TEST_SERVER" $N $P "$id" "${wpids[$victim]}" 2 >"$T/pgcheck" 2>&1; then
       good=$((good + 1))
-      summary="$summary $K:$(sed -nE 's/^check: .* ([0-9]+) in doubt.*/\1/p' "$T/pgcheck")"
+      summary="$summary $K:$(sed -nE 's/^check: .* ([0-9]+) in doubt.*/\1/p' "$T/pgcheck"):${acted#+}"
     else
-      bad "pg round $round (worker $killed killed at $K done): 0 lost, 0 twice" "$T/pgcheck"
+      bad "pg round $round (worker $victim killed at $K done): 0 lost, 0 twice" "$T/pgcheck"
     fi
     $RD_TEST_PG_PSQL -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
   done
-  [ $good -eq $PG_ROUNDS ] && ok "PostgreSQL, three workers on one $N-item job, its runner killed -9, $PG_ROUNDS rounds: every item settled, 0 retried twice (hit counts), in flight = in doubt (done at the kill:in doubt =$summary)"
+  [ $good -eq $PG_ROUNDS ] && ok "PostgreSQL, three workers draining one $N-item job at once, a random one killed -9, $PG_ROUNDS rounds: every item settled, 0 retried twice (hit counts), in doubt = what the killed one had started, the others finished it (done at the kill:in doubt:acted on by the survivors =$summary)"
 elif [ -n "${RD_FULL:-}" ]; then
   echo "skip PostgreSQL workers round (PostgreSQL not started: no initdb)"
 fi
