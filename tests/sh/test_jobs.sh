@@ -18,11 +18,11 @@ Q=tests/sh/jobs_queue.lua
 N=40
 K=8
 
-# wait_done DB ID MIN PID: until the ledger has MIN rows done (a bounded
-# number of looks; the runner must still be alive)
+# wait_done DB ID MIN PID: until the ledger has MIN rows done, while the
+# runner is alive (at most 120 s of looks: a hang bound, not a timing)
 wait_done() {
   local d
-  for _ in $(seq 400); do
+  for _ in $(seq 6000); do
     d=$("$REDRIVE" $Q done "$1" "$2" 2>/dev/null) || d=0
     [ "${d:-0}" -ge "$3" ] && return 0
     kill -0 "$4" 2>/dev/null || return 1
@@ -40,7 +40,7 @@ round() {
   fi
   "$REDRIVE" $Q start "$db" >"$T/start" 2>&1 &
   pid=$!
-  for _ in $(seq 400); do grep -q '^job ' "$T/start" && break; sleep 0.02; done
+  wait_for "the job's id" grep -q '^job ' "$T/start" # the starter prints it (an event)
   id=$(sed -n 's/^job //p' "$T/start")
   if [ -z "$id" ]; then bad "$name: the job started" "$T/start"; kill -9 $pid; return; fi
   if wait_done "$db" "$id" $K $pid; then

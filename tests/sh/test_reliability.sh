@@ -4,7 +4,8 @@
 #
 #   bash tests/sh/test_reliability.sh        the quick part (make test, ~10 s):
 #                                            crashes during blueprint patches
-#   RD_FULL=1 bash tests/sh/test_reliability.sh   make reliability (~5 min):
+#   RD_FULL=1 bash tests/sh/test_reliability.sh   make reliability (~20 min
+#       with PostgreSQL, ~5 without):
 #       20 kill -9 rounds during a 10 000-item bulk retry, 20 during patches,
 #       three processes bulk-retrying one 10 000-item queue; on PostgreSQL,
 #       10 rounds of three workers draining one 10 000-item job at once, a
@@ -156,17 +157,11 @@ if [ -n "${RD_FULL:-}" ]; then
   # survivor skips it, the operator reconciles it from the platform (here:
   # the server's count), then the survivor retries what never reached it.
   LM=tests/sh/ledger_make.lua LN=${RD_FULL_LEDGER_N:-1000} LROUNDS=5
-  wait_for() { # DESC CMD...: until CMD succeeds (a file or the server), at most 120 s
-    local desc=$1; shift
-    for _ in $(seq 2400); do "$@" && return 0; sleep 0.05; done
-    echo "timed out waiting for $desc"; return 1
-  }
   passes() { grep -c '^rule retry-all' "$1" 2>/dev/null || true; }
   lfail=0 summary=
   for round in $(seq $LROUNDS); do
     P=lr$$x${round}x$RANDOM L=$T/ledger$round.db D=$T/lrules$round
     Qs=$("$REDRIVE" $LM seed "$RD_TEST_SERVER" $P $LN)
-    "$REDRIVE" --ledger "$L" audit >/dev/null 2>&1 # made before the hosts start (test_ledger.sh says why)
     mkdir -p "$D"
     printf 'return { name = "retry-all", source = "mk", scenario = %s, every = 0.05, concurrency = 8,\n  match = function(item) return item.id:find("^%s") ~= nil end,\n  action = function(item, ctx) return ctx.retry() end }\n' "$Qs" "$P" >"$D/retry.lua"
     printf 'return { profiles = { mk = { kind = "make", base_url = "%s/make", token = "mk-rel-token", ledger = "%s", ledger_ttl = 1 } } }\n' \
