@@ -19,9 +19,9 @@ pass=0 fail=0
 ok()  { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -15; }
 # wait_for DESC CMD...: until CMD succeeds (it reads a file or asks the
-# server: an event), at most 60 s; a hang is a failure, never a pass
+# server: an event), at most 120 s; a hang is a failure, never a pass
 wait_for() {
   local desc=$1; shift
-  for _ in $(seq 1200); do "$@" && return 0; sleep 0.05; done
+  for _ in $(seq 2400); do "$@" && return 0; sleep 0.05; done
   echo "timed out waiting for $desc"; return 1
 }
