@@ -159,6 +159,13 @@ function H.hits(key)
   return rd.json.decode(res.body).count
 end
 
+-- key(prefix) -> a key no other test (of any process) uses: "prefix-n-random"
+local uniq = 0
+function H.key(prefix)
+  uniq = uniq + 1
+  return string.format("%s-%d-%d", prefix, uniq, math.random(1 << 30))
+end
+
 -- wait_hits(key, n): until the server has seen n requests with ?key=key.
 function H.wait_hits(key, n)
   return H.wait_until(function() return H.hits(key) >= n end,

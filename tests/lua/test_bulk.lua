@@ -7,9 +7,7 @@ local rd = require "redrive"
 local C = require "redrive.source.common"
 local S = H.server
 
-local function count(key)
-  return assert(rd.http.request { url = S .. "/count?key=" .. key }):json().count
-end
+local count = H.hits -- the test server's requests with ?key=key
 
 -- A bulk call of the remote kind: act sends one request per target (a slow
 -- endpoint that counts the key) through C.bulk.

@@ -105,9 +105,7 @@ test("hostile-http-7 out-of-range timeouts are refused with invalid, never becom
   eq(assert(rd.http.request { url = S .. "/ok", timeout = 1e9 }).status, 200) -- the top of the range
 end)
 
-local function count(key)
-  return assert(rd.http.request { url = S .. "/count", query = { key = key } }):json().count
-end
+local count = H.hits -- the test server's requests with ?key=key
 
 test("hostile-http-8 max_body per source: a remote client's oversized answer is too_large, not retried", function()
   local remote = require "redrive.remote"
