@@ -277,7 +277,7 @@ test("job-2.4 cancel with two runners at work: both stop, what they started sett
   local tasks = {}
   for i = 1, 2 do tasks[i] = rd.spawn(function() return assert(src:job(id)):resume() end) end
   local job = assert(src:job(id))
-  while assert(job:status()).done < 4 do rd.sleep(0.01) end -- the event: both at work
+  H.wait_until(function() return assert(job:status()).done >= 4 end, "4 items done: both at work")
   eq(job:cancel(), true)
   local acted = 0
   for i = 1, 2 do
@@ -303,7 +303,7 @@ test("job-1.8 a runner whose job was taken over (it stalled past its lease) stop
   slow_items(src, 40, p)
   local job = assert(src:retry { all = true, job = true, concurrency = 2, lease_ttl = 0.3 })
   -- the event: a few items done; then another runner takes the job over
-  while assert(job:status()).done < 4 do rd.sleep(0.01) end
+  H.wait_until(function() return assert(job:status()).done >= 4 end, "4 items done")
   local owner = assert(job:status()).owner
   eq(st:job_own(job.id, "release", owner), true) -- as if its lease had run out
   eq(st:job_own(job.id, "take", "new-runner", 60), true)

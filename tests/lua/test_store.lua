@@ -438,7 +438,7 @@ test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, m
   eq(st:job_mark(id2, { rows2[1].item_id }, { outcome = "started", runner = "short" }), 1)
   eq(st:job_mark(id2, { rows2[2].item_id }, { outcome = "skipped" }), 1)
   eq(st:job_own(id2, "done", "other"), false) -- "short" is alive: its row may still be settled
-  while assert(st:job_get(id2)).runners > 0 do rd.sleep(0.02) end -- its lease expires
+  H.wait_until(function() return assert(st:job_get(id2)).runners == 0 end, "the lease of \"short\" expired")
   eq(st:job_own(id2, "done", "other"), true); eq(assert(st:job_get(id2)).state, "done")
   eq(assert(st:job_items(id2, { outcome = "failed" }))[1].code, "in_doubt")
   j = assert(st:job_get(id2))
