@@ -26,6 +26,19 @@ local function failed_exec(scenario, duration)
            duration = duration or 5, error = '{"message":"boom"}' }
 end
 
+-- a new store holding n incomplete executions (reasons r1..rn) of one
+-- scenario: the store and their ids, in order
+local function store_with_items(n)
+  local st = new_store()
+  local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
+  local ids = {}
+  for i = 1, n do
+    local _, d = assert(st:record { exec = failed_exec(sid), dlq = item(sid, "r" .. i) })
+    ids[i] = d
+  end
+  return st, ids
+end
+
 test("store-1.1 open, path, tostring, close is idempotent, closed store raises", function()
   local path = H.pg and H.new_db() or H.tmpname("/a/b/s.db") -- parent dirs are made
   local st = assert(core.store_open(path))
@@ -347,13 +360,7 @@ test("store-6.1 wait_work: a new item and a dropped lease wake it; a claim does 
 end)
 
 test("store-9.2 a job's retry is recorded by the runner that started it, even once its item lease moved to another runner of the job; not once it moved outside the job", function()
-  local st = new_store()
-  local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
-  local ids = {}
-  for i = 1, 2 do
-    local _, d = assert(st:record { exec = failed_exec(sid), dlq = item(sid, "r" .. i) })
-    ids[i] = d
-  end
+  local st, ids = store_with_items(2)
   local id = assert(st:job_create { kind = "retry", ids = ids })
   eq(st:job_own(id, "take", "a", 60), true); eq(st:job_own(id, "take", "b", 60), true)
   local retry = { status = "success", mode = "retry", started_at = 1700000100, duration = 9 }
@@ -382,13 +389,7 @@ test("store-9.2 a job's retry is recorded by the runner that started it, even on
 end)
 
 test("store-9.1 jobs: create (ids / all), get with counts, list, ledger pages, mark, take, release, cancel", function()
-  local st = new_store()
-  local sid = assert(st:scenario_create { name = "s", blueprint = '{"flow":[]}' })
-  local ids = {}
-  for i = 1, 5 do
-    local _, d = assert(st:record { exec = failed_exec(sid), dlq = item(sid, "r" .. i) })
-    ids[i] = d
-  end
+  local st, ids = store_with_items(5)
   local id, total = assert(st:job_create { kind = "retry", all = true, except = { ids[5] }, params = '{"a":1}' })
   eq(total, 4)
   local j = assert(st:job_get(id))
